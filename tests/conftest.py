@@ -1,0 +1,45 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real MNIST, float32 in [0, 1]: ((x_train, y_train), (x_test, y_test))."""
+    from keras_fool.data import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def lenet():
+    """The shipped lenet_mnist, weights verified."""
+    from keras_fool import zoo
+
+    return zoo.load_model("lenet_mnist")
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """Empty keras-fool and Keras caches, no KERAS_FOOL_MNIST: every data source starts cold."""
+    monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path / "kf-home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.delenv("KERAS_FOOL_MNIST", raising=False)
+    return tmp_path
+
+
+def tiny_mnist_npz(path, n_train=12, n_test=6, seed=0):
+    """Write a small Keras-format mnist.npz and return its arrays."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, n_train).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n_test).astype(np.uint8),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return arrays

@@ -1,0 +1,143 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_fool import zoo
+from keras_fool.errors import ChecksumError, CorruptFileError
+from keras_fool.io import sha256_file
+
+
+def test_registry_lists_presets_without_importing_tensorflow():
+    code = (
+        "import sys; from keras_fool.zoo import list_presets, get_preset;"
+        "names = list_presets(); get_preset('lenet_mnist').to_dict();"
+        "print(names, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['lenet_mnist', 'lenet_mnist_b'] False False"
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(ValueError, match="lenet_mnist, lenet_mnist_b"):
+        zoo.get_preset("resnet_imagenet")
+    with pytest.raises(TypeError):
+        zoo.get_preset(3)
+
+
+def test_lenet_matches_the_caffe_architecture():
+    model = zoo.build_model("lenet_mnist")
+    assert model.count_params() == 431_080
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
+    assert shapes == {
+        "image": (28, 28, 1), "conv1": (24, 24, 20), "pool1": (12, 12, 20), "conv2": (8, 8, 50),
+        "pool2": (4, 4, 50), "flatten": (800,), "ip1": (500,), "prob": (10,),
+    }
+    activations = {layer.name: layer.activation.__name__ for layer in model.layers if hasattr(layer, "activation")}
+    assert activations == {"conv1": "linear", "conv2": "linear", "ip1": "relu", "prob": "softmax"}
+
+
+@pytest.mark.parametrize("name", ["lenet_mnist", "lenet_mnist_b"])
+def test_shipped_weights_match_the_recorded_checksum(name):
+    preset = zoo.get_preset(name)
+    path = zoo.shipped_weights_path(preset)
+    assert path.is_file() and preset.weights_sha256 == sha256_file(path)
+    assert 1.6e6 < path.stat().st_size < 1.9e6
+
+
+def _numpy_lenet(arrays, x):
+    """An independent LeNet forward pass in plain NumPy (no Keras), for cross-checking."""
+    def conv_valid(x, kernel, bias):
+        k = kernel.shape[0]
+        windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # N,H',W',C,k,k
+        return np.einsum("nhwcij,ijco->nhwo", windows, kernel, optimize=True) + bias
+
+    def pool(x):
+        n, h, w, c = x.shape
+        return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+    h = pool(conv_valid(x, arrays["conv1/kernel"], arrays["conv1/bias"]))
+    h = pool(conv_valid(h, arrays["conv2/kernel"], arrays["conv2/bias"]))
+    h = np.maximum(h.reshape(len(h), -1) @ arrays["ip1/kernel"] + arrays["ip1/bias"], 0)
+    return (h @ arrays["prob/kernel"] + arrays["prob/bias"]).argmax(axis=1)
+
+
+@pytest.mark.parametrize("name", ["lenet_mnist", "lenet_mnist_b"])
+def test_shipped_weights_reach_99_percent_and_an_independent_evaluation_agrees(name, mnist):
+    from keras_fool.evaluation import accuracy
+    from keras_fool.io import load_npz
+
+    _, (x_test, y_test) = mnist
+    model = zoo.load_model(name)
+    keras_accuracy = accuracy(model, x_test, y_test)
+    assert keras_accuracy >= 0.99
+    arrays = load_npz(zoo.shipped_weights_path(name))
+    predicted = np.concatenate([_numpy_lenet(arrays, x_test[i : i + 1000]) for i in range(0, 10000, 1000)])
+    numpy_accuracy = float(np.mean(predicted == y_test))
+    assert abs(numpy_accuracy - keras_accuracy) <= 2e-4  # at most 2 borderline images differ
+    assert zoo.get_preset(name).test_accuracy == pytest.approx(keras_accuracy, abs=1e-4)
+
+
+def test_tampered_weights_fail_the_checksum(tmp_path):
+    preset = zoo.get_preset("lenet_mnist")
+    copy = tmp_path / "w.npz"
+    shutil.copy(zoo.shipped_weights_path(preset), copy)
+    raw = bytearray(copy.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    copy.write_bytes(bytes(raw))
+    with pytest.raises(ChecksumError, match="expected"):
+        zoo.load_weights(zoo.build_model(preset), copy, sha256=preset.weights_sha256)
+
+
+def test_weights_of_another_shape_are_refused(tmp_path):
+    small = zoo.build_model("lenet_mnist", num_classes=3)
+    zoo.save_weights(small, tmp_path / "three.weights.npz")
+    with pytest.raises(CorruptFileError, match="does not fit"):
+        zoo.load_weights(zoo.build_model("lenet_mnist"), tmp_path / "three.weights.npz")
+
+
+def test_user_keras_file_loads_in_safe_mode(tmp_path):
+    import keras
+
+    model = zoo.build_model("lenet_mnist", num_classes=4)
+    model.save(tmp_path / "mine.keras")
+    loaded = zoo.load_model(str(tmp_path / "mine.keras"))
+    assert loaded.output_shape == (None, 4)
+    # A Lambda layer would run arbitrary code when deserialised: safe mode refuses it.
+    inputs = keras.Input((2,))
+    lam = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    lam.save(tmp_path / "lambda.keras")
+    with pytest.raises(CorruptFileError, match="not a loadable"):
+        zoo.load_model(tmp_path / "lambda.keras")
+    (tmp_path / "junk.keras").write_bytes(b"junk")
+    with pytest.raises(CorruptFileError):
+        zoo.load_model(tmp_path / "junk.keras")
+    with pytest.raises(FileNotFoundError):
+        zoo.load_model(tmp_path / "missing.keras")
+    with pytest.raises(ValueError, match="neither a preset"):
+        zoo.load_model("lenet")
+
+
+def test_caffe_inv_schedule():
+    from keras_fool.training import CaffeInverseDecay
+
+    schedule = CaffeInverseDecay(0.01, 1e-4, 0.75)
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(10_000)) == pytest.approx(0.01 * 2 ** -0.75, rel=1e-6)
+    with pytest.raises(ValueError, match="gamma"):
+        CaffeInverseDecay(0.01, -1.0, 0.75)
+
+
+def test_train_preset_writes_weights_that_load_and_beat_chance(tmp_path):
+    from keras_fool.training import train_preset
+
+    report = train_preset("lenet_mnist_b", max_steps=40, out=tmp_path, verbose=0)
+    assert report["iterations"] == 40
+    assert report["test_accuracy"] > 0.5  # 40 SGD steps already learn a lot; chance is 0.1
+    saved = json.loads((tmp_path / "lenet_mnist_b.json").read_text())
+    assert saved["weights_sha256"] == sha256_file(tmp_path / "lenet_mnist_b.weights.npz")
+    model = zoo.load_weights(zoo.build_model("lenet_mnist_b"), tmp_path / "lenet_mnist_b.weights.npz")
+    assert model.count_params() == 431_080

@@ -1,0 +1,159 @@
+"""The model zoo: registered presets, their builders and shipped weights.
+
+``list_presets()`` and ``get_preset()`` need no TensorFlow; :func:`load_model` builds a preset and
+loads its verified weights, or opens a user's ``.keras`` file in Keras's safe mode. Anywhere a
+preset name is accepted, a path to a ``.keras`` file is accepted too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from keras_fool.zoo.presets import ARCHITECTURES, PRESETS, Preset, get_preset, list_presets
+
+__all__ = [
+    "ARCHITECTURES",
+    "PRESETS",
+    "Preset",
+    "build_model",
+    "get_preset",
+    "is_preset",
+    "list_presets",
+    "load_model",
+    "load_weights",
+    "save_weights",
+    "shipped_weights_path",
+    "trained_weights_path",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def is_preset(name_or_path):
+    return isinstance(name_or_path, str) and name_or_path in PRESETS
+
+
+def shipped_weights_path(preset):
+    """Where a preset's weights ship inside the package (the file may be absent)."""
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    return WEIGHTS_DIR / preset.weights if preset.weights else None
+
+
+def trained_weights_path(preset):
+    """Where ``keras-fool zoo train`` caches weights of presets that do not ship them."""
+    from keras_fool.data import cache_dir
+
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    return cache_dir() / "zoo" / f"{preset.name}.weights.npz"
+
+
+def build_model(preset, **kwargs):
+    """Build a preset's architecture with freshly initialised weights.
+
+    Keyword arguments go to the builder (for example ``weight_decay`` or ``num_classes``).
+    """
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    module_name, func_name = preset.builder.split(":")
+    builder = getattr(importlib.import_module(module_name), func_name)
+    kwargs.setdefault("input_shape", preset.input_shape)
+    kwargs.setdefault("num_classes", preset.num_classes)
+    kwargs.setdefault("name", preset.name)
+    return builder(**kwargs)
+
+
+def save_weights(model, path):
+    """Save a model's weights as an ``.npz`` keyed by variable path (atomic, no pickle)."""
+    from keras_fool.io import save_npz
+
+    save_npz(path, **{v.path: v.numpy() for v in model.weights})
+
+
+def load_weights(model, path, sha256=None):
+    """Load weights written by :func:`save_weights` into ``model``.
+
+    Args:
+        model: a model of the matching architecture.
+        path: the ``.weights.npz`` file.
+        sha256: if given, the file must have this SHA-256.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ChecksumError: the checksum differs.
+        CorruptFileError: unreadable, or its arrays do not fit the model.
+    """
+    from keras_fool.errors import ChecksumError, CorruptFileError
+    from keras_fool.io import load_npz, sha256_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No weights file at {path}")
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise ChecksumError(f"{path} has SHA-256 {actual}, expected {sha256}.")
+    arrays = load_npz(path)
+    expected = {v.path: tuple(v.shape) for v in model.weights}
+    found = {k: tuple(a.shape) for k, a in arrays.items()}
+    if expected != found:
+        raise CorruptFileError(
+            f"{path} does not fit model {model.name!r}: expected {expected}, found {found}."
+        )
+    for v in model.weights:
+        v.assign(arrays[v.path])
+    return model
+
+
+def _load_keras_file(path):
+    import keras
+
+    from keras_fool.errors import CorruptFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many kinds for a damaged archive
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CorruptFileError(f"{path} is not a loadable .keras model ({first_line}).") from None
+
+
+def load_model(name_or_path, verify=True):
+    """Load a zoo preset (with its verified weights) or a user's ``.keras`` file.
+
+    Args:
+        name_or_path: a preset name from :func:`list_presets`, or a path to a ``.keras`` file.
+        verify: check the shipped weights' SHA-256 against the registry.
+
+    Returns:
+        A ``keras.Model`` that outputs class probabilities (presets) or whatever the file holds.
+
+    Raises:
+        ValueError: neither a preset name nor a ``.keras`` path.
+        FileNotFoundError: the file, or the preset's weights, do not exist (the message says
+            how to train them).
+        ChecksumError, CorruptFileError: a file exists but is not what it should be.
+    """
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str):
+        raise TypeError(f"Expected a preset name or a path. Received: {name_or_path!r}")
+    if is_preset(name_or_path):
+        preset = get_preset(name_or_path)
+        shipped = shipped_weights_path(preset)
+        if shipped is not None and shipped.is_file():
+            return load_weights(build_model(preset), shipped, preset.weights_sha256 if verify else None)
+        cached = trained_weights_path(preset)
+        if cached.is_file():
+            return load_weights(build_model(preset), cached)
+        raise FileNotFoundError(
+            f"Preset {preset.name!r} has no weights yet; train them with "
+            f"`keras-fool zoo train {preset.name}` (writes {cached})."
+        )
+    if name_or_path.endswith(".keras"):
+        return _load_keras_file(name_or_path)
+    raise ValueError(
+        f"{name_or_path!r} is neither a preset ({', '.join(list_presets())}) nor a path to a .keras file."
+    )

@@ -1,0 +1,37 @@
+"""Caffe's LeNet, the MNIST network of Nguyen et al. (2015)."""
+
+from __future__ import annotations
+
+import keras
+
+
+def build_lenet(input_shape=(28, 28, 1), num_classes=10, weight_decay=None, name="lenet"):
+    """Build LeNet exactly as Caffe's ``lenet_train_test.prototxt`` defines it.
+
+    conv 20@5x5 -> maxpool 2 -> conv 50@5x5 -> maxpool 2 -> dense 500 relu -> dense softmax.
+    There is no activation after either convolution (as in Caffe's example). Xavier (Glorot
+    uniform) initialisation, zero biases.
+
+    Args:
+        input_shape: (H, W, C) of the images, pixels in [0, 1].
+        num_classes: number of softmax outputs (11 for a model with a fooling class).
+        weight_decay: Caffe-style L2 weight decay on every weight and bias (the gradient gets
+            ``weight_decay * w``, so the Keras L2 factor is half of it), or None for none.
+        name: the model's name.
+
+    Returns:
+        An uncompiled ``keras.Model`` that outputs class probabilities.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1. Received: num_classes={num_classes}")
+    reg = keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+    dense = dict(kernel_regularizer=reg, bias_regularizer=reg)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = keras.layers.Conv2D(20, 5, name="conv1", **dense)(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = keras.layers.Conv2D(50, 5, name="conv2", **dense)(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(500, activation="relu", name="ip1", **dense)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="prob", **dense)(x)
+    return keras.Model(inputs, outputs, name=name)
