@@ -9,8 +9,9 @@ def build_lenet(input_shape=(28, 28, 1), num_classes=10, weight_decay=None, name
     """Build LeNet exactly as Caffe's ``lenet_train_test.prototxt`` defines it.
 
     conv 20@5x5 -> maxpool 2 -> conv 50@5x5 -> maxpool 2 -> dense 500 relu -> dense softmax.
-    There is no activation after either convolution (as in Caffe's example). Xavier (Glorot
-    uniform) initialisation, zero biases.
+    There is no activation after either convolution (as in Caffe's example). Weights start from
+    Caffe's "xavier" filler, which is uniform in +-sqrt(3 / fan_in) (Keras calls it LeCun
+    uniform, not Glorot); biases start at zero.
 
     Args:
         input_shape: (H, W, C) of the images, pixels in [0, 1].
@@ -25,7 +26,7 @@ def build_lenet(input_shape=(28, 28, 1), num_classes=10, weight_decay=None, name
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1. Received: num_classes={num_classes}")
     reg = keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
-    dense = dict(kernel_regularizer=reg, bias_regularizer=reg)
+    dense = dict(kernel_initializer="lecun_uniform", kernel_regularizer=reg, bias_regularizer=reg)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = keras.layers.Conv2D(20, 5, name="conv1", **dense)(inputs)
     x = keras.layers.MaxPooling2D(2, name="pool1")(x)
