@@ -26,6 +26,8 @@ __all__ = ["main"]
 # name -> "module:attribute"; loaded on first use.
 _COMMANDS = {
     "evolve": "keras_fool.cli.evolve:evolve",
+    "experiment": "keras_fool.cli.experiment:experiment",
+    "render": "keras_fool.cli.render:render",
     "zoo": "keras_fool.cli.zoo:zoo",
 }
 

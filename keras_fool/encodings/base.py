@@ -1,0 +1,77 @@
+"""The Encoding interface: how genomes become images.
+
+A *genome* batch is a tensor, or a dict of tensors, whose every leaf has the batch as its first
+axis. An encoding creates random genomes, mutates them and decodes them into images
+``(n, H, W, C)`` float32 in [0, 1]. Every method is pure TensorFlow, so a whole generation runs
+inside one ``tf.function``; randomness comes from stateless ops keyed by an int32 ``seed`` of
+shape (2,), which makes a run deterministic and resumable from its generation count alone.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import tensorflow as tf
+
+__all__ = ["Encoding", "gather_genomes", "where_genomes"]
+
+
+class Encoding(abc.ABC):
+    """Base class of genome encodings.
+
+    Attributes:
+        image_shape: (H, W, C) of the decoded images.
+        name: short identifier stored in archives and checkpoints.
+    """
+
+    name = "encoding"
+
+    def __init__(self, image_shape):
+        image_shape = tuple(int(d) for d in image_shape)
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise ValueError(f"image_shape must be (H, W, C) with positive sizes. Received: image_shape={image_shape}")
+        if image_shape[-1] not in (1, 3):
+            raise ValueError(f"images need 1 (grayscale) or 3 (colour) channels. Received: image_shape={image_shape}")
+        self.image_shape = image_shape
+
+    @abc.abstractmethod
+    def random(self, n, seed):
+        """``n`` random genomes; ``seed`` is an int32 tensor of shape (2,)."""
+
+    @abc.abstractmethod
+    def mutate(self, genomes, seed, generation):
+        """Mutated copies of ``genomes`` (batched; no per-genome Python)."""
+
+    @abc.abstractmethod
+    def decode(self, genomes):
+        """Images (n, H, W, C) float32 in [0, 1]."""
+
+    def crossover(self, first, second, seed):
+        """Children of two batches of parents; encodings without crossover return ``first``."""
+        return first
+
+    @abc.abstractmethod
+    def get_config(self):
+        """JSON-serialisable settings; a checkpoint only resumes under the same config."""
+
+    def validate(self, genomes):
+        """Raise ValueError if a genome batch (NumPy arrays) breaks this encoding's invariants."""
+
+    def genome_spec(self):
+        """A genome batch of size 1 with the right structure, dtypes and shapes."""
+        return self.random(1, tf.constant([0, 0], tf.int32))
+
+
+def gather_genomes(genomes, indices):
+    """Select rows ``indices`` of every leaf of a genome batch."""
+    return tf.nest.map_structure(lambda leaf: tf.gather(leaf, indices), genomes)
+
+
+def where_genomes(mask, new, old):
+    """Row-wise choice: leaf rows from ``new`` where ``mask`` (n,) is true, else from ``old``."""
+
+    def pick(n, o):
+        m = tf.reshape(mask, [-1] + [1] * (len(n.shape) - 1))
+        return tf.where(m, n, o)
+
+    return tf.nest.map_structure(pick, new, old)

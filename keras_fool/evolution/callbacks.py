@@ -1,0 +1,186 @@
+"""Callbacks on the evolution loop, named the Keras way.
+
+``MapElites.run`` calls ``on_run_begin``, then ``on_generation_end(generation, logs)`` for every
+generation, then ``on_run_end``. Generations are computed in compiled chunks; a callback that
+needs the archive itself at certain generations sets ``sync_every = K`` and the loop makes every
+multiple of K a chunk boundary (``logs["synced"]`` is True there).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Callback", "Checkpoint", "EarlyStopping", "ProgressBar", "TensorBoard", "elite_montage"]
+
+
+class Callback:
+    """Base class. ``self.evolver`` is the running :class:`MapElites`."""
+
+    sync_every = None
+
+    def set_evolver(self, evolver):
+        self.evolver = evolver
+
+    def on_run_begin(self, logs=None):
+        pass
+
+    def on_generation_end(self, generation, logs=None):
+        pass
+
+    def on_run_end(self, logs=None):
+        pass
+
+
+class Checkpoint(Callback):
+    """Save the full state atomically every ``every`` generations and at the end of the run.
+
+    Args:
+        path: the checkpoint file (``.npz``).
+        every: generations between checkpoints (>= 1).
+    """
+
+    def __init__(self, path, every=50):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer. Received: every={every!r}")
+        self.path = Path(path)
+        self.every = self.sync_every = every
+
+    def on_generation_end(self, generation, logs=None):
+        if generation % self.every == 0:
+            self.evolver.save_checkpoint(self.path)
+
+    def on_run_end(self, logs=None):
+        self.evolver.save_checkpoint(self.path)
+
+
+class EarlyStopping(Callback):
+    """Stop as soon as every class's elite reaches ``confidence`` (checked inside the compiled loop)."""
+
+    def __init__(self, confidence=0.9999):
+        if not 0.0 < confidence <= 1.0:
+            raise ValueError(f"confidence must be in (0, 1]. Received: confidence={confidence}")
+        self.confidence = float(confidence)
+        self.stopped_generation = None
+
+    def on_run_begin(self, logs=None):
+        self.evolver.stop_confidence = self.confidence
+
+    def on_generation_end(self, generation, logs=None):
+        if logs["min_confidence"] >= self.confidence:
+            self.stopped_generation = generation
+
+
+def elite_montage(evolver, scale=3):
+    """The archive's elites as a labelled PIL image (class name and confidence under each)."""
+    import tensorflow as tf
+
+    from keras_fool.io import montage
+
+    archive = evolver.archive
+    images = evolver.encoding.decode(archive.genomes)
+    images = images.numpy() if isinstance(images, tf.Tensor) else np.asarray(images)
+    captions = []
+    for label, conf in zip(archive.labels, archive.confidences):
+        name = archive.class_names[label]
+        captions.append(f"{name}: -" if math.isnan(conf) else f"{name}: {100 * conf:.2f}%")
+    columns = min(len(images), 10)
+    return montage(images, captions, columns=columns, scale=scale)
+
+
+class TensorBoard(Callback):
+    """Per-generation scalars and the elite montage every ``image_every`` generations.
+
+    Scalars: ``confidence/median``, ``confidence/min``, ``confidence/max``,
+    ``classes/at_99``, ``classes/at_9999``, ``speed/evaluations_per_second``.
+    Image: ``elites``. The event writer is created lazily on first use.
+    """
+
+    def __init__(self, logdir, image_every=50):
+        if not isinstance(image_every, int) or image_every < 1:
+            raise ValueError(f"image_every must be a positive integer. Received: image_every={image_every!r}")
+        self.logdir = str(logdir)
+        self.image_every = self.sync_every = image_every
+        self._writer = None
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(self.logdir)
+        return self._writer
+
+    def _image(self, generation):
+        import tensorflow as tf
+
+        picture = np.asarray(elite_montage(self.evolver, scale=2), dtype=np.float32)[None] / 255.0
+        tf.summary.image("elites", picture, step=generation)
+
+    def on_generation_end(self, generation, logs=None):
+        import tensorflow as tf
+
+        with self.writer.as_default():
+            tf.summary.scalar("confidence/median", logs["median_confidence"], step=generation)
+            tf.summary.scalar("confidence/min", logs["min_confidence"], step=generation)
+            tf.summary.scalar("confidence/max", logs["max_confidence"], step=generation)
+            tf.summary.scalar("classes/at_99", logs["classes_at_99"], step=generation)
+            tf.summary.scalar("classes/at_9999", logs["classes_at_9999"], step=generation)
+            eps = logs["evaluations_per_second"]
+            if not math.isnan(eps):
+                tf.summary.scalar("speed/evaluations_per_second", eps, step=generation)
+            if generation % self.image_every == 0:
+                self._image(generation)
+
+    def on_run_end(self, logs=None):
+        if self.evolver.generation % self.image_every != 0 and self.evolver.generation >= 0:
+            with self.writer.as_default():
+                self._image(self.evolver.generation)
+        if self._writer is not None:
+            self._writer.flush()
+
+
+class ProgressBar(Callback):
+    """A one-line progress bar on stderr: generation, median confidence, evaluations/s.
+
+    Redraws at most ``min_interval`` seconds apart (and always at the end).
+    """
+
+    def __init__(self, stream=None, width=30, min_interval=0.1):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.min_interval = min_interval
+
+    def on_run_begin(self, logs=None):
+        self.total = max(1, logs["generations"])
+        self._last = 0.0
+        self._line_open = False
+
+    def _draw(self, generation, logs):
+        done = min(1.0, max(generation, 0) / self.total)
+        bar = "#" * int(self.width * done) + "-" * (self.width - int(self.width * done))
+        eps = logs.get("evaluations_per_second", float("nan"))
+        eps_text = "" if math.isnan(eps) else f"  {eps:,.0f} eval/s"
+        text = (
+            f"\rgeneration {generation}/{self.total} [{bar}] median {100 * logs['median_confidence']:.4f}%"
+            f"  at 99.99%: {logs['classes_at_9999']}/{self.evolver.archive.cells}{eps_text}"
+        )
+        self.stream.write(text)
+        self.stream.flush()
+        self._line_open = True
+
+    def on_generation_end(self, generation, logs=None):
+        now = time.perf_counter()
+        if now - self._last >= self.min_interval or generation >= self.total:
+            self._last = now
+            self._draw(generation, logs)
+            self._logs = logs
+
+    def on_run_end(self, logs=None):
+        if self._line_open:
+            self.stream.write("\n")
+            self.stream.flush()

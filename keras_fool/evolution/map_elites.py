@@ -1,0 +1,366 @@
+"""MAP-Elites with one elite per class, compiled: many generations per ``tf.function`` call.
+
+Generation 0 evaluates ``population`` random genomes; every later generation draws
+``population`` parents uniformly from the filled cells, (optionally) crosses them over, mutates
+them, decodes them, scores them with the target in one batch and updates the archive -- all
+inside one ``tf.while_loop``. Randomness is stateless and keyed by ``(seed, generation)``, so
+the state after generation g depends on nothing but the seed and the configuration: a run that
+is stopped and resumed from a checkpoint equals one that never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_fool.encodings.base import Encoding, gather_genomes, where_genomes
+from keras_fool.errors import NonFiniteError, ResumeError
+from keras_fool.evolution.archive import EMPTY, ClassArchive, sample_filled, update_elites
+from keras_fool.evolution.target import Target
+
+__all__ = ["MapElites", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "keras-fool-checkpoint-1"
+THRESHOLDS = {"99": 0.99, "9999": 0.9999}
+_NEVER = 2.0  # a stop confidence no probability reaches
+
+
+def _flatten_genomes(genomes, prefix="genomes"):
+    """Genome batch -> {name: array} for npz files ("genomes" or "genomes/<key>")."""
+    if isinstance(genomes, dict):
+        return {f"{prefix}/{k}": np.asarray(v) for k, v in genomes.items()}
+    return {prefix: np.asarray(genomes)}
+
+
+def _unflatten_genomes(arrays, spec, prefix="genomes"):
+    if isinstance(spec, dict):
+        return {k: arrays[f"{prefix}/{k}"] for k in spec}
+    return arrays[prefix]
+
+
+class MapElites:
+    """Evolve fooling images against a target, one elite per class.
+
+    Args:
+        target: a :class:`~keras_fool.evolution.Target`.
+        encoding: an :class:`~keras_fool.encodings.Encoding` whose image shape fits the target.
+        population: offspring per generation (P; the paper uses 200), and the initial population.
+        classes: class indices that get a cell; all of the target's classes by default.
+        seed: the run's seed (an int in 0..2**31-1).
+        crossover: fraction of offspring made by crossover of two parents before mutation
+            (0 = off, the default).
+        selection: how parents are drawn from the filled cells: ``"uniform"`` (the paper's
+            MAP-Elites) or ``"weakest"``, with probability proportional to
+            ``(1 - confidence) ** selection_power``, so the classes that are fooled least get
+            the most offspring (ours; see RESULTS.md for what it buys).
+        selection_power: the exponent of ``"weakest"`` selection (> 0).
+        steps_per_call: generations per compiled call between Python callbacks.
+
+    Attributes:
+        archive: the :class:`ClassArchive`.
+        generation: generations completed (0 after the initial population).
+        evaluations: images scored so far.
+        stop_training: set by a callback to stop after the current call.
+    """
+
+    def __init__(self, target, encoding, population=200, classes=None, seed=0, crossover=0.0, selection="uniform",
+                 selection_power=0.5, steps_per_call=10):
+        if not isinstance(target, Target):
+            raise TypeError(f"target must be a keras_fool Target. Received: {type(target).__name__}")
+        if not isinstance(encoding, Encoding):
+            raise TypeError(f"encoding must be a keras_fool Encoding. Received: {type(encoding).__name__}")
+        if tuple(encoding.image_shape) != tuple(target.image_shape):
+            raise ValueError(
+                f"The model takes images of shape {tuple(target.image_shape)}, "
+                f"the encoding makes {tuple(encoding.image_shape)}."
+            )
+        if not isinstance(population, (int, np.integer)) or population < 1:
+            raise ValueError(f"population must be a positive integer. Received: population={population!r}")
+        if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31:
+            raise ValueError(f"seed must be an integer in 0..2**31-1. Received: seed={seed!r}")
+        if not 0.0 <= crossover <= 1.0:
+            raise ValueError(f"crossover must be in [0, 1]. Received: crossover={crossover}")
+        if selection not in ("uniform", "weakest"):
+            raise ValueError(f"selection must be 'uniform' or 'weakest'. Received: selection={selection!r}")
+        if not selection_power > 0:
+            raise ValueError(f"selection_power must be positive. Received: selection_power={selection_power}")
+        if not isinstance(steps_per_call, int) or steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be a positive integer. Received: steps_per_call={steps_per_call!r}")
+        labels = list(range(target.num_classes)) if classes is None else [int(c) for c in classes]
+        self.target = target
+        self.encoding = encoding
+        self.population = int(population)
+        self.seed = int(seed)
+        self.crossover = float(crossover)
+        self.selection = selection
+        self.selection_power = float(selection_power)
+        self.steps_per_call = steps_per_call
+        self.archive = ClassArchive(labels, target.class_names, encoding.genome_spec())
+        self.generation = -1  # -1: not even the initial population evaluated yet
+        self.evaluations = 0
+        self.first_reached = {k: np.full(self.archive.cells, -1, np.int64) for k in THRESHOLDS}
+        self.history = {"median": [], "min": [], "max": []}
+        self.stop_training = False
+        self.stop_confidence = _NEVER
+        self.steady_seconds = 0.0
+        self.steady_evaluations = 0
+        self.trace_seconds = None
+        self._labels = tf.constant(self.archive.labels, tf.int32)
+        self._chunk = tf.function(self._chunk_impl, reduce_retracing=True)
+
+    # ---- configuration and checkpoints -------------------------------------------------------
+    def get_config(self):
+        return {
+            "target": self.target.get_config(),
+            "encoding": self.encoding.get_config(),
+            "population": self.population,
+            "classes": self.archive.labels.tolist(),
+            "seed": self.seed,
+            "crossover": self.crossover,
+            "selection": self.selection,
+            "selection_power": self.selection_power if self.selection == "weakest" else None,
+        }
+
+    def save_checkpoint(self, path):
+        """Write the full state atomically to ``path`` (an ``.npz``)."""
+        from keras_fool.io import save_npz
+
+        save_npz(
+            path,
+            format=np.array(CHECKPOINT_FORMAT),
+            config=np.array(json.dumps(self.get_config(), sort_keys=True)),
+            generation=np.array(self.generation),
+            evaluations=np.array(self.evaluations),
+            fitness=self.archive.fitness.numpy(),
+            history=np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
+            **{f"first_{k}": v for k, v in self.first_reached.items()},
+            **_flatten_genomes(tf.nest.map_structure(lambda t: t.numpy(), self.archive.genomes)),
+        )
+
+    def load_checkpoint(self, path):
+        """Restore the state saved by :meth:`save_checkpoint`.
+
+        Raises:
+            FileNotFoundError: no checkpoint at ``path``.
+            ResumeError: not a keras-fool checkpoint, or written under a different configuration.
+        """
+        from keras_fool.errors import CorruptFileError
+        from keras_fool.io import load_npz
+
+        try:
+            arrays = load_npz(path, required=("format", "config", "generation", "fitness"))
+        except CorruptFileError as e:
+            raise ResumeError(f"Cannot resume: {e}") from None
+        if str(arrays["format"]) != CHECKPOINT_FORMAT:
+            raise ResumeError(f"Cannot resume: {path} is not a keras-fool evolution checkpoint.")
+        saved = json.loads(str(arrays["config"]))
+        current = json.loads(json.dumps(self.get_config(), sort_keys=True))
+        if saved != current:
+            differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            raise ResumeError(
+                f"Cannot resume: the checkpoint {path} was written with a different {', '.join(differ)}; "
+                "use the same options or a new output directory."
+            )
+        try:
+            genomes = _unflatten_genomes(arrays, self.archive.genomes)
+            spec = tf.nest.map_structure(lambda t: (tuple(t.shape), t.dtype.name), self.archive.genomes)
+            found = tf.nest.map_structure(lambda a: (tuple(a.shape), a.dtype.name), genomes)
+            if spec != found or arrays["fitness"].shape != (self.archive.cells,):
+                raise KeyError("shapes")
+            self.encoding.validate(genomes)
+        except (KeyError, ValueError) as e:
+            detail = f" ({e})" if isinstance(e, ValueError) else ""
+            raise ResumeError(f"Cannot resume: the genomes in {path} do not fit this encoding{detail}.") from None
+        self.archive.set_state(genomes, arrays["fitness"])
+        self.generation = int(arrays["generation"])
+        self.evaluations = int(arrays["evaluations"])
+        for k in THRESHOLDS:
+            self.first_reached[k] = arrays[f"first_{k}"].astype(np.int64)
+        median, low, high = arrays["history"].tolist() if arrays["history"].size else ([], [], [])
+        self.history = {"median": median, "min": low, "max": high}
+        return self
+
+    # ---- the compiled loop ------------------------------------------------------------------
+    def _key(self, generation, stream):
+        return tf.stack([tf.constant(self.seed, tf.int32), generation * 8 + stream])
+
+    def _evaluate(self, children):
+        probabilities = self.target(self.encoding.decode(children))
+        finite = tf.reduce_all(tf.math.is_finite(probabilities))
+        return probabilities, finite
+
+    def _parents(self, fitness, seed):
+        """Indices of ``population`` parents among the filled cells."""
+        filled = fitness > EMPTY
+        if self.selection == "uniform":
+            return sample_filled(filled, self.population, seed)
+        # (1 - p) ** power in log space; a cell at exactly 1.0 keeps a tiny chance.
+        logits = self.selection_power * tf.math.log(tf.maximum(1.0 - fitness, 1e-12))
+        logits = tf.where(filled, logits, -np.inf)[None, :]
+        return tf.random.stateless_categorical(logits, self.population, seed, dtype=tf.int32)[0]
+
+    def _offspring(self, genomes, fitness, g):
+        parents = gather_genomes(genomes, self._parents(fitness, self._key(g, 1)))
+        if self.crossover > 0.0:
+            mates = gather_genomes(genomes, self._parents(fitness, self._key(g, 2)))
+            crossed = self.encoding.crossover(parents, mates, self._key(g, 3))
+            use = tf.random.stateless_uniform((self.population,), self._key(g, 4)) < self.crossover
+            parents = where_genomes(use, crossed, parents)
+        return self.encoding.mutate(parents, self._key(g, 5), g)
+
+    def _chunk_impl(self, genomes, fitness, start, stop, stop_confidence):
+        """Run generations start+1 .. stop (start = -1 also evaluates the initial population).
+
+        Returns the new genomes and fitness, the number of generations done, the per-generation
+        fitness (done, C), and whether it stopped on non-finite probabilities.
+        """
+        history = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=fitness.shape)
+
+        def cond(g, genomes, fitness, history, bad):
+            reached = tf.reduce_min(fitness) >= stop_confidence
+            return tf.logical_and(g <= stop, tf.logical_not(tf.logical_or(bad, reached)))
+
+        def body(g, genomes, fitness, history, bad):
+            if_initial = tf.equal(g, 0)
+            children = tf.cond(
+                if_initial,
+                lambda: self.encoding.random(self.population, self._key(g, 0)),
+                lambda: self._offspring(genomes, fitness, g),
+            )
+            probabilities, finite = self._evaluate(children)
+            new_genomes, new_fitness, _ = update_elites(genomes, fitness, children, probabilities, self._labels)
+            genomes = tf.nest.map_structure(lambda n, o: tf.where(finite, n, o), new_genomes, genomes)
+            fitness = tf.where(finite, new_fitness, fitness)
+            history = tf.cond(finite, lambda: history.write(g - start - 1, fitness), lambda: history)
+            return g + 1, genomes, fitness, history, tf.logical_not(finite)
+
+        g, genomes, fitness, history, bad = tf.while_loop(
+            cond, body, (start + 1, genomes, fitness, history, tf.constant(False)), parallel_iterations=1
+        )
+        done = g - start - 1 - tf.cast(bad, tf.int32)
+        return genomes, fitness, done, history.stack(), bad
+
+    # ---- the Python driver ------------------------------------------------------------------
+    def _boundary(self, generation, end, callbacks):
+        periods = [self.steps_per_call] + [cb.sync_every for cb in callbacks if getattr(cb, "sync_every", None)]
+        return min([end] + [(generation // p + 1) * p for p in periods])
+
+    def _record(self, generation, fitness_row, seconds_per_generation):
+        conf = np.asarray(fitness_row, np.float64)
+        for k, threshold in THRESHOLDS.items():
+            newly = (conf >= threshold) & (self.first_reached[k] < 0)
+            self.first_reached[k][newly] = generation
+        median, low, high = float(np.median(conf)), float(conf.min()), float(conf.max())
+        self.history["median"].append(median)
+        self.history["min"].append(low)
+        self.history["max"].append(high)
+        evals = self.population if seconds_per_generation else 0
+        return {
+            "generation": generation,
+            "median_confidence": median,
+            "min_confidence": low,
+            "max_confidence": high,
+            "classes_at_99": int(np.sum(conf >= THRESHOLDS["99"])),
+            "classes_at_9999": int(np.sum(conf >= THRESHOLDS["9999"])),
+            "evaluations": self.evaluations,
+            "evaluations_per_second": evals / seconds_per_generation if seconds_per_generation else float("nan"),
+        }
+
+    def trace(self):
+        """Compile the loop without running a generation; returns the seconds it took."""
+        start = time.perf_counter()
+        g = tf.constant(self.generation, tf.int32)
+        self._chunk(self.archive.genomes, self.archive.fitness, g, g, tf.constant(_NEVER))
+        self.trace_seconds = time.perf_counter() - start
+        return self.trace_seconds
+
+    def run(self, generations, callbacks=()):
+        """Evolve until ``generations`` generations are done (counted from 0, across resumes).
+
+        Args:
+            generations: the total generation count to reach (>= 0).
+            callbacks: :class:`~keras_fool.evolution.callbacks.Callback` instances.
+
+        Returns:
+            The :class:`ClassArchive`.
+
+        Raises:
+            NonFiniteError: the target returned NaN/inf; the state of the last good generation
+                is kept (and callbacks saw every good generation).
+        """
+        if not isinstance(generations, (int, np.integer)) or generations < 0:
+            raise ValueError(f"generations must be a non-negative integer. Received: generations={generations!r}")
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            cb.set_evolver(self)
+        self.stop_training = False
+        if self.trace_seconds is None:
+            self.trace()
+        for cb in callbacks:
+            cb.on_run_begin({"generation": self.generation, "generations": generations})
+        first_call = True
+        while self.generation < generations and not self.stop_training:
+            stop = self._boundary(self.generation, generations, callbacks)
+            start_time = time.perf_counter()
+            genomes, fitness, done, history, bad = self._chunk(
+                self.archive.genomes,
+                self.archive.fitness,
+                tf.constant(self.generation, tf.int32),
+                tf.constant(stop, tf.int32),
+                tf.constant(self.stop_confidence, tf.float32),
+            )
+            seconds = time.perf_counter() - start_time
+            done = int(done)
+            self.archive.set_state(genomes, fitness)
+            if done and not first_call:
+                self.steady_seconds += seconds
+                self.steady_evaluations += done * self.population
+            first_call = False
+            per_generation = seconds / done if done else 0.0
+            history = history.numpy()
+            for i in range(done):
+                self.generation += 1
+                self.evaluations += self.population
+                logs = self._record(self.generation, history[i], per_generation)
+                logs["synced"] = i == done - 1
+                for cb in callbacks:
+                    cb.on_generation_end(self.generation, logs)
+            if bool(bad):
+                raise NonFiniteError(
+                    f"The target returned NaN or infinite probabilities at generation {self.generation + 1}; "
+                    f"evolution stopped after generation {self.generation}."
+                )
+            if done == 0 or self.archive.fitness.numpy().min() >= self.stop_confidence:
+                break
+        for cb in callbacks:
+            cb.on_run_end({"generation": self.generation})
+        return self.archive
+
+    @property
+    def evaluations_per_second(self):
+        """Steady-state evaluations per second (excludes the first, possibly warming-up, call)."""
+        return self.steady_evaluations / self.steady_seconds if self.steady_seconds else float("nan")
+
+    def summary(self):
+        """A JSON-ready dict describing the archive and the run (see the README's file formats)."""
+        conf = self.archive.confidences
+        classes = []
+        for i, label in enumerate(self.archive.labels.tolist()):
+            entry = {"label": label, "name": self.archive.class_names[label], "confidence": None if math.isnan(conf[i]) else float(conf[i])}
+            for k in THRESHOLDS:
+                first = int(self.first_reached[k][i])
+                entry[f"generation_{k}"] = first if first >= 0 else None
+            classes.append(entry)
+        return {
+            "classes": classes,
+            "generations": self.generation,
+            "evaluations": self.evaluations,
+            "evaluations_per_second": self.evaluations_per_second,
+            "trace_seconds": self.trace_seconds,
+            "seed": self.seed,
+            "config": self.get_config(),
+        }
