@@ -1,0 +1,54 @@
+"""``keras-fool experiment robustness``: Table 2 and the curves of Uličný, Lundström & Byttner."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+
+@click.command("robustness")
+@click.option("--quick", is_flag=True,
+              help="Small budgets (1,000 test images, 20 levels, short training): a few minutes.")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/robustness", show_default=True,
+              help="Output folder; trained models are cached in OUT/models and reused.")
+@click.option("--logdir", type=click.Path(file_okay=False), default=None, help="Write TensorBoard logs here.")
+@click.option("--methods", default="all", show_default=True,
+              help="'all' or comma-separated rows of Table 2 (no_method, dropout, low_pass, dae, low_pass_dropout, "
+              "dae_dropout, standard_committee, adversarial_training, adversarial_committee, pgd_training).")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--test-images", type=click.IntRange(1, 10000), default=None, help="Override the budget's test images.")
+@click.option("--levels", type=click.IntRange(min=2), default=None, help="Override the budget's levels per curve.")
+@click.option("--train-steps", type=click.IntRange(min=1), default=None,
+              help="Cut every training run to this many steps (smoke tests).")
+def robustness(quick, out, logdir, methods, seed, test_images, levels, train_steps):
+    """Reproduce Table 2: error at distortion 0 / 0.1 / 0.2 of each robustness method.
+
+    Writes OUT/table2.md (beside the paper's numbers), OUT/table2.csv, OUT/curves.csv,
+    OUT/curves_gradient_sign.png, OUT/curves_gaussian.png and OUT/summary.json, and prints how
+    long each part took.
+    """
+    import dataclasses
+    from pathlib import Path
+
+    from keras_fool.cli import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from keras_fool.evaluation.robustness import FULL_BUDGET, QUICK_BUDGET, run_robustness_experiment
+
+    budget = QUICK_BUDGET if quick else FULL_BUDGET
+    if train_steps is not None:
+        budget = budget.with_train_steps(train_steps)
+    overrides = {k: v for k, v in (("test_images", test_images), ("levels", levels)) if v is not None}
+    budget = dataclasses.replace(budget, **overrides)
+
+    start = time.perf_counter()
+    chosen = None if methods.strip().lower() == "all" else methods
+    summary = run_robustness_experiment(out, budget=budget, methods=chosen, logdir=logdir, seed=seed,
+                                        log=lambda line: click.echo(line, err=True))
+    click.echo((Path(out) / "table2.md").read_text().rstrip())
+    click.echo("")
+    parts = ("data", "models", "curves", "outputs")
+    click.echo("seconds: " + ", ".join(f"{part} {summary['timings'][part]:.1f}" for part in parts)
+               + f", total {time.perf_counter() - start:.1f}")
+    click.echo(f"outputs: {out}")

@@ -1,0 +1,107 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from keras_fool.cli.robustness import robustness
+from keras_fool.evaluation.robustness import (
+    RobustnessCurves,
+    plot_curves,
+    robustness_curves,
+    table_markdown,
+    write_curves_csv,
+    write_table_csv,
+)
+
+
+def _synthetic_curves():
+    strengths = np.array([[0.0, 0.2, 0.4, 0.6], [0.0, 0.3, 0.6, 0.9]])
+    distortion = np.array([[[0.0, 0.1, 0.2, 0.3], [0.0, 0.05, 0.1, 0.15]],
+                           [[0.0, 0.08, 0.16, 0.24], [0.0, 0.1, 0.2, 0.3]]])
+    error = np.array([[[0.01, 0.5, 0.9, 1.0], [0.01, 0.02, 0.04, 0.1]],
+                      [[0.02, 0.1, 0.3, 0.6], [0.02, 0.03, 0.05, 0.2]]])
+    return RobustnessCurves(models=("plain", "defended"), noise_types=("gradient_sign", "gaussian"),
+                            strengths=strengths, distortion=distortion, error=error, num_images=100)
+
+
+def test_error_at_interpolates_along_each_curve_and_marks_unreached_distortions():
+    curves = _synthetic_curves()
+    np.testing.assert_allclose(curves.error_at([0.0, 0.1, 0.15], "gradient_sign"),
+                               [[0.01, 0.5, 0.7], [0.02, 0.15, 0.275]])
+    gaussian = curves.error_at([0.2], "gaussian")
+    assert np.isnan(gaussian[0, 0]) and gaussian[1, 0] == pytest.approx(0.05)  # "plain" stops at 0.15
+    with pytest.raises(ValueError, match="noise_type"):
+        curves.error_at([0.1], "salt_and_pepper")
+
+
+def test_curves_table_csv_and_plot_files(tmp_path):
+    curves = _synthetic_curves()
+    write_curves_csv(curves, tmp_path / "curves.csv")
+    with open(tmp_path / "curves.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 4
+    assert rows[5] == {"model": "plain", "noise_type": "gaussian", "level": "1", "strength": "0.3",
+                       "distortion": "0.05", "error": "0.02"}
+    write_table_csv(curves, tmp_path / "table.csv")
+    with open(tmp_path / "table.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert table == [["model", "error_pct_at_0", "error_pct_at_0.1", "error_pct_at_0.2"],
+                     ["plain", "1.00", "50.00", "90.00"], ["defended", "2.00", "15.00", "45.00"]]
+    markdown = table_markdown(curves, labels={"plain": "No method"}, reference={"plain": (0.83, 73.6, 96.1)})
+    lines = markdown.strip().splitlines()
+    assert lines[0] == "| Method | dist=0 | dist=0.1 | dist=0.2 |"
+    assert lines[2] == "| No method | 1.00 (0.83) | 50.00 (73.6) | 90.00 (96.1) |"
+    assert lines[3] == "| defended | 2.00 | 15.00 | 45.00 |"
+    assert "n/r" in table_markdown(curves, noise_type="gaussian", distortions=(0.2,))
+    plot_curves(curves, tmp_path / "plot.png", "gradient_sign")
+    with Image.open(tmp_path / "plot.png") as image:
+        assert image.format == "PNG" and image.size == (700, 450)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.csv", "plot.png", "table.csv"]  # no temp files
+
+
+def test_robustness_curves_of_lenet_start_at_its_clean_error(lenet, mnist):
+    _, (x_test, y_test) = mnist
+    x, y = x_test[:150], y_test[:150]
+    curves = robustness_curves({"lenet": lenet}, x, y, num_levels=4, batch_size=100)
+    assert curves.strengths.shape == (2, 4) and curves.error.shape == curves.distortion.shape == (1, 2, 4)
+    clean_error = float(np.mean(lenet.predict(x, verbose=0).argmax(axis=1) != y))
+    np.testing.assert_allclose(curves.error[0, :, 0], clean_error)
+    np.testing.assert_allclose(curves.distortion[0, :, 0], 0.0)
+    assert np.all(np.diff(curves.distortion[0], axis=-1) > 0)  # stronger noise, more distortion
+    fgsm, gaussian = curves.error[0]
+    assert fgsm[-1] > 0.9 and fgsm[-1] > gaussian[-1]  # eps 0.6 fools LeNet; comparable random noise does not
+    with pytest.raises(ValueError, match="noise_types"):
+        robustness_curves({"lenet": lenet}, x, y, noise_types=("blur",))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        robustness_curves({"lenet": lenet}, x * 255, y)
+
+
+def test_quick_experiment_runs_end_to_end_and_reuses_its_models(tmp_path):
+    out, logdir = tmp_path / "run", tmp_path / "logs"
+    arguments = ["--quick", "--out", str(out), "--logdir", str(logdir), "--test-images", "40", "--levels", "3",
+                 "--train-steps", "2", "--methods", "no_method,dae_dropout,adversarial_committee"]
+    result = CliRunner().invoke(robustness, arguments)
+    assert result.exit_code == 0, result.output
+    for name in ("table2.md", "table2.csv", "curves.csv", "curves_gradient_sign.png", "curves_gaussian.png",
+                 "summary.json", "models/dae.keras", "models/dropout.keras", "models/adversarial_committee.keras"):
+        assert (out / name).is_file(), name
+    table = (out / "table2.md").read_text()
+    assert "| No method | " in table and "(96.1)" in table and "| DAE + dropout | " in table
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["budget"]["test_images"] == 40 and summary["budget"]["dae_steps"] == 2
+    assert set(summary["table2_error_pct"]) == {"no_method", "dae_dropout", "adversarial_committee"}
+    assert all(summary["timings"][part] >= 0 for part in ("data", "models", "curves", "outputs"))
+    assert "seconds: data" in result.output
+    assert any(p.name.startswith("events.out.tfevents") for p in logdir.iterdir())
+
+    again = CliRunner().invoke(robustness, arguments[:-1] + ["dae"])
+    assert again.exit_code == 0, again.output
+    assert "dae: reloaded" in again.output
+
+
+def test_unknown_methods_are_refused():
+    result = CliRunner().invoke(robustness, ["--quick", "--methods", "no_method,magic"])
+    assert isinstance(result.exception, ValueError) and "magic" in str(result.exception)
