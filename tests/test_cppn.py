@@ -137,3 +137,51 @@ def test_foreign_genomes_are_refused():
     bad = dict(g, weight=g["weight"] * 3.0)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         check_genomes(enc, bad)
+
+
+def test_cppn_evolution_fools_lenet_resumes_exactly_and_renders_from_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from keras_fool.cli import main
+    from keras_fool.evolution import Checkpoint, MapElites, Target
+
+    target = Target("lenet_mnist")
+    straight = MapElites(target, CPPNEncoding(capacity=16), population=24, seed=2, classes=[0, 5])
+    straight.run(8)
+    first = MapElites(target, CPPNEncoding(capacity=16), population=24, seed=2, classes=[0, 5])
+    first.run(4, [Checkpoint(tmp_path / "ck.npz", every=2)])
+    resumed = MapElites(target, CPPNEncoding(capacity=16), population=24, seed=2, classes=[0, 5])
+    resumed.load_checkpoint(tmp_path / "ck.npz")
+    resumed.run(8)
+    for key in straight.archive.genomes:
+        np.testing.assert_array_equal(straight.archive.genomes[key].numpy(), resumed.archive.genomes[key].numpy())
+    np.testing.assert_array_equal(straight.archive.fitness.numpy(), resumed.archive.fitness.numpy())
+    assert straight.history["median"][-1] > 0.9  # CPPN patterns fool LeNet within a few generations
+
+    run = CliRunner().invoke
+    out = tmp_path / "run"
+    result = run(main, ["evolve", "--encoding", "cppn", "--capacity", "12", "--generations", "3", "--population", "16",
+                        "--classes", "1,2,3", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    archive = np.load(out / "archive.npz", allow_pickle=False)
+    assert archive["genomes/connected"].shape == (3, 12, 12) and archive["images"].shape == (3, 28, 28, 1)
+    result = run(main, ["render", str(out / "archive.npz"), "--scale", "4"])
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    with Image.open(out / "montage_x4.png") as picture:
+        assert picture.size[0] >= 3 * 112
+    # A foreign or damaged archive: one line, non-zero exit, nothing written.
+    direct = tmp_path / "direct"
+    assert run(main, ["evolve", "--generations", "1", "--population", "4", "--out", str(direct), "--quiet"]).exit_code == 0
+    bad = run(main, ["render", str(direct / "archive.npz")])
+    assert bad.exit_code == 2 and "only CPPN genomes" in bad.stderr
+    arrays = dict(np.load(out / "archive.npz", allow_pickle=False))
+    arrays["genomes/weight"] = arrays["genomes/weight"] * 5.0
+    np.savez(tmp_path / "tampered.npz", **arrays)
+    bad = run(main, ["render", str(tmp_path / "tampered.npz"), "--out", str(tmp_path / "x.png")])
+    assert bad.exit_code == 2 and "[0, 1]" in bad.stderr and not (tmp_path / "x.png").exists()
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    assert run(main, ["render", str(tmp_path / "junk.npz")]).exit_code == 1
+    result = run(main, ["evolve", "--encoding", "cppn", "--capacity", "4", "--out", str(tmp_path / "small")])
+    assert result.exit_code == 2 and "at least 5" in result.stderr

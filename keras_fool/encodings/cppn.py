@@ -50,21 +50,30 @@ GENOME_KEYS = ("activation", "alive", "position", "connected", "weight")
 
 
 def _activate(p, which):
-    """Apply activation ``which`` (int32, broadcastable to ``p``) to pre-activations ``p``."""
+    """Apply activation ``which`` (int32, broadcastable to ``p``) to pre-activations ``p``.
+
+    Two transcendental calls serve all four functions: one ``exp`` gives both the Gaussian
+    exp(-p^2) and the bipolar sigmoid 2 sigmoid(p) - 1 = (e^p - 1) / (e^p + 1).
+    """
     which = tf.broadcast_to(which, tf.shape(p))
-    out = tf.sin(p)
-    out = tf.where(tf.equal(which, 1), 2.0 * tf.sigmoid(p) - 1.0, out)
-    out = tf.where(tf.equal(which, 2), tf.exp(-tf.square(p)), out)
-    return tf.where(tf.equal(which, 3), tf.clip_by_value(p, -3.0, 3.0) / 3.0, out)
+    gaussian = tf.equal(which, 2)
+    e = tf.exp(tf.where(gaussian, -tf.square(p), tf.clip_by_value(p, -30.0, 30.0)))
+    out = tf.where(tf.equal(which, 1), (e - 1.0) / (e + 1.0), tf.clip_by_value(p, -3.0, 3.0) / 3.0)
+    out = tf.where(gaussian, e, out)
+    return tf.where(tf.equal(which, 0), tf.sin(p), out)
 
 
 def _choose(mask, u):
-    """Per row, a uniformly chosen True index of ``mask`` (n, K) using uniforms ``u`` (n, K).
+    """Per row, a uniformly chosen True index of ``mask`` (n, K), from one uniform ``u`` (n,) per row.
 
-    Returns (index (n,) int32, exists (n,) bool).
+    The m-th True entry is taken, m = floor(u * count): one cumulative sum instead of a uniform
+    draw per entry. Returns (index (n,) int32, exists (n,) bool).
     """
-    scores = tf.where(mask, u, -1.0)
-    return tf.argmax(scores, axis=1, output_type=tf.int32), tf.reduce_any(mask, axis=1)
+    counts = tf.cumsum(tf.cast(mask, tf.int32), axis=1)
+    total = counts[:, -1]
+    m = tf.minimum(tf.cast(u * tf.cast(total, tf.float32), tf.int32), tf.maximum(total - 1, 0))
+    index = tf.argmax(tf.cast(counts > m[:, None], tf.int32), axis=1, output_type=tf.int32)
+    return index, total > 0
 
 
 def _hls_to_rgb(h, l, s):
@@ -183,9 +192,10 @@ class CPPNEncoding(Encoding):
         u = lambda shape, i: tf.random.stateless_uniform(shape, s[i])  # noqa: E731
         r = self.rates
 
-        # 1. weights of existing connections.
-        hit = tf.logical_and(g["connected"], u((n, N, N), 0) < r["weight_rate"])
-        delta = polynomial_delta(u((n, N, N), 1), self.eta)
+        # 1. weights of existing connections (one draw per gene: u < rate picks it, u / rate steps it).
+        uw = u((n, N, N), 0)
+        hit = tf.logical_and(g["connected"], uw < r["weight_rate"])
+        delta = polynomial_delta(tf.minimum(uw / max(r["weight_rate"], 1e-12), 1.0 - 1e-7), self.eta)
         g["weight"] = tf.where(hit, tf.clip_by_value(g["weight"] + delta, 0.0, 1.0), g["weight"])
 
         # 2. activations of live non-input nodes.
@@ -198,23 +208,23 @@ class CPPNEncoding(Encoding):
         can_receive = tf.logical_and(g["alive"], ~is_input)[:, :, None]
         can_send = tf.logical_and(g["alive"], ~is_output)[:, None, :]
         candidates = can_receive & can_send & (pos_j < pos_i) & ~g["connected"]
-        flat, exists = _choose(tf.reshape(candidates, (n, N * N)), u((n, N * N), 4))
+        flat, exists = _choose(tf.reshape(candidates, (n, N * N)), u((n,), 4))
         do = exists & (u((n,), 5) < r["add_connection_rate"])
         new_edge = tf.reshape(tf.one_hot(flat, N * N, on_value=True, off_value=False), (n, N, N)) & do[:, None, None]
         g["connected"] = g["connected"] | new_edge
-        g["weight"] = tf.where(new_edge, u((n, N, N), 6), g["weight"])
+        g["weight"] = tf.where(new_edge, u((n,), 6)[:, None, None], g["weight"])
 
         # 4. delete a random connection.
-        flat, exists = _choose(tf.reshape(g["connected"], (n, N * N)), u((n, N * N), 7))
+        flat, exists = _choose(tf.reshape(g["connected"], (n, N * N)), u((n,), 7))
         do = exists & (u((n,), 8) < r["delete_connection_rate"])
         gone = tf.reshape(tf.one_hot(flat, N * N, on_value=True, off_value=False), (n, N, N)) & do[:, None, None]
         g["connected"] = g["connected"] & ~gone
         g["weight"] = tf.where(gone, 0.0, g["weight"])
 
         # 5. add a node by splitting a random connection a -> b into a -> new -> b.
-        flat, has_edge = _choose(tf.reshape(g["connected"], (n, N * N)), u((n, N * N), 9))
+        flat, has_edge = _choose(tf.reshape(g["connected"], (n, N * N)), u((n,), 9))
         free = tf.logical_and(~g["alive"], is_hidden)
-        slot, has_slot = _choose(free, u((n, N), 10))
+        slot, has_slot = _choose(free, u((n,), 10))
         do = has_edge & has_slot & (u((n,), 11) < r["add_node_rate"])
         b, a = flat // N, flat % N
         old_gene = tf.gather_nd(g["weight"], tf.stack([tf.range(n), b, a], axis=1))
@@ -234,7 +244,7 @@ class CPPNEncoding(Encoding):
         g["activation"] = tf.where(new_node, fresh, g["activation"])
 
         # 6. delete a random hidden node with its connections.
-        victim, exists = _choose(tf.logical_and(g["alive"], is_hidden), u((n, N), 13))
+        victim, exists = _choose(tf.logical_and(g["alive"], is_hidden), u((n,), 13))
         do = exists & (u((n,), 14) < r["delete_node_rate"])
         dead = one(victim) & do[:, None]
         g["alive"] = g["alive"] & ~dead
@@ -263,45 +273,94 @@ class CPPNEncoding(Encoding):
         return np.stack([x, y, d, np.ones_like(d)]).reshape(4, -1).astype(np.float32)
 
     def decode(self, genomes):
-        return self.render(genomes, self.image_shape[0], self.image_shape[1])
+        return self._render(genomes, tf.constant(self.coordinate_inputs(*self.image_shape[:2])), *self.image_shape[:2])
 
-    def render(self, genomes, height, width):
-        """Images (n, height, width, C) in [0, 1] of the CPPNs, at any resolution."""
-        return self._render(genomes, tf.constant(self.coordinate_inputs(height, width)), height, width)
+    def render(self, genomes, height, width, batch_size=None):
+        """Images (n, height, width, C) in [0, 1] of the CPPNs, at any resolution.
+
+        Large renderings go ``batch_size`` genomes at a time (by default so that the scratch
+        buffer stays near 256 MB).
+        """
+        inputs = tf.constant(self.coordinate_inputs(height, width))
+        n = int(tf.shape(genomes["activation"])[0])
+        if batch_size is None:
+            batch_size = max(1, int(2**26 // (height * width * self.capacity)))
+        parts = []
+        for start in range(0, n, batch_size):
+            part = {k: v[start : start + batch_size] for k, v in genomes.items()}
+            parts.append(self._render(part, inputs, height, width))
+        return tf.concat(parts, axis=0)
+
+    def _feeds_outputs(self, connected):
+        """(n, N) bool: nodes from which a path of connections leads to an output."""
+        _, is_output, _ = self._slot_kinds()
+        edges = tf.cast(connected, tf.float32)  # edges[i, j]: j -> i
+        reach = tf.cast(tf.broadcast_to(is_output, tf.shape(connected)[:2]), tf.float32)
+
+        def grow(changed, reach):
+            new = tf.minimum(reach + tf.linalg.matvec(edges, reach, transpose_a=True), 1.0)
+            return tf.reduce_any(new > reach), new
+
+        _, reach = tf.while_loop(lambda changed, r: changed, grow, (tf.constant(True), reach))
+        return reach > 0.0
+
+    def _scratch(self):
+        # One resizable buffer per encoding, created on first use outside any trace; node values
+        # are written into it in place (a loop-carried tensor would be copied on every update).
+        if getattr(self, "_buffer", None) is None:
+            with tf.init_scope():
+                self._buffer = tf.Variable(tf.zeros([0, 0]), shape=tf.TensorShape(None), trainable=False,
+                                           name="cppn_node_values")
+        return self._buffer
 
     def _render(self, genomes, inputs, height, width):
+        """Evaluate a population of CPPNs at every pixel, node after node, all genomes at once.
+
+        Slots are sorted so that inputs come first, then live hidden nodes in position order
+        (a topological order), then the outputs. Step k computes node k of every genome from
+        its at most D incoming connections (D = the largest in-degree in the batch), gathered
+        from a node-major scratch buffer of shape (nodes * n, pixels) and written back in place.
+        """
         N = self.capacity
+        C = self.channels
         n = tf.shape(genomes["activation"])[0]
         is_input, is_output, is_hidden = self._slot_kinds()
-        live_hidden = tf.logical_and(genomes["alive"], is_hidden)
-        # Sort slots: inputs, live hidden by position, dead hidden, outputs.
+        # Only hidden nodes with a path to an output matter; the others are skipped (sorted
+        # among the dead), which shortens the node-by-node loop.
+        live_hidden = tf.logical_and(genomes["alive"], is_hidden) & self._feeds_outputs(genomes["connected"])
         key = tf.where(is_input, -1.0, tf.where(is_output, 3.0, tf.where(live_hidden, genomes["position"], 2.0)))
         order = tf.argsort(key, axis=1, stable=True)
-        weights = tf.where(genomes["connected"], genomes["weight"] * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE, 0.0)
-        weights = tf.gather(tf.gather(weights, order, axis=1, batch_dims=1), order, axis=2, batch_dims=1)
+        sort = lambda t: tf.gather(tf.gather(t, order, axis=1, batch_dims=1), order, axis=2, batch_dims=1)  # noqa: E731
+        connected = sort(genomes["connected"])
+        weights = tf.where(connected, sort(genomes["weight"]) * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE, 0.0)
         activation = tf.gather(genomes["activation"], order, axis=1, batch_dims=1)
         hidden_max = tf.reduce_max(tf.reduce_sum(tf.cast(live_hidden, tf.int32), axis=1))
         live = NUM_INPUTS + hidden_max  # slots that can send: inputs and live hidden nodes
+        degree = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(connected, tf.int32), axis=2)), 1)
+        sources = tf.math.top_k(tf.cast(connected, tf.float32), k=degree, sorted=False).indices  # (n, N, D)
+        source_weights = tf.gather(weights, sources, axis=2, batch_dims=2)  # 0 where not connected
+        sources = tf.minimum(sources, live - 1)  # unconnected padding points at any valid row
         pixels = tf.shape(inputs)[1]
-        values = tf.concat(
-            [tf.broadcast_to(inputs[None], (n, NUM_INPUTS, pixels)), tf.zeros((n, hidden_max, pixels))], axis=1
-        )
+        genome_index = tf.range(n)
+        buffer = self._scratch()
+        buffer.assign(tf.concat([
+            tf.reshape(tf.broadcast_to(inputs[:, None, :], (NUM_INPUTS, n, pixels)), (NUM_INPUTS * n, pixels)),
+            tf.zeros((hidden_max * n, pixels)),
+        ], axis=0))
 
-        def body(k, values):
-            pre = tf.einsum("nj,njp->np", weights[:, k, :live], values)
-            out = _activate(pre, activation[:, k : k + 1])
-            values = values + tf.one_hot(k, live)[None, :, None] * out[:, None, :]
-            return k + 1, values
+        def node_values(k):
+            rows = sources[:, k, :] * n + genome_index[:, None]  # (n, D) rows of the buffer
+            pre = tf.matmul(source_weights[:, k, None, :], tf.gather(buffer, rows))[:, 0, :]  # (n, P)
+            return _activate(pre, activation[:, k : k + 1])
 
-        _, values = tf.while_loop(
-            lambda k, v: k < live, body, (tf.constant(NUM_INPUTS), values),
-            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, None])),
-        )
-        out_rows = weights[:, N - self.channels :, :live]  # outputs sort last
-        pre = tf.einsum("noj,njp->nop", out_rows, values)
-        out = tf.abs(_activate(pre, activation[:, N - self.channels :, None]))  # (n, C, pixels) in [0, 1]
-        out = tf.clip_by_value(out, 0.0, 1.0)
-        if self.channels == 1:
+        def body(k):
+            buffer.scatter_update(tf.IndexedSlices(node_values(k), k * n + genome_index))
+            return (k + 1,)
+
+        tf.while_loop(lambda k: k < live, body, (tf.constant(NUM_INPUTS),))
+        out = tf.stack([node_values(N - C + c) for c in range(C)], axis=1)  # outputs sort last
+        out = tf.clip_by_value(tf.abs(out), 0.0, 1.0)  # (n, C, pixels)
+        if C == 1:
             return tf.reshape(out, (n, height, width, 1))
         out = tf.reshape(tf.transpose(out, (0, 2, 1)), (n, height, width, 3))
         if self.color_space == "hsv":

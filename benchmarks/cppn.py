@@ -1,0 +1,116 @@
+"""Benchmark of the CPPN encoding (issue: CPPN encoding). Not a test: prints numbers.
+
+    .venv/bin/python benchmarks/cppn.py [--seeds 10] [--generations 200] [--repeats 3]
+
+Measures, in one process, on lenet_mnist with P = 200:
+  (1) render throughput (images/s) for populations whose genomes all have 0, 5, 20 and 50
+      hidden nodes, at 28x28 (200 genomes) and 224x224 (16 genomes);
+  (2) evolver evaluations/s with the CPPN encoding against the direct encoding, and the ratio;
+  (3) over --seeds seeds: the median confidence over the 10 classes at generation
+      --generations (target: >= 99.99% for at least 8 of 10 seeds);
+  (4) mean PNG-compressed size of CPPN elites against direct-encoding elites (same shape),
+      a measure of regularity (target: CPPN at most half).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from keras_fool.encodings import CPPNEncoding, DirectEncoding  # noqa: E402
+from keras_fool.evolution import MapElites, Target  # noqa: E402
+
+
+def genomes_with_hidden(hidden, n, seed=0):
+    """n genomes with exactly ``hidden`` hidden nodes, each on a path to the output."""
+    enc = CPPNEncoding(capacity=hidden + 6, add_node_rate=1.0, delete_node_rate=0.0, add_connection_rate=0.5,
+                       delete_connection_rate=0.0)
+    genomes = enc.random(n, tf.constant([seed, 0]))
+    for i in range(hidden):
+        genomes = enc.mutate(genomes, tf.constant([seed, i + 1]))
+    return enc, genomes
+
+
+def render_rate(hidden, size, n, repeats):
+    enc, genomes = genomes_with_hidden(hidden, n)
+    live = int(genomes["alive"].numpy()[:, 5:].sum(axis=1).min())
+    assert live == hidden, (live, hidden)
+    inputs = tf.constant(enc.coordinate_inputs(size, size))
+    render = tf.function(lambda g: enc._render(g, inputs, size, size))
+    render(genomes).numpy()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        render(genomes).numpy()
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def evolver_rate(target, encoding, population, generations, repeats):
+    rates = []
+    for r in range(repeats):
+        evolver = MapElites(target, encoding, population=population, seed=200 + r, steps_per_call=generations)
+        evolver.run(1)
+        start = time.perf_counter()
+        evolver.run(generations + 1)
+        rates.append(generations * population / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def png_bytes(images):
+    sizes = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray((np.clip(image[..., 0], 0, 1) * 255 + 0.5).astype(np.uint8)).save(buffer, format="PNG", optimize=True)
+        sizes.append(buffer.tell())
+    return float(np.mean(sizes))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--population", type=int, default=200)
+    parser.add_argument("--generations", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--capacity", type=int, default=32)
+    args = parser.parse_args()
+    P = args.population
+    print(f"{os.cpu_count()} CPUs; TF {tf.__version__}")
+    for size, n in ((28, 200), (224, 16)):
+        rates = {h: render_rate(h, size, n, args.repeats) for h in (0, 5, 20, 50)}
+        print(f"(1) render {size}x{size}, {n} genomes: " + ", ".join(f"{h} hidden {r:,.0f}/s" for h, r in rates.items()))
+    target = Target("lenet_mnist")
+    speed_gens = 50
+    cppn = evolver_rate(target, CPPNEncoding(capacity=args.capacity), P, speed_gens, args.repeats)
+    direct = evolver_rate(target, DirectEncoding(), P, speed_gens, args.repeats)
+    print(f"(2) evolver, {speed_gens} generations: CPPN {cppn:,.0f} evaluations/s, direct {direct:,.0f}/s, "
+          f"ratio {cppn / direct:.1%} (target >= 50%, stretch 80%)")
+    medians, cppn_sizes, direct_sizes = [], [], []
+    for seed in range(args.seeds):
+        evolver = MapElites(target, CPPNEncoding(capacity=args.capacity), population=P, seed=seed)
+        evolver.run(args.generations)
+        medians.append(float(np.median(evolver.archive.confidences)))
+        cppn_sizes.append(png_bytes(evolver.encoding.decode(evolver.archive.genomes).numpy()))
+        first = evolver.first_reached["9999"]
+        print(f"    seed {seed}: median confidence {100 * medians[-1]:.5f}%, 99.99% first at {first.tolist()}")
+        if seed < 3:
+            direct_run = MapElites(target, DirectEncoding(), population=P, seed=seed)
+            direct_run.run(args.generations)
+            direct_sizes.append(png_bytes(direct_run.archive.genomes.numpy()))
+    print(f"(3) median confidence at generation {args.generations} >= 99.99% for "
+          f"{sum(m >= 0.9999 for m in medians)}/{len(medians)} seeds (target >= 8)")
+    print(f"(4) PNG size of elites: CPPN {np.mean(cppn_sizes):.0f} B, direct {np.mean(direct_sizes):.0f} B, "
+          f"ratio {np.mean(cppn_sizes) / np.mean(direct_sizes):.2f} (target <= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
