@@ -23,6 +23,7 @@ from keras_fool.errors import CorruptFileError
 __all__ = [
     "atomic_write",
     "ensure_writable_dir",
+    "remove_stale_temporaries",
     "load_npz",
     "save_json",
     "save_npz",
@@ -57,6 +58,20 @@ def atomic_write(path, mode="wb"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(path):
+    """Delete temporary files that an interrupted :func:`atomic_write` to ``path`` left behind.
+
+    Only call this when no other process is writing ``path``. Returns the number removed.
+    """
+    path = Path(path)
+    removed = 0
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            removed += 1
+    return removed
 
 
 def _umask():

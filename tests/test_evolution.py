@@ -184,5 +184,11 @@ def test_a_killed_checkpoint_write_leaves_the_previous_one_readable(tmp_path):
         arrays = load_npz(path, required=("generation", "genomes"))
         assert np.all(arrays["genomes"] == arrays["generation"])  # one complete version, not a mix
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.npz"]
-    # A killed writer may leave its temporary file; it never replaces the checkpoint.
-    assert all(name.startswith(".checkpoint.npz.") for name in leftovers)
+    # A killed writer may leave its temporary file; it never replaces the checkpoint, and the
+    # next run's Checkpoint callback clears it away.
+    assert all(name.startswith(".checkpoint.npz.") and name.endswith(".tmp") for name in leftovers)
+    (tmp_path / ".checkpoint.npz.abc123.tmp").write_bytes(b"half")
+    from keras_fool.evolution import Checkpoint
+
+    Checkpoint(path).on_run_begin()
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]

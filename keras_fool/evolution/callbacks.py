@@ -50,6 +50,11 @@ class Checkpoint(Callback):
         self.path = Path(path)
         self.every = self.sync_every = every
 
+    def on_run_begin(self, logs=None):
+        from keras_fool.io import remove_stale_temporaries
+
+        remove_stale_temporaries(self.path)  # left by a run killed while writing
+
     def on_generation_end(self, generation, logs=None):
         if generation % self.every == 0:
             self.evolver.save_checkpoint(self.path)
@@ -178,7 +183,6 @@ class ProgressBar(Callback):
         if now - self._last >= self.min_interval or generation >= self.total:
             self._last = now
             self._draw(generation, logs)
-            self._logs = logs
 
     def on_run_end(self, logs=None):
         if self._line_open:

@@ -258,7 +258,6 @@ class MapElites:
         self.history["median"].append(median)
         self.history["min"].append(low)
         self.history["max"].append(high)
-        evals = self.population if seconds_per_generation else 0
         return {
             "generation": generation,
             "median_confidence": median,
@@ -267,7 +266,7 @@ class MapElites:
             "classes_at_99": int(np.sum(conf >= THRESHOLDS["99"])),
             "classes_at_9999": int(np.sum(conf >= THRESHOLDS["9999"])),
             "evaluations": self.evaluations,
-            "evaluations_per_second": evals / seconds_per_generation if seconds_per_generation else float("nan"),
+            "evaluations_per_second": self.population / seconds_per_generation if seconds_per_generation else float("nan"),
         }
 
     def trace(self):

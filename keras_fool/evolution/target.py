@@ -56,7 +56,7 @@ class Target:
             raise ValueError("A target needs at least one model.")
         self.sources = [_describe(s) for s in sources]
         self.models = [zoo.load_model(s) if isinstance(s, (str, os.PathLike)) else s for s in sources]
-        for s, m in zip(sources, self.models):
+        for m in self.models:
             if not callable(m) or not hasattr(m, "input_shape"):
                 raise TypeError(f"A target member must be a Keras model. Received: {type(m).__name__}")
         self.logits = bool(logits)
