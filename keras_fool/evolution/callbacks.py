@@ -152,7 +152,8 @@ class TensorBoard(Callback):
 class ProgressBar(Callback):
     """A one-line progress bar on stderr: generation, median confidence, evaluations/s.
 
-    Redraws at most ``min_interval`` seconds apart (and always at the end).
+    On a terminal it redraws in place at most ``min_interval`` seconds apart; into a file or a
+    pipe (a CI log) it writes a plain line at every tenth of the run instead.
     """
 
     def __init__(self, stream=None, width=30, min_interval=0.1):
@@ -164,6 +165,9 @@ class ProgressBar(Callback):
         self.total = max(1, logs["generations"])
         self._last = 0.0
         self._line_open = False
+        isatty = getattr(self.stream, "isatty", None)
+        self._interactive = bool(isatty and isatty())
+        self._next_line = 0
 
     def _draw(self, generation, logs):
         done = min(1.0, max(generation, 0) / self.total)
@@ -171,14 +175,22 @@ class ProgressBar(Callback):
         eps = logs.get("evaluations_per_second", float("nan"))
         eps_text = "" if math.isnan(eps) else f"  {eps:,.0f} eval/s"
         text = (
-            f"\rgeneration {generation}/{self.total} [{bar}] median {100 * logs['median_confidence']:.4f}%"
+            f"generation {generation}/{self.total} [{bar}] median {100 * logs['median_confidence']:.4f}%"
             f"  at 99.99%: {logs['classes_at_9999']}/{self.evolver.archive.cells}{eps_text}"
         )
-        self.stream.write(text)
+        if self._interactive:
+            self.stream.write("\r" + text)
+            self._line_open = True
+        else:
+            self.stream.write(text + "\n")
         self.stream.flush()
-        self._line_open = True
 
     def on_generation_end(self, generation, logs=None):
+        if not self._interactive:
+            if generation >= self._next_line or generation >= self.total:
+                self._draw(generation, logs)
+                self._next_line = generation + max(1, self.total // 10)
+            return
         now = time.perf_counter()
         if now - self._last >= self.min_interval or generation >= self.total:
             self._last = now
