@@ -81,7 +81,7 @@ def main():
     parser.add_argument("--generations", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--capacity", type=int, default=32)
+    parser.add_argument("--capacity", type=int, default=16)
     args = parser.parse_args()
     P = args.population
     print(f"{os.cpu_count()} CPUs; TF {tf.__version__}")

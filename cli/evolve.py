@@ -26,7 +26,7 @@ def parse_classes(value):
               help="Preset name or .keras file; repeat for an ensemble target (mean probabilities).")
 @click.option("--encoding", type=click.Choice(["direct", "cppn"]), default="direct", show_default=True,
               help="direct: one gene per pixel; cppn: a NEAT-style pattern-producing network.")
-@click.option("--capacity", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--capacity", type=click.IntRange(min=1), default=16, show_default=True,
               help="CPPN node slots per genome (inputs and outputs included).")
 @click.option("--generations", type=click.IntRange(min=0), default=200, show_default=True,
               help="Total generations (generation 0 is the random initial population).")

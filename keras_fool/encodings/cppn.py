@@ -63,17 +63,28 @@ def _activate(p, which):
     return tf.where(tf.equal(which, 0), tf.sin(p), out)
 
 
+_ACTIVATION_FUNCTIONS = (
+    tf.sin,
+    lambda p: tf.tanh(0.5 * p),  # = 2 sigmoid(p) - 1
+    lambda p: tf.exp(-tf.square(p)),
+    lambda p: tf.clip_by_value(p, -3.0, 3.0) / 3.0,
+)
+
+
 def _choose(mask, u):
     """Per row, a uniformly chosen True index of ``mask`` (n, K), from one uniform ``u`` (n,) per row.
 
-    The m-th True entry is taken, m = floor(u * count): one cumulative sum instead of a uniform
-    draw per entry. Returns (index (n,) int32, exists (n,) bool).
+    The m-th True entry of the row is taken, m = floor(u * count), by indexing the list of True
+    entries (``tf.where``, grouped by row) -- much cheaper than a scan over every entry.
+    Returns (index (n,) int32, exists (n,) bool).
     """
-    counts = tf.cumsum(tf.cast(mask, tf.int32), axis=1)
-    total = counts[:, -1]
-    m = tf.minimum(tf.cast(u * tf.cast(total, tf.float32), tf.int32), tf.maximum(total - 1, 0))
-    index = tf.argmax(tf.cast(counts > m[:, None], tf.int32), axis=1, output_type=tf.int32)
-    return index, total > 0
+    coords = tf.cast(tf.where(mask), tf.int32)  # (T, 2), rows in order
+    counts = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    m = tf.minimum(tf.cast(u * tf.cast(counts, tf.float32), tf.int32), tf.maximum(counts - 1, 0))
+    pick = tf.cumsum(counts, exclusive=True) + m
+    coords = tf.concat([coords, tf.zeros((1, 2), tf.int32)], axis=0)  # a valid row when nothing is True
+    index = tf.gather(coords[:, 1], tf.minimum(pick, tf.shape(coords)[0] - 1))
+    return index, counts > 0
 
 
 def _hls_to_rgb(h, l, s):
@@ -104,7 +115,7 @@ class CPPNEncoding(Encoding):
 
     name = "cppn"
 
-    def __init__(self, image_shape=(28, 28, 1), capacity=64, coordinates="normalized", color_space="hsv",
+    def __init__(self, image_shape=(28, 28, 1), capacity=16, coordinates="normalized", color_space="hsv",
                  weight_rate=0.1, activation_rate=0.1, add_connection_rate=0.5, delete_connection_rate=0.3,
                  add_node_rate=0.5, delete_node_rate=0.2, eta=15.0):
         super().__init__(image_shape)
@@ -192,11 +203,14 @@ class CPPNEncoding(Encoding):
         u = lambda shape, i: tf.random.stateless_uniform(shape, s[i])  # noqa: E731
         r = self.rates
 
-        # 1. weights of existing connections (one draw per gene: u < rate picks it, u / rate steps it).
-        uw = u((n, N, N), 0)
-        hit = tf.logical_and(g["connected"], uw < r["weight_rate"])
-        delta = polynomial_delta(tf.minimum(uw / max(r["weight_rate"], 1e-12), 1.0 - 1e-7), self.eta)
-        g["weight"] = tf.where(hit, tf.clip_by_value(g["weight"] + delta, 0.0, 1.0), g["weight"])
+        # 1. weights of existing connections: work on the list of edges, not the N x N matrix.
+        edges = tf.where(g["connected"])  # (E, 3) indices of every connection in the batch
+        ue = tf.random.stateless_uniform(tf.shape(edges)[:1], s[0])
+        hit = ue < r["weight_rate"]  # u < rate picks the edge, u / rate (uniform again) steps it
+        delta = polynomial_delta(tf.minimum(ue / max(r["weight_rate"], 1e-12), 1.0 - 1e-7), self.eta)
+        old = tf.gather_nd(g["weight"], edges)
+        new = tf.where(hit, tf.clip_by_value(old + delta, 0.0, 1.0), old)
+        g["weight"] = tf.tensor_scatter_nd_update(g["weight"], edges, new)
 
         # 2. activations of live non-input nodes.
         resample = tf.logical_and(tf.logical_and(g["alive"], ~is_input), u((n, N), 2) < r["activation_rate"])
@@ -316,10 +330,11 @@ class CPPNEncoding(Encoding):
     def _render(self, genomes, inputs, height, width):
         """Evaluate a population of CPPNs at every pixel, node after node, all genomes at once.
 
-        Slots are sorted so that inputs come first, then live hidden nodes in position order
-        (a topological order), then the outputs. Step k computes node k of every genome from
-        its at most D incoming connections (D = the largest in-degree in the batch), gathered
-        from a node-major scratch buffer of shape (nodes * n, pixels) and written back in place.
+        Slots are sorted so that inputs come first, then the hidden nodes that feed an output in
+        position order (a topological order), then the outputs. Step k computes node k of every
+        genome that has one: the values of its incoming edges' sources are gathered from a
+        node-major scratch buffer of shape (nodes * n, pixels), summed per genome, passed through
+        the node's activation (genomes grouped by activation) and written back in place.
         """
         N = self.capacity
         C = self.channels
@@ -336,29 +351,53 @@ class CPPNEncoding(Encoding):
         activation = tf.gather(genomes["activation"], order, axis=1, batch_dims=1)
         hidden_max = tf.reduce_max(tf.reduce_sum(tf.cast(live_hidden, tf.int32), axis=1))
         live = NUM_INPUTS + hidden_max  # slots that can send: inputs and live hidden nodes
-        degree = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(connected, tf.int32), axis=2)), 1)
-        sources = tf.math.top_k(tf.cast(connected, tf.float32), k=degree, sorted=False).indices  # (n, N, D)
-        source_weights = tf.gather(weights, sources, axis=2, batch_dims=2)  # 0 where not connected
-        sources = tf.minimum(sources, live - 1)  # unconnected padding points at any valid row
+        used = tf.gather(live_hidden | is_input | is_output, order, axis=1, batch_dims=1)  # in sorted order
+        used_edges = connected & used[:, :, None] & used[:, None, :]
+        edge_list = tf.cast(tf.where(used_edges), tf.int32)  # (E, 3): genome, target node, source node
+        by_target = tf.argsort(edge_list[:, 1], stable=True)  # edges into node k are one slice
+        edge_list = tf.gather(edge_list, by_target)
+        edge_weights = tf.gather_nd(weights, edge_list)  # (E,)
+        edge_rows = edge_list[:, 2] * n + edge_list[:, 0]  # the source's row in the buffer
+        first_edge = tf.cumsum(tf.math.bincount(edge_list[:, 1], minlength=N, maxlength=N), exclusive=True)
+        edge_count = tf.math.bincount(edge_list[:, 1], minlength=N, maxlength=N)
         pixels = tf.shape(inputs)[1]
-        genome_index = tf.range(n)
         buffer = self._scratch()
         buffer.assign(tf.concat([
             tf.reshape(tf.broadcast_to(inputs[:, None, :], (NUM_INPUTS, n, pixels)), (NUM_INPUTS * n, pixels)),
             tf.zeros((hidden_max * n, pixels)),
         ], axis=0))
 
-        def node_values(k):
-            rows = sources[:, k, :] * n + genome_index[:, None]  # (n, D) rows of the buffer
-            pre = tf.matmul(source_weights[:, k, None, :], tf.gather(buffer, rows))[:, 0, :]  # (n, P)
-            return _activate(pre, activation[:, k : k + 1])
+        def pre_activation(k):
+            """Weighted input sums (n, P) of node k in every genome, from its incoming edges only."""
+            edges = tf.range(first_edge[k], first_edge[k] + edge_count[k])
+            sources = tf.gather(buffer, tf.gather(edge_rows, edges)) * tf.gather(edge_weights, edges)[:, None]
+            return tf.math.unsorted_segment_sum(sources, tf.gather(edge_list[:, 0], edges), n)
+
+        def grouped_activation(pre, ids, which):
+            """Each row of ``pre`` (for genomes ``ids``) through its own activation ``which``.
+
+            Genomes are grouped by activation, so that each value goes through one function
+            rather than all four. Returns the groups' ids and values, to scatter or stitch.
+            """
+            groups = tf.dynamic_partition(ids, which, len(_ACTIVATION_FUNCTIONS))
+            return groups, [function(tf.gather(pre, g)) for g, function in zip(groups, _ACTIVATION_FUNCTIONS)]
+
+        counts = tf.reduce_sum(tf.cast(live_hidden, tf.int32), axis=1)  # hidden nodes to evaluate
+        everyone = tf.range(n)
 
         def body(k):
-            buffer.scatter_update(tf.IndexedSlices(node_values(k), k * n + genome_index))
+            ids = tf.boolean_mask(everyone, counts > k - NUM_INPUTS)  # genomes with a k-th hidden node
+            groups, values = grouped_activation(pre_activation(k), ids, tf.gather(activation[:, k], ids))
+            for g, v in zip(groups, values):
+                buffer.scatter_update(tf.IndexedSlices(v, k * n + g))
             return (k + 1,)
 
         tf.while_loop(lambda k: k < live, body, (tf.constant(NUM_INPUTS),))
-        out = tf.stack([node_values(N - C + c) for c in range(C)], axis=1)  # outputs sort last
+        out = []
+        for k in range(N - C, N):  # outputs sort last
+            groups, values = grouped_activation(pre_activation(k), everyone, activation[:, k])
+            out.append(tf.dynamic_stitch(groups, values))
+        out = tf.stack(out, axis=1)
         out = tf.clip_by_value(tf.abs(out), 0.0, 1.0)  # (n, C, pixels)
         if C == 1:
             return tf.reshape(out, (n, height, width, 1))
