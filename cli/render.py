@@ -20,10 +20,10 @@ def render(archive, scale, out):
     import json
     from pathlib import Path
 
-    import numpy as np
     import tensorflow as tf
 
     from keras_fool.encodings import CPPNEncoding, encoding_from_config
+    from keras_fool.evolution.callbacks import format_confidence
     from keras_fool.evolution.outputs import load_archive
     from keras_fool.io import montage, save_png
 
@@ -44,10 +44,7 @@ def render(archive, scale, out):
     height, width = encoding.image_shape[0] * scale, encoding.image_shape[1] * scale
     images = encoding.render({k: tf.constant(v) for k, v in genomes.items()}, height, width).numpy()
     names = arrays["class_names"]
-    captions = [
-        f"{names[label]}: {100 * conf:.2f}%" if np.isfinite(conf) else f"{names[label]}: -"
-        for label, conf in zip(arrays["labels"], arrays["confidences"])
-    ]
+    captions = [f"{names[label]}: {format_confidence(float(conf))}" for label, conf in zip(arrays["labels"], arrays["confidences"])]
     out = Path(out) if out else path.parent / f"montage_x{scale}.png"
     save_png(out, montage(images, captions, columns=min(len(images), 5), scale=1))
     click.echo(f"rendered {len(images)} genomes at {height}x{width}: {out}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Callback", "Checkpoint", "EarlyStopping", "ProgressBar", "TensorBoard", "elite_montage"]
+__all__ = ["Callback", "Checkpoint", "EarlyStopping", "ProgressBar", "TensorBoard", "elite_montage", "format_confidence"]
 
 
 class Callback:
@@ -80,6 +80,13 @@ class EarlyStopping(Callback):
             self.stopped_generation = generation
 
 
+def format_confidence(confidence):
+    """``0.99999987`` -> ``"99.9999%"``: truncated, never rounded up to 100%; NaN -> ``"-"``."""
+    if confidence is None or math.isnan(confidence):
+        return "-"
+    return f"{math.floor(confidence * 1e6) / 1e4:.4f}%"
+
+
 def elite_montage(evolver, scale=3):
     """The archive's elites as a labelled PIL image (class name and confidence under each)."""
     import tensorflow as tf
@@ -89,10 +96,9 @@ def elite_montage(evolver, scale=3):
     archive = evolver.archive
     images = evolver.encoding.decode(archive.genomes)
     images = images.numpy() if isinstance(images, tf.Tensor) else np.asarray(images)
-    captions = []
-    for label, conf in zip(archive.labels, archive.confidences):
-        name = archive.class_names[label]
-        captions.append(f"{name}: -" if math.isnan(conf) else f"{name}: {100 * conf:.2f}%")
+    captions = [
+        f"{archive.class_names[label]}: {format_confidence(conf)}" for label, conf in zip(archive.labels, archive.confidences)
+    ]
     columns = min(len(images), 10)
     return montage(images, captions, columns=columns, scale=scale)
 
