@@ -10,6 +10,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 CASES = {
+    "adversarial_committee.py": ["--stages", "2", "--steps-per-stage", "5", "--test-images", "200"],
     "evolve_fooling_images.py": ["--generations", "3", "--population", "20", "--out", "{tmp}/f.png"],
     "score_zoo_model.py": ["--limit", "2000"],
     "train_lenet.py": ["--epochs", "1", "--steps", "30", "--out", "{tmp}/mine.keras"],
