@@ -141,3 +141,34 @@ def test_train_preset_writes_weights_that_load_and_beat_chance(tmp_path):
     assert saved["weights_sha256"] == sha256_file(tmp_path / "lenet_mnist_b.weights.npz")
     model = zoo.load_weights(zoo.build_model("lenet_mnist_b"), tmp_path / "lenet_mnist_b.weights.npz")
     assert model.count_params() == 431_080
+
+
+def test_a_saved_committee_loads_in_a_fresh_process(tmp_path):
+    from keras_fool.defenses import Committee
+
+    committee = Committee([zoo.load_model("lenet_mnist"), zoo.load_model("lenet_mnist_b")])
+    committee.save(tmp_path / "committee.keras")
+    code = (
+        "import sys, numpy as np; from keras_fool import zoo;"
+        "m = zoo.load_model(sys.argv[1]); print(type(m).__name__, m.output_shape)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "committee.keras")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert result.stdout.strip() == "Committee (None, 10)"
+
+
+def test_a_foreign_keras_class_gets_a_short_error(tmp_path):
+    import keras
+
+    @keras.saving.register_keras_serializable(package="elsewhere")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2 * x
+
+    inputs = keras.Input((3,))
+    keras.Model(inputs, Doubler()(inputs)).save(tmp_path / "foreign.keras")
+    code = "import sys; from keras_fool import zoo; zoo.load_model(sys.argv[1])"
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "foreign.keras")], capture_output=True, text=True)
+    last = result.stderr.strip().splitlines()[-1]
+    assert "CorruptFileError" in last and "not a loadable .keras model" in last and len(last) < 400

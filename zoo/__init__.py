@@ -108,6 +108,10 @@ def load_weights(model, path, sha256=None):
 def _load_keras_file(path):
     import keras
 
+    # Register keras-fool's own serialisable classes (Committee, LowPassFilter, schedules) so
+    # that models built with them load in a fresh process.
+    import keras_fool.defenses  # noqa: F401
+    import keras_fool.training.schedules  # noqa: F401
     from keras_fool.errors import CorruptFileError
 
     path = Path(path)
@@ -116,8 +120,10 @@ def _load_keras_file(path):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many kinds for a damaged archive
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CorruptFileError(f"{path} is not a loadable .keras model ({first_line}).") from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if len(reason) > 200:  # Keras may quote a whole model config
+            reason = reason[:200] + "..."
+        raise CorruptFileError(f"{path} is not a loadable .keras model ({reason}).") from None
 
 
 def load_model(name_or_path, verify=True):
