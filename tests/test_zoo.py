@@ -18,11 +18,13 @@ def test_registry_lists_presets_without_importing_tensorflow():
         "print(names, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['lenet_mnist', 'lenet_mnist_b'] False False"
+    assert out.strip() == (
+        "['lenet_mnist', 'lenet_mnist_b', 'lenet_mnist_dropout_all', 'lenet_mnist_dropout_input'] False False"
+    )
 
 
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(ValueError, match="lenet_mnist, lenet_mnist_b"):
+    with pytest.raises(ValueError, match="lenet_mnist, lenet_mnist_b, lenet_mnist_dropout_all"):
         zoo.get_preset("resnet_imagenet")
     with pytest.raises(TypeError):
         zoo.get_preset(3)
@@ -172,3 +174,21 @@ def test_a_foreign_keras_class_gets_a_short_error(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "foreign.keras")], capture_output=True, text=True)
     last = result.stderr.strip().splitlines()[-1]
     assert "CorruptFileError" in last and "not a loadable .keras model" in last and len(last) < 400
+
+
+def test_dropout_presets_build_the_papers_variants_and_train_on_demand(tmp_path, monkeypatch):
+    from keras_fool.training import train_preset
+
+    model = zoo.build_model("lenet_mnist_dropout_all")
+    assert model.count_params() == 431_080
+    rates = {layer.name: layer.rate for layer in model.layers if layer.__class__.__name__ == "Dropout"}
+    assert rates == {"image_dropout": 0.2, "conv1_dropout": 0.2, "conv2_dropout": 0.2, "ip1_dropout": 0.5}
+    only_input = zoo.build_model("lenet_mnist_dropout_input")
+    assert [layer.name for layer in only_input.layers if "dropout" in layer.name] == ["image_dropout"]
+
+    monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="keras-fool zoo train lenet_mnist_dropout_input"):
+        zoo.load_model("lenet_mnist_dropout_input")
+    train_preset("lenet_mnist_dropout_input", max_steps=5, verbose=0)  # into the cache
+    loaded = zoo.load_model("lenet_mnist_dropout_input")
+    assert loaded.count_params() == 431_080

@@ -36,3 +36,24 @@ def build_lenet(input_shape=(28, 28, 1), num_classes=10, weight_decay=None, name
     x = keras.layers.Dense(500, activation="relu", name="ip1", **dense)(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="prob", **dense)(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _with_dropout(rates, suffix, input_shape, num_classes, weight_decay, name):
+    from keras_fool.defenses.dropout import insert_dropout
+
+    base = build_lenet(input_shape, num_classes, weight_decay, name=f"{name}_base")
+    return insert_dropout(base, rates, name=name or f"lenet_{suffix}")
+
+
+def build_lenet_dropout_input(input_shape=(28, 28, 1), num_classes=10, weight_decay=None, name="lenet_dropout_input"):
+    """LeNet with dropout 0.2 on its input: the "Inp" row of Uličný et al.'s Table 1."""
+    from keras_fool.defenses.dropout import LENET_DROPOUT_INPUT
+
+    return _with_dropout(LENET_DROPOUT_INPUT, "dropout_input", input_shape, num_classes, weight_decay, name)
+
+
+def build_lenet_dropout_all(input_shape=(28, 28, 1), num_classes=10, weight_decay=None, name="lenet_dropout_all"):
+    """LeNet with dropout 0.2 on input, conv1 and conv2 and 0.5 on the dense layer ("All")."""
+    from keras_fool.defenses.dropout import LENET_DROPOUT_ALL
+
+    return _with_dropout(LENET_DROPOUT_ALL, "dropout_all", input_shape, num_classes, weight_decay, name)
