@@ -32,7 +32,8 @@ def list_command():
         else:
             state = "not trained"
         acc = f"{100 * preset.test_accuracy:.2f}%" if preset.test_accuracy is not None else "-"
-        click.echo(f"{name:<24} {preset.dataset:<8} acc {acc:<8} weights {state}")
+        width = max(len(n) for n in list_presets()) + 2
+        click.echo(f"{name:<{width}}{preset.dataset:<8} acc {acc:<8} weights {state}")
 
 
 @zoo.command("show")
