@@ -7,7 +7,10 @@ import click
 from keras_fool.cli import LazyGroup
 
 _EXPERIMENTS = {
+    "ensemble": "keras_fool.cli.fooling:ensemble",
+    "fooling-class": "keras_fool.cli.fooling:fooling_class",
     "robustness": "keras_fool.cli.robustness:robustness",
+    "transfer": "keras_fool.cli.fooling:transfer",
 }
 
 

@@ -43,3 +43,23 @@ def tiny_mnist_npz(path, n_train=12, n_test=6, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return arrays
+
+
+def batch_recorder(**kwargs):
+    """An identity Keras layer that keeps a copy of every training batch it sees (in ``.seen``).
+
+    The model must run eagerly (``run_eagerly=True``) for the copies to be NumPy arrays.
+    """
+    import keras
+
+    class BatchRecorder(keras.layers.Layer):
+        def __init__(self, **layer_kwargs):
+            super().__init__(**layer_kwargs)
+            self.seen = []
+
+        def call(self, inputs, training=None):
+            if training:
+                self.seen.append(keras.ops.convert_to_numpy(inputs).copy())
+            return inputs
+
+    return BatchRecorder(**kwargs)

@@ -16,17 +16,7 @@ from keras_fool.training.adversarial import (
 )
 
 
-class BatchRecorder(keras.layers.Layer):
-    """Identity layer that keeps a copy of every training batch it sees (the model runs eagerly)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.seen = []
-
-    def call(self, inputs, training=None):
-        if training:
-            self.seen.append(keras.ops.convert_to_numpy(inputs).copy())
-        return inputs
+from conftest import batch_recorder  # noqa: E402
 
 
 def _tiny_mnist_model(seed, recorder=None):
@@ -69,7 +59,7 @@ def test_callback_in_a_plain_fit_snapshots_every_n_steps_and_builds_the_committe
 
 def test_the_adversarial_examples_really_reach_the_training_batches(train_set):
     x, y = train_set
-    recorder = BatchRecorder(name="recorder")
+    recorder = batch_recorder(name="recorder")
     model = _tiny_mnist_model(1, recorder)
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy", run_eagerly=True)
     callback = AdversarialCommittee(x, y, every=5, pool_size=30, batch_size=16, adversarial_fraction=0.25,

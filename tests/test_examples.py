@@ -10,6 +10,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 CASES = {
+    "fooling_class_training.py": ["--epochs", "2", "--every", "1", "--steps", "5", "--images", "10", "--generations", "2"],
     "adversarial_committee.py": ["--stages", "2", "--steps-per-stage", "5", "--test-images", "200"],
     "evolve_fooling_images.py": ["--generations", "3", "--population", "20", "--out", "{tmp}/f.png"],
     "score_zoo_model.py": ["--limit", "2000"],

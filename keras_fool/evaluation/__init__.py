@@ -1,6 +1,6 @@
 """Evaluation: accuracy and confidence statistics, robustness curves, report tables.
 
-The robustness names load on first use, so ``import keras_fool.evaluation`` stays free of
+The robustness and fooling-experiment names load on first use, so ``import keras_fool.evaluation`` stays free of
 TensorFlow until they are needed.
 """
 
@@ -18,10 +18,24 @@ _ROBUSTNESS = (
     "write_table_csv",
 )
 
-__all__ = ["accuracy", "predict_probabilities", *_ROBUSTNESS]
+_FOOLING = (
+    "confidence_statistics",
+    "fooling_share",
+    "plot_median_confidence",
+    "run_ensemble_experiment",
+    "run_fooling_class_experiment",
+    "run_transfer_experiment",
+    "table_s2_markdown",
+    "threshold_shares",
+    "transfer_statistics",
+    "write_csv",
+)
+
+__all__ = ["accuracy", "predict_probabilities", *_ROBUSTNESS, *_FOOLING]
 
 
 def __getattr__(name):
-    if name in _ROBUSTNESS:
-        return getattr(importlib.import_module("keras_fool.evaluation.robustness"), name)
+    for module, names in (("robustness", _ROBUSTNESS), ("fooling", _FOOLING)):
+        if name in names:
+            return getattr(importlib.import_module(f"keras_fool.evaluation.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

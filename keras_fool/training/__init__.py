@@ -7,6 +7,15 @@ from keras_fool.training.adversarial import (
     snapshot,
     train_adversarial_committee,
 )
+from keras_fool.training.fooling_class import (
+    EvolvedImages,
+    FoolingClassAugmentation,
+    FoolingClassResult,
+    check_fooling_model,
+    evolve_fooling_images,
+    train_on_fooling_images,
+    train_with_fooling_class,
+)
 from keras_fool.training.recipes import train_preset
 from keras_fool.training.schedules import CaffeInverseDecay
 
@@ -15,7 +24,14 @@ __all__ = [
     "AdversarialCommittee",
     "AdversarialTrainingResult",
     "CaffeInverseDecay",
+    "EvolvedImages",
+    "FoolingClassAugmentation",
+    "FoolingClassResult",
+    "check_fooling_model",
+    "evolve_fooling_images",
     "snapshot",
     "train_adversarial_committee",
+    "train_on_fooling_images",
     "train_preset",
+    "train_with_fooling_class",
 ]

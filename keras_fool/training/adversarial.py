@@ -281,6 +281,22 @@ class AdversarialCommittee(keras.callbacks.Callback):
             print(f"AdversarialCommittee: snapshot {stage} at step {self._step}; pool of {len(new_x)} examples")
 
 
+def _check_strategy(strategy, batch_size):
+    """The strategy to train under (the default one for None) and its replica count.
+
+    Raises:
+        TypeError: not a ``tf.distribute.Strategy``.
+        ValueError: ``batch_size`` does not split evenly across the replicas.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(f"strategy must be a tf.distribute.Strategy. Received: strategy={type(strategy).__name__}")
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"batch_size must be divisible by the {replicas} replicas. Received: batch_size={batch_size}")
+    return strategy, replicas
+
+
 @dataclasses.dataclass
 class AdversarialTrainingResult:
     """What :func:`train_adversarial_committee` returns.
@@ -368,12 +384,7 @@ def train_adversarial_committee(model, x, y, stages=5, steps_per_stage=5000, bat
     if not isinstance(online, bool):
         raise TypeError(f"online must be a bool. Received: online={online!r}")
     seed = _check_seed(seed)
-    strategy = strategy or tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.Strategy):
-        raise TypeError(f"strategy must be a tf.distribute.Strategy. Received: strategy={type(strategy).__name__}")
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise ValueError(f"batch_size must be divisible by the {replicas} replicas. Received: batch_size={batch_size}")
+    strategy, replicas = _check_strategy(strategy, batch_size)
     n_adversarial = _adversarial_slots(batch_size, fraction)
     if online and n_adversarial % replicas:
         raise ValueError(
