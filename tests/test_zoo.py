@@ -42,7 +42,7 @@ def test_lenet_matches_the_caffe_architecture():
     assert activations == {"conv1": "linear", "conv2": "linear", "ip1": "relu", "prob": "softmax"}
 
 
-@pytest.mark.parametrize("name", ["lenet_mnist", "lenet_mnist_b"])
+@pytest.mark.parametrize("name", ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_dropout_all"])
 def test_shipped_weights_match_the_recorded_checksum(name):
     preset = zoo.get_preset(name)
     path = zoo.shipped_weights_path(preset)
@@ -67,7 +67,7 @@ def _numpy_lenet(arrays, x):
     return (h @ arrays["prob/kernel"] + arrays["prob/bias"]).argmax(axis=1)
 
 
-@pytest.mark.parametrize("name", ["lenet_mnist", "lenet_mnist_b"])
+@pytest.mark.parametrize("name", ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_dropout_all"])
 def test_shipped_weights_reach_99_percent_and_an_independent_evaluation_agrees(name, mnist):
     from keras_fool.evaluation import accuracy
     from keras_fool.io import load_npz
