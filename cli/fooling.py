@@ -12,7 +12,7 @@ import click
 
 _ENCODING = click.option("--encoding", type=click.Choice(["direct", "cppn"]), default="direct", show_default=True,
                          help="direct: one gene per pixel (fast); cppn: the paper's pattern-producing networks "
-                         "(about 5x slower here).")
+                         "(about 2x slower here).")
 _GENERATIONS = click.option("--generations", type=click.IntRange(min=1), default=200, show_default=True,
                             help="Generations per evolution run (the paper: 200 on MNIST).")
 _POPULATION = click.option("--population", type=click.IntRange(min=1), default=200, show_default=True,
@@ -73,7 +73,7 @@ def fooling_class(iterations, images_per_iteration, generations, population, enc
     Writes OUT/table_s2.md (beside the paper's numbers), OUT/table_s2.csv,
     OUT/median_confidence.png, OUT/summary.json, OUT/fooling_images.npz and OUT/models/.
     The defaults (15 iterations, M = 100, direct encoding, 1000 steps per network) take about
-    15 minutes on one CPU core; --encoding cppn is about 5 times slower per iteration.
+    15 minutes on one CPU core; --encoding cppn is about 2 times slower per iteration.
     """
     start = _start()
     from keras_fool.evaluation.fooling import run_fooling_class_experiment

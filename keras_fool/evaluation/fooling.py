@@ -464,7 +464,7 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
         images_per_iteration: M >= 1 (the paper: 1000).
         generations: generations per evolution run (the paper: 200).
         population: offspring per generation (the paper: 200).
-        encoding: ``"direct"`` or ``"cppn"`` (the paper's; about 5x slower here).
+        encoding: ``"direct"`` or ``"cppn"`` (the paper's; about 2x slower here).
         train_steps: training steps of each DNN_i, i >= 2.
         from_scratch: train every DNN_i from a fresh initialisation with the preset's recipe
             instead of warm-starting from DNN_{i-1} at a learning rate of 0.005.

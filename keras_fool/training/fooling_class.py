@@ -291,7 +291,7 @@ class FoolingClassAugmentation(keras.callbacks.Callback):
         images_per_round: fooling images added per round (>= 1; the paper: 1000 per iteration).
         generations: generations per evolution run (>= 1; the paper: 200).
         population: offspring per generation (the paper: 200).
-        encoding: ``"direct"`` (the default; fast), ``"cppn"`` (the paper's, about 5x slower) or an
+        encoding: ``"direct"`` (the default; fast), ``"cppn"`` (the paper's, about 2x slower) or an
             :class:`~keras_fool.encodings.Encoding`.
         num_classes: the number of real classes ``n``; ``max(y) + 1`` by default.
         batch_size: examples per batch of :attr:`batches`.
