@@ -22,6 +22,7 @@ def list_command():
     """List the registered presets."""
     from keras_fool.zoo import get_preset, list_presets, shipped_weights_path, trained_weights_path
 
+    width = max(len(n) for n in list_presets()) + 2
     for name in list_presets():
         preset = get_preset(name)
         shipped = shipped_weights_path(preset)
@@ -32,7 +33,6 @@ def list_command():
         else:
             state = "not trained"
         acc = f"{100 * preset.test_accuracy:.2f}%" if preset.test_accuracy is not None else "-"
-        width = max(len(n) for n in list_presets()) + 2
         click.echo(f"{name:<{width}}{preset.dataset:<8} acc {acc:<8} weights {state}")
 
 

@@ -49,20 +49,8 @@ WEIGHT_RANGE = 10.0
 GENOME_KEYS = ("activation", "alive", "position", "connected", "weight")
 
 
-def _activate(p, which):
-    """Apply activation ``which`` (int32, broadcastable to ``p``) to pre-activations ``p``.
-
-    Two transcendental calls serve all four functions: one ``exp`` gives both the Gaussian
-    exp(-p^2) and the bipolar sigmoid 2 sigmoid(p) - 1 = (e^p - 1) / (e^p + 1).
-    """
-    which = tf.broadcast_to(which, tf.shape(p))
-    gaussian = tf.equal(which, 2)
-    e = tf.exp(tf.where(gaussian, -tf.square(p), tf.clip_by_value(p, -30.0, 30.0)))
-    out = tf.where(tf.equal(which, 1), (e - 1.0) / (e + 1.0), tf.clip_by_value(p, -3.0, 3.0) / 3.0)
-    out = tf.where(gaussian, e, out)
-    return tf.where(tf.equal(which, 0), tf.sin(p), out)
-
-
+# The node activations, indexed as in ACTIVATIONS; the renderer groups genomes by activation and
+# applies each function only to its own group.
 _ACTIVATION_FUNCTIONS = (
     tf.sin,
     lambda p: tf.tanh(0.5 * p),  # = 2 sigmoid(p) - 1
