@@ -94,11 +94,15 @@ def fooling_class(iterations, images_per_iteration, generations, population, enc
 @_GENERATIONS
 @_POPULATION
 @_ENCODING
+@click.option("--images", "kept", type=click.Choice(["last", "first-and-last"]), default="last", show_default=True,
+              help="Which elites of each run to show the other network: the last generation's (the finished fooling "
+              "images), or also the first generation's (how the supplement samples images for its fooling class, "
+              "20 per run: --runs 15 then gives the paper's 300).")
 @_TEST_IMAGES
 @_SEED
 @click.option("--out", type=click.Path(file_okay=False), default="runs/transfer", show_default=True)
 @_LOGDIR
-def transfer(model_a, model_b, runs, generations, population, encoding, test_images, seed, out, logdir):
+def transfer(model_a, model_b, runs, generations, population, encoding, kept, test_images, seed, out, logdir):
     """Do images evolved against DNN_A fool DNN_B, and vice versa? (supplement A, Table S1)
 
     Writes OUT/table_s1.md (beside the paper's numbers), OUT/table_s1.csv, OUT/summary.json and
@@ -108,8 +112,8 @@ def transfer(model_a, model_b, runs, generations, population, encoding, test_ima
     from keras_fool.evaluation.fooling import run_transfer_experiment
 
     run_transfer_experiment(out, model_a=model_a, model_b=model_b, runs=runs, generations=generations,
-                            population=population, encoding=encoding, test_images=test_images, seed=seed,
-                            logdir=logdir, log=_log)
+                            population=population, encoding=encoding, images=kept.replace("-", "_"),
+                            test_images=test_images, seed=seed, logdir=logdir, log=_log)
     _finish(Path(out) / "table_s1.md", start, out)
 
 

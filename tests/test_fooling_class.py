@@ -206,3 +206,75 @@ def test_custom_loop_under_a_mirrored_strategy_on_two_cpus_trains_like_one_devic
     assert abs(single_accuracy - mirrored_accuracy) < 0.03  # to the same accuracy band
     assert float(single[2]) > 0.9 and float(mirrored[2]) > 0.9  # and both the fooling class
     np.testing.assert_allclose([float(v) for v in mirrored[3:]], [float(v) for v in single[3:]], rtol=0.05)
+
+
+CALLBACK_MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from keras_fool.data import load_mnist
+    from keras_fool.training.fooling_class import FoolingClassAugmentation
+
+    (x, y), _ = load_mnist()
+    x, y = x[:512], y[:512]
+
+
+    class FoolingLabelsSeen(keras.metrics.Metric):
+        # How many class-10 labels the training steps received, summed over the replicas.
+        def __init__(self, name="fooling_labels_seen", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.count = self.add_variable(shape=(), initializer="zeros", name="count", aggregation="sum")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            is_fooling = keras.ops.equal(keras.ops.reshape(y_true, (-1,)), 10)
+            self.count.assign_add(keras.ops.sum(keras.ops.cast(is_fooling, "float32")))
+
+        def result(self):
+            return self.count
+
+
+    # What a user writes: their own strategy, model built and compiled in its scope, fit with the callback.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((28, 28, 1))
+        h = keras.layers.Conv2D(4, 5, strides=3, activation="relu")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(11, activation="softmax")(keras.layers.Flatten()(h)))
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy",
+                      metrics=[FoolingLabelsSeen()])
+    augmentation = FoolingClassAugmentation(x, y, every=1, images_per_round=20, generations=3, population=20,
+                                            batch_size=32, fooling_fraction=0.25, seed=4)
+    history = model.fit(augmentation.batches, epochs=3, callbacks=[augmentation], verbose=0)
+    print("REPLICAS", strategy.num_replicas_in_sync)
+    print("STEPS", len(augmentation.batches))
+    print("SEEN", *history.history["fooling_labels_seen"])
+    print("LOSS", *history.history["loss"])
+    print("POOL", *[r["pool_size"] for r in augmentation.history])
+    print("FOOLED", np.mean(model.predict(augmentation.fooling_images, verbose=0).argmax(1) == 10))
+    print("REAL", np.mean(model.predict(x[:200], verbose=0).argmax(1) == 10))
+    print("MIRRORED", type(model.weights[0].value).__name__)
+    """
+)
+
+
+def test_callback_in_a_users_own_fit_under_a_mirrored_strategy_on_two_cpus():
+    # Logical devices must be configured before TensorFlow initialises: a fresh process.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run([sys.executable, "-c", CALLBACK_MIRRORED_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1:] for line in run.stdout.splitlines() if line.strip()}
+    assert lines["REPLICAS"] == ["2"] and lines["MIRRORED"] == ["MirroredVariable"]
+    steps = int(lines["STEPS"][0])
+    seen = [float(v) for v in lines["SEEN"]]
+    # No fooling image before the first round; then 8 of every 32 (4 per replica), a prefetched batch or two aside.
+    assert seen[0] == 0
+    assert all(8 * (steps - 2) <= count <= 8 * steps for count in seen[1:]), (steps, seen)
+    assert lines["POOL"] == ["20", "40"]
+    losses = [float(v) for v in lines["LOSS"]]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    assert float(lines["FOOLED"][0]) > 0.9  # the mirrored model learnt the fooling class
+    assert float(lines["REAL"][0]) < 0.1  # and real digits stay out of it

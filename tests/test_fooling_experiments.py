@@ -13,6 +13,7 @@ from keras_fool.evaluation.fooling import (
     fooling_share,
     run_ensemble_experiment,
     run_fooling_class_experiment,
+    run_transfer_experiment,
     threshold_shares,
     transfer_statistics,
 )
@@ -38,8 +39,14 @@ def test_transfer_statistics_follow_the_definitions_of_table_s1():
     assert stats["top1_match_pct"] == pytest.approx(50.0)  # images 0 and 1 get the same top-1 label
     assert stats["both_99_pct"] == pytest.approx(25.0)  # only image 0 is >= 99% on both
     assert stats["higher_on_original_pct"] == pytest.approx(50.0)  # of the matches, image 1 scores higher
+    assert stats["tied_pct"] == 0.0
     no_match = transfer_statistics(original[2:3], other[2:3])
     assert no_match["top1_match_pct"] == 0.0 and no_match["higher_on_original_pct"] is None
+    assert no_match["tied_pct"] is None
+    # Saturated softmax: both networks give exactly 1.0. A tie is a match but not "higher on the original".
+    saturated = transfer_statistics(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [0.01, 0.99]]))
+    assert saturated["top1_match_pct"] == 100.0 and saturated["both_99_pct"] == 100.0
+    assert saturated["higher_on_original_pct"] == 50.0 and saturated["tied_pct"] == 50.0
     with pytest.raises(ValueError, match="same shape"):
         transfer_statistics(original, other[:, :2])
 
@@ -110,7 +117,20 @@ def test_transfer_and_ensemble_commands_end_to_end_on_a_tiny_budget(tmp_path):
     assert "| Top-1 matches | " in report and "(46.0)" in report and "DNN_B `lenet_mnist_b`" in report
     images = np.load(out / "transfer_images.npz", allow_pickle=False)
     assert images["images_a"].shape == images["images_b"].shape == (20, 28, 28, 1)
+    assert set(images["generations_a"].tolist()) == {2}  # the last generation's elites only, by default
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["images"] == "last" and set(summary["tied_pct"]) == {"a_on_b_images", "b_on_a_images"}
     assert _has_events(tmp_path / "tb1")
+
+    # The supplement's sampling for its fooling class: the first and the last generation's elites of each run.
+    out = tmp_path / "transfer_first_and_last"
+    result = CliRunner().invoke(transfer, ["--runs", "2", "--images", "first-and-last", "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    images = np.load(out / "transfer_images.npz", allow_pickle=False)
+    assert images["images_a"].shape == images["images_b"].shape == (40, 28, 28, 1)
+    assert images["generations_b"].tolist() == ([0] * 10 + [2] * 10) * 2
+    assert json.loads((out / "summary.json").read_text())["images_per_network"] == 40
+    assert "the elites after the first and the last generation of 2 runs" in (out / "table_s1.md").read_text()
 
     out = tmp_path / "ensemble"
     result = CliRunner().invoke(ensemble, ["--model", "lenet_mnist", "--model", "lenet_mnist_b", "--runs", "1",
@@ -148,6 +168,8 @@ def test_experiments_reject_bad_arguments_before_any_work(tmp_path):
         run_fooling_class_experiment(tmp_path, images_per_iteration=0)
     with pytest.raises(ValueError, match="zoo preset.*Received: model='mine.keras'"):
         run_fooling_class_experiment(tmp_path, model="mine.keras")
+    with pytest.raises(ValueError, match="Received: images='all'"):
+        run_transfer_experiment(tmp_path, images="all")
     with pytest.raises(ValueError, match="two or more distinct models"):
         run_ensemble_experiment(tmp_path, models=["lenet_mnist"])
     result = CliRunner().invoke(ensemble, ["--model", "lenet_mnist", "--model", "lenet_mnist", "--out", str(tmp_path)])

@@ -76,6 +76,8 @@ TABLE_S1_LABELS = {
     "both_99_pct": "Top-1 matches scoring >= 99% on both",
     "higher_on_original_pct": "Top-1 matches scoring higher on the original DNN",
 }
+# Which elites of each run the transfer experiment shows to the other network.
+TRANSFER_IMAGES = ("last", "first_and_last")
 # Supplement B (ImageNet: CaffeNet + AlexNet + GoogLeNet, CPPN, 4000 generations, 1000 classes).
 PAPER_ENSEMBLE = {"cells": 1000, "at_90_pct": 23.1, "at_99_pct": None, "median_pct": 65.2, "max_pct": 100.0}
 # Supplement F (ImageNet, AlexNet on the 50,000 validation images), and the CPPN images' median.
@@ -147,7 +149,10 @@ def transfer_statistics(original, other, threshold=0.99):
         A dict: ``images``; ``top1_match_pct``, the share of images with the same top-1 label on
         both; ``both_99_pct``, the share with the same top-1 label and both top-1 confidences
         >= ``threshold``; ``higher_on_original_pct``, among the top-1 matches, the share the
-        original network gives the higher confidence (None without a match).
+        original network gives the higher confidence (None without a match); ``tied_pct``, among
+        the top-1 matches, the share both networks give exactly the same confidence (in practice
+        both exactly 1.0: a float32 softmax saturates), which counts as not higher (None without a
+        match).
 
     Raises:
         ValueError: shapes that differ or are not (N, K).
@@ -164,11 +169,13 @@ def transfer_statistics(original, other, threshold=0.99):
     p_original, p_other = original[rows, label], other[rows, label]
     both = match & (p_original >= threshold) & (p_other >= threshold)
     higher = p_original[match] > p_other[match]
+    tied = p_original[match] == p_other[match]
     return {
         "images": int(len(label)),
         "top1_match_pct": 100.0 * float(np.mean(match)),
         "both_99_pct": 100.0 * float(np.mean(both)),
         "higher_on_original_pct": 100.0 * float(np.mean(higher)) if len(higher) else None,
+        "tied_pct": 100.0 * float(np.mean(tied)) if len(tied) else None,
     }
 
 
@@ -620,15 +627,19 @@ def _fooling_class_report(rows, config):
 
 
 def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b", runs=10, generations=200,
-                            population=200, encoding="direct", test_images=None, seed=0, logdir=None, log=None):
+                            population=200, encoding="direct", images="last", test_images=None, seed=0,
+                            logdir=None, log=None):
     """Transfer of fooling images between two networks (supplement A, Table S1).
 
     Evolves ``runs`` runs against A and against B and keeps the last generation's elites (the
-    paper: 300 images per MNIST network, i.e. 30 runs), then reports for each direction the three
+    paper: 300 images per MNIST network, i.e. 30 runs), or with ``images="first_and_last"`` the
+    elites after the first and after the last generation (how the paper's supplement C samples
+    its images, 20 per MNIST run; 15 runs then give the paper's 300), then reports for each direction the three
     measures of :func:`transfer_statistics` and their average beside the paper's, plus the
     networks' confidence on real test images (supplement F). Writes ``table_s1.md``,
     ``table_s1.csv``, ``summary.json`` and ``transfer_images.npz`` (``images_a``, ``images_b``:
-    (R * 10, 28, 28, 1) float32) into ``out``.
+    (R * 10, 28, 28, 1) float32, twice as many with ``"first_and_last"``; ``labels_*``,
+    ``generations_*``) into ``out``.
 
     Args:
         out: output folder (created if needed).
@@ -638,6 +649,8 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         generations: generations per run.
         population: offspring per generation.
         encoding: ``"direct"`` or ``"cppn"`` (the paper's).
+        images: ``"last"`` (the finished fooling images) or ``"first_and_last"`` (also the
+            first generation's elites, which are far less confident and transfer far less).
         test_images: use only the first ``test_images`` MNIST test images.
         seed: the seed everything random derives from.
         logdir: if given, TensorBoard logs go there.
@@ -654,6 +667,8 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
 
     runs, generations, population, test_images, seed = _check_common(
         runs, generations, population, encoding, test_images, seed)
+    if images not in TRANSFER_IMAGES:
+        raise ValueError(f"images must be one of {', '.join(map(repr, TRANSFER_IMAGES))}. Received: images={images!r}")
     log = log or (lambda line: None)
     out = ensure_writable_dir(out)
     board = _Board(logdir)
@@ -667,9 +682,11 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
     start = time.perf_counter()
     evolved = {}
     for key, target in (("a", target_a), ("b", target_b)):
-        evolved[key] = evolve_fooling_images(target, runs=runs, generations=generations, population=population,
-                                             encoding=encoding, seed=_run_seed(seed, ord(key))).last()
-        log(f"DNN_{key.upper()}: {runs} runs, median confidence {100 * evolved[key].median_confidence:.2f}%")
+        every = evolve_fooling_images(target, runs=runs, generations=generations, population=population,
+                                      encoding=encoding, seed=_run_seed(seed, ord(key)))
+        evolved[key] = every.last() if images == "last" else every
+        log(f"DNN_{key.upper()}: {runs} runs, median confidence {100 * every.last().median_confidence:.2f}% "
+            f"(last generation)")
     evolve_seconds = time.perf_counter() - start
     images_a, images_b = evolved["a"].images, evolved["b"].images
     directions = {
@@ -693,19 +710,23 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
                      "b_on_a_images": directions["b_on_a_images"][key], "average": average[key],
                      "paper_a_on_b_images": paper[0], "paper_b_on_a_images": paper[1], "paper_average": paper[2]})
     names = {"a": str(model_a), "b": str(model_b)}
-    report = _transfer_report(rows, names, runs, generations, population, encoding, len(images_a), per_class,
-                              real, {k: 100 * v.median_confidence for k, v in evolved.items()})
+    ties = {k: v["tied_pct"] for k, v in directions.items()}
+    report = _transfer_report(rows, names, runs, generations, population, encoding, images, len(images_a), per_class,
+                              real, {k: 100 * v.median_confidence for k, v in evolved.items()}, ties)
     _write_text(out / "table_s1.md", report)
     write_csv(out / "table_s1.csv", rows, ("measure", "a_on_b_images", "b_on_a_images", "average",
                                            "paper_a_on_b_images", "paper_b_on_a_images", "paper_average"))
     save_npz(out / "transfer_images.npz", images_a=images_a, images_b=images_b, labels_a=evolved["a"].labels,
-             labels_b=evolved["b"].labels)
+             labels_b=evolved["b"].labels, generations_a=evolved["a"].generations,
+             generations_b=evolved["b"].generations)
     summary = {
         "config": {"model_a": names["a"], "model_b": names["b"], "runs": runs, "generations": generations,
-                   "population": population, "encoding": encoding, "test_images": len(x_test), "seed": seed},
+                   "population": population, "encoding": encoding, "images": images, "test_images": len(x_test),
+                   "seed": seed},
         "images_per_network": len(images_a),
         "table_s1": {row["measure"]: {k: row[k] for k in ("a_on_b_images", "b_on_a_images", "average")}
                      for row in rows},
+        "tied_pct": ties,
         "fooling_median_pct": {names[k]: 100 * v.median_confidence for k, v in evolved.items()},
         "top1_match_pct_by_class": per_class,
         "real_images": {names[k]: v for k, v in real.items()},
@@ -730,11 +751,13 @@ def _per_class_matches(labels_a, own_a, other_a, labels_b, own_b, other_b):
     return {str(int(c)): 100.0 * float(np.mean(match[labels == c])) for c in np.unique(labels)}
 
 
-def _transfer_report(rows, names, runs, generations, population, encoding, images, per_class, real, fooling):
+def _transfer_report(rows, names, runs, generations, population, encoding, kept, images, per_class, real, fooling,
+                     ties):
+    which = "the last generation's elites" if kept == "last" else "the elites after the first and the last generation"
     lines = [
         "# Transfer of fooling images between two networks (supplement A, Table S1)\n",
-        f"DNN_A = `{names['a']}`, DNN_B = `{names['b']}`; {images} images per network (the last generation's "
-        f"elites of {runs} runs of {generations} generations of {population}, {encoding} encoding). "
+        f"DNN_A = `{names['a']}`, DNN_B = `{names['b']}`; {images} images per network ({which} "
+        f"of {runs} runs of {generations} generations of {population}, {encoding} encoding). "
         "\"DNN_A on DNN_B images\": the images evolved against DNN_B, shown to DNN_A. In %; the paper's "
         "MNIST numbers (CPPN encoding, 300 images per network) in parentheses.\n",
         "| measure | DNN_A on DNN_B images | DNN_B on DNN_A images | average |",
@@ -745,6 +768,12 @@ def _transfer_report(rows, names, runs, generations, population, encoding, image
                      f"| {_with_paper(row['b_on_a_images'], row['paper_b_on_a_images'], 1)} "
                      f"| {_with_paper(row['average'], row['paper_average'], 1)} |")
     lines.append("")
+    if any(ties.values()):
+        lines.append("Top-1 matches given exactly the same confidence by both networks (both 1.0: the float32 "
+                     "softmax saturates), counted as not higher on the original: "
+                     + ", ".join(f"{_f(ties[k], 1)}% ({label})" for k, label in (
+                         ("a_on_b_images", "DNN_A on DNN_B images"), ("b_on_a_images", "DNN_B on DNN_A images")))
+                     + ".\n")
     lines.append("Top-1 matches by class (both directions): "
                  + ", ".join(f"{c}: {v:.0f}%" for c, v in per_class.items()) + ".\n")
     lines.append("## Confidence on real images (supplement F)\n")
