@@ -26,7 +26,9 @@ def list_command():
     for name in list_presets():
         preset = get_preset(name)
         shipped = shipped_weights_path(preset)
-        if shipped is not None and shipped.is_file():
+        if preset.members:
+            state = f"committee of {len(preset.members)}"
+        elif shipped is not None and shipped.is_file():
             state = "shipped"
         elif trained_weights_path(preset).is_file():
             state = "trained"
@@ -58,11 +60,19 @@ def train_command(name, epochs, seed, out, max_steps):
 
     get_preset(name)  # unknown names fail before TensorFlow starts
     report = train_preset(name, epochs=epochs, seed=seed, out=out, max_steps=max_steps, verbose=2)
-    click.echo(
-        f"{name}: test accuracy {100 * report['test_accuracy']:.2f}% "
-        f"(error {100 * report['test_error']:.2f}%), {report['iterations']} iterations"
-    )
-    click.echo(f"weights: {report['weights']}  sha256 {report['weights_sha256']}")
+    if "test_accuracy" in report:
+        line = f"{name}: test accuracy {100 * report['test_accuracy']:.2f}% (error {100 * report['test_error']:.2f}%)"
+    else:
+        line = f"{name}: test reconstruction MSE {report['test_reconstruction_mse']:.5f}"
+    if "iterations" in report:
+        line += f", {report['iterations']} iterations"
+    if "seconds" in report:
+        line += f", {report['seconds']:.0f} s"
+    click.echo(line)
+    if "weights" in report:
+        click.echo(f"weights: {report['weights']}  sha256 {report['weights_sha256']}")
+    else:
+        click.echo(f"members: {', '.join(report['members'])} (trained now: {', '.join(report['trained_members']) or 'none'})")
 
 
 @zoo.command("eval")
@@ -81,6 +91,8 @@ def eval_command(model, weights, batch_size):
         net = zoo_lib.load_weights(zoo_lib.build_model(model), weights)
     else:
         net = zoo_lib.load_model(model)
+    if len(net.output_shape) != 2 or net.output_shape[-1] < 2:
+        raise click.UsageError(f"{model} is not a classifier (its output shape is {net.output_shape[1:]}).")
     _, (x_test, y_test) = load_mnist()
     if tuple(net.input_shape[1:]) != x_test.shape[1:]:
         raise click.UsageError(f"{model} takes inputs of shape {net.input_shape[1:]}, MNIST is {x_test.shape[1:]}.")

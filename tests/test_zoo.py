@@ -10,6 +10,9 @@ from keras_fool import zoo
 from keras_fool.errors import ChecksumError, CorruptFileError
 from keras_fool.io import sha256_file
 
+SHIPPED = ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_c", "lenet_mnist_d", "lenet_mnist_e", "lenet_mnist_f",
+           "lenet_mnist_dropout_all"]
+
 
 def test_registry_lists_presets_without_importing_tensorflow():
     code = (
@@ -19,12 +22,14 @@ def test_registry_lists_presets_without_importing_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == (
-        "['lenet_mnist', 'lenet_mnist_b', 'lenet_mnist_dropout_all', 'lenet_mnist_dropout_input'] False False"
+        "['dae_mnist', 'lenet_mnist', 'lenet_mnist_adversarial_committee', 'lenet_mnist_b', 'lenet_mnist_c', "
+        "'lenet_mnist_committee', 'lenet_mnist_d', 'lenet_mnist_dropout_all', 'lenet_mnist_dropout_input', "
+        "'lenet_mnist_e', 'lenet_mnist_f', 'lenet_mnist_pgd'] False False"
     )
 
 
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(ValueError, match="lenet_mnist, lenet_mnist_b, lenet_mnist_dropout_all"):
+    with pytest.raises(ValueError, match="dae_mnist, lenet_mnist, lenet_mnist_adversarial_committee, lenet_mnist_b"):
         zoo.get_preset("resnet_imagenet")
     with pytest.raises(TypeError):
         zoo.get_preset(3)
@@ -42,7 +47,7 @@ def test_lenet_matches_the_caffe_architecture():
     assert activations == {"conv1": "linear", "conv2": "linear", "ip1": "relu", "prob": "softmax"}
 
 
-@pytest.mark.parametrize("name", ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_dropout_all"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_match_the_recorded_checksum(name):
     preset = zoo.get_preset(name)
     path = zoo.shipped_weights_path(preset)
@@ -67,7 +72,7 @@ def _numpy_lenet(arrays, x):
     return (h @ arrays["prob/kernel"] + arrays["prob/bias"]).argmax(axis=1)
 
 
-@pytest.mark.parametrize("name", ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_dropout_all"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_reach_99_percent_and_an_independent_evaluation_agrees(name, mnist):
     from keras_fool.evaluation import accuracy
     from keras_fool.io import load_npz
@@ -192,3 +197,48 @@ def test_dropout_presets_build_the_papers_variants_and_train_on_demand(tmp_path,
     train_preset("lenet_mnist_dropout_input", max_steps=5, verbose=0)  # into the cache
     loaded = zoo.load_model("lenet_mnist_dropout_input")
     assert loaded.count_params() == 431_080
+
+
+def test_robustness_presets_train_on_demand_into_the_cache_and_load(tmp_path, monkeypatch):
+    from keras_fool.defenses import Committee
+    from keras_fool.training import train_preset
+
+    monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path))
+    for name in ("dae_mnist", "lenet_mnist_adversarial_committee", "lenet_mnist_pgd"):
+        with pytest.raises(FileNotFoundError, match=f"keras-fool zoo train {name}"):
+            zoo.load_model(name)
+    with pytest.raises(ValueError, match="not a buildable architecture"):
+        zoo.build_model("lenet_mnist_adversarial_committee")
+
+    report = train_preset("dae_mnist", max_steps=2, verbose=0)
+    assert report["weights"] == str(tmp_path / "zoo" / "dae_mnist.weights.npz")
+    assert 0 < report["test_reconstruction_mse"] < 1 and "test_accuracy" not in report
+    dae = zoo.load_model("dae_mnist")
+    assert dae.output_shape == (None, 28, 28, 1) and dae.count_params() == 2_837_314  # 784-1000-500-250-30-250-500-1000-784
+
+    report = train_preset("lenet_mnist_adversarial_committee", max_steps=2, verbose=0)
+    assert report["weights"].endswith("lenet_mnist_adversarial_committee.keras")
+    committee = zoo.load_model("lenet_mnist_adversarial_committee")
+    assert isinstance(committee, Committee) and len(committee.members) == 6  # the base and 5 stages
+    base = zoo.load_model("lenet_mnist")
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(committee.members[0](x), base(x), atol=1e-6)  # the first member is the base
+
+    train_preset("lenet_mnist_pgd", max_steps=2, verbose=0)
+    assert zoo.load_model("lenet_mnist_pgd").count_params() == 431_080
+    with pytest.raises(ValueError, match="not trained in epochs"):
+        train_preset("lenet_mnist_pgd", epochs=3)
+
+
+def test_the_standard_committee_preset_averages_six_shipped_lenets(mnist):
+    from keras_fool.defenses import Committee
+
+    committee = zoo.load_model("lenet_mnist_committee")
+    assert isinstance(committee, Committee)
+    assert [m.name for m in committee.members] == [
+        "lenet_mnist", "lenet_mnist_b", "lenet_mnist_c", "lenet_mnist_d", "lenet_mnist_e", "lenet_mnist_f"]
+    (_, _), (x_test, y_test) = mnist
+    x = x_test[:500]
+    mean = np.mean([m.predict(x, verbose=0) for m in committee.members], axis=0)
+    np.testing.assert_allclose(committee.predict(x, verbose=0), mean, atol=1e-6)
+    assert np.mean(np.argmax(mean, axis=1) == y_test[:500]) > 0.98

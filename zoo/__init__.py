@@ -23,6 +23,7 @@ __all__ = [
     "list_presets",
     "load_model",
     "load_weights",
+    "save_preset_model",
     "save_weights",
     "shipped_weights_path",
     "trained_weights_path",
@@ -46,7 +47,7 @@ def trained_weights_path(preset):
     from keras_fool.data import cache_dir
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    return cache_dir() / "zoo" / f"{preset.name}.weights.npz"
+    return cache_dir() / "zoo" / f"{preset.name}{preset.file_suffix}"
 
 
 def build_model(preset, **kwargs):
@@ -55,10 +56,14 @@ def build_model(preset, **kwargs):
     Keyword arguments go to the builder (for example ``weight_decay`` or ``num_classes``).
     """
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    if preset.builder is None:
+        raise ValueError(f"Preset {preset.name!r} is a {preset.architecture}, not a buildable architecture; "
+                         f"load it with load_model({preset.name!r}).")
     module_name, func_name = preset.builder.split(":")
     builder = getattr(importlib.import_module(module_name), func_name)
     kwargs.setdefault("input_shape", preset.input_shape)
-    kwargs.setdefault("num_classes", preset.num_classes)
+    if preset.is_classifier:
+        kwargs.setdefault("num_classes", preset.num_classes)
     kwargs.setdefault("name", preset.name)
     return builder(**kwargs)
 
@@ -126,6 +131,35 @@ def _load_keras_file(path):
         raise CorruptFileError(f"{path} is not a loadable .keras model ({reason}).") from None
 
 
+def _load_preset_file(preset, path, sha256=None):
+    if preset.builder:
+        return load_weights(build_model(preset), path, sha256)
+    if sha256 is not None:
+        from keras_fool.errors import ChecksumError
+        from keras_fool.io import sha256_file
+
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise ChecksumError(f"{path} has SHA-256 {actual}, expected {sha256}.")
+    return _load_keras_file(path)
+
+
+def save_preset_model(preset, model, path):
+    """Write a trained preset's model where :func:`load_model` finds it (weights ``.npz`` or ``.keras``)."""
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    path = Path(path)
+    if preset.builder:
+        save_weights(model, path)
+        return path
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    try:
+        model.save(partial)  # Keras writes in place; the rename makes it atomic
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
 def load_model(name_or_path, verify=True):
     """Load a zoo preset (with its verified weights) or a user's ``.keras`` file.
 
@@ -148,12 +182,16 @@ def load_model(name_or_path, verify=True):
         raise TypeError(f"Expected a preset name or a path. Received: {name_or_path!r}")
     if is_preset(name_or_path):
         preset = get_preset(name_or_path)
+        if preset.members:
+            from keras_fool.defenses import Committee
+
+            return Committee([load_model(member, verify) for member in preset.members], name=preset.name)
         shipped = shipped_weights_path(preset)
         if shipped is not None and shipped.is_file():
-            return load_weights(build_model(preset), shipped, preset.weights_sha256 if verify else None)
+            return _load_preset_file(preset, shipped, preset.weights_sha256 if verify else None)
         cached = trained_weights_path(preset)
         if cached.is_file():
-            return load_weights(build_model(preset), cached)
+            return _load_preset_file(preset, cached)
         raise FileNotFoundError(
             f"Preset {preset.name!r} has no weights yet; train them with "
             f"`keras-fool zoo train {preset.name}` (writes {cached})."

@@ -60,6 +60,8 @@ def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose
     from keras_fool import zoo
 
     preset = zoo.get_preset(name)
+    if preset.trainer or preset.members:
+        return _train_composite_preset(preset, epochs, seed, out, max_steps, verbose)
     recipe = dict(preset.recipe)
     epochs = recipe["epochs"] if epochs is None else epochs
     seed = preset.seed if seed is None else seed
@@ -101,4 +103,46 @@ def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose
         "seconds_per_epoch": timer.seconds,
     }
     save_json(out_dir / f"{preset.name}.json", report)
+    return report
+
+
+def _train_composite_preset(preset, epochs, seed, out, max_steps, verbose):
+    """``train_preset`` for the robustness suite's presets: a trainer's recipe, or a committee of presets."""
+    from keras_fool import zoo
+
+    if epochs is not None:
+        raise ValueError(f"Preset {preset.name!r} is not trained in epochs; use max_steps to shorten it.")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive integer. Received: max_steps={max_steps!r}")
+    seed = preset.seed if seed is None else seed
+    out_dir = ensure_writable_dir(Path(out) if out is not None else zoo.trained_weights_path(preset).parent)
+    _, (x_test, y_test) = load_mnist()
+    start = time.perf_counter()
+    report = {"preset": preset.name, "seed": seed}
+    if preset.members:
+        # A committee of other presets: train (into the zoo cache) the members that have no weights yet.
+        trained = []
+        for member in preset.members:
+            try:
+                zoo.load_model(member)
+            except FileNotFoundError:
+                train_preset(member, max_steps=max_steps, verbose=verbose)
+                trained.append(member)
+        model = zoo.load_model(preset.name)
+        report.update(members=list(preset.members), trained_members=trained)
+    else:
+        from keras_fool.training.robust_models import train_preset_with_trainer
+
+        model = train_preset_with_trainer(preset, seed, max_steps=max_steps, verbose=verbose)
+        path = zoo.save_preset_model(preset, model, out_dir / f"{preset.name}{preset.file_suffix}")
+        report.update(weights=str(path), weights_sha256=sha256_file(path))
+    report["seconds"] = time.perf_counter() - start
+    if preset.is_classifier:
+        report["test_accuracy"] = accuracy(model, x_test, y_test)
+        report["test_error"] = 1.0 - report["test_accuracy"]
+    else:  # the DAE: how well it reconstructs clean test images
+        reconstruction = model.predict(x_test, batch_size=1000, verbose=0)
+        report["test_reconstruction_mse"] = float(np.mean((reconstruction - x_test) ** 2))
+    if "weights" in report:
+        save_json(out_dir / f"{preset.name}.json", report)
     return report

@@ -1,0 +1,128 @@
+"""Trainers of the models in Uličný et al.'s Table 2, shared by the zoo and the robustness experiment.
+
+Each trainer takes its step counts explicitly, so that ``keras-fool experiment robustness --quick``
+trains small versions of the models into its own cache while the zoo presets (``dae_mnist``,
+``lenet_mnist_adversarial_committee``, ``lenet_mnist_pgd``) train the paper-sized ones once with
+the numbers of their recorded recipe and keep them in the zoo cache.
+"""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = [
+    "train_adversarial_committee_model",
+    "train_dae",
+    "train_pgd_model",
+    "train_preset_with_trainer",
+    "train_steps",
+]
+
+
+def _progress_chunk(steps, most=1000):
+    """The largest divisor of ``steps`` up to ``most``, so that long runs report progress every chunk."""
+    return max((d for d in range(1, min(steps, most) + 1) if steps % d == 0), default=1)
+
+
+def train_steps(model, x, y, steps, seed, batch_size=64, verbose=0):
+    """``model.fit`` for exactly ``steps`` batches drawn from a seeded, repeated shuffle of (x, y).
+
+    Long runs are cut into "epochs" of up to 1,000 steps (the same batches, one iterator) so that
+    ``verbose`` output shows progress.
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat().batch(batch_size)
+    chunk = _progress_chunk(steps)
+    if chunk < 100:  # an awkward count: one epoch rather than many tiny ones
+        chunk = steps
+    model.fit(dataset, steps_per_epoch=chunk, epochs=steps // chunk, shuffle=False, verbose=verbose)
+    return model
+
+
+def train_dae(x_train, recipe, seed, verbose=0):
+    """The denoising autoencoder of Uličný et al., trained for ``recipe["steps"]`` Nesterov steps."""
+    from keras_fool.defenses import build_denoising_autoencoder, compile_denoising_autoencoder
+
+    keras.utils.set_random_seed(seed)
+    model = build_denoising_autoencoder(corruption=recipe["corruption"], name="dae_mnist")
+    compile_denoising_autoencoder(model, learning_rate=recipe["learning_rate"], momentum=recipe["momentum"])
+    return train_steps(model, x_train, x_train, recipe["steps"], seed, batch_size=recipe["batch_size"],
+                       verbose=verbose)
+
+
+def _fine_tune_optimizer(recipe):
+    def make():
+        return keras.optimizers.SGD(learning_rate=recipe["learning_rate"], momentum=recipe["momentum"])
+    return make
+
+
+def _base_with_weight_decay(recipe):
+    """The shipped base LeNet, rebuilt with the L2 weight decay it was trained with."""
+    from keras_fool import zoo
+
+    base = zoo.get_preset(recipe["base"])
+    model = zoo.build_model(base, weight_decay=base.recipe["weight_decay"])
+    return zoo.load_weights(model, zoo.shipped_weights_path(base), base.weights_sha256)
+
+
+def train_adversarial_committee_model(x_train, y_train, recipe, seed, verbose=0):
+    """Adversarial training in stages on eq. 3 examples (Uličný et al.); returns the committee of snapshots.
+
+    The base model is the shipped preset ``recipe["base"]``; its snapshot is the committee's first
+    member and the model after the last stage is its last (the "adversarial training" row).
+    """
+    from keras_fool.attacks import GradientScaledSign
+    from keras_fool.training.adversarial import train_adversarial_committee
+
+    result = train_adversarial_committee(
+        _base_with_weight_decay(recipe), x_train, y_train, stages=recipe["stages"],
+        steps_per_stage=recipe["steps_per_stage"], attack=GradientScaledSign(**recipe["attack"]),
+        pool_size=recipe["pool_size"], optimizer=_fine_tune_optimizer(recipe), seed=seed, verbose=verbose)
+    return result.committee
+
+
+def train_pgd_model(x_train, y_train, recipe, seed, verbose=0):
+    """Madry et al.'s PGD adversarial training, fine-tuning the base preset (beyond the paper)."""
+    from keras_fool.attacks import ProjectedGradientDescent
+    from keras_fool.training.adversarial import train_adversarial_committee
+
+    eps, steps = recipe["eps"], recipe["attack_steps"]
+    attack = ProjectedGradientDescent(eps=eps, step_size=recipe["step_fraction"] * eps / steps, steps=steps, seed=seed)
+    result = train_adversarial_committee(
+        _base_with_weight_decay(recipe), x_train, y_train, stages=1, steps_per_stage=recipe["steps"], attack=attack,
+        online=True, optimizer=_fine_tune_optimizer(recipe), seed=seed, verbose=verbose)
+    return result.snapshots[-1]
+
+
+_TRAINERS = {
+    "dae": lambda x, y, recipe, seed, verbose: train_dae(x, recipe, seed, verbose),
+    "adversarial_committee": train_adversarial_committee_model,
+    "pgd": train_pgd_model,
+}
+
+
+def train_preset_with_trainer(preset, seed, max_steps=None, verbose=0):
+    """Train a zoo preset whose recipe names a ``trainer`` (not the plain LeNet recipe).
+
+    Args:
+        preset: a :class:`~keras_fool.zoo.Preset` with ``recipe["trainer"]`` in ``dae``,
+            ``adversarial_committee`` or ``pgd``.
+        seed: random seed.
+        max_steps: cap every training phase at this many steps (for quick trials and tests).
+        verbose: Keras progress output.
+
+    Returns:
+        The trained ``keras.Model``.
+    """
+    from keras_fool.data import load_mnist
+
+    recipe = dict(preset.recipe)
+    if max_steps is not None:
+        for key in ("steps", "steps_per_stage"):
+            if key in recipe:
+                recipe[key] = min(recipe[key], max_steps)
+        if "pool_size" in recipe:
+            recipe["pool_size"] = min(recipe["pool_size"], 10 * max_steps)
+    (x_train, y_train), _ = load_mnist()
+    return _TRAINERS[recipe["trainer"]](x_train, y_train, recipe, seed, verbose)
