@@ -11,7 +11,8 @@ import click
 @click.option("--quick", is_flag=True,
               help="Small budgets (1,000 test images, 20 levels, short training): a few minutes.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/robustness", show_default=True,
-              help="Output folder; trained models are cached in OUT/models and reused.")
+              help="Output folder; models trained for --quick or --train-steps are cached in OUT/models "
+              "and reused (the full run uses the zoo presets).")
 @click.option("--logdir", type=click.Path(file_okay=False), default=None, help="Write TensorBoard logs here.")
 @click.option("--methods", default="all", show_default=True,
               help="'all' or comma-separated rows of Table 2 (no_method, dropout, low_pass, dae, low_pass_dropout, "

@@ -86,7 +86,7 @@ def test_quick_experiment_runs_end_to_end_and_reuses_its_models(tmp_path):
     result = CliRunner().invoke(robustness, arguments)
     assert result.exit_code == 0, result.output
     for name in ("table2.md", "table2.csv", "curves.csv", "curves_gradient_sign.png", "curves_gaussian.png",
-                 "summary.json", "models/dae.keras", "models/dropout.keras", "models/adversarial_committee.keras"):
+                 "summary.json", "models/dae.keras", "models/dropout.keras", "models/adversarial.keras"):
         assert (out / name).is_file(), name
     table = (out / "table2.md").read_text()
     assert "| No method | " in table and "(96.1)" in table and "| DAE + dropout | " in table
@@ -105,3 +105,56 @@ def test_quick_experiment_runs_end_to_end_and_reuses_its_models(tmp_path):
 def test_unknown_methods_are_refused():
     result = CliRunner().invoke(robustness, ["--quick", "--methods", "no_method,magic"])
     assert isinstance(result.exception, ValueError) and "magic" in str(result.exception)
+
+
+def test_the_full_budget_is_the_papers_and_takes_its_models_from_the_zoo(tmp_path, monkeypatch):
+    import dataclasses
+
+    from keras_fool.evaluation.robustness import FULL_BUDGET, run_robustness_experiment
+    from keras_fool.training import train_preset
+
+    # The paper's iteration counts, read from the zoo presets' recipes.
+    assert FULL_BUDGET.zoo and FULL_BUDGET.test_images == 10000 and FULL_BUDGET.levels == 100
+    assert (FULL_BUDGET.stages, FULL_BUDGET.steps_per_stage, FULL_BUDGET.committee_size) == (5, 5000, 6)
+    assert FULL_BUDGET.dropout_steps == 40334  # 43 epochs of 938 batches (the paper: 40k iterations)
+    assert not FULL_BUDGET.with_train_steps(3).zoo
+
+    monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path / "home"))
+    train_preset("dae_mnist", max_steps=2, verbose=0)  # stands in for the trained DAE in the zoo cache
+    lines = []
+    budget = dataclasses.replace(FULL_BUDGET, test_images=30, levels=3)
+    summary = run_robustness_experiment(tmp_path / "run", budget=budget, methods="dropout,dae_dropout",
+                                        log=lines.append)
+    assert "lenet_mnist_dropout_all: reloaded" in " ".join(lines)  # the shipped preset
+    assert "dae_mnist: reloaded" in " ".join(lines)
+    assert not (tmp_path / "run" / "models" / "dae.keras").exists()  # nothing trained into the run's folder
+    assert set(summary["table2_error_pct"]) == {"dropout", "dae_dropout"}
+
+
+def test_long_training_runs_report_progress_in_chunks_of_the_same_batches():
+    import keras
+
+    from keras_fool.training import robust_models
+
+    assert [robust_models._progress_chunk(n) for n in (20000, 18760, 5000, 600, 1009)] == [1000, 938, 1000, 600, 1]
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 8), dtype=np.float32)
+    y = (x.sum(axis=1) > 4).astype("int32")
+
+    def trained(chunk):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        original = robust_models._progress_chunk
+        robust_models._progress_chunk = lambda steps, most=1000: chunk or steps
+        try:
+            robust_models.train_steps(model, x, y, 600, seed=3, batch_size=16)
+        finally:
+            robust_models._progress_chunk = original
+        return model
+
+    chunked, whole = trained(200), trained(None)  # 3 epochs of 200 steps, or one of 600
+    assert chunked.optimizer.iterations.numpy() == whole.optimizer.iterations.numpy() == 600
+    for a, b in zip(chunked.weights, whole.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -379,6 +379,11 @@ class ExperimentBudget:
         pool_size: training images turned adversarial per stage.
         pgd_steps: SGD steps of PGD adversarial training (beyond the paper).
         pgd_attack_steps: PGD iterations per training example.
+        zoo: take the models from the zoo presets (``lenet_mnist_dropout_all``, ``dae_mnist``,
+            ``lenet_mnist_committee``, ``lenet_mnist_adversarial_committee``, ``lenet_mnist_pgd``),
+            training the missing ones once into the zoo cache with their recipes, instead of
+            training models of the sizes above into the output folder. The step counts above
+            are then the presets' (see :data:`FULL_BUDGET`).
     """
 
     test_images: int = 10000
@@ -392,14 +397,47 @@ class ExperimentBudget:
     pool_size: int = 10000
     pgd_steps: int = 5000
     pgd_attack_steps: int = 10
+    zoo: bool = False
 
     def with_train_steps(self, steps):
-        """The same budget with every training run cut to ``steps`` steps (for smoke tests)."""
+        """The same budget with every training run cut to ``steps`` steps (for smoke tests); never the zoo's."""
         return dataclasses.replace(self, dropout_steps=steps, dae_steps=steps, committee_steps=steps,
-                                   steps_per_stage=steps, pgd_steps=steps, pool_size=min(self.pool_size, 10 * steps))
+                                   steps_per_stage=steps, pgd_steps=steps, pool_size=min(self.pool_size, 10 * steps),
+                                   zoo=False)
 
 
-FULL_BUDGET = ExperimentBudget()
+ZOO_PRESETS = {
+    "dropout": "lenet_mnist_dropout_all",
+    "dae": "dae_mnist",
+    "standard_committee": "lenet_mnist_committee",
+    "adversarial": "lenet_mnist_adversarial_committee",
+    "pgd": "lenet_mnist_pgd",
+}
+
+
+def _full_budget():
+    """The paper's sizes, read from the zoo presets' recipes (one source of truth)."""
+    from keras_fool.zoo.presets import get_preset
+
+    def recipe(key):
+        return get_preset(ZOO_PRESETS[key]).recipe
+
+    dropout = recipe("dropout")
+    return ExperimentBudget(
+        dropout_steps=dropout["epochs"] * -(-60000 // dropout["batch_size"]),
+        dae_steps=recipe("dae")["steps"],
+        committee_size=len(recipe("standard_committee")["members"]),
+        committee_steps=get_preset("lenet_mnist_b").recipe["epochs"] * -(-60000 // dropout["batch_size"]),
+        stages=recipe("adversarial")["stages"],
+        steps_per_stage=recipe("adversarial")["steps_per_stage"],
+        pool_size=recipe("adversarial")["pool_size"],
+        pgd_steps=recipe("pgd")["steps"],
+        pgd_attack_steps=recipe("pgd")["attack_steps"],
+        zoo=True,
+    )
+
+
+FULL_BUDGET = _full_budget()
 QUICK_BUDGET = ExperimentBudget(test_images=1000, levels=20, dropout_steps=1500, dae_steps=1500, committee_size=4,
                                 committee_steps=600, stages=5, steps_per_stage=200, pool_size=2000, pgd_steps=400,
                                 pgd_attack_steps=5)
@@ -409,11 +447,8 @@ ROW_LABELS["pgd_training"] = "PGD adversarial training (beyond the paper)"
 METHODS = tuple(ROW_LABELS)  # the rows of Table 2, in the paper's order, then ours
 
 
-# Our choices where the paper gives no number.
+# Our choice where the paper gives no number.
 LOW_PASS = {"kernel_size": 5, "variance": 1.3, "noise_stddev": 0.1}
-EQ3_ATTACK = {"eps": 0.3, "c": 0.1}
-PGD_TRAINING = {"eps": 0.4, "step_fraction": 2.5}  # step size = 2.5 * eps / steps (Madry et al.)
-FINE_TUNE_LEARNING_RATE = 0.005  # about where Caffe's inv schedule has decayed to after the base training
 
 
 def _check_methods(methods):
@@ -428,15 +463,6 @@ def _check_methods(methods):
             f"methods must be distinct names from {', '.join(METHODS)}. Received: methods={list(methods)}"
         )
     return methods
-
-
-def _train_steps(model, x, y, steps, seed, batch_size=64):
-    """``model.fit`` for exactly ``steps`` batches drawn from a seeded shuffle of (x, y)."""
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat().batch(batch_size)
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
-    return model
 
 
 class _ModelCache:
@@ -464,80 +490,68 @@ class _ModelCache:
         return model, False
 
 
+def _zoo_model(name):
+    """A zoo preset, trained first (into the zoo cache, with its recipe) if it has no weights yet."""
+    from keras_fool import zoo
+    from keras_fool.training.recipes import train_preset
+
+    try:
+        return zoo.load_model(name), True
+    except FileNotFoundError:
+        train_preset(name, verbose=0)
+        return zoo.load_model(name), False
+
+
 def _build_methods(names, budget, x_train, y_train, seed, cache, log):
     """Train or reload the named methods (and what they need); returns ({name: model}, {part: seconds})."""
     import keras
 
     from keras_fool import zoo
-    from keras_fool.attacks import GradientScaledSign, ProjectedGradientDescent
-    from keras_fool.defenses import (
-        LENET_DROPOUT_ALL,
-        Committee,
-        LowPassFilter,
-        build_denoising_autoencoder,
-        compile_denoising_autoencoder,
-        insert_dropout,
-        stack_front_end,
-    )
-    from keras_fool.training.adversarial import train_adversarial_committee
+    from keras_fool.defenses import Committee, LowPassFilter, stack_front_end
+    from keras_fool.training import robust_models
     from keras_fool.training.recipes import compile_with_recipe
 
-    recipe = dict(zoo.get_preset("lenet_mnist").recipe)
+    lenet_recipe = dict(zoo.get_preset("lenet_mnist").recipe)
     timings = {}
 
-    def timed(name, recipe_for_cache, train):
+    def timed(key, recipe_for_cache, train):
+        """Train (or reload) one model: from the zoo under a zoo budget, else from the experiment's cache."""
         start = time.perf_counter()
-        model, cached = cache.get(name, recipe_for_cache, train)
+        if budget.zoo and key in ZOO_PRESETS:
+            name = ZOO_PRESETS[key]
+            model, cached = _zoo_model(name)
+        else:
+            name = key
+            model, cached = cache.get(key, recipe_for_cache, train)
         timings[name] = time.perf_counter() - start
         log(f"{name}: {'reloaded' if cached else 'trained'} in {timings[name]:.1f} s")
         return model
 
+    def preset_recipe(key, **overrides):
+        return {**zoo.get_preset(ZOO_PRESETS[key]).recipe, **overrides}
+
     def dropout_lenet():
         keras.utils.set_random_seed(seed)
-        model = insert_dropout(zoo.build_model("lenet_mnist", weight_decay=recipe["weight_decay"]), LENET_DROPOUT_ALL,
-                               name="lenet_mnist_dropout_all")
-        return _train_steps(compile_with_recipe(model, recipe), x_train, y_train, budget.dropout_steps, seed)
-
-    def dae():
-        keras.utils.set_random_seed(seed)
-        model = compile_denoising_autoencoder(build_denoising_autoencoder())
-        return _train_steps(model, x_train, x_train, budget.dae_steps, seed)
+        model = zoo.build_model("lenet_mnist_dropout_all", weight_decay=lenet_recipe["weight_decay"])
+        return robust_models.train_steps(compile_with_recipe(model, lenet_recipe), x_train, y_train,
+                                         budget.dropout_steps, seed)
 
     def committee_member(index):
         def train():
             keras.utils.set_random_seed(seed + index)
-            model = zoo.build_model("lenet_mnist", weight_decay=recipe["weight_decay"],
+            model = zoo.build_model("lenet_mnist", weight_decay=lenet_recipe["weight_decay"],
                                     name=f"lenet_mnist_member_{index}")
-            compile_with_recipe(model, recipe)
-            return _train_steps(model, x_train, y_train, budget.committee_steps, seed + index)
+            compile_with_recipe(model, lenet_recipe)
+            return robust_models.train_steps(model, x_train, y_train, budget.committee_steps, seed + index)
         return train
 
-    def base_with_weight_decay():
-        model = zoo.build_model("lenet_mnist", weight_decay=recipe["weight_decay"])
-        return zoo.load_weights(model, zoo.shipped_weights_path("lenet_mnist"))
-
-    def fine_tune_optimizer():
-        return keras.optimizers.SGD(learning_rate=FINE_TUNE_LEARNING_RATE, momentum=recipe["momentum"])
-
-    def adversarial():
-        attack = GradientScaledSign(**EQ3_ATTACK)
-        result = train_adversarial_committee(
-            base_with_weight_decay(), x_train, y_train, stages=budget.stages, steps_per_stage=budget.steps_per_stage,
-            attack=attack, pool_size=budget.pool_size, optimizer=fine_tune_optimizer, seed=seed)
-        return result.committee
-
-    def pgd():
-        eps, steps = PGD_TRAINING["eps"], budget.pgd_attack_steps
-        attack = ProjectedGradientDescent(eps=eps, step_size=PGD_TRAINING["step_fraction"] * eps / steps, steps=steps,
-                                          seed=seed)
-        result = train_adversarial_committee(
-            base_with_weight_decay(), x_train, y_train, stages=1, steps_per_stage=budget.pgd_steps, attack=attack,
-            online=True, optimizer=fine_tune_optimizer, seed=seed)
-        return result.snapshots[-1]
-
     # Cached models are reused only if everything that made them is unchanged, base weights included.
-    base_weights = sha256_file(zoo.shipped_weights_path("lenet_mnist"))
-    common = {"seed": seed, "lenet_recipe": recipe, "lenet_mnist_sha256": base_weights}
+    common = {"seed": seed, "lenet_recipe": lenet_recipe,
+              "lenet_mnist_sha256": sha256_file(zoo.shipped_weights_path("lenet_mnist"))}
+    dae_recipe = preset_recipe("dae", steps=budget.dae_steps)
+    adversarial_recipe = preset_recipe("adversarial", stages=budget.stages, steps_per_stage=budget.steps_per_stage,
+                                       pool_size=budget.pool_size)
+    pgd_recipe = preset_recipe("pgd", steps=budget.pgd_steps, attack_steps=budget.pgd_attack_steps)
 
     @functools.cache
     def base():
@@ -545,11 +559,14 @@ def _build_methods(names, budget, x_train, y_train, seed, cache, log):
 
     @functools.cache
     def dropout_net():
-        return timed("dropout", {**common, "steps": budget.dropout_steps, "rates": LENET_DROPOUT_ALL}, dropout_lenet)
+        return timed("dropout", {**common, "steps": budget.dropout_steps,
+                                 "architecture": zoo.get_preset("lenet_mnist_dropout_all").architecture},
+                     dropout_lenet)
 
     @functools.cache
     def autoencoder():
-        return timed("dae", {**common, "steps": budget.dae_steps}, dae)
+        return timed("dae", {**common, **dae_recipe},
+                     lambda: robust_models.train_dae(x_train, dae_recipe, seed))
 
     @functools.cache
     def low_pass():
@@ -557,12 +574,13 @@ def _build_methods(names, budget, x_train, y_train, seed, cache, log):
 
     @functools.cache
     def adversarial_committee():
-        recipe_for_cache = {**common, "stages": budget.stages, "steps_per_stage": budget.steps_per_stage,
-                            "pool_size": budget.pool_size, "attack": EQ3_ATTACK,
-                            "learning_rate": FINE_TUNE_LEARNING_RATE}
-        return timed("adversarial_committee", recipe_for_cache, adversarial)
+        return timed("adversarial", {**common, **adversarial_recipe},
+                     lambda: robust_models.train_adversarial_committee_model(x_train, y_train, adversarial_recipe,
+                                                                             seed))
 
     def standard_committee():
+        if budget.zoo:
+            return timed("standard_committee", None, None)
         members = [base()]
         for index in range(1, budget.committee_size):
             members.append(timed(f"committee_member_{index}", {**common, "steps": budget.committee_steps},
@@ -570,9 +588,8 @@ def _build_methods(names, budget, x_train, y_train, seed, cache, log):
         return Committee(members, name="standard_committee")
 
     def pgd_model():
-        recipe_for_cache = {**common, "steps": budget.pgd_steps, "attack_steps": budget.pgd_attack_steps,
-                            **PGD_TRAINING, "learning_rate": FINE_TUNE_LEARNING_RATE}
-        return timed("pgd_training", recipe_for_cache, pgd)
+        return timed("pgd", {**common, **pgd_recipe},
+                     lambda: robust_models.train_pgd_model(x_train, y_train, pgd_recipe, seed))
 
     builders = {
         "no_method": base,
@@ -610,7 +627,7 @@ def _log_to_tensorboard(logdir, curves, table, timings):
 def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None):
     """Reproduce Table 2 and Figures 3-7 of Uličný et al. on MNIST.
 
-    Trains (or reloads from ``out/models`` when their recipe is unchanged) the methods of Table 2
+    Trains (or reloads from ``out/models``, or from the zoo under the full budget) the methods of Table 2
     — LeNet (the shipped ``lenet_mnist``), LeNet with dropout on all layers, the low-pass filter
     and the DAE in front of LeNet with and without dropout, a standard committee, adversarial
     training and the adversarial committee (eq. 3 examples, 5 stages) — plus PGD adversarial
@@ -622,7 +639,10 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
 
     Args:
         out: output folder (created if needed).
-        budget: an :class:`ExperimentBudget` (:data:`QUICK_BUDGET` or :data:`FULL_BUDGET`).
+        budget: an :class:`ExperimentBudget` (:data:`QUICK_BUDGET` or :data:`FULL_BUDGET`). Under
+            a budget with ``zoo=True`` (the full one) the models are the zoo presets, trained
+            with their own recipes and seeds into the zoo cache if missing, and ``seed`` only
+            seeds the Gaussian noise and the low-pass filter's noise.
         methods: names of the methods to run, from :data:`METHODS`; all of them if None.
         logdir: if given, TensorBoard logs of the curves, table and timings go there.
         seed: seed of everything trained and of the Gaussian noise.
