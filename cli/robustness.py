@@ -22,7 +22,10 @@ import click
 @click.option("--levels", type=click.IntRange(min=2), default=None, help="Override the budget's levels per curve.")
 @click.option("--train-steps", type=click.IntRange(min=1), default=None,
               help="Cut every training run to this many steps (smoke tests).")
-def robustness(quick, out, logdir, methods, seed, test_images, levels, train_steps):
+@click.option("--gray-box", is_flag=True,
+              help="Attack the pre-processing rows (low-pass, DAE) with the FGSM direction of the classifier "
+              "behind the front end instead of end to end.")
+def robustness(quick, out, logdir, methods, seed, test_images, levels, train_steps, gray_box):
     """Reproduce Table 2: error at distortion 0 / 0.1 / 0.2 of each robustness method.
 
     Writes OUT/table2.md (beside the paper's numbers), OUT/table2.csv, OUT/curves.csv,
@@ -46,7 +49,7 @@ def robustness(quick, out, logdir, methods, seed, test_images, levels, train_ste
     start = time.perf_counter()
     chosen = None if methods.strip().lower() == "all" else methods
     summary = run_robustness_experiment(out, budget=budget, methods=chosen, logdir=logdir, seed=seed,
-                                        log=lambda line: click.echo(line, err=True))
+                                        log=lambda line: click.echo(line, err=True), gray_box=gray_box)
     click.echo((Path(out) / "table2.md").read_text().rstrip())
     click.echo("")
     parts = ("data", "models", "curves", "outputs")

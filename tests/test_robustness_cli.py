@@ -158,3 +158,23 @@ def test_long_training_runs_report_progress_in_chunks_of_the_same_batches():
     assert chunked.optimizer.iterations.numpy() == whole.optimizer.iterations.numpy() == 600
     for a, b in zip(chunked.weights, whole.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_gray_box_curves_take_the_direction_from_another_model(lenet, mnist):
+    from keras_fool import zoo
+    from keras_fool.attacks import FastGradientSign
+
+    _, (x_test, y_test) = mnist
+    x, y = x_test[:200], y_test[:200]
+    other = zoo.load_model("lenet_mnist_b")
+    levels = {"gradient_sign": np.array([0.0, 0.15])}
+    own = robustness_curves({"lenet": lenet}, x, y, noise_types=("gradient_sign",), levels=levels)
+    gray = robustness_curves({"lenet": lenet}, x, y, noise_types=("gradient_sign",), levels=levels,
+                             gradient_models={"lenet": other})
+    # By hand: FGSM images of the other network, classified by lenet.
+    transferred = FastGradientSign(eps=0.15).generate(other, x, y)
+    expected = float(np.mean(lenet.predict(transferred, verbose=0).argmax(axis=1) != y))
+    assert gray.error[0, 0, 1] == pytest.approx(expected, abs=1 / 200)  # one borderline image at most
+    assert gray.error[0, 0, 1] < own.error[0, 0, 1]  # a transferred attack is weaker than a white-box one
+    with pytest.raises(ValueError, match="not in models"):
+        robustness_curves({"lenet": lenet}, x, y, gradient_models={"lenet_b": other})

@@ -115,8 +115,12 @@ class RobustnessCurves:
         return result
 
 
-def _curve_function(model, noise_type, from_logits):
-    """A tf.function (x, y, strengths, seed) -> (wrong counts (L,), summed |change| (L,)) for one batch."""
+def _curve_function(model, noise_type, from_logits, gradient_model=None):
+    """A tf.function (x, y, strengths, seed) -> (wrong counts (L,), summed |change| (L,)) for one batch.
+
+    The gradient-sign direction comes from ``gradient_model`` if given (a gray-box attack), else
+    from ``model`` itself.
+    """
     import tensorflow as tf
 
     from keras_fool.attacks import loss_gradient
@@ -124,7 +128,7 @@ def _curve_function(model, noise_type, from_logits):
     @functools.partial(tf.function, autograph=False)
     def counts(x, y, strengths, seed):
         if noise_type == "gradient_sign":
-            direction = tf.sign(loss_gradient(model, x, y, from_logits))
+            direction = tf.sign(loss_gradient(gradient_model or model, x, y, from_logits))
         else:
             direction = tf.random.stateless_normal(tf.shape(x), seed=seed)
 
@@ -190,7 +194,7 @@ def _check_levels(noise_types, num_levels, max_strength, levels):
 
 
 def robustness_curves(models, x, y, noise_types=NOISE_TYPES, num_levels=100, max_strength=None, levels=None,
-                      seed=0, batch_size=500, from_logits=False, progress=None):
+                      seed=0, batch_size=500, from_logits=False, progress=None, gradient_models=None):
     """Error-vs-distortion curves of every model under every noise type.
 
     For each batch of test images the perturbation direction is computed once — the gradient
@@ -211,6 +215,9 @@ def robustness_curves(models, x, y, noise_types=NOISE_TYPES, num_levels=100, max
         batch_size: images per batch.
         from_logits: the models output logits.
         progress: optional callable ``progress(model_name, noise_type, seconds)`` after each curve.
+        gradient_models: optional dict name -> model whose loss gradient gives the gradient-sign
+            direction for the model of that name (a gray-box attack, e.g. the classifier behind a
+            pre-processing defense); the other models are attacked through their own gradient.
 
     Returns:
         A :class:`RobustnessCurves`.
@@ -221,6 +228,10 @@ def robustness_curves(models, x, y, noise_types=NOISE_TYPES, num_levels=100, max
     import tensorflow as tf
 
     items = _check_models(models)
+    gradient_models = dict(gradient_models or {})
+    unknown = sorted(set(gradient_models) - {name for name, _ in items})
+    if unknown:
+        raise ValueError(f"gradient_models names models that are not in models: {unknown}")
     x = check_images(x)
     y = check_labels(y, len(x))
     noise_types, strengths = _check_levels(noise_types, num_levels, max_strength, levels)
@@ -240,7 +251,7 @@ def robustness_curves(models, x, y, noise_types=NOISE_TYPES, num_levels=100, max
     for m, (name, model) in enumerate(items):
         for t, noise_type in enumerate(noise_types):
             start = time.perf_counter()
-            function = _curve_function(model, noise_type, from_logits)
+            function = _curve_function(model, noise_type, from_logits, gradient_models.get(name))
             levels_t = tf.constant(strengths[t], tf.float32)
             for i, begin in enumerate(range(0, len(x), batch_size)):
                 xb, yb = tf.constant(x[begin : begin + batch_size]), tf.constant(y[begin : begin + batch_size])
@@ -447,6 +458,9 @@ ROW_LABELS["pgd_training"] = "PGD adversarial training (beyond the paper)"
 METHODS = tuple(ROW_LABELS)  # the rows of Table 2, in the paper's order, then ours
 
 
+# The pre-processing rows: which row's classifier sits behind the front end.
+FRONT_ENDS = {"low_pass": "no_method", "dae": "no_method", "low_pass_dropout": "dropout", "dae_dropout": "dropout"}
+
 # Our choice where the paper gives no number.
 LOW_PASS = {"kernel_size": 5, "variance": 1.3, "noise_stddev": 0.1}
 
@@ -604,7 +618,8 @@ def _build_methods(names, budget, x_train, y_train, seed, cache, log):
         "pgd_training": pgd_model,
     }
     methods = {name: builders[name]() for name in names}
-    return methods, timings
+    behind = {name: builders[classifier]() for name, classifier in FRONT_ENDS.items() if name in names}
+    return methods, behind, timings
 
 
 def _log_to_tensorboard(logdir, curves, table, timings):
@@ -624,7 +639,8 @@ def _log_to_tensorboard(logdir, curves, table, timings):
     writer.close()
 
 
-def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None):
+def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None,
+                              gray_box=False):
     """Reproduce Table 2 and Figures 3-7 of Uličný et al. on MNIST.
 
     Trains (or reloads from ``out/models``, or from the zoo under the full budget) the methods of Table 2
@@ -647,6 +663,9 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
         logdir: if given, TensorBoard logs of the curves, table and timings go there.
         seed: seed of everything trained and of the Gaussian noise.
         log: callable taking one progress line (e.g. ``print``); silent if None.
+        gray_box: compute the FGSM direction of the pre-processing rows (low-pass filter, DAE,
+            with and without dropout) from the classifier behind the front end, as an attacker who
+            does not see the defense would; by default every model is attacked end to end.
 
     Returns:
         The summary dict written to ``summary.json``; ``summary["timings"]`` holds seconds per part.
@@ -669,7 +688,8 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     timings["data"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    models, train_timings = _build_methods(methods, budget, x_train, y_train, seed, _ModelCache(out / "models"), log)
+    models, behind, train_timings = _build_methods(methods, budget, x_train, y_train, seed,
+                                                   _ModelCache(out / "models"), log)
     timings["models"] = time.perf_counter() - start
     timings.update({f"models/{k}": v for k, v in train_timings.items()})
 
@@ -677,6 +697,7 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     curves = robustness_curves(
         models, x_test, y_test, num_levels=budget.levels, seed=seed,
         progress=lambda name, noise, seconds: log(f"curve {name} / {noise}: {seconds:.1f} s"),
+        gradient_models=behind if gray_box else None,
     )
     timings["curves"] = time.perf_counter() - start
 
@@ -686,7 +707,10 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     intro = (
         "Error (%) on FGSM examples of the MNIST test set at average distortion dist (eq. 2), read off "
         f"the curves by linear interpolation; the paper's value in parentheses. {curves.num_images} test "
-        f"images, {curves.strengths.shape[1]} levels per curve.\n\n"
+        f"images, {curves.strengths.shape[1]} levels per curve."
+        + (" Gray box: the FGSM direction of the pre-processing rows comes from the classifier behind the "
+           "front end, not from the defended model." if gray_box else "")
+        + "\n\n"
     )
     with atomic_write(out / "table2.md", "w") as f:
         f.write(intro + table)
@@ -702,6 +726,7 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     summary = {
         "budget": dataclasses.asdict(budget),
         "seed": seed,
+        "gray_box": bool(gray_box),
         "table2_error_pct": {
             model: {f"{d:g}": (None if np.isnan(v) else round(float(v), 3)) for d, v in zip(TABLE_DISTORTIONS, row)}
             for model, row in zip(curves.models, errors)
