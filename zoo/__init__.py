@@ -23,6 +23,7 @@ __all__ = [
     "list_presets",
     "load_model",
     "load_weights",
+    "save_keras_model",
     "save_preset_model",
     "save_weights",
     "shipped_weights_path",
@@ -75,6 +76,18 @@ def save_weights(model, path):
     save_npz(path, **{v.path: v.numpy() for v in model.weights})
 
 
+def _check_sha256(path, sha256):
+    """Raise ChecksumError unless ``sha256`` is None or the file's SHA-256."""
+    if sha256 is None:
+        return
+    from keras_fool.errors import ChecksumError
+    from keras_fool.io import sha256_file
+
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise ChecksumError(f"{path} has SHA-256 {actual}, expected {sha256}.")
+
+
 def load_weights(model, path, sha256=None):
     """Load weights written by :func:`save_weights` into ``model``.
 
@@ -88,16 +101,13 @@ def load_weights(model, path, sha256=None):
         ChecksumError: the checksum differs.
         CorruptFileError: unreadable, or its arrays do not fit the model.
     """
-    from keras_fool.errors import ChecksumError, CorruptFileError
-    from keras_fool.io import load_npz, sha256_file
+    from keras_fool.errors import CorruptFileError
+    from keras_fool.io import load_npz
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No weights file at {path}")
-    if sha256 is not None:
-        actual = sha256_file(path)
-        if actual != sha256:
-            raise ChecksumError(f"{path} has SHA-256 {actual}, expected {sha256}.")
+    _check_sha256(path, sha256)
     arrays = load_npz(path)
     expected = {v.path: tuple(v.shape) for v in model.weights}
     found = {k: tuple(a.shape) for k, a in arrays.items()}
@@ -134,14 +144,20 @@ def _load_keras_file(path):
 def _load_preset_file(preset, path, sha256=None):
     if preset.builder:
         return load_weights(build_model(preset), path, sha256)
-    if sha256 is not None:
-        from keras_fool.errors import ChecksumError
-        from keras_fool.io import sha256_file
-
-        actual = sha256_file(path)
-        if actual != sha256:
-            raise ChecksumError(f"{path} has SHA-256 {actual}, expected {sha256}.")
+    _check_sha256(path, sha256)
     return _load_keras_file(path)
+
+
+def save_keras_model(model, path):
+    """``model.save(path)`` (a ``.keras`` file) atomically: Keras writes in place, so save beside and rename."""
+    path = Path(path)
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    try:
+        model.save(partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
 
 
 def save_preset_model(preset, model, path):
@@ -151,13 +167,7 @@ def save_preset_model(preset, model, path):
     if preset.builder:
         save_weights(model, path)
         return path
-    partial = path.with_name(f".{path.stem}.partial.keras")
-    try:
-        model.save(partial)  # Keras writes in place; the rename makes it atomic
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    return save_keras_model(model, path)
 
 
 def load_model(name_or_path, verify=True):

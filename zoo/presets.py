@@ -101,7 +101,7 @@ for _letter, (_seed, _sha256, _accuracy) in _MEMBERS.items():
         "class_names": MNIST_CLASSES,
         "seed": _seed,
         "recipe": LENET_RECIPE,
-        "weights": f"lenet_mnist_{_letter}.weights.npz" if _sha256 else None,
+        "weights": f"lenet_mnist_{_letter}.weights.npz",
         "weights_sha256": _sha256,
         "test_accuracy": _accuracy,
         "command": f"keras-fool zoo train lenet_mnist_{_letter} --out zoo/weights",

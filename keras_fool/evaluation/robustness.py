@@ -433,12 +433,16 @@ def _full_budget():
     def recipe(key):
         return get_preset(ZOO_PRESETS[key]).recipe
 
-    dropout = recipe("dropout")
+    def iterations(name):  # SGD steps of a preset trained in epochs over the 60,000 MNIST training images
+        epochs_recipe = get_preset(name).recipe
+        return epochs_recipe["epochs"] * -(-60000 // epochs_recipe["batch_size"])
+
+    members = recipe("standard_committee")["members"]
     return ExperimentBudget(
-        dropout_steps=dropout["epochs"] * -(-60000 // dropout["batch_size"]),
+        dropout_steps=iterations(ZOO_PRESETS["dropout"]),
         dae_steps=recipe("dae")["steps"],
-        committee_size=len(recipe("standard_committee")["members"]),
-        committee_steps=get_preset("lenet_mnist_b").recipe["epochs"] * -(-60000 // dropout["batch_size"]),
+        committee_size=len(members),
+        committee_steps=iterations(members[-1]),
         stages=recipe("adversarial")["stages"],
         steps_per_stage=recipe("adversarial")["steps_per_stage"],
         pool_size=recipe("adversarial")["pool_size"],
@@ -495,11 +499,11 @@ class _ModelCache:
                     return keras.saving.load_model(model_path, compile=False, safe_mode=True), True
             except Exception:  # noqa: BLE001 - a damaged cache entry is simply trained again
                 pass
+        from keras_fool.zoo import save_keras_model
+
         model = train()
         recipe_path.unlink(missing_ok=True)  # never leave a recipe beside a model it did not make
-        buffer_path = self.folder / f".{name}.partial.keras"
-        model.save(buffer_path)  # Keras writes in place; the rename makes it atomic
-        buffer_path.replace(model_path)
+        save_keras_model(model, model_path)
         save_json(recipe_path, recipe)
         return model, False
 

@@ -60,6 +60,8 @@ def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose
     from keras_fool import zoo
 
     preset = zoo.get_preset(name)
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive integer. Received: max_steps={max_steps!r}")
     if preset.trainer or preset.members:
         return _train_composite_preset(preset, epochs, seed, out, max_steps, verbose)
     recipe = dict(preset.recipe)
@@ -67,8 +69,6 @@ def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose
     seed = preset.seed if seed is None else seed
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
-    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
-        raise ValueError(f"max_steps must be a positive integer. Received: max_steps={max_steps!r}")
     out_dir = Path(out) if out is not None else zoo.trained_weights_path(preset).parent
     ensure_writable_dir(out_dir)
     if preset.dataset != "mnist":
@@ -112,8 +112,6 @@ def _train_composite_preset(preset, epochs, seed, out, max_steps, verbose):
 
     if epochs is not None:
         raise ValueError(f"Preset {preset.name!r} is not trained in epochs; use max_steps to shorten it.")
-    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
-        raise ValueError(f"max_steps must be a positive integer. Received: max_steps={max_steps!r}")
     seed = preset.seed if seed is None else seed
     out_dir = ensure_writable_dir(Path(out) if out is not None else zoo.trained_weights_path(preset).parent)
     _, (x_test, y_test) = load_mnist()
