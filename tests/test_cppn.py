@@ -97,6 +97,10 @@ def test_renders_at_any_resolution_and_bigger_is_smoother():
     # Corners are the same points of the plane at both resolutions.
     np.testing.assert_allclose(big[:, 0, 0], small[:, 0, 0], atol=1e-5)
     np.testing.assert_allclose(big[:, -1, -1], small[:, -1, -1], atol=1e-5)
+    # The renderer's scratch buffer follows the image size back down (and row count up).
+    np.testing.assert_array_equal(enc.decode(genomes).numpy(), small)
+    more = _evolved(enc, n=9, steps=30, seed=5)
+    np.testing.assert_array_equal(enc.decode(more).numpy()[:3], enc.render(more, 28, 28, batch_size=3).numpy()[:3])
 
 
 def test_pixel_coordinates_option_and_config_round_trip():

@@ -19,9 +19,9 @@ node capacity, a genome batch of n genomes is a dict of arrays:
   ``connected[i, j]`` is the connection from node j into node i.
 
 Slots 0..3 are the inputs (x, y, d, bias), the next ``channels`` slots are the outputs (one for
-grayscale, three for colour), the rest are hidden slots. A dense adjacency is used rather than an
-edge list because the batched renderer multiplies by it directly and the edge count of an edge
-list would need its own capacity.
+grayscale, three for colour), the rest are hidden slots. A dense adjacency is stored rather than
+an edge list because then every genome has the same shape whatever its edge count (an edge list
+would need a capacity of its own); the renderer extracts the population's edges at each call.
 
 Mutation of each child, in this order (all batched in TensorFlow, no per-genome Python): every
 weight with p = 0.1 by polynomial mutation (eta = 15) on its gene; every node's activation
@@ -29,6 +29,11 @@ resampled with p = 0.1; add a feed-forward connection with p = 0.5; delete a ran
 with p = 0.3; add a node with p = 0.5 by splitting a random connection a -> b into a -> new
 (weight 1) and new -> b (the old weight); delete a random hidden node and its connections with
 p = 0.2. A mutation that would exceed the capacity (no free slot) is skipped.
+
+Rendering (``_render``): every node that matters (an output, or a live hidden node with a path to
+an output) of every genome is one row of a (rows, pixels) buffer; step s evaluates each genome's
+s-th hidden node in position order, the last step the outputs, so a population renders in
+1 + (most hidden nodes in a genome) steps of a handful of ops each, whatever its size.
 """
 
 from __future__ import annotations
@@ -49,13 +54,16 @@ WEIGHT_RANGE = 10.0
 GENOME_KEYS = ("activation", "alive", "position", "connected", "weight")
 
 
-# The node activations, indexed as in ACTIVATIONS; the renderer groups genomes by activation and
-# applies each function only to its own group.
-_ACTIVATION_FUNCTIONS = (
+# The node activations, indexed as in ACTIVATIONS: sin(p), 2 sigmoid(p) - 1 = tanh(p / 2),
+# exp(-p^2) and clip(p, -3, 3) / 3. The renderer folds each one's input scale (1, 1/2, 1, 1/3)
+# into the node's incoming weights and applies the rest, one op per function, each to the rows
+# of its own activation only.
+_INPUT_SCALE = (1.0, 0.5, 1.0, 1.0 / 3.0)
+_RENDER_FUNCTIONS = (
     tf.sin,
-    lambda p: tf.tanh(0.5 * p),  # = 2 sigmoid(p) - 1
+    tf.tanh,
     lambda p: tf.exp(-tf.square(p)),
-    lambda p: tf.clip_by_value(p, -3.0, 3.0) / 3.0,
+    lambda p: tf.clip_by_value(p, -1.0, 1.0),
 )
 
 
@@ -205,6 +213,17 @@ class CPPNEncoding(Encoding):
         fresh = tf.random.stateless_uniform((n, N), s[3], 0, len(ACTIVATIONS), dtype=tf.int32)
         g["activation"] = tf.where(resample, fresh, g["activation"])
 
+        # Connection changes touch one entry per genome: they are written as scatters of (genome,
+        # target, source) entries (n of them, or 3n for a split), not as whole (n, N, N) selects.
+        rows = tf.range(n)
+
+        def entry(flat):
+            return tf.stack([rows, flat // N, flat % N], axis=1)
+
+        def put(tensor, coords, do, value):
+            """tensor[coords] = value where do, else unchanged."""
+            return tf.tensor_scatter_nd_update(tensor, coords, tf.where(do, value, tf.gather_nd(tensor, coords)))
+
         # 3. add a feed-forward connection j -> i.
         pos_i, pos_j = g["position"][:, :, None], g["position"][:, None, :]
         can_receive = tf.logical_and(g["alive"], ~is_input)[:, :, None]
@@ -212,16 +231,16 @@ class CPPNEncoding(Encoding):
         candidates = can_receive & can_send & (pos_j < pos_i) & ~g["connected"]
         flat, exists = _choose(tf.reshape(candidates, (n, N * N)), u((n,), 4))
         do = exists & (u((n,), 5) < r["add_connection_rate"])
-        new_edge = tf.reshape(tf.one_hot(flat, N * N, on_value=True, off_value=False), (n, N, N)) & do[:, None, None]
-        g["connected"] = g["connected"] | new_edge
-        g["weight"] = tf.where(new_edge, u((n,), 6)[:, None, None], g["weight"])
+        at = entry(flat)
+        g["connected"] = put(g["connected"], at, do, tf.ones_like(do))
+        g["weight"] = put(g["weight"], at, do, u((n,), 6))
 
         # 4. delete a random connection.
         flat, exists = _choose(tf.reshape(g["connected"], (n, N * N)), u((n,), 7))
         do = exists & (u((n,), 8) < r["delete_connection_rate"])
-        gone = tf.reshape(tf.one_hot(flat, N * N, on_value=True, off_value=False), (n, N, N)) & do[:, None, None]
-        g["connected"] = g["connected"] & ~gone
-        g["weight"] = tf.where(gone, 0.0, g["weight"])
+        at = entry(flat)
+        g["connected"] = put(g["connected"], at, do, tf.zeros_like(do))
+        g["weight"] = put(g["weight"], at, do, tf.zeros((n,)))
 
         # 5. add a node by splitting a random connection a -> b into a -> new -> b.
         flat, has_edge = _choose(tf.reshape(g["connected"], (n, N * N)), u((n,), 9))
@@ -229,15 +248,14 @@ class CPPNEncoding(Encoding):
         slot, has_slot = _choose(free, u((n,), 10))
         do = has_edge & has_slot & (u((n,), 11) < r["add_node_rate"])
         b, a = flat // N, flat % N
-        old_gene = tf.gather_nd(g["weight"], tf.stack([tf.range(n), b, a], axis=1))
-        one = lambda idx: tf.one_hot(idx, N, on_value=True, off_value=False)  # noqa: E731
-        edge = lambda to, frm: one(to)[:, :, None] & one(frm)[:, None, :] & do[:, None, None]  # noqa: E731
-        split, into_new, out_of_new = edge(b, a), edge(slot, a), edge(b, slot)
+        old_gene = tf.gather_nd(g["weight"], tf.stack([rows, b, a], axis=1))
         unit_gene = (1.0 + WEIGHT_RANGE) / (2.0 * WEIGHT_RANGE)  # the gene of weight +1
-        g["connected"] = (g["connected"] & ~split) | into_new | out_of_new
-        g["weight"] = tf.where(split, 0.0, g["weight"])
-        g["weight"] = tf.where(into_new, unit_gene, g["weight"])
-        g["weight"] = tf.where(out_of_new, old_gene[:, None, None], g["weight"])
+        # The three entries differ (the new slot is neither a nor b) wherever do holds.
+        at = tf.concat([entry(flat), tf.stack([rows, slot, a], 1), tf.stack([rows, b, slot], 1)], axis=0)
+        do3 = tf.tile(do, [3])
+        g["connected"] = put(g["connected"], at, do3, tf.concat([tf.zeros_like(do), tf.ones_like(do), tf.ones_like(do)], 0))
+        g["weight"] = put(g["weight"], at, do3, tf.concat([tf.zeros((n,)), tf.fill((n,), unit_gene), old_gene], 0))
+        one = lambda idx: tf.one_hot(idx, N, on_value=True, off_value=False)  # noqa: E731
         new_node = one(slot) & do[:, None]
         mid = 0.5 * (tf.gather(g["position"], a, batch_dims=1) + tf.gather(g["position"], b, batch_dims=1))
         g["alive"] = g["alive"] | new_node
@@ -245,15 +263,15 @@ class CPPNEncoding(Encoding):
         fresh = tf.random.stateless_uniform((n, N), s[12], 0, len(ACTIVATIONS), dtype=tf.int32)
         g["activation"] = tf.where(new_node, fresh, g["activation"])
 
-        # 6. delete a random hidden node with its connections.
+        # 6. delete a random hidden node; its connections go in the clean-up below.
         victim, exists = _choose(tf.logical_and(g["alive"], is_hidden), u((n,), 13))
         do = exists & (u((n,), 14) < r["delete_node_rate"])
         dead = one(victim) & do[:, None]
         g["alive"] = g["alive"] & ~dead
-        touching = dead[:, :, None] | dead[:, None, :]
-        g["connected"] = g["connected"] & ~touching
-        g["weight"] = tf.where(touching, 0.0, g["weight"])
         g["position"] = tf.where(dead, 0.0, g["position"])
+        # Only connections between live nodes remain, and only they keep a weight gene.
+        g["connected"] = g["connected"] & g["alive"][:, :, None] & g["alive"][:, None, :]
+        g["weight"] = tf.where(g["connected"], g["weight"], 0.0)
 
         g["position"] = self._renumber(g["alive"], g["position"])
         return g
@@ -294,17 +312,17 @@ class CPPNEncoding(Encoding):
         return tf.concat(parts, axis=0)
 
     def _feeds_outputs(self, connected):
-        """(n, N) bool: nodes from which a path of connections leads to an output."""
+        """(n, N) bool: nodes from which a path of connections leads to an output.
+
+        Reachability by repeated squaring of (I + adjacency^T): ceil(log2(N)) batched products
+        cover every path (at most N - 1 edges), fewer ops than one mat-vec step per edge.
+        """
+        N = self.capacity
         _, is_output, _ = self._slot_kinds()
-        edges = tf.cast(connected, tf.float32)  # edges[i, j]: j -> i
-        reach = tf.cast(tf.broadcast_to(is_output, tf.shape(connected)[:2]), tf.float32)
-
-        def grow(changed, reach):
-            new = tf.minimum(reach + tf.linalg.matvec(edges, reach, transpose_a=True), 1.0)
-            return tf.reduce_any(new > reach), new
-
-        _, reach = tf.while_loop(lambda changed, r: changed, grow, (tf.constant(True), reach))
-        return reach > 0.0
+        hop = tf.linalg.matrix_transpose(tf.cast(connected, tf.float32)) + tf.eye(N)
+        for _ in range(max(1, math.ceil(math.log2(N)))):
+            hop = tf.minimum(tf.matmul(hop, hop), 1.0)
+        return tf.linalg.matvec(hop, tf.cast(is_output, tf.float32)) > 0.0
 
     def _scratch(self):
         # One resizable buffer per encoding, created on first use outside any trace; node values
@@ -316,76 +334,95 @@ class CPPNEncoding(Encoding):
         return self._buffer
 
     def _render(self, genomes, inputs, height, width):
-        """Evaluate a population of CPPNs at every pixel, node after node, all genomes at once.
+        """Evaluate a population of CPPNs at every pixel, step after step, all genomes at once.
 
-        Slots are sorted so that inputs come first, then the hidden nodes that feed an output in
-        position order (a topological order), then the outputs. Step k computes node k of every
-        genome that has one: the values of its incoming edges' sources are gathered from a
-        node-major scratch buffer of shape (nodes * n, pixels), summed per genome, passed through
-        the node's activation (genomes grouped by activation) and written back in place.
+        Every node to evaluate (an output, or a live hidden node with a path to an output) of
+        every genome gets one row of a scratch buffer (rows, pixels). Step s evaluates each
+        genome's s-th such hidden node in position order (a topological order); the last step
+        evaluates the outputs. Rows are sorted by (step, activation), so a step is one block of
+        rows and an activation one slice of it. A step's pre-activations are the inputs' share
+        (the inputs are the same for every genome: one small matmul) plus the weighted values
+        of its hidden sources (gathered by row, summed per target row with a sorted segment
+        sum); each slice goes through its activation and the block is written back in place.
+        Row 0 stays zero: every step gets one zero-weight edge from it into its last row, so
+        the segment sum always covers the whole block.
         """
         N = self.capacity
         C = self.channels
+        kinds = len(_RENDER_FUNCTIONS)
         n = tf.shape(genomes["activation"])[0]
         is_input, is_output, is_hidden = self._slot_kinds()
-        # Only hidden nodes with a path to an output matter; the others are skipped (sorted
-        # among the dead), which shortens the node-by-node loop.
-        live_hidden = tf.logical_and(genomes["alive"], is_hidden) & self._feeds_outputs(genomes["connected"])
-        key = tf.where(is_input, -1.0, tf.where(is_output, 3.0, tf.where(live_hidden, genomes["position"], 2.0)))
-        order = tf.argsort(key, axis=1, stable=True)
-        sort = lambda t: tf.gather(tf.gather(t, order, axis=1, batch_dims=1), order, axis=2, batch_dims=1)  # noqa: E731
-        connected = sort(genomes["connected"])
-        weights = tf.where(connected, sort(genomes["weight"]) * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE, 0.0)
-        activation = tf.gather(genomes["activation"], order, axis=1, batch_dims=1)
-        hidden_max = tf.reduce_max(tf.reduce_sum(tf.cast(live_hidden, tf.int32), axis=1))
-        live = NUM_INPUTS + hidden_max  # slots that can send: inputs and live hidden nodes
-        used = tf.gather(live_hidden | is_input | is_output, order, axis=1, batch_dims=1)  # in sorted order
-        used_edges = connected & used[:, :, None] & used[:, None, :]
-        edge_list = tf.cast(tf.where(used_edges), tf.int32)  # (E, 3): genome, target node, source node
-        by_target = tf.argsort(edge_list[:, 1], stable=True)  # edges into node k are one slice
-        edge_list = tf.gather(edge_list, by_target)
-        edge_weights = tf.gather_nd(weights, edge_list)  # (E,)
-        edge_rows = edge_list[:, 2] * n + edge_list[:, 0]  # the source's row in the buffer
-        first_edge = tf.cumsum(tf.math.bincount(edge_list[:, 1], minlength=N, maxlength=N), exclusive=True)
-        edge_count = tf.math.bincount(edge_list[:, 1], minlength=N, maxlength=N)
-        pixels = tf.shape(inputs)[1]
+        connected = genomes["connected"]
+        hidden = genomes["alive"] & is_hidden & self._feeds_outputs(connected)
+        evaluate = hidden | is_output
+        rank = tf.argsort(tf.argsort(tf.where(hidden, genomes["position"], 3.0), axis=1, stable=True), axis=1,
+                          stable=True)
+        steps = tf.reduce_max(tf.reduce_sum(tf.cast(hidden, tf.int32), axis=1)) + 1
+        step = tf.where(hidden, rank + 1, tf.where(is_output, steps, 0))
+        # Weights in [-10, 10], each node's activation's input scale folded in (see _RENDER_FUNCTIONS).
+        weights = tf.where(connected, genomes["weight"] * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE, 0.0)
+        weights *= tf.gather(tf.constant(_INPUT_SCALE), genomes["activation"])[:, :, None]
+
+        # Rows 1..R: evaluated (genome, node) pairs sorted by (step, activation).
+        nodes = tf.cast(tf.where(evaluate), tf.int32)  # (R, 2)
+        key = tf.gather_nd(step, nodes) * kinds + tf.gather_nd(genomes["activation"], nodes)
+        by_key = tf.argsort(key, stable=True)
+        nodes, key = tf.gather(nodes, by_key), tf.gather(key, by_key)
+        rows = tf.shape(nodes)[0]
+        row_of = tf.scatter_nd(nodes, tf.range(1, rows + 1), tf.shape(evaluate))  # (n, N); 0: not evaluated
+        counts = tf.reshape(tf.math.bincount(key, minlength=kinds * (steps + 1), maxlength=kinds * (steps + 1)),
+                            (steps + 1, kinds))  # rows per (step, activation)
+        step_rows = tf.reduce_sum(counts, axis=1)
+        step_first = 1 + tf.cumsum(step_rows, exclusive=True)
+
+        # Hidden-source edges into evaluated nodes as (target row, source row, weight), plus a
+        # zero-weight edge from row 0 into the last row of every non-empty step; sorted by target.
+        edges = tf.cast(tf.where(connected & evaluate[:, :, None] & is_hidden), tf.int32)  # (E, 3)
+        non_empty = tf.boolean_mask(tf.range(steps + 1), step_rows > 0)
+        last_rows = tf.gather(step_first + step_rows - 1, non_empty)
+        targets = tf.concat([tf.gather_nd(row_of, edges[:, :2]), last_rows], axis=0)
+        sources = tf.concat([tf.gather_nd(row_of, tf.stack([edges[:, 0], edges[:, 2]], axis=1)),
+                             tf.zeros_like(last_rows)], axis=0)
+        edge_weights = tf.concat([tf.gather_nd(weights, edges), tf.zeros(tf.shape(last_rows))], axis=0)
+        by_target = tf.argsort(targets, stable=True)
+        targets, sources, edge_weights = (tf.gather(t, by_target) for t in (targets, sources, edge_weights))
+        edge_step = tf.gather(tf.concat([[0], key // kinds], axis=0), targets)
+        local_targets = targets - tf.gather(step_first, edge_step)
+
+        # Everything a step reads, split by step (reading an element back copies nothing).
+        def by_step(t, lengths):
+            shape = tf.TensorShape([None]).concatenate(t.shape[1:])
+            return tf.TensorArray(t.dtype, size=steps + 1, infer_shape=False, element_shape=shape).split(
+                t, tf.cast(lengths, tf.int64))
+
+        edge_counts = tf.math.bincount(edge_step, minlength=steps + 1, maxlength=steps + 1)
+        input_weights = by_step(tf.gather_nd(weights[:, :, :NUM_INPUTS], nodes), step_rows)
+        edge_sources, edge_targets, edge_w = (by_step(t, edge_counts) for t in (sources, local_targets, edge_weights))
+
         buffer = self._scratch()
-        buffer.assign(tf.concat([
-            tf.reshape(tf.broadcast_to(inputs[:, None, :], (NUM_INPUTS, n, pixels)), (NUM_INPUTS * n, pixels)),
-            tf.zeros((hidden_max * n, pixels)),
-        ], axis=0))
+        pixels = tf.shape(inputs)[1]
+        shape = tf.raw_ops.VariableShape(input=buffer.handle)  # does not read (nor copy) the buffer
+        # Reallocate only when the buffer has too few rows or another image size; row 0 is zero
+        # from then on (no step writes it).
+        stale = tf.logical_or(shape[0] < rows + 1, tf.not_equal(shape[1], pixels))
 
-        def pre_activation(k):
-            """Weighted input sums (n, P) of node k in every genome, from its incoming edges only."""
-            edges = tf.range(first_edge[k], first_edge[k] + edge_count[k])
-            sources = tf.gather(buffer, tf.gather(edge_rows, edges)) * tf.gather(edge_weights, edges)[:, None]
-            return tf.math.unsorted_segment_sum(sources, tf.gather(edge_list[:, 0], edges), n)
+        def allocate():
+            buffer.assign(tf.zeros(tf.stack([rows + 1, pixels])))
+            return tf.constant(0)
 
-        def grouped_activation(pre, ids, which):
-            """Each row of ``pre`` (for genomes ``ids``) through its own activation ``which``.
+        tf.cond(stale, allocate, lambda: tf.constant(0))
 
-            Genomes are grouped by activation, so that each value goes through one function
-            rather than all four. Returns the groups' ids and values, to scatter or stitch.
-            """
-            groups = tf.dynamic_partition(ids, which, len(_ACTIVATION_FUNCTIONS))
-            return groups, [function(tf.gather(pre, g)) for g, function in zip(groups, _ACTIVATION_FUNCTIONS)]
+        def body(s):
+            incoming = buffer.sparse_read(edge_sources.read(s)) * edge_w.read(s)[:, None]
+            pre = tf.matmul(input_weights.read(s), inputs) + tf.math.segment_sum(incoming, edge_targets.read(s))
+            parts = tf.split(pre, counts[s], num=kinds)
+            values = tf.concat([f(p) for f, p in zip(_RENDER_FUNCTIONS, parts)], axis=0)
+            buffer.scatter_update(tf.IndexedSlices(values, tf.range(step_first[s], step_first[s] + step_rows[s])))
+            return (s + 1,)
 
-        counts = tf.reduce_sum(tf.cast(live_hidden, tf.int32), axis=1)  # hidden nodes to evaluate
-        everyone = tf.range(n)
-
-        def body(k):
-            ids = tf.boolean_mask(everyone, counts > k - NUM_INPUTS)  # genomes with a k-th hidden node
-            groups, values = grouped_activation(pre_activation(k), ids, tf.gather(activation[:, k], ids))
-            for g, v in zip(groups, values):
-                buffer.scatter_update(tf.IndexedSlices(v, k * n + g))
-            return (k + 1,)
-
-        tf.while_loop(lambda k: k < live, body, (tf.constant(NUM_INPUTS),))
-        out = []
-        for k in range(N - C, N):  # outputs sort last
-            groups, values = grouped_activation(pre_activation(k), everyone, activation[:, k])
-            out.append(tf.dynamic_stitch(groups, values))
-        out = tf.stack(out, axis=1)
+        tf.while_loop(lambda s: s <= steps, body, (tf.constant(1),))
+        output_rows = tf.reshape(tf.gather(row_of, self.outputs, axis=1), (-1,))  # (n * C,), genome-major
+        out = tf.reshape(buffer.sparse_read(output_rows), (n, C, -1))
         out = tf.clip_by_value(tf.abs(out), 0.0, 1.0)  # (n, C, pixels)
         if C == 1:
             return tf.reshape(out, (n, height, width, 1))
