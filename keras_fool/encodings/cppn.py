@@ -314,15 +314,15 @@ class CPPNEncoding(Encoding):
     def _feeds_outputs(self, connected):
         """(n, N) bool: nodes from which a path of connections leads to an output.
 
-        Reachability by repeated squaring of (I + adjacency^T): ceil(log2(N)) batched products
-        cover every path (at most N - 1 edges), fewer ops than one mat-vec step per edge.
+        Reachability by repeated squaring of I + adjacency: ceil(log2(N)) batched products cover
+        every path (at most N - 1 edges), fewer ops than one mat-vec step per edge.
         """
         N = self.capacity
         _, is_output, _ = self._slot_kinds()
-        hop = tf.linalg.matrix_transpose(tf.cast(connected, tf.float32)) + tf.eye(N)
+        hop = tf.cast(connected, tf.float32) + tf.eye(N)  # hop[i, j] > 0: a path j -> ... -> i
         for _ in range(max(1, math.ceil(math.log2(N)))):
             hop = tf.minimum(tf.matmul(hop, hop), 1.0)
-        return tf.linalg.matvec(hop, tf.cast(is_output, tf.float32)) > 0.0
+        return tf.linalg.matvec(hop, tf.cast(is_output, tf.float32), transpose_a=True) > 0.0
 
     def _scratch(self):
         # One resizable buffer per encoding, created on first use outside any trace; node values
@@ -360,8 +360,8 @@ class CPPNEncoding(Encoding):
         steps = tf.reduce_max(tf.reduce_sum(tf.cast(hidden, tf.int32), axis=1)) + 1
         step = tf.where(hidden, rank + 1, tf.where(is_output, steps, 0))
         # Weights in [-10, 10], each node's activation's input scale folded in (see _RENDER_FUNCTIONS).
-        weights = tf.where(connected, genomes["weight"] * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE, 0.0)
-        weights *= tf.gather(tf.constant(_INPUT_SCALE), genomes["activation"])[:, :, None]
+        scale = tf.gather(tf.constant(_INPUT_SCALE), genomes["activation"])  # (n, N), of each target node
+        to_weight = lambda gene, target_scale: (gene * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE) * target_scale  # noqa: E731
 
         # Rows 1..R: evaluated (genome, node) pairs sorted by (step, activation).
         nodes = tf.cast(tf.where(evaluate), tf.int32)  # (R, 2)
@@ -383,7 +383,8 @@ class CPPNEncoding(Encoding):
         targets = tf.concat([tf.gather_nd(row_of, edges[:, :2]), last_rows], axis=0)
         sources = tf.concat([tf.gather_nd(row_of, tf.stack([edges[:, 0], edges[:, 2]], axis=1)),
                              tf.zeros_like(last_rows)], axis=0)
-        edge_weights = tf.concat([tf.gather_nd(weights, edges), tf.zeros(tf.shape(last_rows))], axis=0)
+        edge_weights = tf.concat([to_weight(tf.gather_nd(genomes["weight"], edges), tf.gather_nd(scale, edges[:, :2])),
+                                  tf.zeros(tf.shape(last_rows))], axis=0)
         by_target = tf.argsort(targets, stable=True)
         targets, sources, edge_weights = (tf.gather(t, by_target) for t in (targets, sources, edge_weights))
         edge_step = tf.gather(tf.concat([[0], key // kinds], axis=0), targets)
@@ -396,7 +397,10 @@ class CPPNEncoding(Encoding):
                 t, tf.cast(lengths, tf.int64))
 
         edge_counts = tf.math.bincount(edge_step, minlength=steps + 1, maxlength=steps + 1)
-        input_weights = by_step(tf.gather_nd(weights[:, :, :NUM_INPUTS], nodes), step_rows)
+        input_weights = tf.where(tf.gather_nd(connected[:, :, :NUM_INPUTS], nodes),
+                                 to_weight(tf.gather_nd(genomes["weight"][:, :, :NUM_INPUTS], nodes),
+                                           tf.gather_nd(scale, nodes)[:, None]), 0.0)
+        input_weights = by_step(input_weights, step_rows)
         edge_sources, edge_targets, edge_w = (by_step(t, edge_counts) for t in (sources, local_targets, edge_weights))
 
         buffer = self._scratch()
@@ -423,7 +427,7 @@ class CPPNEncoding(Encoding):
         tf.while_loop(lambda s: s <= steps, body, (tf.constant(1),))
         output_rows = tf.reshape(tf.gather(row_of, self.outputs, axis=1), (-1,))  # (n * C,), genome-major
         out = tf.reshape(buffer.sparse_read(output_rows), (n, C, -1))
-        out = tf.clip_by_value(tf.abs(out), 0.0, 1.0)  # (n, C, pixels)
+        out = tf.minimum(tf.abs(out), 1.0)  # (n, C, pixels) in [0, 1]
         if C == 1:
             return tf.reshape(out, (n, height, width, 1))
         out = tf.reshape(tf.transpose(out, (0, 2, 1)), (n, height, width, 3))
