@@ -118,6 +118,14 @@ def test_colour_images_in_hsv_and_hls():
         assert images.shape == (3, 12, 12, 3) and 0.0 <= images.min() and images.max() <= 1.0
 
 
+def test_an_empty_batch_renders_to_no_images_and_the_next_batch_still_renders():
+    for shape in ((28, 28, 1), (12, 12, 3)):
+        enc = CPPNEncoding(shape, capacity=12)
+        assert enc.decode(enc.random(0, tf.constant([0, 0]))).shape == (0, *shape)
+        genomes = _evolved(enc, n=4, steps=10)
+        np.testing.assert_array_equal(enc.decode(genomes).numpy(), CPPNEncoding(shape, capacity=12).decode(genomes).numpy())
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="at least 5"):
         CPPNEncoding((28, 28, 1), capacity=4)

@@ -357,7 +357,7 @@ class CPPNEncoding(Encoding):
         evaluate = hidden | is_output
         rank = tf.argsort(tf.argsort(tf.where(hidden, genomes["position"], 3.0), axis=1, stable=True), axis=1,
                           stable=True)
-        steps = tf.reduce_max(tf.reduce_sum(tf.cast(hidden, tf.int32), axis=1)) + 1
+        steps = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(hidden, tf.int32), axis=1)), 0) + 1  # n may be 0
         step = tf.where(hidden, rank + 1, tf.where(is_output, steps, 0))
         # Weights in [-10, 10], each node's activation's input scale folded in (see _RENDER_FUNCTIONS).
         scale = tf.gather(tf.constant(_INPUT_SCALE), genomes["activation"])  # (n, N), of each target node
@@ -426,7 +426,7 @@ class CPPNEncoding(Encoding):
 
         tf.while_loop(lambda s: s <= steps, body, (tf.constant(1),))
         output_rows = tf.reshape(tf.gather(row_of, self.outputs, axis=1), (-1,))  # (n * C,), genome-major
-        out = tf.reshape(buffer.sparse_read(output_rows), (n, C, -1))
+        out = tf.reshape(buffer.sparse_read(output_rows), (n, C, pixels))
         out = tf.minimum(tf.abs(out), 1.0)  # (n, C, pixels) in [0, 1]
         if C == 1:
             return tf.reshape(out, (n, height, width, 1))
