@@ -351,7 +351,7 @@ class CPPNEncoding(Encoding):
         C = self.channels
         kinds = len(_RENDER_FUNCTIONS)
         n = tf.shape(genomes["activation"])[0]
-        is_input, is_output, is_hidden = self._slot_kinds()
+        _, is_output, is_hidden = self._slot_kinds()
         connected = genomes["connected"]
         hidden = genomes["alive"] & is_hidden & self._feeds_outputs(connected)
         evaluate = hidden | is_output
