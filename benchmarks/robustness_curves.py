@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_fool import zoo  # noqa: E402
 from keras_fool.data import load_mnist  # noqa: E402
-from keras_fool.evaluation.robustness import robustness_curves  # noqa: E402
+from keras_fool.evaluation.curves import robustness_curves  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--images", type=int, default=10000)

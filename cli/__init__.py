@@ -1,8 +1,9 @@
 """The ``keras-fool`` command line.
 
-Subcommands are imported only when they run (a lazy Click group), so ``keras-fool --help`` and
-``keras-fool zoo list`` never import TensorFlow. The CLI holds no logic beyond parsing, progress
-and printing. Errors end in one line on stderr: exit code 2 for bad input (``ValueError``,
+Subcommands are imported only when they run (a lazy Click group), and each imports TensorFlow
+only once its options are parsed and checked, so every ``--help`` and every usage error is
+answered without TensorFlow. The CLI holds no logic beyond parsing, progress and printing: each
+command calls one library function. Errors end in one line on stderr: exit code 2 for bad input (``ValueError``,
 ``TypeError``, missing files, Click usage errors), 1 for failures of the run itself
 (:class:`keras_fool.errors.KerasFoolError`, other OS errors); ``--debug`` shows the traceback.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-
 import time
 
 STARTED = time.perf_counter()  # for start-up time reports
@@ -37,7 +37,7 @@ def _quiet_tensorflow():
 
 
 def import_tensorflow_quietly():
-    """Import TensorFlow with its native start-up chatter hidden.
+    """Import TensorFlow with its native start-up chatter hidden (what a command calls once its options are checked).
 
     TF 2.21 prints absl INFO lines (oneDNN, CPU features) from C++ before its log level is read,
     so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them; we point file descriptor 2 at /dev/null for
@@ -124,5 +124,3 @@ def main(ctx, debug):
     """
     _quiet_tensorflow()
     ctx.ensure_object(dict)["debug"] = debug
-    if ctx.invoked_subcommand is not None and ctx.invoked_subcommand != "zoo" and not debug:
-        import_tensorflow_quietly()

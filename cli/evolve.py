@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -26,8 +25,8 @@ def parse_classes(value):
               help="Preset name or .keras file; repeat for an ensemble target (mean probabilities).")
 @click.option("--encoding", type=click.Choice(["direct", "cppn"]), default="direct", show_default=True,
               help="direct: one gene per pixel; cppn: a NEAT-style pattern-producing network.")
-@click.option("--capacity", type=click.IntRange(min=1), default=16, show_default=True,
-              help="CPPN node slots per genome (inputs and outputs included).")
+@click.option("--capacity", type=click.IntRange(min=1), default=None,
+              help="CPPN node slots per genome, inputs and outputs included [the CPPN encoding's default, 16].")
 @click.option("--generations", type=click.IntRange(min=0), default=200, show_default=True,
               help="Total generations (generation 0 is the random initial population).")
 @click.option("--population", type=int, default=200, show_default=True, help="Offspring per generation.")
@@ -35,10 +34,11 @@ def parse_classes(value):
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 @click.option("--crossover", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Fraction of offspring made by SBX crossover before mutation.")
-@click.option("--mutation-rate", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.1, show_default=True,
-              help="Per-gene (direct) or per-weight (cppn) mutation probability.")
-@click.option("--eta", type=click.FloatRange(0.0, min_open=True), default=15.0, show_default=True,
-              help="Polynomial mutation index: smaller means bigger steps (3 fools LeNet about twice as fast).")
+@click.option("--mutation-rate", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Per-gene (direct) or per-weight (cppn) mutation probability [the encoding's default, 0.1].")
+@click.option("--eta", type=click.FloatRange(0.0, min_open=True), default=None,
+              help="Polynomial mutation index: smaller means bigger steps [the encoding's default, 15; "
+              "RESULTS.md measures 3].")
 @click.option("--selection", type=click.Choice(["uniform", "weakest"]), default="uniform", show_default=True,
               help="Parents uniformly from the classes (the paper), or favouring the least-fooled classes.")
 @click.option("--stop-at", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
@@ -58,65 +58,30 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
     Writes OUT/archive.npz, OUT/montage.png and OUT/summary.json, and a checkpoint that
     --resume continues from.
     """
-    from keras_fool.cli import STARTED
+    from keras_fool.cli import STARTED, import_tensorflow_quietly
+    from keras_fool.io import check_output_dir
+    from keras_fool.zoo import check_model_source
 
     if population < 1:
         raise click.BadParameter(f"population must be at least 1, got {population}.", param_hint="--population")
-    if resume and overwrite:
-        raise click.UsageError("--resume and --overwrite exclude each other.")
     class_list = parse_classes(classes)
+    check_output_dir(out, "checkpoint.npz", resume, overwrite)
+    for model in models:
+        check_model_source(model)
+    import_tensorflow_quietly()
+    from keras_fool.evolution.runs import output_files, run_evolution
 
-    from keras_fool.encodings import make_encoding
-    from keras_fool.errors import ResumeError
-    from keras_fool.evolution import Checkpoint, EarlyStopping, MapElites, ProgressBar, Target, TensorBoard
-    from keras_fool.evolution.outputs import write_outputs
-    from keras_fool.io import ensure_writable_dir
-
-    out = ensure_writable_dir(out)
-    checkpoint = out / "checkpoint.npz"
-    if resume and not checkpoint.is_file():
-        raise ResumeError(f"Cannot resume: there is no checkpoint in {out}.")
-    if not resume and not overwrite and checkpoint.is_file():
-        raise click.UsageError(f"{out} already holds a run; pass --resume to continue it or --overwrite to start again.")
-    if logdir is not None:
-        ensure_writable_dir(logdir)
-
-    target = Target(list(models), logits=logits)
-    if encoding == "cppn":
-        genome_encoding = make_encoding("cppn", target.image_shape, capacity=capacity, weight_rate=mutation_rate, eta=eta)
-    else:
-        genome_encoding = make_encoding("direct", target.image_shape, rate=mutation_rate, eta=eta)
-    evolver = MapElites(target, genome_encoding, population=population, classes=class_list, seed=seed,
-                        crossover=crossover, selection=selection)
-    if resume:
-        evolver.load_checkpoint(checkpoint)
-        click.echo(f"Resuming from generation {evolver.generation} ({checkpoint}).", err=True)
-
-    callbacks = [Checkpoint(checkpoint, every=checkpoint_every)]
-    if stop_at is not None:
-        callbacks.append(EarlyStopping(stop_at))
-    if logdir is not None:
-        callbacks.append(TensorBoard(logdir, image_every=checkpoint_every))
-    if not quiet:
-        callbacks.append(ProgressBar())
-    evolver.trace()
-    startup_seconds = time.perf_counter() - STARTED
-    loop_start = time.perf_counter()
     try:
-        evolver.run(generations, callbacks)
+        summary = run_evolution(
+            out, models=list(models), encoding=encoding, generations=generations, population=population,
+            classes=class_list, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
+            selection=selection, capacity=capacity, stop_at=stop_at, resume=resume, overwrite=overwrite,
+            logdir=logdir, checkpoint_every=checkpoint_every, logits=logits, progress=not quiet, started=STARTED,
+            log=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt:
         raise click.ClickException(
-            f"Interrupted at generation {evolver.generation}; `--resume` continues from the last checkpoint in {out}."
+            f"Interrupted; `--resume` continues from the last checkpoint in {out}."
         ) from None
-    summary = write_outputs(
-        evolver,
-        out,
-        {
-            "wall_seconds": time.perf_counter() - STARTED,
-            "evolution_seconds": time.perf_counter() - loop_start,
-            "startup_seconds": startup_seconds,
-        },
-    )
     confidences = [c["confidence"] for c in summary["classes"]]
     at_target = sum(c is not None and c >= 0.9999 for c in confidences)
     click.echo(

@@ -6,13 +6,12 @@ TensorFlow is imported inside the commands only, so ``--help`` stays fast.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
 _ENCODING = click.option("--encoding", type=click.Choice(["direct", "cppn"]), default="direct", show_default=True,
                          help="direct: one gene per pixel (fast); cppn: the paper's pattern-producing networks "
-                         "(about 2x slower here).")
+                         "(slower; RESULTS.md measures by how much).")
 _GENERATIONS = click.option("--generations", type=click.IntRange(min=1), default=200, show_default=True,
                             help="Generations per evolution run (the paper: 200 on MNIST).")
 _POPULATION = click.option("--population", type=click.IntRange(min=1), default=200, show_default=True,
@@ -24,9 +23,11 @@ _LOGDIR = click.option("--logdir", type=click.Path(file_okay=False), default=Non
                        help="Write TensorBoard logs here.")
 
 
-def _start():
+def _start(out):
     from keras_fool.cli import import_tensorflow_quietly
+    from keras_fool.io import ensure_writable_dir
 
+    ensure_writable_dir(out)  # an unwritable folder is refused before TensorFlow starts
     tensorflow = import_tensorflow_quietly()
     # Every evolution run compiles its own loop; TensorFlow's retracing warnings say nothing useful here.
     tensorflow.get_logger().setLevel("ERROR")
@@ -37,11 +38,11 @@ def _log(line):
     click.echo(line, err=True)
 
 
-def _finish(path, start, out):
-    click.echo(Path(path).read_text().rstrip())
+def _finish(report, start):
+    click.echo(report.markdown.rstrip())
     click.echo("")
     click.echo(f"seconds: {time.perf_counter() - start:.1f}")
-    click.echo(f"outputs: {out}")
+    click.echo("wrote: " + ", ".join(str(path) for path in report.files))
 
 
 @click.command("fooling-class")
@@ -72,18 +73,18 @@ def fooling_class(iterations, images_per_iteration, generations, population, enc
 
     Writes OUT/table_s2.md (beside the paper's numbers), OUT/table_s2.csv,
     OUT/median_confidence.png, OUT/summary.json, OUT/fooling_images.npz and OUT/models/.
-    The defaults (15 iterations, M = 100, direct encoding, 1000 steps per network) take about
-    15 minutes on one CPU core; --encoding cppn is about 2 times slower per iteration.
+    RESULTS.md says how long the defaults (15 iterations, M = 100, direct encoding, 1000 steps
+    per network) take.
     """
-    start = _start()
-    from keras_fool.evaluation.fooling import run_fooling_class_experiment
+    start = _start(out)
+    from keras_fool.experiments.fooling_class import run_fooling_class_experiment
 
-    run_fooling_class_experiment(
+    report = run_fooling_class_experiment(
         out, iterations=iterations, images_per_iteration=images_per_iteration, generations=generations,
         population=population, encoding=encoding, train_steps=train_steps, from_scratch=from_scratch,
         min_runs=min_runs, model=model, train_images=train_images, test_images=test_images, seed=seed,
         logdir=logdir, log=_log)
-    _finish(Path(out) / "table_s2.md", start, out)
+    _finish(report, start)
 
 
 @click.command("transfer")
@@ -108,13 +109,13 @@ def transfer(model_a, model_b, runs, generations, population, encoding, kept, te
     Writes OUT/table_s1.md (beside the paper's numbers), OUT/table_s1.csv, OUT/summary.json and
     OUT/transfer_images.npz.
     """
-    start = _start()
-    from keras_fool.evaluation.fooling import run_transfer_experiment
+    start = _start(out)
+    from keras_fool.experiments.transfer import run_transfer_experiment
 
-    run_transfer_experiment(out, model_a=model_a, model_b=model_b, runs=runs, generations=generations,
+    report = run_transfer_experiment(out, model_a=model_a, model_b=model_b, runs=runs, generations=generations,
                             population=population, encoding=encoding, images=kept.replace("-", "_"),
                             test_images=test_images, seed=seed, logdir=logdir, log=_log)
-    _finish(Path(out) / "table_s1.md", start, out)
+    _finish(report, start)
 
 
 @click.command("ensemble")
@@ -137,10 +138,10 @@ def ensemble(models, runs, generations, population, encoding, members, test_imag
     Writes OUT/ensemble.md (beside the paper's numbers), OUT/ensemble.csv, OUT/summary.json and
     OUT/ensemble_images.npz.
     """
-    start = _start()
-    from keras_fool.evaluation.fooling import run_ensemble_experiment
+    start = _start(out)
+    from keras_fool.experiments.ensemble import run_ensemble_experiment
 
-    run_ensemble_experiment(out, models=list(models), runs=runs, generations=generations, population=population,
+    report = run_ensemble_experiment(out, models=list(models), runs=runs, generations=generations, population=population,
                             encoding=encoding, members=members, test_images=test_images, seed=seed, logdir=logdir,
                             log=_log)
-    _finish(Path(out) / "ensemble.md", start, out)
+    _finish(report, start)

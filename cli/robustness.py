@@ -33,12 +33,13 @@ def robustness(quick, out, logdir, methods, seed, test_images, levels, train_ste
     long each part took.
     """
     import dataclasses
-    from pathlib import Path
 
     from keras_fool.cli import import_tensorflow_quietly
+    from keras_fool.io import ensure_writable_dir
 
+    ensure_writable_dir(out)
     import_tensorflow_quietly()
-    from keras_fool.evaluation.robustness import FULL_BUDGET, QUICK_BUDGET, run_robustness_experiment
+    from keras_fool.experiments.robustness import FULL_BUDGET, QUICK_BUDGET, run_robustness_experiment
 
     budget = QUICK_BUDGET if quick else FULL_BUDGET
     if train_steps is not None:
@@ -48,11 +49,11 @@ def robustness(quick, out, logdir, methods, seed, test_images, levels, train_ste
 
     start = time.perf_counter()
     chosen = None if methods.strip().lower() == "all" else methods
-    summary = run_robustness_experiment(out, budget=budget, methods=chosen, logdir=logdir, seed=seed,
-                                        log=lambda line: click.echo(line, err=True), gray_box=gray_box)
-    click.echo((Path(out) / "table2.md").read_text().rstrip())
+    report = run_robustness_experiment(out, budget=budget, methods=chosen, logdir=logdir, seed=seed,
+                                       log=lambda line: click.echo(line, err=True), gray_box=gray_box)
+    click.echo(report.markdown.rstrip())
     click.echo("")
     parts = ("data", "models", "curves", "outputs")
-    click.echo("seconds: " + ", ".join(f"{part} {summary['timings'][part]:.1f}" for part in parts)
+    click.echo("seconds: " + ", ".join(f"{part} {report.summary['timings'][part]:.1f}" for part in parts)
                + f", total {time.perf_counter() - start:.1f}")
-    click.echo(f"outputs: {out}")
+    click.echo("wrote: " + ", ".join(str(path) for path in report.files))

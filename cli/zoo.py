@@ -8,32 +8,19 @@ import click
 
 
 @click.group()
-@click.pass_context
-def zoo(ctx):
+def zoo():
     """The model zoo: shipped, verified classifiers to attack and defend."""
-    from keras_fool.cli import import_tensorflow_quietly
-
-    if ctx.invoked_subcommand in ("train", "eval") and not (ctx.obj or {}).get("debug"):
-        import_tensorflow_quietly()
 
 
 @zoo.command("list")
 def list_command():
     """List the registered presets."""
-    from keras_fool.zoo import get_preset, list_presets, shipped_weights_path, trained_weights_path
+    from keras_fool.zoo import get_preset, list_presets, weights_state
 
     width = max(len(n) for n in list_presets()) + 2
     for name in list_presets():
         preset = get_preset(name)
-        shipped = shipped_weights_path(preset)
-        if preset.members:
-            state = f"committee of {len(preset.members)}"
-        elif shipped is not None and shipped.is_file():
-            state = "shipped"
-        elif trained_weights_path(preset).is_file():
-            state = "trained"
-        else:
-            state = "not trained"
+        state = weights_state(preset)
         acc = f"{100 * preset.test_accuracy:.2f}%" if preset.test_accuracy is not None else "-"
         click.echo(f"{name:<{width}}{preset.dataset:<8} acc {acc:<8} weights {state}")
 
@@ -55,10 +42,13 @@ def show_command(name):
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many SGD iterations.")
 def train_command(name, epochs, seed, out, max_steps):
     """Train preset NAME from scratch with its recorded recipe."""
-    from keras_fool.training import train_preset
+    from keras_fool.cli import import_tensorflow_quietly
     from keras_fool.zoo import get_preset
 
     get_preset(name)  # unknown names fail before TensorFlow starts
+    import_tensorflow_quietly()
+    from keras_fool.training.recipes import train_preset
+
     report = train_preset(name, epochs=epochs, seed=seed, out=out, max_steps=max_steps, verbose=2)
     if "test_accuracy" in report:
         line = f"{name}: test accuracy {100 * report['test_accuracy']:.2f}% (error {100 * report['test_error']:.2f}%)"
@@ -82,12 +72,16 @@ def train_command(name, epochs, seed, out, max_steps):
 def eval_command(model, weights, batch_size):
     """Test accuracy and error of MODEL (a preset name or a .keras file) on the MNIST test set."""
     from keras_fool import zoo as zoo_lib
+    from keras_fool.cli import import_tensorflow_quietly
+
+    if weights is not None and not zoo_lib.is_preset(model):
+        raise click.UsageError("--weights needs a preset name as MODEL.")
+    zoo_lib.check_model_source(model)
+    import_tensorflow_quietly()
     from keras_fool.data import load_mnist
-    from keras_fool.evaluation import accuracy
+    from keras_fool.evaluation.metrics import accuracy
 
     if weights is not None:
-        if not zoo_lib.is_preset(model):
-            raise click.UsageError("--weights needs a preset name as MODEL.")
         net = zoo_lib.load_weights(zoo_lib.build_model(model), weights)
     else:
         net = zoo_lib.load_model(model)

@@ -9,7 +9,8 @@ them to class 10; afterwards we check how well fresh fooling images still work.
 import argparse
 
 import keras_fool as kf
-from keras_fool.training import FoolingClassAugmentation, evolve_fooling_images
+from keras_fool.evolution import evolve_fooling_images
+from keras_fool.training import FoolingClassAugmentation
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--epochs", type=int, default=4)

@@ -17,9 +17,12 @@ _SUBMODULES = (
     "errors",
     "evaluation",
     "evolution",
-    "gradient",
+    "experiments",
     "io",
+    "schedules",
+    "summaries",
     "training",
+    "validation",
     "zoo",
 )
 

@@ -26,22 +26,21 @@ bisection for the strength that gives a target distortion on a set of images.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import tensorflow as tf
+
+from keras_fool.validation import check_images, check_int, check_labels, check_number, check_seed
 
 __all__ = [
     "FastGradientSign",
     "GaussianNoise",
     "GradientScaledSign",
     "ProjectedGradientDescent",
-    "check_images",
-    "check_labels",
     "distortion",
     "find_eps",
     "find_sigma",
     "loss_gradient",
+    "run_batched",
 ]
 
 _TINY = 1e-30  # keeps log(p) finite when a probability underflows to 0
@@ -50,95 +49,12 @@ _TINY = 1e-30  # keeps log(p) finite when a probability underflows to 0
 # --------------------------------------------------------------------------- validation
 
 
-def _check_number(name, value, minimum=0.0, strict=False, maximum=None):
-    """A real, finite number >= minimum (> minimum if strict) and <= maximum; returns a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number. Received: {name}={value!r}")
-    value = float(value)
-    too_small = value <= minimum if strict else value < minimum
-    if not np.isfinite(value) or too_small or (maximum is not None and value > maximum):
-        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
-        if maximum is not None:
-            bound += f" and at most {maximum:g}"
-        raise ValueError(f"{name} must be a finite number {bound}. Received: {name}={value:g}")
-    return value
-
-
-def _check_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}. Received: {name}={value}")
-    return int(value)
-
-
-def _check_seed(seed):
-    seed = _check_int("seed", seed, minimum=0)
-    if seed >= 2**31:
-        raise ValueError(f"seed must be below 2**31. Received: seed={seed}")
-    return seed
-
-
 def _check_model(model):
     import keras
 
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model. Received: model={type(model).__name__}")
     return model
-
-
-def check_images(x, name="images"):
-    """Validate a batch of images and return it as float32.
-
-    Args:
-        x: array-like of shape (N, H, W, C) with N >= 1 and every value in [0, 1].
-        name: what to call the argument in error messages.
-
-    Returns:
-        ``np.ndarray`` float32 of shape (N, H, W, C).
-
-    Raises:
-        TypeError: not numeric.
-        ValueError: wrong rank, no image, or values outside [0, 1] (NaN included).
-    """
-    array = np.asarray(x)
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise TypeError(f"{name} must be a numeric array. Received: dtype={array.dtype}")
-    if array.ndim != 4 or len(array) == 0:
-        raise ValueError(f"{name} must have shape (N, H, W, C) with N >= 1. Received: shape={array.shape}")
-    array = array.astype(np.float32, copy=False)
-    low, high = float(np.min(array)), float(np.max(array))
-    if not (low >= 0.0 and high <= 1.0):  # also false for NaN
-        raise ValueError(f"{name} must have every value in [0, 1]. Received: values in [{low:g}, {high:g}]")
-    return array
-
-
-def check_labels(y, num_images, num_classes=None):
-    """Validate class labels for ``num_images`` images.
-
-    Args:
-        y: array-like of shape (N,) of integer class indices.
-        num_images: N, the number of images they label.
-        num_classes: if given, every label must be below it.
-
-    Returns:
-        ``np.ndarray`` int32 of shape (N,).
-
-    Raises:
-        ValueError: not 1-D integers, a length other than N, or a label out of range.
-    """
-    labels = np.asarray(y)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"labels must be a 1-D array of integer class indices. "
-            f"Received: shape={labels.shape}, dtype={labels.dtype}"
-        )
-    if len(labels) != num_images:
-        raise ValueError(f"labels must have one entry per image ({num_images}). Received: {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or (num_classes is not None and labels.max() >= num_classes)):
-        limit = f"0..{num_classes - 1}" if num_classes is not None else "non-negative"
-        raise ValueError(f"labels must be {limit}. Received: labels in [{labels.min()}, {labels.max()}]")
-    return labels.astype(np.int32)
 
 
 def _check_model_data(model, x, y):
@@ -188,7 +104,7 @@ def _batches(n, batch_size):
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
-def _run_batched(function, arrays, batch_size, seed):
+def run_batched(function, arrays, batch_size, seed):
     """Apply ``function(*batch_arrays, seed)`` batch by batch; the seed of batch i is (seed, i)."""
     outputs = []
     for i, (start, stop) in enumerate(_batches(len(arrays[0]), batch_size)):
@@ -220,9 +136,9 @@ class GaussianNoise:
         self._check_params()
 
     def _check_params(self):
-        self.sigma = _check_number("sigma", self.sigma)
-        self.seed = _check_seed(self.seed)
-        self.batch_size = _check_int("batch_size", self.batch_size)
+        self.sigma = check_number("sigma", self.sigma)
+        self.seed = check_seed(self.seed)
+        self.batch_size = check_int("batch_size", self.batch_size)
 
     def perturb(self, x, seed):
         """One batch: ``x`` float32 (N, H, W, C), ``seed`` int32 (2,) -> float32 (N, H, W, C)."""
@@ -232,7 +148,7 @@ class GaussianNoise:
     def generate(self, x):
         """Perturb images ``x`` (N, H, W, C) in [0, 1]; returns float32 (N, H, W, C)."""
         x = check_images(x)
-        return _run_batched(tf.function(self.perturb, autograph=False), [x], self.batch_size, self.seed)
+        return run_batched(tf.function(self.perturb, autograph=False), [x], self.batch_size, self.seed)
 
 
 class _GradientAttack:
@@ -243,7 +159,7 @@ class _GradientAttack:
     def _check_common(self):
         if not isinstance(self.from_logits, bool):
             raise TypeError(f"from_logits must be a bool. Received: from_logits={self.from_logits!r}")
-        self.batch_size = _check_int("batch_size", self.batch_size)
+        self.batch_size = check_int("batch_size", self.batch_size)
 
     def perturb(self, model, x, y, seed=None):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
@@ -263,7 +179,7 @@ class _GradientAttack:
         """
         x, y = _check_model_data(model, x, y)
         function = tf.function(lambda xb, yb, seed: self.perturb(model, xb, yb, seed), autograph=False)
-        return _run_batched(function, [x, y], self.batch_size, self.seed)
+        return run_batched(function, [x, y], self.batch_size, self.seed)
 
 
 class FastGradientSign(_GradientAttack):
@@ -286,7 +202,7 @@ class FastGradientSign(_GradientAttack):
         self._check_params()
 
     def _check_params(self):
-        self.eps = _check_number("eps", self.eps)
+        self.eps = check_number("eps", self.eps)
         self._check_common()
 
     def perturb(self, model, x, y, seed=None):
@@ -327,8 +243,8 @@ class GradientScaledSign(_GradientAttack):
         self._check_params()
 
     def _check_params(self):
-        self.eps = _check_number("eps", self.eps)
-        self.c = _check_number("c", self.c)
+        self.eps = check_number("eps", self.eps)
+        self.c = check_number("c", self.c)
         self._check_common()
 
     def perturb(self, model, x, y, seed=None):
@@ -370,12 +286,12 @@ class ProjectedGradientDescent(_GradientAttack):
         self._check_params()
 
     def _check_params(self):
-        self.eps = _check_number("eps", self.eps)
-        self.step_size = _check_number("step_size", self.step_size, strict=True)
-        self.steps = _check_int("steps", self.steps)
+        self.eps = check_number("eps", self.eps)
+        self.step_size = check_number("step_size", self.step_size, strict=True)
+        self.steps = check_int("steps", self.steps)
         if not isinstance(self.random_start, bool):
             raise TypeError(f"random_start must be a bool. Received: random_start={self.random_start!r}")
-        self.seed = _check_seed(self.seed)
+        self.seed = check_seed(self.seed)
         self._check_common()
 
     def perturb(self, model, x, y, seed=None):
@@ -445,9 +361,9 @@ def _bisect(dist_at, target_dist, high, tolerance, max_iterations, what):
 
 
 def _check_search(target_dist, tolerance, max_iterations):
-    target_dist = _check_number("target_dist", target_dist)
-    tolerance = _check_number("tolerance", tolerance, strict=True)
-    max_iterations = _check_int("max_iterations", max_iterations)
+    target_dist = check_number("target_dist", target_dist)
+    tolerance = check_number("tolerance", tolerance, strict=True)
+    max_iterations = check_int("max_iterations", max_iterations)
     return target_dist, tolerance, max_iterations
 
 
@@ -479,7 +395,7 @@ def find_eps(model, x, y, target_dist, tolerance=1e-4, max_iterations=60, from_l
     attack = FastGradientSign(0.0, from_logits=from_logits, batch_size=batch_size)
     function = tf.function(lambda xb, yb, seed: tf.sign(loss_gradient(model, xb, yb, attack.from_logits)),
                            autograph=False)
-    signs = _run_batched(function, [x, y], attack.batch_size, 0)
+    signs = run_batched(function, [x, y], attack.batch_size, 0)
     return _bisect(lambda eps: distortion(np.clip(x + eps * signs, 0.0, 1.0), x), target_dist, 1.0,
                    tolerance, max_iterations, "FGSM")
 
@@ -506,10 +422,10 @@ def find_sigma(x, target_dist, seed=0, tolerance=1e-4, max_iterations=60, max_si
         TypeError, ValueError: bad arguments, or a target no ``sigma`` up to ``max_sigma`` reaches.
     """
     target_dist, tolerance, max_iterations = _check_search(target_dist, tolerance, max_iterations)
-    max_sigma = _check_number("max_sigma", max_sigma, strict=True)
+    max_sigma = check_number("max_sigma", max_sigma, strict=True)
     x = check_images(x)
     noise = GaussianNoise(1.0, seed=seed)
     draw = tf.function(lambda xb, s: tf.random.stateless_normal(tf.shape(xb), seed=s), autograph=False)
-    z = _run_batched(draw, [x], noise.batch_size, noise.seed)
+    z = run_batched(draw, [x], noise.batch_size, noise.seed)
     return _bisect(lambda sigma: distortion(np.clip(x + sigma * z, 0.0, 1.0), x), target_dist, max_sigma,
                    tolerance, max_iterations, "Gaussian noise")

@@ -8,6 +8,7 @@ A crash (even ``kill -9``) leaves either the old file or the new one, never half
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import json
@@ -22,11 +23,18 @@ from keras_fool.errors import CorruptFileError
 
 __all__ = [
     "atomic_write",
+    "check_output_dir",
     "ensure_writable_dir",
-    "remove_stale_temporaries",
     "load_npz",
+    "montage",
+    "new_figure",
+    "remove_stale_temporaries",
+    "save_csv",
+    "save_figure",
     "save_json",
     "save_npz",
+    "save_png",
+    "save_text",
     "sha256_file",
 ]
 
@@ -123,6 +131,45 @@ def save_json(path, obj):
         f.write("\n")
 
 
+def save_text(path, text):
+    """Write a text file atomically."""
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def save_csv(path, rows, columns):
+    """Write ``rows`` (dicts, or sequences in ``columns`` order) as CSV with a header, atomically.
+
+    Missing dict values and None are written as empty cells.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in rows:
+        values = [row.get(k) for k in columns] if isinstance(row, dict) else list(row)
+        writer.writerow(["" if v is None else v for v in values])
+    save_text(path, buffer.getvalue())
+
+
+def new_figure(width=7.0, height=4.5, dpi=100):
+    """A Matplotlib figure on its own Agg canvas (no pyplot, no global backend change)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(path, figure):
+    """Write a Matplotlib figure as PNG atomically (the format follows ``path``'s suffix)."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png")
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+
+
 def sha256_file(path, chunk_size=1 << 20):
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -149,6 +196,29 @@ def ensure_writable_dir(path):
         reason = e.strerror or str(e)
         raise ValueError(f"Output directory {path} is not writable ({reason}).") from None
     return path
+
+
+def check_output_dir(out, marker, resume=False, overwrite=False):
+    """Refuse to write a run into ``out`` when it already holds one (``out/marker`` exists), unless told to.
+
+    Args:
+        out: the output folder.
+        marker: a file whose presence means the folder holds results (e.g. ``checkpoint.npz``).
+        resume: the caller will continue that run.
+        overwrite: the caller will replace it.
+
+    Raises:
+        ValueError: ``out`` is a file, ``resume`` and ``overwrite`` are both set, or ``out`` holds
+            results and neither is set.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"Output path {out} exists and is not a directory.")
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other.")
+    if not resume and not overwrite and (out / marker).exists():
+        raise ValueError(f"{out} already holds a run; pass --resume to continue it or --overwrite to start again.")
+    return out
 
 
 def montage(images, captions=None, columns=None, scale=3, caption_height=14, background=255):

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from keras_fool import zoo
-from keras_fool.evolution import Target
+from keras_fool.evolution import Target, evolve_fooling_images
 from keras_fool.training.fooling_class import (
     FoolingClassAugmentation,
-    evolve_fooling_images,
     train_on_fooling_images,
     train_with_fooling_class,
 )

@@ -7,16 +7,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from keras_fool.cli.fooling import ensemble, fooling_class, transfer
-from keras_fool.evaluation.fooling import (
-    TABLE_S2_COLUMNS,
-    confidence_statistics,
-    fooling_share,
-    run_ensemble_experiment,
-    run_fooling_class_experiment,
-    run_transfer_experiment,
-    threshold_shares,
-    transfer_statistics,
-)
+from keras_fool.evaluation.statistics import confidence_statistics, fooling_share, threshold_shares, transfer_statistics
+from keras_fool.experiments.ensemble import run_ensemble_experiment
+from keras_fool.experiments.fooling_class import TABLE_S2_COLUMNS, run_fooling_class_experiment
+from keras_fool.experiments.transfer import run_transfer_experiment
 
 TINY = ["--generations", "2", "--population", "10", "--test-images", "200"]
 

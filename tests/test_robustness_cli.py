@@ -7,14 +7,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from keras_fool.cli.robustness import robustness
-from keras_fool.evaluation.robustness import (
-    RobustnessCurves,
-    plot_curves,
-    robustness_curves,
-    table_markdown,
-    write_curves_csv,
-    write_table_csv,
-)
+from keras_fool.evaluation.curves import RobustnessCurves, robustness_curves
+from keras_fool.experiments.robustness import plot_curves, table_markdown, write_curves_csv, write_table_csv
 
 
 def _synthetic_curves():
@@ -110,8 +104,8 @@ def test_unknown_methods_are_refused():
 def test_the_full_budget_is_the_papers_and_takes_its_models_from_the_zoo(tmp_path, monkeypatch):
     import dataclasses
 
-    from keras_fool.evaluation.robustness import FULL_BUDGET, run_robustness_experiment
-    from keras_fool.training import train_preset
+    from keras_fool.experiments.robustness import FULL_BUDGET, run_robustness_experiment
+    from keras_fool.training.recipes import train_preset
 
     # The paper's iteration counts, read from the zoo presets' recipes.
     assert FULL_BUDGET.zoo and FULL_BUDGET.test_images == 10000 and FULL_BUDGET.levels == 100
@@ -124,7 +118,7 @@ def test_the_full_budget_is_the_papers_and_takes_its_models_from_the_zoo(tmp_pat
     lines = []
     budget = dataclasses.replace(FULL_BUDGET, test_images=30, levels=3)
     summary = run_robustness_experiment(tmp_path / "run", budget=budget, methods="dropout,dae_dropout",
-                                        log=lines.append)
+                                        log=lines.append).summary
     assert "lenet_mnist_dropout_all: reloaded" in " ".join(lines)  # the shipped preset
     assert "dae_mnist: reloaded" in " ".join(lines)
     assert not (tmp_path / "run" / "models" / "dae.keras").exists()  # nothing trained into the run's folder

@@ -129,7 +129,7 @@ def test_user_keras_file_loads_in_safe_mode(tmp_path):
 
 
 def test_caffe_inv_schedule():
-    from keras_fool.training import CaffeInverseDecay
+    from keras_fool.schedules import CaffeInverseDecay
 
     schedule = CaffeInverseDecay(0.01, 1e-4, 0.75)
     assert float(schedule(0)) == pytest.approx(0.01)

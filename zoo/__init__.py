@@ -11,6 +11,9 @@ import importlib
 import os
 from pathlib import Path
 
+from keras_fool.data import cache_dir
+from keras_fool.errors import ChecksumError, CorruptFileError
+from keras_fool.io import load_npz, save_npz, sha256_file
 from keras_fool.zoo.presets import ARCHITECTURES, PRESETS, Preset, get_preset, list_presets
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "PRESETS",
     "Preset",
     "build_model",
+    "check_model_source",
     "get_preset",
     "is_preset",
     "list_presets",
@@ -28,6 +32,7 @@ __all__ = [
     "save_weights",
     "shipped_weights_path",
     "trained_weights_path",
+    "weights_state",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -35,6 +40,43 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 def is_preset(name_or_path):
     return isinstance(name_or_path, str) and name_or_path in PRESETS
+
+
+def check_model_source(name_or_path):
+    """Refuse, without importing TensorFlow, what :func:`load_model` could never load.
+
+    Raises:
+        TypeError: neither a string nor a path.
+        ValueError: neither a preset name nor a path ending in ``.keras``.
+        FileNotFoundError: a ``.keras`` path that does not exist.
+    """
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str):
+        raise TypeError(f"Expected a preset name or a path. Received: {name_or_path!r}")
+    if is_preset(name_or_path):
+        return name_or_path
+    if not name_or_path.endswith(".keras"):
+        raise ValueError(
+            f"{name_or_path!r} is neither a preset ({', '.join(list_presets())}) nor a path to a .keras file."
+        )
+    if not Path(name_or_path).is_file():
+        raise FileNotFoundError(f"No model file at {name_or_path}")
+    return name_or_path
+
+
+def weights_state(preset):
+    """Where a preset's weights stand: ``"shipped"``, ``"trained"``, ``"not trained"``,
+    ``"converted on first use"`` or ``"committee of N"`` (its members' weights)."""
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    shipped = shipped_weights_path(preset)
+    if preset.members:
+        return f"committee of {len(preset.members)}"
+    if shipped is not None and shipped.is_file():
+        return "shipped"
+    if trained_weights_path(preset).is_file():
+        return "trained"
+    return "converted on first use" if preset.converter else "not trained"
 
 
 def shipped_weights_path(preset):
@@ -45,8 +87,6 @@ def shipped_weights_path(preset):
 
 def trained_weights_path(preset):
     """Where ``keras-fool zoo train`` caches weights of presets that do not ship them."""
-    from keras_fool.data import cache_dir
-
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
     return cache_dir() / "zoo" / f"{preset.name}{preset.file_suffix}"
 
@@ -71,8 +111,6 @@ def build_model(preset, **kwargs):
 
 def save_weights(model, path):
     """Save a model's weights as an ``.npz`` keyed by variable path (atomic, no pickle)."""
-    from keras_fool.io import save_npz
-
     save_npz(path, **{v.path: v.numpy() for v in model.weights})
 
 
@@ -80,9 +118,6 @@ def _check_sha256(path, sha256):
     """Raise ChecksumError unless ``sha256`` is None or the file's SHA-256."""
     if sha256 is None:
         return
-    from keras_fool.errors import ChecksumError
-    from keras_fool.io import sha256_file
-
     actual = sha256_file(path)
     if actual != sha256:
         raise ChecksumError(f"{path} has SHA-256 {actual}, expected {sha256}.")
@@ -101,9 +136,6 @@ def load_weights(model, path, sha256=None):
         ChecksumError: the checksum differs.
         CorruptFileError: unreadable, or its arrays do not fit the model.
     """
-    from keras_fool.errors import CorruptFileError
-    from keras_fool.io import load_npz
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No weights file at {path}")
@@ -126,8 +158,7 @@ def _load_keras_file(path):
     # Register keras-fool's own serialisable classes (Committee, LowPassFilter, schedules) so
     # that models built with them load in a fresh process.
     import keras_fool.defenses  # noqa: F401
-    import keras_fool.training.schedules  # noqa: F401
-    from keras_fool.errors import CorruptFileError
+    import keras_fool.schedules  # noqa: F401
 
     path = Path(path)
     if not path.is_file():
@@ -170,6 +201,13 @@ def save_preset_model(preset, model, path):
     return save_keras_model(model, path)
 
 
+def _convert_weights(preset, path):
+    """Create a preset's weights file once from the source its ``converter`` reads (e.g. a bundled checkpoint)."""
+    module_name, func_name = preset.converter.split(":")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    getattr(importlib.import_module(module_name), func_name)(path)
+
+
 def load_model(name_or_path, verify=True):
     """Load a zoo preset (with its verified weights) or a user's ``.keras`` file.
 
@@ -186,8 +224,7 @@ def load_model(name_or_path, verify=True):
             how to train them).
         ChecksumError, CorruptFileError: a file exists but is not what it should be.
     """
-    if isinstance(name_or_path, os.PathLike):
-        name_or_path = os.fspath(name_or_path)
+    name_or_path = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
     if not isinstance(name_or_path, str):
         raise TypeError(f"Expected a preset name or a path. Received: {name_or_path!r}")
     if is_preset(name_or_path):
@@ -200,6 +237,8 @@ def load_model(name_or_path, verify=True):
         if shipped is not None and shipped.is_file():
             return _load_preset_file(preset, shipped, preset.weights_sha256 if verify else None)
         cached = trained_weights_path(preset)
+        if not cached.is_file() and preset.converter:
+            _convert_weights(preset, cached)
         if cached.is_file():
             return _load_preset_file(preset, cached)
         raise FileNotFoundError(

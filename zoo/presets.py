@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+from keras_fool.data import MNIST_CLASS_NAMES
+
 __all__ = ["ARCHITECTURES", "PRESETS", "Preset", "get_preset", "list_presets"]
 
-MNIST_CLASSES = tuple(str(d) for d in range(10))
+MNIST_CLASSES = MNIST_CLASS_NAMES
 
 # The LeNet solver of Caffe's MNIST example, which Nguyen et al. (2015) trained their MNIST DNNs with.
 LENET_RECIPE = {
@@ -25,7 +27,7 @@ LENET_RECIPE = {
         "lr_policy": "inv",  # lr = base * (1 + gamma * iter) ** -power
         "lr_gamma": 1e-4,
         "lr_power": 0.75,
-        "epochs": 20,  # 20 x 938 = 18,760 iterations; 11 epochs (10,318 its) gave 98.94% with seed 1
+        "epochs": 20,  # 20 x 938 = 18,760 iterations
 }
 
 ARCHITECTURES = {
@@ -111,8 +113,8 @@ for _letter, (_seed, _sha256, _accuracy) in _MEMBERS.items():
 del _letter, _seed, _sha256, _accuracy
 
 
-# The paper's iteration counts (35k and 40k) take 10-11 minutes each on two cores; the "All"
-# variant ships, the input-only one is trained on demand by `keras-fool zoo train NAME` (cached).
+# The "All" variant ships; the input-only one is trained on demand by `keras-fool zoo train NAME`
+# (cached); RESULTS.md says how long each takes.
 PRESETS.update({
     "lenet_mnist_dropout_input": {
         "architecture": "lenet_dropout_input",
@@ -229,6 +231,7 @@ class Preset:
     test_accuracy: float | None
     command: str
     description: str
+    converter: str | None = None  # "module:function" that writes the weights file from a bundled source
 
     @property
     def num_classes(self):
@@ -281,3 +284,4 @@ def get_preset(name):
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; known presets: {', '.join(list_presets())}.")
     return Preset(name=name, **copy.deepcopy(PRESETS[name]))  # callers may not edit the registry
+

@@ -6,7 +6,7 @@ import math
 
 import keras
 
-from keras_fool.attacks import _check_int, _check_number
+from keras_fool.validation import check_int, check_number
 
 __all__ = ["build_denoising_autoencoder", "compile_denoising_autoencoder", "stack_front_end"]
 
@@ -36,11 +36,11 @@ def build_denoising_autoencoder(input_shape=(28, 28, 1), layer_sizes=(1000, 500,
     input_shape = tuple(input_shape)
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (H, W, C). Received: input_shape={input_shape}")
-    input_shape = tuple(_check_int("input_shape", d) for d in input_shape)
-    layer_sizes = tuple(_check_int("layer_sizes", d) for d in layer_sizes)
+    input_shape = tuple(check_int("input_shape", d) for d in input_shape)
+    layer_sizes = tuple(check_int("layer_sizes", d) for d in layer_sizes)
     if not layer_sizes:
         raise ValueError("layer_sizes must name at least one layer. Received: layer_sizes=()")
-    corruption = _check_number("corruption", corruption, maximum=1.0)
+    corruption = check_number("corruption", corruption, maximum=1.0)
     if corruption >= 1.0:
         raise ValueError(f"corruption must be below 1. Received: corruption={corruption:g}")
     pixels = math.prod(input_shape)
@@ -71,8 +71,8 @@ def compile_denoising_autoencoder(model, learning_rate=0.1, momentum=0.9):
     Returns:
         ``model``, compiled.
     """
-    learning_rate = _check_number("learning_rate", learning_rate, strict=True)
-    momentum = _check_number("momentum", momentum, maximum=1.0)
+    learning_rate = check_number("learning_rate", learning_rate, strict=True)
+    momentum = check_number("momentum", momentum, maximum=1.0)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=True),
         loss="binary_crossentropy",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_fool.attacks import _check_number
+from keras_fool.validation import check_number
 
 __all__ = ["LENET_DROPOUT_ALL", "LENET_DROPOUT_INPUT", "insert_dropout"]
 
@@ -46,7 +46,7 @@ def insert_dropout(model, rates, name=None):
     unknown = sorted(set(rates) - set(names))
     if unknown:
         raise ValueError(f"rates names layers the model lacks; its layers are {names}. Received: {unknown}")
-    rates = {k: _check_number(f"rates[{k!r}]", v, maximum=1.0) for k, v in rates.items()}
+    rates = {k: check_number(f"rates[{k!r}]", v, maximum=1.0) for k, v in rates.items()}
     for layer_name, rate in rates.items():
         if rate >= 1.0:
             raise ValueError(f"A dropout rate must be below 1. Received: rates[{layer_name!r}]={rate:g}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_fool.attacks import _check_int, _check_number
+from keras_fool.validation import check_int, check_number
 
 __all__ = ["LowPassFilter", "PAPER_LOW_PASS_VARIANCES", "gaussian_kernel"]
 
@@ -30,10 +30,10 @@ def gaussian_kernel(kernel_size, variance):
     Raises:
         TypeError, ValueError: a bad size or variance.
     """
-    kernel_size = _check_int("kernel_size", kernel_size)
+    kernel_size = check_int("kernel_size", kernel_size)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd. Received: kernel_size={kernel_size}")
-    variance = _check_number("variance", variance, strict=True)
+    variance = check_number("variance", variance, strict=True)
     points = np.linspace(-3.0, 3.0, kernel_size) if kernel_size > 1 else np.zeros(1)
     one_d = np.exp(-(points**2) / (2.0 * variance))
     kernel = np.outer(one_d, one_d)
@@ -77,8 +77,8 @@ class LowPassFilter(keras.layers.Layer):
         self.kernel = gaussian_kernel(kernel_size, variance)
         self.kernel_size = int(kernel_size)
         self.variance = float(variance)
-        self.noise_stddev = _check_number("noise_stddev", noise_stddev)
-        self.seed = None if seed is None else _check_int("seed", seed, minimum=0)
+        self.noise_stddev = check_number("noise_stddev", noise_stddev)
+        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def build(self, input_shape):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import abc
 
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["Encoding", "gather_genomes", "where_genomes"]
+__all__ = ["Encoding", "flatten_genomes", "gather_genomes", "unflatten_genomes", "where_genomes"]
 
 
 class Encoding(abc.ABC):
@@ -75,3 +76,21 @@ def where_genomes(mask, new, old):
         return tf.where(m, n, o)
 
     return tf.nest.map_structure(pick, new, old)
+
+
+def flatten_genomes(genomes, prefix="genomes"):
+    """A genome batch as ``{name: np.ndarray}`` for an ``.npz``: ``"genomes"``, or ``"genomes/<key>"`` per leaf."""
+    if isinstance(genomes, dict):
+        return {f"{prefix}/{k}": np.asarray(v) for k, v in genomes.items()}
+    return {prefix: np.asarray(genomes)}
+
+
+def unflatten_genomes(arrays, spec, prefix="genomes"):
+    """The inverse of :func:`flatten_genomes`: the genome batch of structure ``spec`` from ``arrays``.
+
+    Raises:
+        KeyError: an array the structure needs is missing.
+    """
+    if isinstance(spec, dict):
+        return {k: arrays[f"{prefix}/{k}"] for k in spec}
+    return arrays[prefix]

@@ -1,41 +1,24 @@
-"""Evaluation: accuracy and confidence statistics, robustness curves, report tables.
+"""Evaluation: the one batched predictor, accuracy, statistics of confidences and robustness curves.
 
-The robustness and fooling-experiment names load on first use, so ``import keras_fool.evaluation`` stays free of
-TensorFlow until they are needed.
+Lazy: names load their module on first use, so ``import keras_fool.evaluation`` stays free of
+TensorFlow until one is needed.
 """
 
-import importlib
+from keras_fool.lazy import lazy_namespace
 
-from keras_fool.evaluation.metrics import accuracy, predict_probabilities
+_NAMES = {
+    "accuracy": "metrics",
+    "predict_probabilities": "metrics",
+    "confidence_statistics": "statistics",
+    "fooling_share": "statistics",
+    "per_class_matches": "statistics",
+    "threshold_shares": "statistics",
+    "transfer_statistics": "statistics",
+    "NOISE_TYPES": "curves",
+    "RobustnessCurves": "curves",
+    "robustness_curves": "curves",
+}
 
-_ROBUSTNESS = (
-    "RobustnessCurves",
-    "plot_curves",
-    "robustness_curves",
-    "run_robustness_experiment",
-    "table_markdown",
-    "write_curves_csv",
-    "write_table_csv",
-)
+__all__ = sorted(_NAMES)
 
-_FOOLING = (
-    "confidence_statistics",
-    "fooling_share",
-    "plot_median_confidence",
-    "run_ensemble_experiment",
-    "run_fooling_class_experiment",
-    "run_transfer_experiment",
-    "table_s2_markdown",
-    "threshold_shares",
-    "transfer_statistics",
-    "write_csv",
-)
-
-__all__ = ["accuracy", "predict_probabilities", *_ROBUSTNESS, *_FOOLING]
-
-
-def __getattr__(name):
-    for module, names in (("robustness", _ROBUSTNESS), ("fooling", _FOOLING)):
-        if name in names:
-            return getattr(importlib.import_module(f"keras_fool.evaluation.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)

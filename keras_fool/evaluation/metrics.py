@@ -1,8 +1,10 @@
-"""Accuracy and batched prediction."""
+"""Accuracy and the one batched predictor every evaluation and experiment uses."""
 
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["accuracy", "predict_probabilities"]
 
 
 def _check_pair(x, y):
@@ -15,14 +17,21 @@ def _check_pair(x, y):
     return x, y
 
 
-def predict_probabilities(model, x, batch_size=1000):
-    """Class probabilities of ``model`` on ``x`` (N, H, W, C), as a float32 (N, classes) array."""
+def predict_probabilities(model, x, batch_size=1000, dtype=np.float32):
+    """Class probabilities of ``model`` on ``x`` (N, H, W, C), as an (N, classes) array of ``dtype``.
+
+    ``model`` is a Keras model or anything called like one (a :class:`~keras_fool.evolution.Target`);
+    it is called eagerly with ``training=False`` on batches of ``batch_size``, so no function is
+    traced per call.
+    """
     import tensorflow as tf
 
     x = np.asarray(x, dtype=np.float32)
-    forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
-    parts = [forward(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
-    return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), np.float32)
+    parts = [np.asarray(model(tf.constant(x[i : i + batch_size]), training=False))
+             for i in range(0, len(x), batch_size)]
+    if not parts:
+        return np.zeros((0, model.output_shape[-1]), dtype)
+    return np.concatenate(parts).astype(dtype)
 
 
 def accuracy(model, x, y, batch_size=1000):

@@ -1,9 +1,10 @@
-"""Evolving fooling images: the target, the one-elite-per-class archive and MAP-Elites."""
+"""Evolving fooling images: the target, the one-elite-per-class archive, MAP-Elites and whole runs."""
 
 from keras_fool.evolution.archive import AddInfo, ClassArchive, update_elites
 from keras_fool.evolution.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar, TensorBoard
 from keras_fool.evolution.map_elites import MapElites
-from keras_fool.evolution.outputs import load_archive, write_outputs
+from keras_fool.evolution.outputs import elite_montage, load_archive, render_archive, write_outputs
+from keras_fool.evolution.runs import EvolvedImages, evolve_fooling_images, run_evolution
 from keras_fool.evolution.target import Target
 
 __all__ = [
@@ -12,11 +13,16 @@ __all__ = [
     "Checkpoint",
     "ClassArchive",
     "EarlyStopping",
+    "EvolvedImages",
     "MapElites",
     "ProgressBar",
     "TensorBoard",
     "Target",
+    "elite_montage",
+    "evolve_fooling_images",
     "load_archive",
+    "render_archive",
+    "run_evolution",
     "update_elites",
     "write_outputs",
 ]

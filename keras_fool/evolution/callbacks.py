@@ -13,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from keras_fool.evolution.outputs import elite_montage
+from keras_fool.io import remove_stale_temporaries
+from keras_fool.summaries import SummaryWriter
 
-__all__ = ["Callback", "Checkpoint", "EarlyStopping", "ProgressBar", "TensorBoard", "elite_montage", "format_confidence"]
+__all__ = ["Callback", "Checkpoint", "EarlyStopping", "ProgressBar", "TensorBoard"]
 
 
 class Callback:
@@ -51,8 +53,6 @@ class Checkpoint(Callback):
         self.every = self.sync_every = every
 
     def on_run_begin(self, logs=None):
-        from keras_fool.io import remove_stale_temporaries
-
         remove_stale_temporaries(self.path)  # left by a run killed while writing
 
     def on_generation_end(self, generation, logs=None):
@@ -80,29 +80,6 @@ class EarlyStopping(Callback):
             self.stopped_generation = generation
 
 
-def format_confidence(confidence):
-    """``0.99999987`` -> ``"99.9999%"``: truncated, never rounded up to 100%; NaN -> ``"-"``."""
-    if confidence is None or math.isnan(confidence):
-        return "-"
-    return f"{math.floor(confidence * 1e6) / 1e4:.4f}%"
-
-
-def elite_montage(evolver, scale=3):
-    """The archive's elites as a labelled PIL image (class name and confidence under each)."""
-    import tensorflow as tf
-
-    from keras_fool.io import montage
-
-    archive = evolver.archive
-    images = evolver.encoding.decode(archive.genomes)
-    images = images.numpy() if isinstance(images, tf.Tensor) else np.asarray(images)
-    captions = [
-        f"{archive.class_names[label]}: {format_confidence(conf)}" for label, conf in zip(archive.labels, archive.confidences)
-    ]
-    columns = min(len(images), 10)
-    return montage(images, captions, columns=columns, scale=scale)
-
-
 class TensorBoard(Callback):
     """Per-generation scalars and the elite montage every ``image_every`` generations.
 
@@ -116,43 +93,28 @@ class TensorBoard(Callback):
             raise ValueError(f"image_every must be a positive integer. Received: image_every={image_every!r}")
         self.logdir = str(logdir)
         self.image_every = self.sync_every = image_every
-        self._writer = None
-
-    @property
-    def writer(self):
-        if self._writer is None:
-            import tensorflow as tf
-
-            self._writer = tf.summary.create_file_writer(self.logdir)
-        return self._writer
+        self.writer = SummaryWriter(logdir)
 
     def _image(self, generation):
-        import tensorflow as tf
-
-        picture = np.asarray(elite_montage(self.evolver, scale=2), dtype=np.float32)[None] / 255.0
-        tf.summary.image("elites", picture, step=generation)
+        self.writer.image("elites", elite_montage(self.evolver, scale=2), generation)
 
     def on_generation_end(self, generation, logs=None):
-        import tensorflow as tf
-
-        with self.writer.as_default():
-            tf.summary.scalar("confidence/median", logs["median_confidence"], step=generation)
-            tf.summary.scalar("confidence/min", logs["min_confidence"], step=generation)
-            tf.summary.scalar("confidence/max", logs["max_confidence"], step=generation)
-            tf.summary.scalar("classes/at_99", logs["classes_at_99"], step=generation)
-            tf.summary.scalar("classes/at_9999", logs["classes_at_9999"], step=generation)
-            eps = logs["evaluations_per_second"]
-            if not math.isnan(eps):
-                tf.summary.scalar("speed/evaluations_per_second", eps, step=generation)
-            if generation % self.image_every == 0:
-                self._image(generation)
+        eps = logs["evaluations_per_second"]
+        self.writer.scalars({
+            "confidence/median": logs["median_confidence"],
+            "confidence/min": logs["min_confidence"],
+            "confidence/max": logs["max_confidence"],
+            "classes/at_99": logs["classes_at_99"],
+            "classes/at_9999": logs["classes_at_9999"],
+            "speed/evaluations_per_second": None if math.isnan(eps) else eps,
+        }, generation)
+        if generation % self.image_every == 0:
+            self._image(generation)
 
     def on_run_end(self, logs=None):
         if self.evolver.generation % self.image_every != 0 and self.evolver.generation >= 0:
-            with self.writer.as_default():
-                self._image(self.evolver.generation)
-        if self._writer is not None:
-            self._writer.flush()
+            self._image(self.evolver.generation)
+        self.writer.flush()
 
 
 class ProgressBar(Callback):

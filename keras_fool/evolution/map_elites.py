@@ -17,29 +17,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_fool.encodings.base import Encoding, gather_genomes, where_genomes
-from keras_fool.errors import NonFiniteError, ResumeError
+from keras_fool.encodings.base import Encoding, flatten_genomes, gather_genomes, unflatten_genomes, where_genomes
+from keras_fool.errors import CorruptFileError, NonFiniteError, ResumeError
 from keras_fool.evolution.archive import EMPTY, ClassArchive, sample_filled, update_elites
 from keras_fool.evolution.target import Target
+from keras_fool.io import load_npz, save_npz
 
 __all__ = ["MapElites", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "keras-fool-checkpoint-1"
 THRESHOLDS = {"99": 0.99, "9999": 0.9999}
 _NEVER = 2.0  # a stop confidence no probability reaches
-
-
-def _flatten_genomes(genomes, prefix="genomes"):
-    """Genome batch -> {name: array} for npz files ("genomes" or "genomes/<key>")."""
-    if isinstance(genomes, dict):
-        return {f"{prefix}/{k}": np.asarray(v) for k, v in genomes.items()}
-    return {prefix: np.asarray(genomes)}
-
-
-def _unflatten_genomes(arrays, spec, prefix="genomes"):
-    if isinstance(spec, dict):
-        return {k: arrays[f"{prefix}/{k}"] for k in spec}
-    return arrays[prefix]
 
 
 class MapElites:
@@ -127,8 +115,6 @@ class MapElites:
 
     def save_checkpoint(self, path):
         """Write the full state atomically to ``path`` (an ``.npz``)."""
-        from keras_fool.io import save_npz
-
         save_npz(
             path,
             format=np.array(CHECKPOINT_FORMAT),
@@ -138,7 +124,7 @@ class MapElites:
             fitness=self.archive.fitness.numpy(),
             history=np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
             **{f"first_{k}": v for k, v in self.first_reached.items()},
-            **_flatten_genomes(tf.nest.map_structure(lambda t: t.numpy(), self.archive.genomes)),
+            **flatten_genomes(tf.nest.map_structure(lambda t: t.numpy(), self.archive.genomes)),
         )
 
     def load_checkpoint(self, path):
@@ -148,9 +134,6 @@ class MapElites:
             FileNotFoundError: no checkpoint at ``path``.
             ResumeError: not a keras-fool checkpoint, or written under a different configuration.
         """
-        from keras_fool.errors import CorruptFileError
-        from keras_fool.io import load_npz
-
         try:
             arrays = load_npz(path, required=("format", "config", "generation", "fitness"))
         except CorruptFileError as e:
@@ -166,7 +149,7 @@ class MapElites:
                 "use the same options or a new output directory."
             )
         try:
-            genomes = _unflatten_genomes(arrays, self.archive.genomes)
+            genomes = unflatten_genomes(arrays, self.archive.genomes)
             spec = tf.nest.map_structure(lambda t: (tuple(t.shape), t.dtype.name), self.archive.genomes)
             found = tf.nest.map_structure(lambda a: (tuple(a.shape), a.dtype.name), genomes)
             if spec != found or arrays["fitness"].shape != (self.archive.cells,):

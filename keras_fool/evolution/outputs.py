@@ -1,4 +1,4 @@
-"""The public output files of an evolution run (documented in the README).
+"""The public output files of an evolution run (documented in the README), and re-rendering them.
 
 ``OUT/archive.npz``
     ``images`` (C, H, W, ch) float32 in [0, 1], the elites; ``labels`` (C,) int32, the class of
@@ -17,20 +17,40 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from keras_fool.evolution.callbacks import elite_montage
-from keras_fool.evolution.map_elites import _flatten_genomes
-from keras_fool.io import load_npz, save_json, save_npz, save_png
+from keras_fool.encodings import CPPNEncoding, encoding_from_config, flatten_genomes, unflatten_genomes
+from keras_fool.io import load_npz, montage, save_json, save_npz, save_png
 
-__all__ = ["load_archive", "write_outputs"]
+__all__ = ["elite_captions", "elite_montage", "format_confidence", "load_archive", "render_archive", "write_outputs"]
+
+
+def format_confidence(confidence):
+    """``0.99999987`` -> ``"99.9999%"``: truncated, never rounded up to 100%; NaN -> ``"-"``."""
+    if confidence is None or math.isnan(confidence):
+        return "-"
+    return f"{math.floor(confidence * 1e6) / 1e4:.4f}%"
+
+
+def elite_captions(labels, confidences, class_names):
+    """One caption ``"<class name>: <confidence>"`` per elite."""
+    return [f"{class_names[int(label)]}: {format_confidence(float(conf))}" for label, conf in zip(labels, confidences)]
+
+
+def elite_montage(evolver, scale=3):
+    """The archive's elites as a labelled PIL image (class name and confidence under each)."""
+    archive = evolver.archive
+    images = np.asarray(evolver.encoding.decode(archive.genomes))
+    captions = elite_captions(archive.labels, archive.confidences, archive.class_names)
+    return montage(images, captions, columns=min(len(images), 10), scale=scale)
 
 
 def write_outputs(evolver, out_dir, extra_summary=None):
-    """Write archive.npz, montage.png and summary.json (each atomically) into ``out_dir``."""
+    """Write archive.npz, montage.png and summary.json (each atomically) into ``out_dir``; returns the summary."""
     out_dir = Path(out_dir)
     archive = evolver.archive
     images = np.asarray(evolver.encoding.decode(archive.genomes), np.float32)
@@ -42,7 +62,7 @@ def write_outputs(evolver, out_dir, extra_summary=None):
         confidences=archive.confidences.astype(np.float32),
         class_names=np.array(archive.class_names),
         encoding=np.array(json.dumps(evolver.encoding.get_config())),
-        **_flatten_genomes(genomes),
+        **flatten_genomes(genomes),
     )
     save_png(out_dir / "montage.png", elite_montage(evolver))
     summary = evolver.summary()
@@ -54,3 +74,39 @@ def write_outputs(evolver, out_dir, extra_summary=None):
 def load_archive(path):
     """Read an ``archive.npz`` back as a dict of arrays (never unpickles)."""
     return load_npz(path, required=("images", "labels", "confidences", "class_names"))
+
+
+def render_archive(path, scale=8, out=None):
+    """Render the CPPN elites of an ``archive.npz`` ``scale`` times larger, as one labelled montage PNG.
+
+    Args:
+        path: the archive written by an evolution run with the CPPN encoding.
+        scale: the rendering is ``scale`` times the archive's image size in each direction.
+        out: the PNG to write; ``montage_x<scale>.png`` beside the archive by default.
+
+    Returns:
+        A dict: ``out`` (the PNG's path), ``images`` (how many), ``height``, ``width``.
+
+    Raises:
+        ValueError: not a keras-fool archive, not CPPN genomes, or genomes that break the encoding.
+    """
+    path = Path(path)
+    arrays = load_archive(path)
+    try:
+        config = json.loads(str(arrays["encoding"]))
+        encoding = encoding_from_config(config)
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"{path} does not say which encoding made it; it is not a keras-fool archive.") from None
+    if not isinstance(encoding, CPPNEncoding):
+        raise ValueError(f"{path} holds {config.get('name')!r} genomes; only CPPN genomes can be re-rendered.")
+    try:
+        genomes = unflatten_genomes(arrays, encoding.genome_spec())
+    except KeyError as e:
+        raise ValueError(f"{path} lacks the CPPN genome array {e.args[0]}.") from None
+    encoding.validate(genomes)
+    height, width = encoding.image_shape[0] * scale, encoding.image_shape[1] * scale
+    images = encoding.render({k: tf.constant(v) for k, v in genomes.items()}, height, width).numpy()
+    captions = elite_captions(arrays["labels"], arrays["confidences"], arrays["class_names"])
+    out = Path(out) if out else path.parent / f"montage_x{scale}.png"
+    save_png(out, montage(images, captions, columns=min(len(images), 5), scale=1))
+    return {"out": out, "images": len(images), "height": height, "width": width}

@@ -28,38 +28,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_fool.attacks import (
-    GradientScaledSign,
-    _check_int,
-    _check_number,
-    _check_seed,
-    _run_batched,
-    check_images,
-    check_labels,
-)
+from keras_fool.attacks import GradientScaledSign, run_batched
 from keras_fool.defenses.committee import Committee
+from keras_fool.training.loops import (
+    Trainer,
+    adversarial_slots,
+    check_strategy,
+    check_training_data,
+    mixed_batches,
+    natural_batches,
+    pool_sample,
+    snapshot,
+)
+from keras_fool.validation import check_bool, check_images, check_int, check_labels, check_number, check_seed
 
-__all__ = ["AdversarialBatches", "AdversarialCommittee", "AdversarialTrainingResult", "snapshot",
+__all__ = ["AdversarialBatches", "AdversarialCommittee", "AdversarialTrainingResult",
            "train_adversarial_committee"]
-
-
-def snapshot(model, name=None):
-    """A frozen copy of ``model``: same architecture, copied weights, a name of its own.
-
-    Args:
-        model: a functional or sequential Keras model (``keras.models.clone_model`` must accept it).
-        name: the copy's name; the model's by default.
-
-    Returns:
-        A new ``keras.Model`` whose weights are independent of ``model``'s.
-    """
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    if name is None:
-        return clone
-    inputs = clone.inputs[0] if len(clone.inputs) == 1 else clone.inputs
-    outputs = clone.outputs[0] if len(clone.outputs) == 1 else clone.outputs
-    return keras.Model(inputs, outputs, name=name)
 
 
 def _check_attack(attack):
@@ -82,20 +66,7 @@ def _generator(attack, model):
     compiled = tf.function(lambda xb, yb, seed: attack.perturb(model, xb, yb, seed), autograph=False)
     batch_size = getattr(attack, "batch_size", 500)
     seed = getattr(attack, "seed", 0)
-    return lambda x, y: _run_batched(compiled, [x, y], batch_size, seed)
-
-
-def _check_training_data(x, y):
-    x = check_images(x, "x")
-    y = check_labels(y, len(x))
-    return x, y
-
-
-def _adversarial_slots(batch_size, adversarial_fraction):
-    n_adversarial = int(round(batch_size * adversarial_fraction))
-    if n_adversarial >= batch_size and adversarial_fraction < 1.0:
-        n_adversarial = batch_size - 1
-    return n_adversarial
+    return lambda x, y: run_batched(compiled, [x, y], batch_size, seed)
 
 
 class AdversarialBatches(keras.utils.PyDataset):
@@ -125,14 +96,14 @@ class AdversarialBatches(keras.utils.PyDataset):
 
     def __init__(self, x, y, batch_size=64, adversarial_fraction=0.5, seed=0):
         super().__init__(workers=1, use_multiprocessing=False)
-        self.x, self.y = _check_training_data(x, y)
-        self.batch_size = _check_int("batch_size", batch_size)
-        fraction = _check_number("adversarial_fraction", adversarial_fraction, maximum=1.0)
+        self.x, self.y = check_training_data(x, y)
+        self.batch_size = check_int("batch_size", batch_size)
+        fraction = check_number("adversarial_fraction", adversarial_fraction, maximum=1.0)
         if fraction >= 1.0:
             raise ValueError(f"adversarial_fraction must be below 1. Received: adversarial_fraction={fraction:g}")
         self.adversarial_fraction = fraction
-        self.seed = _check_seed(seed)
-        self.adversarial_per_batch = _adversarial_slots(self.batch_size, fraction)
+        self.seed = check_seed(seed)
+        self.adversarial_per_batch = adversarial_slots(self.batch_size, fraction)
         self.natural_per_batch = self.batch_size - self.adversarial_per_batch
         if len(self.x) < self.natural_per_batch:
             raise ValueError(
@@ -220,12 +191,10 @@ class AdversarialCommittee(keras.callbacks.Callback):
                  adversarial_fraction=0.5, seed=0, verbose=0):
         super().__init__()
         self.batches = AdversarialBatches(x, y, batch_size, adversarial_fraction, seed)
-        self.every = _check_int("every", every)
+        self.every = check_int("every", every)
         self.attack = _check_attack(attack)
-        self.pool_size = len(self.batches.x) if pool_size is None else _check_int("pool_size", pool_size)
-        if not isinstance(accumulate, bool):
-            raise TypeError(f"accumulate must be a bool. Received: accumulate={accumulate!r}")
-        self.accumulate = accumulate
+        self.pool_size = len(self.batches.x) if pool_size is None else check_int("pool_size", pool_size)
+        self.accumulate = check_bool("accumulate", accumulate)
         self.seed = self.batches.seed
         self.verbose = verbose
         self.snapshots = []
@@ -269,8 +238,7 @@ class AdversarialCommittee(keras.callbacks.Callback):
 
     def _refresh_pool(self):
         stage = len(self.snapshots) - 1
-        rng = np.random.default_rng((self.seed, stage, 1))
-        chosen = rng.choice(len(self.batches.x), size=min(self.pool_size, len(self.batches.x)), replace=False)
+        chosen = pool_sample(len(self.batches.x), self.pool_size, self.seed, stage)
         new_x = self._generate(self.batches.x[chosen], self.batches.y[chosen])  # the model = the new snapshot
         new_y = self.batches.y[chosen]
         if self.accumulate and stage > 0:
@@ -279,22 +247,6 @@ class AdversarialCommittee(keras.callbacks.Callback):
         self.batches.set_pool(new_x, new_y)
         if self.verbose:
             print(f"AdversarialCommittee: snapshot {stage} at step {self._step}; pool of {len(new_x)} examples")
-
-
-def _check_strategy(strategy, batch_size):
-    """The strategy to train under (the default one for None) and its replica count.
-
-    Raises:
-        TypeError: not a ``tf.distribute.Strategy``.
-        ValueError: ``batch_size`` does not split evenly across the replicas.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.Strategy):
-        raise TypeError(f"strategy must be a tf.distribute.Strategy. Received: strategy={type(strategy).__name__}")
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise ValueError(f"batch_size must be divisible by the {replicas} replicas. Received: batch_size={batch_size}")
-    return strategy, replicas
 
 
 @dataclasses.dataclass
@@ -310,22 +262,6 @@ class AdversarialTrainingResult:
     committee: Committee
     snapshots: list
     losses: np.ndarray
-
-
-def _make_optimizer(optimizer):
-    if optimizer is None:
-        return keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
-    if isinstance(optimizer, keras.optimizers.Optimizer):
-        raise TypeError(
-            "optimizer must be a function returning a Keras optimizer (it is called inside the strategy's "
-            f"scope, where its variables must be created). Received: optimizer={type(optimizer).__name__}"
-        )
-    if not callable(optimizer):
-        raise TypeError(f"optimizer must be None or a callable. Received: optimizer={optimizer!r}")
-    made = optimizer()
-    if not isinstance(made, keras.optimizers.Optimizer):
-        raise TypeError(f"optimizer() must return a Keras optimizer. Received: {type(made).__name__}")
-    return made
 
 
 def train_adversarial_committee(model, x, y, stages=5, steps_per_stage=5000, batch_size=64, attack=None,
@@ -372,95 +308,49 @@ def train_adversarial_committee(model, x, y, stages=5, steps_per_stage=5000, bat
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model. Received: model={type(model).__name__}")
-    x, y = _check_training_data(x, y)
-    stages = _check_int("stages", stages)
-    steps_per_stage = _check_int("steps_per_stage", steps_per_stage)
-    batch_size = _check_int("batch_size", batch_size)
+    x, y = check_training_data(x, y)
+    stages = check_int("stages", stages)
+    steps_per_stage = check_int("steps_per_stage", steps_per_stage)
+    batch_size = check_int("batch_size", batch_size)
     attack = _check_attack(attack)
-    fraction = _check_number("adversarial_fraction", adversarial_fraction, maximum=1.0)
+    fraction = check_number("adversarial_fraction", adversarial_fraction, maximum=1.0)
     if fraction >= 1.0:
         raise ValueError(f"adversarial_fraction must be below 1. Received: adversarial_fraction={fraction:g}")
-    pool_size = len(x) if pool_size is None else _check_int("pool_size", pool_size)
-    if not isinstance(online, bool):
-        raise TypeError(f"online must be a bool. Received: online={online!r}")
-    seed = _check_seed(seed)
-    strategy, replicas = _check_strategy(strategy, batch_size)
-    n_adversarial = _adversarial_slots(batch_size, fraction)
+    pool_size = len(x) if pool_size is None else check_int("pool_size", pool_size)
+    online = check_bool("online", online)
+    seed = check_seed(seed)
+    strategy, replicas = check_strategy(strategy, batch_size)
+    n_adversarial = adversarial_slots(batch_size, fraction)
     if online and n_adversarial % replicas:
         raise ValueError(
             f"online training needs the adversarial share of a batch ({n_adversarial}) divisible by the "
             f"{replicas} replicas. Received: batch_size={batch_size}, adversarial_fraction={fraction:g}"
         )
 
-    with strategy.scope():
-        working = snapshot(model)
-        opt = _make_optimizer(optimizer)
-        opt.build(working.trainable_variables)
     online_per_replica = n_adversarial // replicas
 
-    def step_fn(images, labels, step):
-        if online and online_per_replica:
-            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            attack_seed = tf.stack([tf.constant(seed, tf.int32), step * replicas + replica])
-            adversarial = attack.perturb(working, images[:online_per_replica], labels[:online_per_replica], attack_seed)
-            images = tf.concat([tf.stop_gradient(adversarial), images[online_per_replica:]], axis=0)
-        with tf.GradientTape() as tape:
-            probabilities = working(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=batch_size)
-            if working.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(working.losses))
-        gradients = tape.gradient(loss, working.trainable_variables)
-        opt.apply_gradients(zip(gradients, working.trainable_variables))
-        return loss
+    def replace_with_adversarial(working, images, labels, replica_seed):
+        adversarial = attack.perturb(working, images[:online_per_replica], labels[:online_per_replica], replica_seed)
+        return tf.concat([adversarial, images[online_per_replica:]], axis=0)
 
-    @tf.function
-    def train_step(images, labels, step):
-        per_replica = strategy.run(step_fn, args=(images, labels, step))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-
+    prepare = replace_with_adversarial if online and online_per_replica else None
+    trainer = Trainer(model, batch_size, optimizer, strategy, prepare=prepare, seed=seed)
+    working = trainer.working
     snapshots = [snapshot(working, name=f"{model.name}_stage_0")]
     generate = _generator(attack, working)
-    natural = _natural_batches(x, y, batch_size - (0 if online else n_adversarial), seed)
+    natural = natural_batches(x, y, batch_size - (0 if online else n_adversarial), seed)
     pool_x, pool_y = x[:0], y[:0]
     losses = []
     for stage in range(1, stages + 1):
         if not online:
-            rng = np.random.default_rng((seed, stage, 1))
-            chosen = rng.choice(len(x), size=min(pool_size, len(x)), replace=False)
+            chosen = pool_sample(len(x), pool_size, seed, stage)
             pool_x = np.concatenate([pool_x, generate(x[chosen], y[chosen])])  # working = the last snapshot
             pool_y = np.concatenate([pool_y, y[chosen]])
-        dataset = natural if online else _mixed_batches(natural, pool_x, pool_y, n_adversarial, seed, stage)
-        distributed = iter(strategy.experimental_distribute_dataset(dataset))
-        total = 0.0
-        for i in range(steps_per_stage):
-            images, labels = next(distributed)
-            total += float(train_step(images, labels, tf.constant((stage - 1) * steps_per_stage + i, tf.int32)))
-        losses.append(total / steps_per_stage)
+        dataset = natural if online else mixed_batches(natural, pool_x, pool_y, n_adversarial, seed, stage)
+        losses.append(trainer.train(dataset, steps_per_stage, first_step=(stage - 1) * steps_per_stage))
         snapshots.append(snapshot(working, name=f"{model.name}_stage_{stage}"))
         if verbose:
             print(f"train_adversarial_committee: stage {stage}/{stages} loss {losses[-1]:.4f}; pool {len(pool_x)}")
-    model.set_weights(working.get_weights())
+    trainer.copy_back(model)
     committee = Committee(snapshots, name=f"{model.name}_adversarial_committee")
     return AdversarialTrainingResult(committee=committee, snapshots=snapshots, losses=np.asarray(losses))
-
-
-def _natural_batches(x, y, batch_size, seed):
-    """Endless batches (batch_size, H, W, C), (batch_size,) of a seeded, per-pass reshuffled (x, y)."""
-    indices = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat()
-    images, labels = tf.constant(x), tf.constant(y)
-    return indices.batch(batch_size, drop_remainder=True).map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
-
-
-def _mixed_batches(natural, pool_x, pool_y, n_adversarial, seed, stage):
-    """``natural``'s batches, each followed by ``n_adversarial`` examples drawn from the pool."""
-    pool = (
-        tf.data.Dataset.from_tensor_slices((pool_x, pool_y))
-        .shuffle(len(pool_x), seed=seed * 1000 + stage, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(n_adversarial, drop_remainder=True)
-    )
-    mixed = tf.data.Dataset.zip(natural, pool).map(
-        lambda a, b: (tf.concat([a[0], b[0]], axis=0), tf.concat([a[1], b[1]], axis=0))
-    )
-    return mixed.prefetch(2)

@@ -15,14 +15,14 @@ Three entry points share the same pieces:
 - :func:`train_on_fooling_images`, one training stage of that loop on a given set of fooling
   images (what the iterated experiment of ``keras-fool experiment fooling-class`` uses).
 
-:func:`evolve_fooling_images` makes the images: several independent MAP-Elites runs whose elites
+:func:`keras_fool.evolution.evolve_fooling_images` makes the images: several independent MAP-Elites runs whose elites
 after the first generation (the random initial population) and after the last generation are
 kept, as in the supplement ("sampled from both the first and last generations of multiple
 runs"; on MNIST each run gives 20 images, half from each).
 
 The mixing of natural and fooling images reuses :class:`~keras_fool.training.AdversarialBatches`
-(the ``PyDataset`` of the adversarial committee, with the fooling images as its pool) and the
-``tf.data`` batch helpers of :mod:`keras_fool.training.adversarial`.
+(the ``PyDataset`` of the adversarial committee, with the fooling images as its pool), and the
+custom loops train through :class:`keras_fool.training.loops.Trainer` like every other loop.
 """
 
 from __future__ import annotations
@@ -32,40 +32,38 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_fool.attacks import _check_int, _check_number, _check_seed, check_images
-from keras_fool.training.adversarial import (
-    AdversarialBatches,
-    _adversarial_slots,
-    _check_strategy,
-    _check_training_data,
-    _make_optimizer,
-    _mixed_batches,
-    _natural_batches,
+from keras_fool.encodings import make_encoding
+from keras_fool.evolution.runs import evolve_fooling_images
+from keras_fool.training.adversarial import AdversarialBatches
+from keras_fool.training.loops import (
+    Trainer,
+    adversarial_slots,
+    check_strategy,
+    check_training_data,
+    mixed_batches,
+    natural_batches,
     snapshot,
 )
+from keras_fool.validation import check_images, check_int, check_number, check_seed, derive_seed
 
 __all__ = [
-    "EvolvedImages",
     "FoolingClassAugmentation",
     "FoolingClassResult",
     "check_fooling_model",
-    "evolve_fooling_images",
     "train_on_fooling_images",
     "train_with_fooling_class",
 ]
 
 # The paper's MNIST iteration added 6000 fooling images to 60,000: one class among 11.
 DEFAULT_FOOLING_FRACTION = 1.0 / 11.0
-CPPN_CAPACITY = 32  # node slots of a CPPN genome, as `keras-fool evolve` uses by default
 
 
 # --------------------------------------------------------------------------- checks
 
 
 def _check_fraction(fraction):
-    fraction = _check_number("fooling_fraction", fraction, strict=True, maximum=1.0)
+    fraction = check_number("fooling_fraction", fraction, strict=True, maximum=1.0)
     if fraction >= 1.0:
         raise ValueError(f"fooling_fraction must be below 1. Received: fooling_fraction={fraction:g}")
     return fraction
@@ -75,7 +73,7 @@ def _num_classes(y, num_classes):
     """The number of real classes: ``num_classes`` or max(y) + 1; every label must be below it."""
     if num_classes is None:
         return int(np.max(y)) + 1
-    num_classes = _check_int("num_classes", num_classes)
+    num_classes = check_int("num_classes", num_classes)
     if int(np.max(y)) >= num_classes:
         raise ValueError(f"labels must be below num_classes={num_classes}. Received: labels up to {int(np.max(y))}")
     return num_classes
@@ -106,131 +104,6 @@ def check_fooling_model(model, num_classes):
             f"Received: a model with output shape {model.output_shape}"
         )
     return model
-
-
-def _make_encoding(encoding, image_shape):
-    from keras_fool.encodings import Encoding, make_encoding
-
-    if isinstance(encoding, Encoding):
-        return encoding
-    if encoding == "cppn":
-        return make_encoding("cppn", image_shape, capacity=CPPN_CAPACITY)
-    if encoding == "direct":
-        return make_encoding("direct", image_shape)
-    raise ValueError(f"encoding must be 'direct', 'cppn' or an Encoding. Received: encoding={encoding!r}")
-
-
-def _run_seed(seed, *path):
-    """A seed in 0..2**31-1 for a sub-task (a run, a round) derived from ``seed`` and its path."""
-    return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0] >> 1)
-
-
-# --------------------------------------------------------------------------- evolving the images
-
-
-@dataclasses.dataclass
-class EvolvedImages:
-    """The elites of several MAP-Elites runs, after their first and their last generation.
-
-    For ``R`` runs over ``C`` classes there are ``N = 2 * R * C`` images, ordered run by run,
-    first-generation elites before last-generation elites, classes in order within each.
-
-    Attributes:
-        images: float32 (N, H, W, ch) in [0, 1].
-        labels: int32 (N,): the class each image was evolved for.
-        confidences: float32 (N,): the target's probability of that class for the image.
-        generations: int32 (N,): 0 for the first generation's elites, the run's length for the last's.
-        runs: int32 (N,): the run (0..R-1) the image comes from.
-    """
-
-    images: np.ndarray = dataclasses.field(repr=False)
-    labels: np.ndarray
-    confidences: np.ndarray
-    generations: np.ndarray
-    runs: np.ndarray
-
-    def __len__(self):
-        return len(self.labels)
-
-    def subset(self, indices):
-        """The images at ``indices`` (an int array or a boolean mask of shape (N,))."""
-        return EvolvedImages(*(getattr(self, f.name)[indices] for f in dataclasses.fields(self)))
-
-    def last(self):
-        """Only the elites of the last generation (the finished fooling images)."""
-        return self.subset(self.generations == self.generations.max())
-
-    @property
-    def median_confidence(self):
-        """Median confidence of the last generation's elites (the Score of Table S2)."""
-        return float(np.median(self.last().confidences))
-
-    def sample(self, n, seed):
-        """``n`` images drawn without replacement, in random order (first and last generations alike).
-
-        Raises:
-            ValueError: ``n`` is below 1 or above the number of images.
-        """
-        n = _check_int("n", n)
-        if n > len(self):
-            raise ValueError(f"cannot sample {n} of {len(self)} evolved images. Received: n={n}")
-        return self.subset(np.random.default_rng(seed).choice(len(self), n, replace=False))
-
-
-def evolve_fooling_images(target, runs=1, generations=200, population=200, encoding="direct", classes=None,
-                          seed=0, log=None):
-    """Evolve fooling images with ``runs`` independent MAP-Elites runs.
-
-    Each run keeps its archive's elites after generation 0 (the random initial population) and
-    after generation ``generations``: ``2 * len(classes)`` images per run.
-
-    Args:
-        target: a :class:`~keras_fool.evolution.Target`, or what ``Target`` accepts (a Keras model
-            that outputs probabilities, a preset name, a ``.keras`` path, or a list for an ensemble).
-        runs: independent runs (>= 1), each with its own seed derived from ``seed``.
-        generations: generations per run (>= 1; the paper: 200 on MNIST).
-        population: offspring per generation (the paper: 200).
-        encoding: ``"direct"``, ``"cppn"`` or a :class:`~keras_fool.encodings.Encoding`.
-        classes: the class indices to evolve images for; all of the target's by default. A model
-            with a fooling class evolves for the real classes only: ``range(n)``.
-        seed: the seed the runs' seeds derive from.
-        log: callable taking one progress line, or None.
-
-    Returns:
-        An :class:`EvolvedImages` with ``2 * runs * len(classes)`` images.
-
-    Raises:
-        TypeError, ValueError: bad arguments.
-    """
-    from keras_fool.evolution import MapElites, Target
-
-    if not isinstance(target, Target):
-        target = Target(target)
-    runs = _check_int("runs", runs)
-    generations = _check_int("generations", generations)
-    population = _check_int("population", population)
-    seed = _check_seed(seed)
-    genome_encoding = _make_encoding(encoding, target.image_shape)
-    parts = {"images": [], "labels": [], "confidences": [], "generations": [], "runs": []}
-
-    def keep(evolver, run):
-        archive = evolver.archive
-        parts["images"].append(np.asarray(genome_encoding.decode(archive.genomes), np.float32))
-        parts["labels"].append(archive.labels.astype(np.int32))
-        parts["confidences"].append(archive.confidences.astype(np.float32))
-        parts["generations"].append(np.full(archive.cells, evolver.generation, np.int32))
-        parts["runs"].append(np.full(archive.cells, run, np.int32))
-
-    for run in range(runs):
-        evolver = MapElites(target, genome_encoding, population=population, classes=classes,
-                            seed=_run_seed(seed, run))
-        evolver.run(0)
-        keep(evolver, run)
-        evolver.run(generations)
-        keep(evolver, run)
-        if log is not None:
-            log(f"run {run + 1}/{runs}: median confidence {100 * np.median(parts['confidences'][-1]):.2f}%")
-    return EvolvedImages(**{k: np.concatenate(v) for k, v in parts.items()})
 
 
 def _runs_for(images, num_classes):
@@ -291,7 +164,7 @@ class FoolingClassAugmentation(keras.callbacks.Callback):
         images_per_round: fooling images added per round (>= 1; the paper: 1000 per iteration).
         generations: generations per evolution run (>= 1; the paper: 200).
         population: offspring per generation (the paper: 200).
-        encoding: ``"direct"`` (the default; fast), ``"cppn"`` (the paper's, about 2x slower) or an
+        encoding: ``"direct"`` (the default; fast), ``"cppn"`` (the paper's; slower, see RESULTS.md) or an
             :class:`~keras_fool.encodings.Encoding`.
         num_classes: the number of real classes ``n``; ``max(y) + 1`` by default.
         batch_size: examples per batch of :attr:`batches`.
@@ -313,12 +186,12 @@ class FoolingClassAugmentation(keras.callbacks.Callback):
     def __init__(self, x, y, every=1, images_per_round=1000, generations=200, population=200, encoding="direct",
                  num_classes=None, batch_size=64, fooling_fraction=DEFAULT_FOOLING_FRACTION, seed=0, verbose=0):
         super().__init__()
-        x, y = _check_training_data(x, y)
-        self.every = _check_int("every", every)
-        self.images_per_round = _check_int("images_per_round", images_per_round)
-        self.generations = _check_int("generations", generations)
-        self.population = _check_int("population", population)
-        self.encoding = _make_encoding(encoding, x.shape[1:])
+        x, y = check_training_data(x, y)
+        self.every = check_int("every", every)
+        self.images_per_round = check_int("images_per_round", images_per_round)
+        self.generations = check_int("generations", generations)
+        self.population = check_int("population", population)
+        self.encoding = make_encoding(encoding, x.shape[1:])
         self.num_classes = _num_classes(y, num_classes)
         fraction = _check_fraction(fooling_fraction)
         self.batches = _FoolingBatches(x, y, batch_size, fraction, seed)
@@ -351,8 +224,8 @@ class FoolingClassAugmentation(keras.callbacks.Callback):
         runs = _runs_for(self.images_per_round, self.num_classes)
         evolved = evolve_fooling_images(
             self.model, runs=runs, generations=self.generations, population=self.population, encoding=self.encoding,
-            classes=range(self.num_classes), seed=_run_seed(self.seed, round_index))
-        chosen = evolved.sample(self.images_per_round, _run_seed(self.seed, round_index, 1))
+            classes=range(self.num_classes), seed=derive_seed(self.seed, round_index))
+        chosen = evolved.sample(self.images_per_round, derive_seed(self.seed, round_index, 1))
         pool_x = np.concatenate([self.batches.pool_x, chosen.images])
         self.batches.set_pool(pool_x, np.full(len(pool_x), self.num_classes, np.int32))
         self.history.append({"epoch": epoch + 1, "runs": runs, "median_confidence": evolved.median_confidence,
@@ -365,59 +238,24 @@ class FoolingClassAugmentation(keras.callbacks.Callback):
 # --------------------------------------------------------------------------- the custom loop
 
 
-class _Trainer:
-    """A working copy of a model, its optimizer and a compiled ``strategy.run`` training step."""
-
-    def __init__(self, model, batch_size, optimizer, strategy):
-        self.strategy = strategy
-        self.batch_size = batch_size
-        with strategy.scope():
-            self.working = snapshot(model)
-            self.optimizer = _make_optimizer(optimizer)
-            self.optimizer.build(self.working.trainable_variables)
-        self._step = tf.function(self._step_impl)
-
-    def _replica_step(self, images, labels):
-        with tf.GradientTape() as tape:
-            probabilities = self.working(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.batch_size)
-            if self.working.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.working.losses))
-        gradients = tape.gradient(loss, self.working.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.working.trainable_variables))
-        return loss
-
-    def _step_impl(self, images, labels):
-        per_replica = self.strategy.run(self._replica_step, args=(images, labels))
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-
-    def train(self, x, y, fooling_x, fooling_label, steps, fraction, seed, stage):
-        """``steps`` steps on natural batches mixed with ``fooling_x``; returns the mean loss."""
-        n_fooling = _adversarial_slots(self.batch_size, fraction) if len(fooling_x) else 0
-        natural = _natural_batches(x, y, self.batch_size - n_fooling, seed * 1000 + stage)
-        if n_fooling:
-            fooling_y = np.full(len(fooling_x), fooling_label, np.int32)
-            dataset = _mixed_batches(natural, fooling_x, fooling_y, n_fooling, seed, stage)
-        else:
-            dataset = natural
-        batches = iter(self.strategy.experimental_distribute_dataset(dataset))
-        total = tf.constant(0.0)
-        for _ in range(steps):
-            images, labels = next(batches)
-            total += self._step(images, labels)
-        return float(total) / steps
+def _fooling_dataset(x, y, fooling_x, fooling_label, batch_size, fraction, seed, stage):
+    """Natural batches with ``fooling_x`` (labelled ``fooling_label``) in their fooling slots, if any."""
+    n_fooling = adversarial_slots(batch_size, fraction) if len(fooling_x) else 0
+    natural = natural_batches(x, y, batch_size - n_fooling, seed * 1000 + stage)
+    if not n_fooling:
+        return natural
+    return mixed_batches(natural, fooling_x, np.full(len(fooling_x), fooling_label, np.int32), n_fooling, seed, stage)
 
 
 def _check_loop_arguments(model, x, y, num_classes, batch_size, fraction, strategy, seed):
-    x, y = _check_training_data(x, y)
+    x, y = check_training_data(x, y)
     num_classes = _num_classes(y, num_classes)
     check_fooling_model(model, num_classes)
-    batch_size = _check_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     fraction = _check_fraction(fraction)
-    seed = _check_seed(seed)
-    strategy, _ = _check_strategy(strategy, batch_size)
-    if _adversarial_slots(batch_size, fraction) < 1:
+    seed = check_seed(seed)
+    strategy, _ = check_strategy(strategy, batch_size)
+    if adversarial_slots(batch_size, fraction) < 1:
         raise ValueError(
             f"fooling_fraction leaves no fooling image in a batch of {batch_size}. "
             f"Received: fooling_fraction={fraction:g}"
@@ -457,16 +295,16 @@ def train_on_fooling_images(model, x, y, fooling_images, steps, num_classes=None
     """
     x, y, num_classes, batch_size, fraction, strategy, seed = _check_loop_arguments(
         model, x, y, num_classes, batch_size, fooling_fraction, strategy, seed)
-    steps = _check_int("steps", steps)
+    steps = check_int("steps", steps)
     fooling_images = np.asarray(fooling_images, np.float32)
     if len(fooling_images):
         fooling_images = check_images(fooling_images, "fooling_images")
     if fooling_images.shape[1:] != x.shape[1:]:
         raise ValueError(f"fooling_images must have shape (P, {', '.join(map(str, x.shape[1:]))}). "
                          f"Received: {fooling_images.shape}")
-    trainer = _Trainer(model, batch_size, optimizer, strategy)
-    loss = trainer.train(x, y, fooling_images, num_classes, steps, fraction, seed, 0)
-    model.set_weights(trainer.working.get_weights())
+    trainer = Trainer(model, batch_size, optimizer, strategy)
+    loss = trainer.train(_fooling_dataset(x, y, fooling_images, num_classes, batch_size, fraction, seed, 0), steps)
+    trainer.copy_back(model)
     return loss
 
 
@@ -529,26 +367,27 @@ def train_with_fooling_class(model, x, y, rounds=1, steps_per_round=1000, images
     """
     x, y, num_classes, batch_size, fraction, strategy, seed = _check_loop_arguments(
         model, x, y, num_classes, batch_size, fooling_fraction, strategy, seed)
-    rounds = _check_int("rounds", rounds)
-    steps_per_round = _check_int("steps_per_round", steps_per_round)
-    images_per_round = _check_int("images_per_round", images_per_round)
-    generations = _check_int("generations", generations)
-    population = _check_int("population", population)
-    encoding = _make_encoding(encoding, x.shape[1:])
+    rounds = check_int("rounds", rounds)
+    steps_per_round = check_int("steps_per_round", steps_per_round)
+    images_per_round = check_int("images_per_round", images_per_round)
+    generations = check_int("generations", generations)
+    population = check_int("population", population)
+    encoding = make_encoding(encoding, x.shape[1:])
 
-    trainer = _Trainer(model, batch_size, optimizer, strategy)
+    trainer = Trainer(model, batch_size, optimizer, strategy)
     fooling = x[:0]
     scores, losses = [], []
     runs = _runs_for(images_per_round, num_classes)
     for stage in range(1, rounds + 1):
         evolved = evolve_fooling_images(snapshot(trainer.working), runs=runs, generations=generations,
                                         population=population, encoding=encoding, classes=range(num_classes),
-                                        seed=_run_seed(seed, stage))
-        fooling = np.concatenate([fooling, evolved.sample(images_per_round, _run_seed(seed, stage, 1)).images])
+                                        seed=derive_seed(seed, stage))
+        fooling = np.concatenate([fooling, evolved.sample(images_per_round, derive_seed(seed, stage, 1)).images])
         scores.append(evolved.median_confidence)
-        losses.append(trainer.train(x, y, fooling, num_classes, steps_per_round, fraction, seed, stage))
+        dataset = _fooling_dataset(x, y, fooling, num_classes, batch_size, fraction, seed, stage)
+        losses.append(trainer.train(dataset, steps_per_round))
         if verbose:
             print(f"train_with_fooling_class: round {stage}/{rounds}: median confidence {100 * scores[-1]:.2f}%, "
                   f"{len(fooling)} fooling images, loss {losses[-1]:.4f}")
-    model.set_weights(trainer.working.get_weights())
+    trainer.copy_back(model)
     return FoolingClassResult(fooling_images=fooling, scores=np.asarray(scores), losses=np.asarray(losses))

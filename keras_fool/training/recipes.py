@@ -9,10 +9,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_fool import zoo
 from keras_fool.data import load_mnist
 from keras_fool.evaluation.metrics import accuracy
 from keras_fool.io import ensure_writable_dir, save_json, sha256_file
-from keras_fool.training.schedules import CaffeInverseDecay
+from keras_fool.schedules import CaffeInverseDecay
+from keras_fool.training.robust_models import train_preset_with_trainer
+from keras_fool.validation import check_int
 
 __all__ = ["compile_with_recipe", "train_preset", "EpochTimer"]
 
@@ -57,11 +60,12 @@ def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose
     Returns:
         A dict report: path, SHA-256, test accuracy and error, seconds per epoch, iterations.
     """
-    from keras_fool import zoo
-
     preset = zoo.get_preset(name)
-    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
-        raise ValueError(f"max_steps must be a positive integer. Received: max_steps={max_steps!r}")
+    if max_steps is not None:
+        max_steps = check_int("max_steps", max_steps)
+    if preset.dataset != "mnist" or preset.converter:
+        raise ValueError(f"Preset {preset.name!r} is not trained here: its weights are converted from a published "
+                         f"checkpoint on first use. Training is implemented for MNIST presets only.")
     if preset.trainer or preset.members:
         return _train_composite_preset(preset, epochs, seed, out, max_steps, verbose)
     recipe = dict(preset.recipe)
@@ -71,8 +75,6 @@ def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose
         raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
     out_dir = Path(out) if out is not None else zoo.trained_weights_path(preset).parent
     ensure_writable_dir(out_dir)
-    if preset.dataset != "mnist":
-        raise ValueError(f"Training is implemented for MNIST presets only. Received: {preset.dataset!r}")
 
     (x_train, y_train), (x_test, y_test) = load_mnist()
     keras.utils.set_random_seed(seed)
@@ -108,8 +110,6 @@ def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose
 
 def _train_composite_preset(preset, epochs, seed, out, max_steps, verbose):
     """``train_preset`` for the robustness suite's presets: a trainer's recipe, or a committee of presets."""
-    from keras_fool import zoo
-
     if epochs is not None:
         raise ValueError(f"Preset {preset.name!r} is not trained in epochs; use max_steps to shorten it.")
     seed = preset.seed if seed is None else seed
@@ -129,8 +129,6 @@ def _train_composite_preset(preset, epochs, seed, out, max_steps, verbose):
         model = zoo.load_model(preset.name)
         report.update(members=list(preset.members), trained_members=trained)
     else:
-        from keras_fool.training.robust_models import train_preset_with_trainer
-
         model = train_preset_with_trainer(preset, seed, max_steps=max_steps, verbose=verbose)
         path = zoo.save_preset_model(preset, model, out_dir / f"{preset.name}{preset.file_suffix}")
         report.update(weights=str(path), weights_sha256=sha256_file(path))

@@ -9,6 +9,13 @@ the numbers of their recorded recipe and keep them in the zoo cache.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
+
+from keras_fool import zoo
+from keras_fool.attacks import GradientScaledSign, ProjectedGradientDescent
+from keras_fool.data import load_mnist
+from keras_fool.defenses import build_denoising_autoencoder, compile_denoising_autoencoder
+from keras_fool.training.adversarial import train_adversarial_committee
 
 __all__ = [
     "train_adversarial_committee_model",
@@ -30,8 +37,6 @@ def train_steps(model, x, y, steps, seed, batch_size=64, verbose=0):
     Long runs are cut into "epochs" of up to 1,000 steps (the same batches, one iterator) so that
     ``verbose`` output shows progress.
     """
-    import tensorflow as tf
-
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat().batch(batch_size)
     chunk = _progress_chunk(steps)
     if chunk < 100:  # an awkward count: one epoch rather than many tiny ones
@@ -42,8 +47,6 @@ def train_steps(model, x, y, steps, seed, batch_size=64, verbose=0):
 
 def train_dae(x_train, recipe, seed, verbose=0):
     """The denoising autoencoder of Uličný et al., trained for ``recipe["steps"]`` Nesterov steps."""
-    from keras_fool.defenses import build_denoising_autoencoder, compile_denoising_autoencoder
-
     keras.utils.set_random_seed(seed)
     model = build_denoising_autoencoder(corruption=recipe["corruption"], name="dae_mnist")
     compile_denoising_autoencoder(model, learning_rate=recipe["learning_rate"], momentum=recipe["momentum"])
@@ -59,8 +62,6 @@ def _fine_tune_optimizer(recipe):
 
 def _base_with_weight_decay(recipe):
     """The shipped base LeNet, rebuilt with the L2 weight decay it was trained with."""
-    from keras_fool import zoo
-
     base = zoo.get_preset(recipe["base"])
     model = zoo.build_model(base, weight_decay=base.recipe["weight_decay"])
     return zoo.load_weights(model, zoo.shipped_weights_path(base), base.weights_sha256)
@@ -72,9 +73,6 @@ def train_adversarial_committee_model(x_train, y_train, recipe, seed, verbose=0)
     The base model is the shipped preset ``recipe["base"]``; its snapshot is the committee's first
     member and the model after the last stage is its last (the "adversarial training" row).
     """
-    from keras_fool.attacks import GradientScaledSign
-    from keras_fool.training.adversarial import train_adversarial_committee
-
     result = train_adversarial_committee(
         _base_with_weight_decay(recipe), x_train, y_train, stages=recipe["stages"],
         steps_per_stage=recipe["steps_per_stage"], attack=GradientScaledSign(**recipe["attack"]),
@@ -84,9 +82,6 @@ def train_adversarial_committee_model(x_train, y_train, recipe, seed, verbose=0)
 
 def train_pgd_model(x_train, y_train, recipe, seed, verbose=0):
     """Madry et al.'s PGD adversarial training, fine-tuning the base preset (beyond the paper)."""
-    from keras_fool.attacks import ProjectedGradientDescent
-    from keras_fool.training.adversarial import train_adversarial_committee
-
     eps, steps = recipe["eps"], recipe["attack_steps"]
     attack = ProjectedGradientDescent(eps=eps, step_size=recipe["step_fraction"] * eps / steps, steps=steps, seed=seed)
     result = train_adversarial_committee(
@@ -115,8 +110,6 @@ def train_preset_with_trainer(preset, seed, max_steps=None, verbose=0):
     Returns:
         The trained ``keras.Model``.
     """
-    from keras_fool.data import load_mnist
-
     recipe = dict(preset.recipe)
     if max_steps is not None:
         for key in ("steps", "steps_per_stage"):

@@ -1,0 +1,22 @@
+"""The papers' experiments, one function each; every one returns an :class:`ExperimentReport`.
+
+- :func:`run_fooling_class_experiment` (supplement C, Table S2), :func:`run_transfer_experiment`
+  (supplement A, Table S1), :func:`run_ensemble_experiment` (supplement B) of Nguyen et al. 2015;
+- :func:`run_robustness_experiment` (Table 2, Figures 3-7) of Uličný, Lundström & Byttner.
+
+Lazy: each name loads its module (and TensorFlow) on first use.
+"""
+
+from keras_fool.lazy import lazy_namespace
+
+_NAMES = {
+    "ExperimentReport": "report",
+    "run_fooling_class_experiment": "fooling_class",
+    "run_transfer_experiment": "transfer",
+    "run_ensemble_experiment": "ensemble",
+    "run_robustness_experiment": "robustness",
+}
+
+__all__ = sorted(_NAMES)
+
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)

@@ -1,0 +1,353 @@
+"""Retraining with a fooling-images class, again and again (supplement C, Table S2, of Nguyen et al. 2015).
+
+:func:`run_fooling_class_experiment` is ``keras-fool experiment fooling-class``: DNN_1 is a zoo
+preset; each iteration evolves fooling images against DNN_i, adds them to an (n+1)-th class and
+trains DNN_{i+1} on the enlarged data, then asks whether newly evolved images still fool it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+
+from keras_fool import zoo
+from keras_fool.evaluation.metrics import predict_probabilities
+from keras_fool.evaluation.statistics import confidence_statistics, fooling_share
+from keras_fool.evolution.runs import evolve_fooling_images
+from keras_fool.experiments.report import (
+    ExperimentReport,
+    check_evolution_budget,
+    format_number,
+    load_test_set,
+    real_confidence_markdown,
+    with_paper,
+)
+from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_npz, save_text
+from keras_fool.schedules import CaffeInverseDecay
+from keras_fool.summaries import SummaryWriter
+from keras_fool.training.fooling_class import train_on_fooling_images
+from keras_fool.validation import check_bool, check_int, derive_seed
+from keras_fool.zoo.presets import FINE_TUNE
+
+__all__ = ["PAPER_TABLE_S2", "TABLE_S2_COLUMNS", "plot_median_confidence", "run_fooling_class_experiment",
+           "table_s2_markdown"]
+
+# Table S2: iteration, error (%) on the validation set with fooling images, error (%) on the MNIST
+# test set, training and validation set sizes, median confidence (%) of images evolved against DNN_i.
+PAPER_TABLE_S2 = (
+    (1, 0.94, 0.94, 60000, 10000, 99.99),
+    (2, 1.02, 0.87, 66000, 11000, 97.42),
+    (3, 0.92, 0.87, 67000, 11100, 99.83),
+    (4, 0.89, 0.83, 68000, 11200, 72.52),
+    (5, 0.90, 0.96, 69000, 11300, 97.55),
+    (6, 0.89, 0.99, 70000, 11400, 99.68),
+    (7, 0.86, 0.98, 71000, 11500, 76.13),
+    (8, 0.91, 1.01, 72000, 11600, 99.96),
+    (9, 0.90, 0.86, 73000, 11700, 99.51),
+    (10, 0.84, 0.94, 74000, 11800, 99.48),
+    (11, 0.80, 0.93, 75000, 11900, 98.62),
+    (12, 0.82, 0.98, 76000, 12000, 99.97),
+    (13, 0.75, 0.90, 77000, 12100, 99.93),
+    (14, 0.80, 0.96, 78000, 12200, 99.15),
+    (15, 0.79, 0.95, 79000, 12300, 99.15),
+)
+TABLE_S2_COLUMNS = ("iteration", "error_pct", "mnist_error_pct", "train", "val", "score_pct", "fooled_99_pct",
+                    "runs", "fooling_share_pct", "real_all_pct", "real_correct_pct", "real_wrong_pct", "real_wrong",
+                    "train_seconds", "evolve_seconds", "paper_error_pct", "paper_mnist_error_pct", "paper_train",
+                    "paper_val", "paper_score_pct")
+
+
+def _added_images(iteration, images_per_iteration):
+    """(train, validation) fooling images added after evolving against DNN_``iteration``."""
+    if iteration == 1:
+        return 6 * images_per_iteration, images_per_iteration
+    return images_per_iteration, math.ceil(images_per_iteration / 10)
+
+
+def table_s2_markdown(rows):
+    """Table S2 as Markdown: ours, the paper's value in parentheses (iterations 1-15).
+
+    Args:
+        rows: dicts with the :data:`TABLE_S2_COLUMNS`.
+
+    Returns:
+        A Markdown table (a string).
+    """
+    lines = [
+        "| i | Error % | MNIST error % | Train | Val | Score % | >= 99% | runs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['iteration']} | {with_paper(row['error_pct'], row.get('paper_error_pct'))} "
+            f"| {with_paper(row['mnist_error_pct'], row.get('paper_mnist_error_pct'))} "
+            f"| {row['train']} ({row.get('paper_train') or '-'}) | {row['val']} ({row.get('paper_val') or '-'}) "
+            f"| {with_paper(row['score_pct'], row.get('paper_score_pct'), confidence=True)} | {format_number(row['fooled_99_pct'], 1)} "
+            f"| {row['runs']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_median_confidence(rows, path, label="ours"):
+    """Plot the median confidence (%) of newly evolved images per iteration, ours and the paper's (a PNG).
+
+    Args:
+        rows: dicts with ``iteration`` and ``score_pct``.
+        path: the PNG file.
+        label: the legend entry of our line.
+    """
+    figure = new_figure()
+    axes = figure.add_subplot(1, 1, 1)
+    axes.plot([r["iteration"] for r in rows], [r["score_pct"] for r in rows], marker="o", label=label)
+    paper = [p for p in PAPER_TABLE_S2 if p[0] <= max(r["iteration"] for r in rows)]
+    axes.plot([p[0] for p in paper], [p[5] for p in paper], marker="s", linestyle="--",
+              label="Nguyen et al. 2015, Table S2 (CPPN encoding)")
+    axes.set_xlabel("iteration i (DNN_i)")
+    axes.set_ylabel("median confidence of evolved images (%)")
+    axes.set_ylim(0, 102)
+    axes.set_title("Fooling-class retraining: can DNN_i still be fooled?")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left")
+    figure.tight_layout()
+    save_figure(path, figure)
+
+
+def _next_network(previous, preset, iteration, from_scratch, seed):
+    """DNN_``iteration``: the preset's architecture with one output more than the real classes.
+
+    Warm start (the default): every weight is copied from DNN_{i-1}; the new fooling-class
+    output of DNN_2 (DNN_1 has none) keeps its fresh initialisation. From scratch: all fresh.
+    """
+    keras.utils.set_random_seed(seed)
+    network = zoo.build_model(preset, num_classes=preset.num_classes + 1, weight_decay=preset.recipe["weight_decay"],
+                              name=f"{preset.name}_fooling_class_{iteration}")
+    if from_scratch:
+        return network
+    old_layers = {layer.name: layer for layer in previous.layers}
+    for layer in network.layers:
+        old = old_layers.get(layer.name)
+        if old is None or not layer.weights:
+            continue
+        new_values = [w.numpy() for w in layer.weights]
+        for value, old_weight in zip(new_values, old.weights):
+            old_value = old_weight.numpy()
+            if value.shape == old_value.shape:
+                value[...] = old_value
+            elif value.shape[:-1] == old_value.shape[:-1] and value.shape[-1] > old_value.shape[-1]:
+                value[..., : old_value.shape[-1]] = old_value  # the output layer: real classes copied
+            else:
+                raise ValueError(f"Cannot warm-start layer {layer.name!r}: {old_value.shape} -> {value.shape}.")
+        layer.set_weights(new_values)
+    return network
+
+
+def _optimizer_factory(preset, from_scratch):
+    recipe = preset.recipe
+    if from_scratch:
+        return lambda: keras.optimizers.SGD(
+            CaffeInverseDecay(recipe["learning_rate"], recipe["lr_gamma"], recipe["lr_power"]),
+            momentum=recipe["momentum"])
+    return lambda: keras.optimizers.SGD(FINE_TUNE["learning_rate"], momentum=recipe["momentum"])
+
+
+def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, generations=200, population=200,
+                                 encoding="direct", train_steps=1000, from_scratch=False, min_runs=5,
+                                 model="lenet_mnist", train_images=None, test_images=None, seed=0, logdir=None,
+                                 log=None):
+    """The iterated fooling-class experiment of supplement C (Table S2) on MNIST.
+
+    DNN_1 is the zoo preset ``model``. Iteration ``i`` evaluates DNN_i and evolves fooling images
+    against it (classes 0-9; ``min_runs`` runs at least, more when the next iteration needs more
+    images); each run gives its elites after the first and the last generation, and the images
+    added to the fooling class (label 10) are sampled from them at random. After DNN_1,
+    ``6 * M`` training and ``M`` validation images are added (the paper: M = 1000), after every
+    later network ``M`` and ``ceil(M / 10)``. DNN_{i+1} (the same architecture with 11 outputs,
+    warm-started from DNN_i unless ``from_scratch``) then trains ``train_steps`` steps of 64 with
+    :func:`~keras_fool.training.train_on_fooling_images`; the fooling images fill the share of
+    each batch the fooling class had in the paper's training set at that iteration
+    (:func:`fooling_share`: 9.1% for DNN_2 up to 24.1% for DNN_15), so a smaller M means fewer
+    distinct images, each seen more often, rather than a rarer class.
+
+    Per iteration it reports the columns of Table S2 -- error (%) on the validation set (the
+    MNIST test images plus the validation fooling images, label 10), error (%) on the MNIST test
+    set, training and validation set sizes, median confidence (%) of the images evolved against
+    DNN_i (last generation) -- plus the share of those at >= 99%, and the median confidence on
+    real test images (supplement F). Outputs in ``out``, rewritten after every iteration:
+    ``table_s2.md`` (the report, the paper's numbers in parentheses), ``table_s2.csv``,
+    ``median_confidence.png``, ``summary.json``, ``fooling_images.npz`` (``train``, ``val``:
+    (P, 28, 28, 1) float32) and ``models/dnn_<i>.weights.npz``.
+
+    Args:
+        out: output folder (created if needed).
+        iterations: K >= 1, the number of networks (the paper: 15).
+        images_per_iteration: M >= 1 (the paper: 1000).
+        generations: generations per evolution run (the paper: 200).
+        population: offspring per generation (the paper: 200).
+        encoding: ``"direct"`` or ``"cppn"`` (the paper's; slower than direct, see RESULTS.md).
+        train_steps: training steps of each DNN_i, i >= 2.
+        from_scratch: train every DNN_i from a fresh initialisation with the preset's recipe
+            instead of warm-starting from DNN_{i-1} at a learning rate of 0.005.
+        min_runs: evolution runs per iteration at least (they give the Score column).
+        model: the zoo preset of DNN_1.
+        train_images: use only the first ``train_images`` MNIST training images (budget knob).
+        test_images: use only the first ``test_images`` MNIST test images (budget knob).
+        seed: the seed everything random derives from.
+        logdir: if given, TensorBoard logs go there.
+        log: callable taking one progress line (e.g. ``print``); silent if None.
+
+    Returns:
+        An :class:`~keras_fool.experiments.report.ExperimentReport`; ``report.summary["rows"]``
+        holds the table's rows.
+
+    Raises:
+        TypeError, ValueError: bad arguments (e.g. ``iterations`` < 1, ``images_per_iteration`` < 1,
+            a ``model`` that is not a zoo preset).
+    """
+    iterations = check_int("iterations", iterations)
+    images_per_iteration = check_int("images_per_iteration", images_per_iteration)
+    train_steps = check_int("train_steps", train_steps)
+    min_runs, generations, population, test_images, seed = check_evolution_budget(
+        min_runs, generations, population, encoding, test_images, seed)
+    if train_images is not None:
+        train_images = check_int("train_images", train_images, minimum=64)
+    from_scratch = check_bool("from_scratch", from_scratch)
+    if not zoo.is_preset(model):
+        raise ValueError(f"model must be a zoo preset (DNN_2... are built from its architecture); known presets: "
+                         f"{', '.join(zoo.list_presets())}. Received: model={model!r}")
+    preset = zoo.get_preset(model)
+    log = log or (lambda line: None)
+    out = ensure_writable_dir(out)
+    models_dir = ensure_writable_dir(out / "models")
+    board = SummaryWriter(logdir)
+
+    start = time.perf_counter()
+    (x_train, y_train), (x_test, y_test) = load_test_set(test_images, train_images)
+    data_seconds = time.perf_counter() - start
+    n = preset.num_classes
+    image_shape = x_train.shape[1:]
+    fooling_train = np.zeros((0, *image_shape), np.float32)
+    fooling_val = np.zeros((0, *image_shape), np.float32)
+    network = zoo.load_model(model)
+    rows = []
+    config = {"iterations": iterations, "images_per_iteration": images_per_iteration, "generations": generations,
+              "population": population, "encoding": encoding, "train_steps": train_steps,
+              "from_scratch": from_scratch, "min_runs": min_runs, "model": model, "train_images": len(x_train),
+              "test_images": len(x_test), "seed": seed}
+
+    for i in range(1, iterations + 1):
+        train_seconds = 0.0
+        share = None
+        if i > 1:
+            start = time.perf_counter()
+            share = fooling_share(i)
+            network = _next_network(network, preset, i, from_scratch, derive_seed(seed, i, 2))
+            loss = train_on_fooling_images(network, x_train, y_train, fooling_train, train_steps, num_classes=n,
+                                           fooling_fraction=share, optimizer=_optimizer_factory(preset, from_scratch),
+                                           seed=derive_seed(seed, i, 3))
+            train_seconds = time.perf_counter() - start
+            log(f"DNN_{i}: trained {train_steps} steps in {train_seconds:.1f} s (loss {loss:.4f}, "
+                f"{100 * share:.1f}% of each batch from {len(fooling_train)} fooling images)")
+        zoo.save_weights(network, models_dir / f"dnn_{i}.weights.npz")
+
+        wrong_test, wrong_val, real = _evaluate_network(network, x_test, y_test, fooling_val, n)
+
+        start = time.perf_counter()
+        added_train, added_val = _added_images(i, images_per_iteration) if i < iterations else (0, 0)
+        runs = max(min_runs, math.ceil((added_train + added_val) / (2 * n)))
+        evolved = evolve_fooling_images(network, runs=runs, generations=generations, population=population,
+                                        encoding=encoding, classes=range(n), seed=derive_seed(seed, i, 0))
+        evolve_seconds = time.perf_counter() - start
+        row = _table_row(i, evolved, runs, share, real, wrong_test, wrong_val, len(x_test), len(fooling_val),
+                         len(x_train) + len(fooling_train), train_seconds, evolve_seconds)
+        rows.append(row)
+        log(f"DNN_{i}: error {row['error_pct']:.2f}% (MNIST {row['mnist_error_pct']:.2f}%), {runs} runs in "
+            f"{evolve_seconds:.1f} s: median confidence {row['score_pct']:.2f}%")
+        if added_train:
+            chosen = evolved.sample(added_train + added_val, derive_seed(seed, i, 1))
+            fooling_train = np.concatenate([fooling_train, chosen.images[:added_train]])
+            fooling_val = np.concatenate([fooling_val, chosen.images[added_train:]])
+        board.scalars({"error/validation_pct": row["error_pct"], "error/mnist_pct": row["mnist_error_pct"],
+                       "confidence/median_fooling_pct": row["score_pct"],
+                       "confidence/fooled_99_pct": row["fooled_99_pct"],
+                       "confidence/median_real_pct": row["real_all_pct"], "size/train": row["train"],
+                       "size/val": row["val"], "seconds/train": train_seconds, "seconds/evolve": evolve_seconds}, i)
+
+        summary = {"config": config, "rows": rows, "data_seconds": round(data_seconds, 2)}
+        report = _write_iteration(out, rows, summary, fooling_train, fooling_val)
+    board.text("table_s2", report.markdown)
+    board.close()
+    return report
+
+
+def _evaluate_network(network, x_test, y_test, fooling_val, n):
+    """(wrong on the MNIST test images, wrong on them plus the validation fooling images, real-image statistics)."""
+    p_test = predict_probabilities(network, x_test, dtype=np.float64)
+    wrong_test = int(np.sum(p_test.argmax(axis=1) != y_test))
+    wrong_val = wrong_test
+    if len(fooling_val):
+        wrong_val += int(np.sum(predict_probabilities(network, fooling_val, dtype=np.float64).argmax(axis=1) != n))
+    return wrong_test, wrong_val, confidence_statistics(p_test, y_test)
+
+
+def _table_row(i, evolved, runs, share, real, wrong_test, wrong_val, test_size, val_fooling, train_size,
+               train_seconds, evolve_seconds):
+    """Iteration ``i``'s row of Table S2 (:data:`TABLE_S2_COLUMNS`), with the paper's values beside ours."""
+    paper = PAPER_TABLE_S2[i - 1] if i <= len(PAPER_TABLE_S2) else (None,) * 6
+    return {
+        "iteration": i,
+        "error_pct": 100.0 * wrong_val / (test_size + val_fooling),
+        "mnist_error_pct": 100.0 * wrong_test / test_size,
+        "train": train_size,
+        "val": test_size + val_fooling,
+        "score_pct": 100.0 * evolved.median_confidence,
+        "fooled_99_pct": 100.0 * float(np.mean(evolved.last().confidences >= 0.99)),
+        "runs": runs,
+        "fooling_share_pct": None if share is None else 100.0 * share,
+        "real_all_pct": real["all_pct"],
+        "real_correct_pct": real["correct_pct"],
+        "real_wrong_pct": real["wrong_pct"],
+        "real_wrong": real["wrong"],
+        "train_seconds": round(train_seconds, 2),
+        "evolve_seconds": round(evolve_seconds, 2),
+        "paper_error_pct": paper[1],
+        "paper_mnist_error_pct": paper[2],
+        "paper_train": paper[3],
+        "paper_val": paper[4],
+        "paper_score_pct": paper[5],
+    }
+
+
+def _write_iteration(out, rows, summary, fooling_train, fooling_val):
+    """Rewrite every output file after an iteration; returns the :class:`ExperimentReport`."""
+    config = summary["config"]
+    markdown = _fooling_class_report(rows, config)
+    files = [out / "table_s2.md", out / "table_s2.csv", out / "median_confidence.png", out / "summary.json",
+             out / "fooling_images.npz", out / "models"]
+    save_text(files[0], markdown)
+    save_csv(files[1], rows, TABLE_S2_COLUMNS)
+    plot_median_confidence(rows, files[2], label=f"ours ({config['encoding']} encoding)")
+    save_json(files[3], summary)
+    save_npz(files[4], train=fooling_train, val=fooling_val)
+    return ExperimentReport(markdown, summary, files)
+
+
+def _fooling_class_report(rows, config):
+    intro = (
+        f"# Fooling-class retraining (supplement C, Table S2)\n\n"
+        f"DNN_1 = `{config['model']}`; {config['encoding']} encoding, {config['generations']} generations of "
+        f"{config['population']}; M = {config['images_per_iteration']} images per iteration (6M + M the first time); "
+        f"{'from scratch' if config['from_scratch'] else 'warm-started'}, {config['train_steps']} steps per network; "
+        f"{config['train_images']} MNIST training and {config['test_images']} test images. The paper's value in "
+        f"parentheses. Error: on the MNIST test images plus the validation fooling images (class 11); Score: median "
+        f"confidence of the images evolved against DNN_i (last generation, classes 0-9); >= 99%: share of those at "
+        f">= 99%. Confidences are truncated to two decimals (100.00: a probability of exactly 1).\n\n"
+    )
+    real = ("\n## Confidence on real images (supplement F)\n\nMedian top-1 confidence (%) of DNN_i on the MNIST "
+            "test images, and of the images evolved against it.\n\n")
+    entries = [(f"DNN_{r['iteration']}", {"all_pct": r["real_all_pct"], "correct_pct": r["real_correct_pct"],
+                                           "wrong_pct": r["real_wrong_pct"], "wrong": r["real_wrong"]},
+                r["score_pct"]) for r in rows]
+    return intro + table_s2_markdown(rows) + real + real_confidence_markdown(entries)

@@ -1,0 +1,112 @@
+"""What every experiment shares: its returned report, number formats, the real-image confidence table,
+the MNIST test set at a budget, and the checks of an evolution budget.
+
+Every experiment function returns an :class:`ExperimentReport` -- the Markdown report, the dict
+written to ``summary.json`` and the files written -- so the command line only prints it, and a
+Python user gets the same numbers without reading files back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from keras_fool.data import load_mnist
+from keras_fool.validation import check_int, check_seed
+
+__all__ = [
+    "PAPER_REAL_CONFIDENCE",
+    "ExperimentReport",
+    "check_evolution_budget",
+    "format_confidence_pct",
+    "format_number",
+    "load_test_set",
+    "real_confidence_markdown",
+    "with_paper",
+]
+
+# Supplement F (ImageNet, AlexNet on the 50,000 validation images), and the CPPN images' median.
+PAPER_REAL_CONFIDENCE = {"all_pct": 60.3, "correct_pct": 86.7, "wrong_pct": 33.7, "fooling_pct": 88.11}
+
+
+@dataclasses.dataclass
+class ExperimentReport:
+    """What an experiment returns.
+
+    Attributes:
+        markdown: the report, as written to the experiment's ``.md`` file.
+        summary: the dict written to ``summary.json`` (every number of the report).
+        files: every file and folder the experiment wrote, in the order a user would look at them.
+    """
+
+    markdown: str
+    summary: dict
+    files: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        self.files = [Path(f) for f in self.files]
+
+
+def format_number(value, digits=2):
+    """``value`` with ``digits`` decimals; ``"n/a"`` for None."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def format_confidence_pct(value):
+    """A confidence in %, truncated (not rounded) to two decimals: 100.00 only for a probability of exactly 1."""
+    return "n/a" if value is None else f"{math.floor(value * 100.0) / 100.0:.2f}"
+
+
+def with_paper(value, paper, digits=2, confidence=False):
+    """Our value, then the paper's in parentheses (if there is one)."""
+    text = format_confidence_pct(value) if confidence else format_number(value, digits)
+    return text if paper is None else f"{text} ({paper:.{digits}f})"
+
+
+def real_confidence_markdown(entries):
+    """Median confidence on real and on fooling images as a Markdown table, with the paper's row.
+
+    Args:
+        entries: (name, statistics dict of :func:`~keras_fool.evaluation.statistics.confidence_statistics`,
+            median confidence of the fooling images in % or None) per model.
+    """
+    lines = [
+        "| model | real: all | real: correct | real: wrong (count) | fooling images |",
+        "|---|---|---|---|---|",
+    ]
+    for name, stats, fooling in entries:
+        lines.append(f"| {name} | {format_confidence_pct(stats['all_pct'])} | "
+                     f"{format_confidence_pct(stats['correct_pct'])} | {format_confidence_pct(stats['wrong_pct'])} "
+                     f"({stats['wrong']}) | {format_confidence_pct(fooling)} |")
+    paper = PAPER_REAL_CONFIDENCE
+    lines.append(f"| paper: AlexNet, ImageNet validation set | {paper['all_pct']} | {paper['correct_pct']} "
+                 f"| {paper['wrong_pct']} | {paper['fooling_pct']} |")
+    return "\n".join(lines) + "\n"
+
+
+def load_test_set(test_images=None, train_images=None):
+    """MNIST ((x_train, y_train), (x_test, y_test)), cut to the first ``train_images`` / ``test_images``."""
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    if test_images is not None:
+        x_test, y_test = x_test[:test_images], y_test[:test_images]
+    if train_images is not None:
+        x_train, y_train = x_train[:train_images], y_train[:train_images]
+    return (x_train, y_train), (x_test, y_test)
+
+
+def check_evolution_budget(runs, generations, population, encoding, test_images, seed):
+    """The checked (runs, generations, population, test_images, seed) of a fooling experiment.
+
+    Raises:
+        TypeError, ValueError: a value of the wrong kind or out of range, or an unknown encoding.
+    """
+    runs = check_int("runs", runs)
+    generations = check_int("generations", generations)
+    population = check_int("population", population)
+    if encoding not in ("direct", "cppn"):
+        raise ValueError(f"encoding must be 'direct' or 'cppn'. Received: encoding={encoding!r}")
+    if test_images is not None:
+        test_images = check_int("test_images", test_images)
+    return runs, generations, population, test_images, check_seed(seed)
+

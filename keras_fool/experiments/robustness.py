@@ -1,0 +1,477 @@
+"""Table 2 and Figures 3-7 of Uličný, Lundström & Byttner on MNIST: ``keras-fool experiment robustness``.
+
+:func:`run_robustness_experiment` trains (or reloads) every method of Table 2, computes their
+error-vs-distortion curves (:func:`keras_fool.evaluation.curves.robustness_curves`) and writes the
+table beside the paper's, the CSV files and the figures. :func:`table_markdown`,
+:func:`write_curves_csv`, :func:`write_table_csv` and :func:`plot_curves` turn any
+:class:`~keras_fool.evaluation.curves.RobustnessCurves` into those files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+
+import keras
+import numpy as np
+
+from keras_fool import zoo
+from keras_fool.data import load_mnist
+from keras_fool.defenses import Committee, LowPassFilter, stack_front_end
+from keras_fool.evaluation.curves import NOISE_TITLES, RobustnessCurves, robustness_curves
+from keras_fool.experiments.report import ExperimentReport
+from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_text, sha256_file
+from keras_fool.summaries import SummaryWriter
+from keras_fool.training import robust_models
+from keras_fool.training.recipes import compile_with_recipe, train_preset
+from keras_fool.validation import check_seed
+from keras_fool.zoo.cache import ModelCache
+from keras_fool.zoo.presets import get_preset
+
+__all__ = [
+    "FULL_BUDGET",
+    "METHODS",
+    "PAPER_TABLE2",
+    "QUICK_BUDGET",
+    "TABLE_DISTORTIONS",
+    "ExperimentBudget",
+    "RobustnessCurves",
+    "plot_curves",
+    "run_robustness_experiment",
+    "table_markdown",
+    "write_curves_csv",
+    "write_table_csv",
+]
+
+TABLE_DISTORTIONS = (0.0, 0.1, 0.2)
+
+# Table 2 of the paper: error (%) on FGSM examples at dist = 0 / 0.1 / 0.2.
+PAPER_TABLE2 = {
+    "no_method": ("No method", (0.83, 73.6, 96.1)),
+    "dropout": ("Dropout", (0.91, 35.7, 98.1)),
+    "low_pass": ("Low-pass filter", (1.38, 52.0, 95.0)),
+    "dae": ("DAE", (1.27, 52.4, 93.2)),
+    "low_pass_dropout": ("Low-pass filter + dropout", (2.51, 34.8, 88.5)),
+    "dae_dropout": ("DAE + dropout", (1.56, 21.4, 90.3)),
+    "standard_committee": ("Standard committee", (0.86, 70.9, 97.2)),
+    "adversarial_training": ("Adversarial training after 5 stages", (0.87, 44.5, 92.1)),
+    "adversarial_committee": ("Committee of models trained on adv. examples", (0.65, 9.8, 36.5)),
+}
+
+
+def write_curves_csv(curves, path):
+    """Write every point of the curves as CSV, atomically.
+
+    Columns: ``model, noise_type, level, strength, distortion, error`` (error as a fraction),
+    one row per model, noise type and level (M * T * L rows).
+    """
+    rows = [(model, noise_type, level, f"{strength:.6g}", f"{curves.distortion[m, t, level]:.6g}",
+             f"{curves.error[m, t, level]:.6g}")
+            for m, model in enumerate(curves.models)
+            for t, noise_type in enumerate(curves.noise_types)
+            for level, strength in enumerate(curves.strengths[t])]
+    save_csv(path, rows, ("model", "noise_type", "level", "strength", "distortion", "error"))
+
+
+def write_table_csv(curves, path, noise_type="gradient_sign", distortions=TABLE_DISTORTIONS):
+    """Write the Table 2 numbers (error in % at each distortion) as CSV, atomically.
+
+    Columns: ``model`` then ``error_pct_at_<d>`` for every distortion; NaN where a curve does not
+    reach that distortion.
+    """
+    values = 100.0 * curves.error_at(distortions, noise_type)
+    rows = [[model] + [f"{v:.2f}" for v in row] for model, row in zip(curves.models, values)]
+    save_csv(path, rows, ["model"] + [f"error_pct_at_{d:g}" for d in distortions])
+
+
+def table_markdown(curves, noise_type="gradient_sign", distortions=TABLE_DISTORTIONS, labels=None, reference=None):
+    """Table 2 as Markdown: error (%) of each model at each distortion, read off its curve.
+
+    Args:
+        curves: a :class:`RobustnessCurves`.
+        noise_type: which curves (the paper's Table 2 is gradient-sign noise).
+        distortions: the D distortion columns.
+        labels: optional dict model name -> row label.
+        reference: optional dict model name -> D reference values (e.g. the paper's) shown in
+            parentheses after ours.
+
+    Returns:
+        The table as a string (a header line, a rule and one line per model). "n/r" marks a
+        distortion the curve did not reach.
+    """
+    values = 100.0 * curves.error_at(distortions, noise_type)
+    header = "| Method | " + " | ".join(f"dist={d:g}" for d in distortions) + " |"
+    lines = [header, "|---|" + "---:|" * len(distortions)]
+    for model, row in zip(curves.models, values):
+        cells = []
+        for j, value in enumerate(row):
+            cell = "n/r" if np.isnan(value) else f"{value:.2f}"
+            if reference and model in reference:
+                cell += f" ({reference[model][j]:g})"
+            cells.append(cell)
+        label = (labels or {}).get(model, model)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(curves, path, noise_type="gradient_sign", title=None):
+    """Plot error (%) against distortion, one line per model, like the paper's Figures 3-7.
+
+    Args:
+        curves: a :class:`RobustnessCurves`.
+        path: the ``.png`` to write.
+        noise_type: which curves.
+        title: the plot's title; the noise type's name by default.
+    """
+    if noise_type not in curves.noise_types:
+        raise ValueError(f"noise_type must be one of {curves.noise_types}. Received: noise_type={noise_type!r}")
+    t = curves.noise_types.index(noise_type)
+    figure = new_figure()
+    axes = figure.add_subplot(1, 1, 1)
+    for m, model in enumerate(curves.models):
+        axes.plot(curves.distortion[m, t], 100.0 * curves.error[m, t], label=model, linewidth=1.5)
+    axes.set_xlabel("average distortion per pixel, dist (eq. 2)")
+    axes.set_ylabel("test error (%)")
+    axes.set_ylim(0, 100)
+    axes.set_xlim(left=0)
+    axes.grid(True, alpha=0.3)
+    axes.set_title(title or f"{NOISE_TITLES[noise_type]}, {curves.num_images} test images")
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    save_figure(path, figure)
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentBudget:
+    """How much of Table 2's experiment to run.
+
+    Attributes:
+        test_images: MNIST test images behind every curve point (the paper: 10,000).
+        levels: levels per curve (the paper: 100).
+        dropout_steps: SGD steps of the dropout LeNet (the paper: 40,000 for "All").
+        dae_steps: Nesterov steps of the denoising autoencoder (the paper does not say).
+        committee_size: members of the standard committee (the paper: 6); the shipped
+            ``lenet_mnist`` is the first.
+        committee_steps: SGD steps of every further member (Caffe's LeNet recipe, other seeds).
+        stages: adversarial training stages (the paper: 5).
+        steps_per_stage: SGD steps per stage (the paper: 5000).
+        pool_size: training images turned adversarial per stage.
+        pgd_steps: SGD steps of PGD adversarial training (beyond the paper).
+        pgd_attack_steps: PGD iterations per training example.
+        zoo: take the models from the zoo presets (``lenet_mnist_dropout_all``, ``dae_mnist``,
+            ``lenet_mnist_committee``, ``lenet_mnist_adversarial_committee``, ``lenet_mnist_pgd``),
+            training the missing ones once into the zoo cache with their recipes, instead of
+            training models of the sizes above into the output folder. The step counts above
+            are then the presets' (see :data:`FULL_BUDGET`).
+    """
+
+    test_images: int = 10000
+    levels: int = 100
+    dropout_steps: int = 40000
+    dae_steps: int = 20000
+    committee_size: int = 6
+    committee_steps: int = 18760
+    stages: int = 5
+    steps_per_stage: int = 5000
+    pool_size: int = 10000
+    pgd_steps: int = 5000
+    pgd_attack_steps: int = 10
+    zoo: bool = False
+
+    def with_train_steps(self, steps):
+        """The same budget with every training run cut to ``steps`` steps (for smoke tests); never the zoo's."""
+        return dataclasses.replace(self, dropout_steps=steps, dae_steps=steps, committee_steps=steps,
+                                   steps_per_stage=steps, pgd_steps=steps, pool_size=min(self.pool_size, 10 * steps),
+                                   zoo=False)
+
+
+ZOO_PRESETS = {
+    "dropout": "lenet_mnist_dropout_all",
+    "dae": "dae_mnist",
+    "standard_committee": "lenet_mnist_committee",
+    "adversarial": "lenet_mnist_adversarial_committee",
+    "pgd": "lenet_mnist_pgd",
+}
+
+
+def _full_budget():
+    """The paper's sizes, read from the zoo presets' recipes (one source of truth)."""
+    def recipe(key):
+        return get_preset(ZOO_PRESETS[key]).recipe
+
+    def iterations(name):  # SGD steps of a preset trained in epochs over the 60,000 MNIST training images
+        epochs_recipe = get_preset(name).recipe
+        return epochs_recipe["epochs"] * -(-60000 // epochs_recipe["batch_size"])
+
+    members = recipe("standard_committee")["members"]
+    return ExperimentBudget(
+        dropout_steps=iterations(ZOO_PRESETS["dropout"]),
+        dae_steps=recipe("dae")["steps"],
+        committee_size=len(members),
+        committee_steps=iterations(members[-1]),
+        stages=recipe("adversarial")["stages"],
+        steps_per_stage=recipe("adversarial")["steps_per_stage"],
+        pool_size=recipe("adversarial")["pool_size"],
+        pgd_steps=recipe("pgd")["steps"],
+        pgd_attack_steps=recipe("pgd")["attack_steps"],
+        zoo=True,
+    )
+
+
+FULL_BUDGET = _full_budget()
+QUICK_BUDGET = ExperimentBudget(test_images=1000, levels=20, dropout_steps=1500, dae_steps=1500, committee_size=4,
+                                committee_steps=600, stages=5, steps_per_stage=200, pool_size=2000, pgd_steps=400,
+                                pgd_attack_steps=5)
+
+ROW_LABELS = {key: label for key, (label, _) in PAPER_TABLE2.items()}
+ROW_LABELS["pgd_training"] = "PGD adversarial training (beyond the paper)"
+METHODS = tuple(ROW_LABELS)  # the rows of Table 2, in the paper's order, then ours
+
+
+# The pre-processing rows: which row's classifier sits behind the front end.
+FRONT_ENDS = {"low_pass": "no_method", "dae": "no_method", "low_pass_dropout": "dropout", "dae_dropout": "dropout"}
+
+# Our choice where the paper gives no number.
+LOW_PASS = {"kernel_size": 5, "variance": 1.3, "noise_stddev": 0.1}
+
+
+def _check_methods(methods):
+    if methods is None:
+        return METHODS
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    methods = tuple(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown or len(set(methods)) != len(methods):
+        raise ValueError(
+            f"methods must be distinct names from {', '.join(METHODS)}. Received: methods={list(methods)}"
+        )
+    return methods
+
+
+def _zoo_model(name):
+    """A zoo preset, trained first (into the zoo cache, with its recipe) if it has no weights yet."""
+    try:
+        return zoo.load_model(name), True
+    except FileNotFoundError:
+        train_preset(name, verbose=0)
+        return zoo.load_model(name), False
+
+
+class _Methods:
+    """Trains or reloads the models of Table 2's rows, each part once, and times them.
+
+    Under a zoo budget the parts come from the zoo presets (trained into the zoo cache if
+    missing); otherwise they are trained at the budget's sizes into ``cache`` (a
+    :class:`~keras_fool.zoo.cache.ModelCache`), reused only while everything that made them --
+    recipe, seed, the base LeNet's weights -- is unchanged.
+    """
+
+    def __init__(self, budget, x_train, y_train, seed, cache, log):
+        self.budget, self.x_train, self.y_train, self.seed = budget, x_train, y_train, seed
+        self.cache, self.log = cache, log
+        self.timings = {}
+        self.lenet_recipe = dict(zoo.get_preset("lenet_mnist").recipe)
+        self.common = {"seed": seed, "lenet_recipe": self.lenet_recipe,
+                       "lenet_mnist_sha256": sha256_file(zoo.shipped_weights_path("lenet_mnist"))}
+        self.builders = {
+            "no_method": self.base,
+            "dropout": self.dropout,
+            "low_pass": lambda: stack_front_end(self.low_pass(), self.base(), name="low_pass"),
+            "dae": lambda: stack_front_end(self.autoencoder(), self.base(), name="dae"),
+            "low_pass_dropout": lambda: stack_front_end(self.low_pass(), self.dropout(), name="low_pass_dropout"),
+            "dae_dropout": lambda: stack_front_end(self.autoencoder(), self.dropout(), name="dae_dropout"),
+            "standard_committee": self.standard_committee,
+            "adversarial_training": lambda: self.adversarial_committee().members[-1],
+            "adversarial_committee": self.adversarial_committee,
+            "pgd_training": self.pgd,
+        }
+
+    def build(self, names):
+        """({name: model} of the methods, {name: classifier behind its front end}) for the named rows."""
+        methods = {name: self.builders[name]() for name in names}
+        behind = {name: self.builders[classifier]() for name, classifier in FRONT_ENDS.items() if name in names}
+        return methods, behind
+
+    def _timed(self, key, recipe, train):
+        """One part: from the zoo under a zoo budget, else from the cache (trained if it is not there)."""
+        start = time.perf_counter()
+        if self.budget.zoo and key in ZOO_PRESETS:
+            name = ZOO_PRESETS[key]
+            model, cached = _zoo_model(name)
+        else:
+            name = key
+            model, cached = self.cache.get(key, recipe, train)
+        self.timings[name] = time.perf_counter() - start
+        self.log(f"{name}: {'reloaded' if cached else 'trained'} in {self.timings[name]:.1f} s")
+        return model
+
+    def _recipe(self, key, **overrides):
+        return {**zoo.get_preset(ZOO_PRESETS[key]).recipe, **overrides}
+
+    def _lenet(self, preset, steps, seed, name=None):
+        keras.utils.set_random_seed(seed)
+        model = zoo.build_model(preset, weight_decay=self.lenet_recipe["weight_decay"],
+                                **({"name": name} if name else {}))
+        compile_with_recipe(model, self.lenet_recipe)
+        return robust_models.train_steps(model, self.x_train, self.y_train, steps, seed)
+
+    @functools.cache
+    def base(self):
+        return zoo.load_model("lenet_mnist")
+
+    @functools.cache
+    def dropout(self):
+        steps = self.budget.dropout_steps
+        recipe = {**self.common, "steps": steps, "architecture": zoo.get_preset("lenet_mnist_dropout_all").architecture}
+        return self._timed("dropout", recipe, lambda: self._lenet("lenet_mnist_dropout_all", steps, self.seed))
+
+    @functools.cache
+    def autoencoder(self):
+        recipe = self._recipe("dae", steps=self.budget.dae_steps)
+        return self._timed("dae", {**self.common, **recipe},
+                           lambda: robust_models.train_dae(self.x_train, recipe, self.seed))
+
+    @functools.cache
+    def low_pass(self):
+        return LowPassFilter(**LOW_PASS, seed=self.seed, name="low_pass_filter")
+
+    @functools.cache
+    def adversarial_committee(self):
+        budget = self.budget
+        recipe = self._recipe("adversarial", stages=budget.stages, steps_per_stage=budget.steps_per_stage,
+                              pool_size=budget.pool_size)
+        return self._timed("adversarial", {**self.common, **recipe}, lambda: (
+            robust_models.train_adversarial_committee_model(self.x_train, self.y_train, recipe, self.seed)))
+
+    def standard_committee(self):
+        if self.budget.zoo:
+            return self._timed("standard_committee", None, None)
+        steps = self.budget.committee_steps
+        members = [self.base()]
+        for index in range(1, self.budget.committee_size):
+            members.append(self._timed(
+                f"committee_member_{index}", {**self.common, "steps": steps},
+                functools.partial(self._lenet, "lenet_mnist", steps, self.seed + index, f"lenet_mnist_member_{index}")))
+        return Committee(members, name="standard_committee")
+
+    def pgd(self):
+        recipe = self._recipe("pgd", steps=self.budget.pgd_steps, attack_steps=self.budget.pgd_attack_steps)
+        return self._timed("pgd", {**self.common, **recipe},
+                           lambda: robust_models.train_pgd_model(self.x_train, self.y_train, recipe, self.seed))
+
+
+def _log_to_tensorboard(logdir, curves, table, timings):
+    board = SummaryWriter(logdir)
+    for m, model in enumerate(curves.models):
+        for t, noise_type in enumerate(curves.noise_types):
+            for level in range(curves.strengths.shape[1]):
+                board.scalars({f"error/{noise_type}/{model}": curves.error[m, t, level],
+                               f"distortion/{noise_type}/{model}": curves.distortion[m, t, level]}, level)
+    board.scalars({f"seconds/{name}": seconds for name, seconds in timings.items()}, 0)
+    board.text("table2", table)
+    board.close()
+
+
+def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None,
+                              gray_box=False):
+    """Reproduce Table 2 and Figures 3-7 of Uličný et al. on MNIST.
+
+    Trains (or reloads from ``out/models``, or from the zoo under the full budget) the methods of Table 2
+    — LeNet (the shipped ``lenet_mnist``), LeNet with dropout on all layers, the low-pass filter
+    and the DAE in front of LeNet with and without dropout, a standard committee, adversarial
+    training and the adversarial committee (eq. 3 examples, 5 stages) — plus PGD adversarial
+    training, computes all their curves on the MNIST test set, and writes to ``out``:
+
+    - ``curves.csv`` (every point), ``table2.csv`` and ``table2.md`` (ours beside the paper's),
+    - ``curves_gradient_sign.png`` and ``curves_gaussian.png``,
+    - ``summary.json`` (budget, seconds per part, the table's numbers).
+
+    Args:
+        out: output folder (created if needed).
+        budget: an :class:`ExperimentBudget` (:data:`QUICK_BUDGET` or :data:`FULL_BUDGET`). Under
+            a budget with ``zoo=True`` (the full one) the models are the zoo presets, trained
+            with their own recipes and seeds into the zoo cache if missing, and ``seed`` only
+            seeds the Gaussian noise and the low-pass filter's noise.
+        methods: names of the methods to run, from :data:`METHODS`; all of them if None.
+        logdir: if given, TensorBoard logs of the curves, table and timings go there.
+        seed: seed of everything trained and of the Gaussian noise.
+        log: callable taking one progress line (e.g. ``print``); silent if None.
+        gray_box: compute the FGSM direction of the pre-processing rows (low-pass filter, DAE,
+            with and without dropout) from the classifier behind the front end, as an attacker who
+            does not see the defense would; by default every model is attacked end to end.
+
+    Returns:
+        An :class:`~keras_fool.experiments.report.ExperimentReport`; ``report.summary["timings"]``
+        holds seconds per part.
+    """
+    if not isinstance(budget, ExperimentBudget):
+        raise TypeError(f"budget must be an ExperimentBudget. Received: budget={type(budget).__name__}")
+    seed = check_seed(seed)
+    methods = _check_methods(methods)
+    log = log or (lambda line: None)
+    out = ensure_writable_dir(out)
+    if logdir is not None:
+        ensure_writable_dir(logdir)
+    timings = {}
+
+    start = time.perf_counter()
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    x_test, y_test = x_test[: budget.test_images], y_test[: budget.test_images]
+    timings["data"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    parts = _Methods(budget, x_train, y_train, seed, ModelCache(out / "models"), log)
+    models, behind = parts.build(methods)
+    train_timings = parts.timings
+    timings["models"] = time.perf_counter() - start
+    timings.update({f"models/{k}": v for k, v in train_timings.items()})
+
+    start = time.perf_counter()
+    curves = robustness_curves(
+        models, x_test, y_test, num_levels=budget.levels, seed=seed,
+        progress=lambda name, noise, seconds: log(f"curve {name} / {noise}: {seconds:.1f} s"),
+        gradient_models=behind if gray_box else None,
+    )
+    timings["curves"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    reference = {key: values for key, (_, values) in PAPER_TABLE2.items()}
+    table = table_markdown(curves, labels=ROW_LABELS, reference=reference)
+    intro = (
+        "Error (%) on FGSM examples of the MNIST test set at average distortion dist (eq. 2), read off "
+        f"the curves by linear interpolation; the paper's value in parentheses. {curves.num_images} test "
+        f"images, {curves.strengths.shape[1]} levels per curve."
+        + (" Gray box: the FGSM direction of the pre-processing rows comes from the classifier behind the "
+           "front end, not from the defended model." if gray_box else "")
+        + "\n\n"
+    )
+    save_text(out / "table2.md", intro + table)
+    write_table_csv(curves, out / "table2.csv")
+    write_curves_csv(curves, out / "curves.csv")
+    for noise_type in curves.noise_types:
+        plot_curves(curves, out / f"curves_{noise_type}.png", noise_type)
+    timings["outputs"] = time.perf_counter() - start
+    if logdir is not None:
+        _log_to_tensorboard(logdir, curves, table, timings)
+
+    errors = 100.0 * curves.error_at(TABLE_DISTORTIONS, "gradient_sign")
+    summary = {
+        "budget": dataclasses.asdict(budget),
+        "seed": seed,
+        "gray_box": bool(gray_box),
+        "table2_error_pct": {
+            model: {f"{d:g}": (None if np.isnan(v) else round(float(v), 3)) for d, v in zip(TABLE_DISTORTIONS, row)}
+            for model, row in zip(curves.models, errors)
+        },
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    save_json(out / "summary.json", summary)
+    files = [out / name for name in ("table2.md", "table2.csv", "curves.csv")]
+    files += [out / f"curves_{noise_type}.png" for noise_type in curves.noise_types]
+    files += [out / "summary.json", out / "models"] + ([logdir] if logdir is not None else [])
+    return ExperimentReport(intro + table, summary, files)
