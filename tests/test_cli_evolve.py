@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,7 +57,8 @@ def test_tensorboard_events_read_back(evolved):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out, _ = evolved
-    events = EventAccumulator(str(out / "tb"), size_guidance={"tensors": 0, "images": 0}).Reload()
+    assert [p.name for p in (out / "tb").iterdir()] == [out.name]  # each run logs into a folder of its own
+    events = EventAccumulator(str(out / "tb" / out.name), size_guidance={"tensors": 0, "images": 0}).Reload()
     tags = events.Tags()
     scalars = {"confidence/median", "confidence/min", "confidence/max", "classes/at_99", "classes/at_9999"}
     assert scalars <= set(tags["tensors"])
@@ -106,7 +108,7 @@ def test_bad_inputs_give_one_clear_line_and_leave_no_output(tmp_path):
         (["--model", "alexnet"], 2, "neither a preset"),
         (["--classes", "0,12"], 2, "classes must be in 0..9"),
         (["--classes", "one"], 2, "comma-separated"),
-        (["--population", "0"], 2, "population must be at least 1"),
+        (["--population", "0"], 2, "'--population': 0 is not in the range x>=1"),
         (["--generations", "-1"], 2, "generations"),
         (["--model", _save_model(tmp_path / "flat.keras", (784,))], 2, "(784,)"),
         (["--model", "lenet_mnist", "--model", _save_model(tmp_path / "wide.keras", (32, 32, 1))], 2, "different input shapes"),
@@ -126,3 +128,109 @@ def test_logits_model_runs_with_the_flag(tmp_path):
                  "--out", tmp_path / "o", "--quiet")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "archive.npz").is_file()
+
+
+def test_resume_takes_the_runs_own_settings(evolved):
+    # README: `keras-fool evolve --out runs/s4 --generations 1000 --resume`, without repeating the options.
+    out, _ = evolved
+    result = run("evolve", "--out", out, "--generations", 10, "--resume", "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["generations"] == 10 and summary["seed"] == 5
+    assert [c["label"] for c in summary["classes"]] == [0, 3, 7]
+    message = _one_line_error(run("evolve", "--out", out, "--generations", 11, "--resume", "--population", 31), 1)
+    assert "different population" in message
+
+
+def test_defaults_are_the_best_measured_settings_and_paper_is_one_flag_away(tmp_path):
+    best = run("evolve", "--generations", 1, "--population", 5, "--out", tmp_path / "best", "--quiet")
+    paper = run("evolve", "--generations", 1, "--population", 5, "--out", tmp_path / "paper", "--quiet", "--paper")
+    assert best.exit_code == 0 and paper.exit_code == 0, (best.output, paper.output)
+    best_config = json.loads((tmp_path / "best" / "summary.json").read_text())["config"]
+    paper_config = json.loads((tmp_path / "paper" / "summary.json").read_text())["config"]
+    assert (best_config["encoding"]["eta"], best_config["selection"]) == (3.0, "weakest")
+    assert (paper_config["encoding"]["eta"], paper_config["selection"]) == (15.0, "uniform")
+    assert "--paper" in _one_line_error(run("evolve", "--paper", "--eta", 3, "--out", tmp_path / "x"), 2)
+
+
+def test_every_run_logs_into_its_own_tensorboard_folder_and_lists_what_it_wrote(tmp_path):
+    for name in ("first", "second"):
+        result = run("evolve", "--generations", 1, "--population", 5, "--out", tmp_path / name,
+                     "--logdir", tmp_path / "tb", "--quiet")
+        assert result.exit_code == 0, result.output
+        wrote = result.output.split("wrote: ")[1].splitlines()[0].split(", ")
+        assert [Path(p).name for p in wrote] == ["archive.npz", "montage.png", "summary.json", "checkpoint.npz", name]
+        assert all(Path(p).exists() for p in wrote)
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["first", "second"]
+
+
+def _checkpoint_with(path, out, **changes):
+    arrays = dict(np.load(path, allow_pickle=False))
+    for key, value in changes.items():
+        if value is None:
+            del arrays[key]
+        else:
+            arrays[key] = value
+    np.savez(out, **arrays)
+
+
+def test_resume_checks_every_array_of_the_checkpoint_and_names_the_bad_one(evolved, tmp_path):
+    out, _ = evolved
+    checkpoint = out / "checkpoint.npz"
+    arrays = np.load(checkpoint, allow_pickle=False)
+    cases = {
+        "lacks the array 'evaluations'": {"evaluations": None},
+        "'history' must be": {"history": np.float64(0.5)},
+        "genomes must be finite and in [0, 1]": {"genomes": arrays["genomes"] * 5},
+        "'generation' must be an integer of at least 0": {"generation": np.array(-3)},
+        "'fitness' must hold probabilities": {"fitness": np.full_like(arrays["fitness"], np.nan)},
+        "'evaluations' (1) does not match": {"evaluations": np.array(1)},
+    }
+    for expected, changes in cases.items():
+        folder = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        _checkpoint_with(checkpoint, folder / "checkpoint.npz", **changes)
+        message = _one_line_error(run("evolve", "--out", folder, "--generations", 20, "--resume"), 1)
+        assert expected in message, (expected, message)
+        assert not (folder / "archive.npz").exists()
+
+
+def test_a_directory_named_checkpoint_is_refused_before_the_run(tmp_path):
+    (tmp_path / "out" / "checkpoint.npz").mkdir(parents=True)
+    message = _one_line_error(run("evolve", "--out", tmp_path / "out", "--overwrite", "--generations", 1), 2)
+    assert "not a file" in message
+
+
+def test_ctrl_c_exits_130_with_a_checkpoint_that_resumes_exactly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = [sys.executable, "-m", "keras_fool", "evolve", "--population", "20", "--classes", "0,1",
+            "--checkpoint-every", "100000", "--quiet"]
+    process = subprocess.Popen(args + ["--generations", "1000000", "--out", str(tmp_path / "a")], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 90
+        while not (tmp_path / "a").is_dir() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(4)  # TensorFlow starts and a few hundred generations run
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Interrupted" in stderr and "--resume" in stderr
+    reached = int(np.load(tmp_path / "a" / "checkpoint.npz")["generation"])
+    assert reached > 0
+    finish = reached + 3
+    resumed = run("evolve", "--out", tmp_path / "a", "--generations", finish, "--resume", "--quiet")
+    straight = run("evolve", "--population", 20, "--classes", "0,1", "--generations", finish,
+                   "--out", tmp_path / "b", "--quiet")
+    assert resumed.exit_code == 0 and straight.exit_code == 0, (resumed.output, straight.output)
+    a, b = np.load(tmp_path / "a" / "archive.npz"), np.load(tmp_path / "b" / "archive.npz")
+    np.testing.assert_array_equal(a["images"], b["images"])
+    np.testing.assert_array_equal(a["confidences"], b["confidences"])

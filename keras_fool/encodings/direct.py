@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from keras_fool.encodings.base import Encoding
@@ -73,6 +74,16 @@ class DirectEncoding(Encoding):
             "rate_halving_every": self.rate_halving_every,
             "crossover_eta": self.crossover_eta,
         }
+
+    def validate(self, genomes):
+        """Raise ValueError unless ``genomes`` is float32 (n, H, W, C) with every gene finite and in [0, 1]."""
+        genomes = np.asarray(genomes)
+        if genomes.dtype != np.float32 or genomes.ndim != 4 or genomes.shape[1:] != self.image_shape:
+            raise ValueError(f"direct genomes must be float32 of shape (n, {', '.join(map(str, self.image_shape))}). "
+                             f"Received: {genomes.dtype} of shape {genomes.shape}")
+        if genomes.size and not (np.isfinite(genomes).all() and genomes.min() >= 0.0 and genomes.max() <= 1.0):
+            raise ValueError(f"direct genomes must be finite and in [0, 1]. Received: values in "
+                             f"[{np.nanmin(genomes):g}, {np.nanmax(genomes):g}]")
 
     def random(self, n, seed):
         return tf.random.stateless_uniform((n, *self.image_shape), seed, dtype=tf.float32)

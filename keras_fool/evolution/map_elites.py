@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 
 import numpy as np
@@ -28,6 +30,32 @@ __all__ = ["MapElites", "CHECKPOINT_FORMAT"]
 CHECKPOINT_FORMAT = "keras-fool-checkpoint-1"
 THRESHOLDS = {"99": 0.99, "9999": 0.9999}
 _NEVER = 2.0  # a stop confidence no probability reaches
+
+
+class _DeferredInterrupt:
+    """Within the ``with`` block, the first SIGINT only sets ``requested``; a second one raises at once.
+
+    Only in the main thread (where Python delivers signals); elsewhere it changes nothing.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 class MapElites:
@@ -127,20 +155,35 @@ class MapElites:
             **flatten_genomes(tf.nest.map_structure(lambda t: t.numpy(), self.archive.genomes)),
         )
 
-    def load_checkpoint(self, path):
-        """Restore the state saved by :meth:`save_checkpoint`.
+    @staticmethod
+    def read_checkpoint_config(path):
+        """The configuration (:meth:`get_config`) a checkpoint was written with.
 
         Raises:
-            FileNotFoundError: no checkpoint at ``path``.
-            ResumeError: not a keras-fool checkpoint, or written under a different configuration.
+            ResumeError: no checkpoint, not a keras-fool checkpoint, or an unreadable config.
         """
         try:
-            arrays = load_npz(path, required=("format", "config", "generation", "fitness"))
-        except CorruptFileError as e:
+            arrays = load_npz(path, required=("format", "config"))
+        except (CorruptFileError, FileNotFoundError) as e:
             raise ResumeError(f"Cannot resume: {e}") from None
-        if str(arrays["format"]) != CHECKPOINT_FORMAT:
+        if arrays["format"].shape != () or str(arrays["format"]) != CHECKPOINT_FORMAT:
             raise ResumeError(f"Cannot resume: {path} is not a keras-fool evolution checkpoint.")
-        saved = json.loads(str(arrays["config"]))
+        try:
+            config = json.loads(str(arrays["config"]))
+            if not isinstance(config, dict) or not {"target", "encoding", "population", "classes", "seed"} <= set(config):
+                raise ValueError("keys")
+        except ValueError:
+            raise ResumeError(f"Cannot resume: the configuration stored in {path} is damaged.") from None
+        return config
+
+    def load_checkpoint(self, path):
+        """Restore the state saved by :meth:`save_checkpoint`, after checking every array in it.
+
+        Raises:
+            ResumeError: no checkpoint, not a keras-fool checkpoint, written under a different
+                configuration, or an array with a wrong key, shape, dtype or value (named).
+        """
+        saved = self.read_checkpoint_config(path)
         current = json.loads(json.dumps(self.get_config(), sort_keys=True))
         if saved != current:
             differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
@@ -148,24 +191,59 @@ class MapElites:
                 f"Cannot resume: the checkpoint {path} was written with a different {', '.join(differ)}; "
                 "use the same options or a new output directory."
             )
+        arrays = load_npz(path)
         try:
-            genomes = unflatten_genomes(arrays, self.archive.genomes)
-            spec = tf.nest.map_structure(lambda t: (tuple(t.shape), t.dtype.name), self.archive.genomes)
-            found = tf.nest.map_structure(lambda a: (tuple(a.shape), a.dtype.name), genomes)
-            if spec != found or arrays["fitness"].shape != (self.archive.cells,):
-                raise KeyError("shapes")
-            self.encoding.validate(genomes)
+            state = self._checked_state(arrays)
         except (KeyError, ValueError) as e:
-            detail = f" ({e})" if isinstance(e, ValueError) else ""
-            raise ResumeError(f"Cannot resume: the genomes in {path} do not fit this encoding{detail}.") from None
-        self.archive.set_state(genomes, arrays["fitness"])
-        self.generation = int(arrays["generation"])
-        self.evaluations = int(arrays["evaluations"])
-        for k in THRESHOLDS:
-            self.first_reached[k] = arrays[f"first_{k}"].astype(np.int64)
-        median, low, high = arrays["history"].tolist() if arrays["history"].size else ([], [], [])
-        self.history = {"median": median, "min": low, "max": high}
+            reason = f"it lacks the array {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
+            raise ResumeError(f"Cannot resume from {path}: {reason}.") from None
+        genomes, fitness, generation, evaluations, first, history = state
+        self.archive.set_state(genomes, fitness)
+        self.generation, self.evaluations = generation, evaluations
+        self.first_reached = first
+        self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
         return self
+
+    def _checked_state(self, arrays):
+        """The state in a checkpoint's ``arrays``, each checked; KeyError or ValueError names the bad one."""
+
+        def scalar_int(key, minimum):
+            value = arrays[key]
+            if value.shape != () or not np.issubdtype(value.dtype, np.integer) or int(value) < minimum:
+                raise ValueError(f"{key!r} must be an integer of at least {minimum}; it is {value.dtype} {value!r}")
+            return int(value)
+
+        cells = self.archive.cells
+        generation = scalar_int("generation", 0)
+        evaluations = scalar_int("evaluations", 0)
+        if evaluations != self.population * (generation + 1):
+            raise ValueError(f"'evaluations' ({evaluations}) does not match {generation} generations of "
+                             f"{self.population}")
+        fitness = arrays["fitness"]
+        if fitness.shape != (cells,) or fitness.dtype != np.float32:
+            raise ValueError(f"'fitness' must be float32 of shape ({cells},); it is {fitness.dtype} {fitness.shape}")
+        filled = fitness != EMPTY
+        if not (np.isfinite(fitness).all() and fitness[filled].min(initial=0.0) >= 0.0
+                and fitness[filled].max(initial=0.0) <= 1.0):
+            raise ValueError("'fitness' must hold probabilities in [0, 1] (or the empty-cell mark)")
+        history = arrays["history"]
+        if history.shape != (3, generation + 1) or not np.isfinite(history).all() or history.size and (
+                history.min() < EMPTY or history.max() > 1.0):
+            raise ValueError(f"'history' must be finite, of shape (3, {generation + 1}); it is {history.shape}")
+        first = {}
+        for k in THRESHOLDS:
+            values = arrays[f"first_{k}"]
+            if values.shape != (cells,) or not np.issubdtype(values.dtype, np.integer) or values.size and (
+                    values.min() < -1 or values.max() > generation):
+                raise ValueError(f"'first_{k}' must be {cells} generations in -1..{generation}")
+            first[k] = values.astype(np.int64)
+        genomes = unflatten_genomes(arrays, self.archive.genomes)
+        spec = tf.nest.map_structure(lambda t: (tuple(t.shape), t.dtype.name), self.archive.genomes)
+        found = tf.nest.map_structure(lambda a: (tuple(a.shape), a.dtype.name), genomes)
+        if spec != found:
+            raise ValueError(f"the genomes do not fit this encoding: expected {spec}, found {found}")
+        self.encoding.validate(genomes)
+        return genomes, fitness, generation, evaluations, first, history
 
     # ---- the compiled loop ------------------------------------------------------------------
     def _key(self, generation, stream):
@@ -273,6 +351,10 @@ class MapElites:
         Raises:
             NonFiniteError: the target returned NaN/inf; the state of the last good generation
                 is kept (and callbacks saw every good generation).
+            KeyboardInterrupt: Ctrl-C (SIGINT). The first one is held until the running compiled
+                call ends, so the archive and the generation count stay consistent and the
+                callbacks' ``on_run_end`` (e.g. a checkpoint) sees the generation reached; a
+                second Ctrl-C interrupts at once.
         """
         if not isinstance(generations, (int, np.integer)) or generations < 0:
             raise ValueError(f"generations must be a non-negative integer. Received: generations={generations!r}")
@@ -284,8 +366,17 @@ class MapElites:
             self.trace()
         for cb in callbacks:
             cb.on_run_begin({"generation": self.generation, "generations": generations})
+        with _DeferredInterrupt() as interrupt:
+            self._run_chunks(generations, callbacks, interrupt)
+        for cb in callbacks:
+            cb.on_run_end({"generation": self.generation})
+        if interrupt.requested:
+            raise KeyboardInterrupt(f"interrupted after generation {self.generation}")
+        return self.archive
+
+    def _run_chunks(self, generations, callbacks, interrupt):
         first_call = True
-        while self.generation < generations and not self.stop_training:
+        while self.generation < generations and not self.stop_training and not interrupt.requested:
             stop = self._boundary(self.generation, generations, callbacks)
             start_time = time.perf_counter()
             genomes, fitness, done, history, bad = self._chunk(
@@ -318,9 +409,6 @@ class MapElites:
                 )
             if done == 0 or self.archive.fitness.numpy().min() >= self.stop_confidence:
                 break
-        for cb in callbacks:
-            cb.on_run_end({"generation": self.generation})
-        return self.archive
 
     @property
     def evaluations_per_second(self):

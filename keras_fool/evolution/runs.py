@@ -16,28 +16,110 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_fool.encodings import make_encoding
+from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.callbacks import Checkpoint, EarlyStopping, ProgressBar, TensorBoard
 from keras_fool.evolution.map_elites import MapElites
 from keras_fool.evolution.outputs import write_outputs
 from keras_fool.evolution.target import Target
-from keras_fool.io import check_output_dir, ensure_writable_dir
+from keras_fool.io import check_output_dir, ensure_writable_dir, remove_stale_temporaries
 from keras_fool.validation import check_int, check_seed, derive_seed
 
-__all__ = ["EvolvedImages", "evolve_fooling_images", "output_files", "run_evolution"]
+__all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "EvolvedImages", "evolve_fooling_images", "output_files", "run_evolution",
+           "run_name"]
 
 
-def run_evolution(out, models=("lenet_mnist",), encoding="direct", generations=200, population=200, classes=None,
-                  seed=0, crossover=0.0, mutation_rate=None, eta=None, selection="uniform", capacity=None,
-                  stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50, logits=False,
+# The settings `keras-fool evolve` uses unless told otherwise: the fastest measured (RESULTS.md,
+# "Paper parity") for the direct encoding; the paper's for the CPPN, where nothing better was measured.
+BEST_SETTINGS = {"direct": {"eta": 3.0, "selection": "weakest"}, "cppn": {"eta": None, "selection": "uniform"}}
+PAPER_SETTINGS = {"eta": None, "selection": "uniform"}  # None: the encoding's own default (15)
+RUN_OPTIONS = ("models", "encoding", "population", "classes", "seed", "crossover", "mutation_rate", "eta",
+               "selection", "capacity", "logits")
+_DEFAULTS = {"models": ("lenet_mnist",), "encoding": "direct", "population": 200, "classes": None, "seed": 0,
+             "crossover": 0.0, "mutation_rate": None, "capacity": None, "logits": False}
+
+
+def _options_from_checkpoint(path):
+    """The run options a checkpoint was written with, in :func:`run_evolution`'s terms."""
+    saved = MapElites.read_checkpoint_config(path)
+    target, encoding = saved["target"], saved["encoding"]
+    models = []
+    for source in target["models"]:
+        if "preset" in source:
+            models.append(source["preset"])
+        elif "path" in source:
+            models.append(source["path"])
+        else:
+            raise ResumeError(f"Cannot resume: {path} was written for an in-memory model ({source.get('model')!r}); "
+                              "resume it from Python with MapElites.load_checkpoint.")
+    rate_key = "weight_rate" if encoding["name"] == "cppn" else "rate"
+    return {
+        "models": models, "encoding": encoding["name"], "population": saved["population"],
+        "classes": saved["classes"], "seed": saved["seed"], "crossover": saved["crossover"],
+        "selection": saved["selection"], "mutation_rate": encoding.get(rate_key), "eta": encoding.get("eta"),
+        "capacity": encoding.get("capacity"), "logits": target.get("logits", False),
+        "_target": {k: v for k, v in target.items() if k not in ("models", "class_names", "logits")},
+        "_encoding": encoding,
+    }
+
+
+def _settle_options(given, resume_from, paper):
+    """Every run option: what the caller gave, else the checkpoint's (resuming), else the default."""
+    if resume_from is not None:
+        options = _options_from_checkpoint(resume_from)
+        options.update({k: v for k, v in given.items() if v is not None})
+        return options
+    options = {**_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+    settings = PAPER_SETTINGS if paper else BEST_SETTINGS[options["encoding"]]
+    for key, value in settings.items():
+        if given.get(key) is None:
+            options[key] = value
+    options["selection"] = options["selection"] or "uniform"
+    return options
+
+
+def _make_evolver(options, stop_at=None):
+    target = Target(list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]],
+                    logits=options["logits"], **options.get("_target", {}))
+    if "_encoding" in options:  # resuming: the checkpoint's encoding, with any option given now applied
+        config = dict(options["_encoding"])
+        rate_key = "weight_rate" if config["name"] == "cppn" else "rate"
+        for key, value in (("eta", options["eta"]), (rate_key, options["mutation_rate"]),
+                           ("capacity", options["capacity"])):
+            if value is not None and key in config:
+                config[key] = value
+        if options["encoding"] != config["name"]:
+            config = {"name": options["encoding"], "image_shape": config["image_shape"]}
+        genome_encoding = encoding_from_config(config)
+    else:
+        genome_encoding = make_encoding(options["encoding"], target.image_shape, mutation_rate=options["mutation_rate"],
+                                        eta=options["eta"], capacity=options["capacity"])
+    return MapElites(target, genome_encoding, population=options["population"], classes=options["classes"],
+                     seed=options["seed"], crossover=options["crossover"], selection=options["selection"])
+
+
+def run_name(out):
+    """The TensorBoard run name of an output folder: its own name (``runs/s4`` -> ``s4``)."""
+    name = Path(out).resolve().name
+    return name or "run"
+
+
+def run_evolution(out, models=None, encoding=None, generations=200, population=None, classes=None, seed=None,
+                  crossover=None, mutation_rate=None, eta=None, selection=None, capacity=None, logits=None,
+                  paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
                   progress=True, started=None, log=None):
-    """Evolve fooling images against ``models`` into the folder ``out``; what ``keras-fool evolve`` runs.
+    """Evolve fooling images into the folder ``out``; what ``keras-fool evolve`` runs.
 
     Writes ``archive.npz``, ``montage.png`` and ``summary.json`` (the public format, see
     :mod:`keras_fool.evolution.outputs`) and ``checkpoint.npz`` every ``checkpoint_every``
-    generations and at the end. A folder that holds a checkpoint is continued with ``resume``,
-    started afresh with ``overwrite``, and refused otherwise.
+    generations, at the end, and when interrupted (Ctrl-C). A folder that holds a checkpoint is
+    continued with ``resume``, started afresh with ``overwrite``, and refused otherwise.
+
+    The run options (``models`` ... ``logits``) left at None take, for a new run, the defaults:
+    ``lenet_mnist``, the direct encoding, 200 offspring, every class, seed 0, no crossover and
+    the best measured settings (:data:`BEST_SETTINGS`; ``paper=True`` for the paper's). When
+    resuming they take the checkpoint's; an option given that differs from the checkpoint's is
+    refused.
 
     Args:
         out: the output folder (created if needed).
@@ -48,43 +130,48 @@ def run_evolution(out, models=("lenet_mnist",), encoding="direct", generations=2
         classes: class indices to evolve images for; all of the target's by default.
         seed: the run's seed.
         crossover: fraction of offspring made by crossover.
-        mutation_rate, eta, capacity: encoding options (None: the encoding's defaults).
+        mutation_rate, eta, capacity: encoding options (None: the encoding's defaults, or the
+            best measured eta for the direct encoding).
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
+        logits: the models output logits.
+        paper: the paper's settings (eta 15, uniform parents) instead of the best measured ones.
         stop_at: stop once every class reaches this confidence (None: never).
         resume: continue the run checkpointed in ``out``.
         overwrite: start afresh even if ``out`` holds a run.
-        logdir: TensorBoard folder, or None.
+        logdir: TensorBoard folder, or None; the run logs into ``logdir/<name of out>``.
         checkpoint_every: generations between checkpoints (and TensorBoard montages).
-        logits: the models output logits.
         progress: show a progress bar on stderr.
         started: ``time.perf_counter()`` when the process started, for ``startup_seconds``; the
             time of this call by default.
         log: callable taking one line of news (e.g. that a run resumes); silent if None.
 
     Returns:
-        The summary dict written to ``summary.json``.
+        The summary dict written to ``summary.json``; ``summary["files"]`` lists what was written.
 
     Raises:
         ValueError: bad options, or ``out`` holds a run and neither ``resume`` nor ``overwrite``.
-        ResumeError: ``resume`` without a usable checkpoint.
-        KeyboardInterrupt: interrupted; the last checkpoint stays in ``out``.
+        ResumeError: ``resume`` without a usable checkpoint, or with options that differ from it.
+        KeyboardInterrupt: interrupted; the checkpoint holds the generation reached.
     """
     started = time.perf_counter() if started is None else started
     log = log or (lambda line: None)
-    population = check_int("population", population)
+    if population is not None:
+        population = check_int("population", population)
+    check_int("checkpoint_every", checkpoint_every)
     check_output_dir(out, "checkpoint.npz", resume, overwrite)
     out = ensure_writable_dir(out)
     checkpoint = out / "checkpoint.npz"
+    if checkpoint.exists() and not checkpoint.is_file():
+        raise ValueError(f"{checkpoint} exists and is not a file; the run could not write its checkpoint there.")
     if resume and not checkpoint.is_file():
         raise ResumeError(f"Cannot resume: there is no checkpoint in {out}.")
-    if logdir is not None:
-        ensure_writable_dir(logdir)
-
-    target = Target(list(models) if isinstance(models, (list, tuple)) else [models], logits=logits)
-    genome_encoding = make_encoding(encoding, target.image_shape, mutation_rate=mutation_rate, eta=eta,
-                                    capacity=capacity)
-    evolver = MapElites(target, genome_encoding, population=population, classes=classes, seed=seed,
-                        crossover=crossover, selection=selection)
+    board = None if logdir is None else ensure_writable_dir(Path(logdir) / run_name(out))
+    remove_stale_temporaries(out / "archive.npz")
+    given = {"models": models, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
+             "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
+             "capacity": capacity, "logits": logits}
+    options = _settle_options(given, checkpoint if resume else None, paper)
+    evolver = _make_evolver(options)
     if resume:
         evolver.load_checkpoint(checkpoint)
         log(f"Resuming from generation {evolver.generation} ({checkpoint}).")
@@ -92,18 +179,20 @@ def run_evolution(out, models=("lenet_mnist",), encoding="direct", generations=2
     callbacks = [Checkpoint(checkpoint, every=checkpoint_every)]
     if stop_at is not None:
         callbacks.append(EarlyStopping(stop_at))
-    if logdir is not None:
-        callbacks.append(TensorBoard(logdir, image_every=checkpoint_every))
+    if board is not None:
+        callbacks.append(TensorBoard(board, image_every=checkpoint_every))
     if progress:
         callbacks.append(ProgressBar())
     evolver.trace()
     startup_seconds = time.perf_counter() - started
     loop_start = time.perf_counter()
     evolver.run(generations, callbacks)
+    files = output_files(out) + ([board] if board is not None else [])
     return write_outputs(evolver, out, {
         "wall_seconds": time.perf_counter() - started,
         "evolution_seconds": time.perf_counter() - loop_start,
         "startup_seconds": startup_seconds,
+        "files": [str(f) for f in files],
     })
 
 

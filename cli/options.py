@@ -1,0 +1,33 @@
+"""Options shared by the commands, so that each is spelled, checked and explained the same way everywhere."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["LOGDIR", "OVERWRITE", "POPULATION", "SEED", "out_option", "population_option", "seed_option"]
+
+
+def seed_option(default=0):
+    """``--seed``: an integer in 0..2**31-1 (None: the run's own, e.g. a checkpoint's)."""
+    shown = "" if default is None else f" [default: {default}]"
+    return click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=default,
+                        help="The seed everything random derives from." + (shown or " [default: 0]"))
+
+
+def population_option(default=200):
+    """``--population``: offspring per generation, at least 1."""
+    return click.option("--population", type=click.IntRange(min=1), default=default,
+                        help="Offspring per generation (the paper: 200). [default: 200]")
+
+
+def out_option(default, what="Output folder"):
+    """``--out``: the folder a command writes its results into."""
+    return click.option("--out", type=click.Path(file_okay=False), default=default, show_default=True,
+                        help=f"{what}; refused if it holds results, unless --overwrite.")
+
+
+SEED = seed_option(None)
+POPULATION = population_option(None)
+OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace the results already in --out.")
+LOGDIR = click.option("--logdir", type=click.Path(file_okay=False), default=None,
+                      help="Write TensorBoard logs into a folder of their own under this one (named after --out).")
