@@ -27,6 +27,7 @@ demo: install
 	$(VENV)/bin/keras-fool evolve --out runs/demo --overwrite
 
 test: install-dev
+	bash scripts/install-browser  # Debian's chromium and chromium-driver, for the browser tests
 	$(PY) -m pytest -q
 
 bench: install-dev

@@ -27,6 +27,7 @@ __all__ = ["main"]
 _COMMANDS = {
     "evolve": "keras_fool.cli.evolve:evolve",
     "experiment": "keras_fool.cli.experiment:experiment",
+    "human-study": "keras_fool.cli.human_study:human_study",
     "render": "keras_fool.cli.render:render",
     "zoo": "keras_fool.cli.zoo:zoo",
 }
