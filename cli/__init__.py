@@ -59,14 +59,42 @@ def import_tensorflow_quietly():
     return tensorflow
 
 
-def _to_click_error(error):
-    """Turn a library exception into a one-line Click error with the right exit code."""
+def _cause(error):
+    """One line that names what went wrong, even when the exception's first line does not.
+
+    TensorFlow and Keras put their cause last ("Graph execution error:" ... "OOM when allocating
+    tensor ..."; "in user code:" ... "ValueError: ..."), and a chained exception may hold it.
+    """
+    text = str(error).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        cause = error.__cause__ or error.__context__
+        return _cause(cause) if cause is not None else type(error).__name__
+    first = lines[0]
+    if len(lines) > 1 and first.endswith(":"):
+        informative = [line for line in lines[1:] if not line.startswith(("File ", "Traceback", "[[", "^", "Node:"))]
+        if informative:
+            last = informative[-1]
+            if "OOM" in text or "ResourceExhausted" in type(error).__name__:
+                return f"out of memory: {last[:300]} (try a smaller --population or --batch-size)"
+            return last[:300]
+    if "ResourceExhausted" in type(error).__name__:
+        return f"out of memory: {first[:300]}"
+    return first[:300]
+
+
+def _exit_code(error):
+    """2 for the caller's bad input (ValueError, TypeError, a missing file), 1 for a failure of the run."""
     from keras_fool.errors import KerasFoolError
 
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    exc = click.ClickException(message)
     usage = isinstance(error, (ValueError, TypeError, FileNotFoundError, IsADirectoryError))
-    exc.exit_code = 2 if usage and not isinstance(error, KerasFoolError) else 1
+    return 2 if usage and not isinstance(error, KerasFoolError) else 1
+
+
+def _to_click_error(error):
+    """Turn a library exception into a one-line Click error with the right exit code."""
+    exc = click.ClickException(_cause(error))
+    exc.exit_code = _exit_code(error)
     return exc
 
 
@@ -108,6 +136,14 @@ class LazyGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except Exception as e:  # only with --debug: shown in full, with the exit code it would have had
+            import traceback
+
+            traceback.print_exc()
+            sys.exit(_exit_code(e))
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

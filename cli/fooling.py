@@ -9,25 +9,27 @@ import time
 
 import click
 
+from keras_fool.cli.options import LOGDIR, OVERWRITE, out_option, population_option, seed_option
+
 _ENCODING = click.option("--encoding", type=click.Choice(["direct", "cppn"]), default="direct", show_default=True,
                          help="direct: one gene per pixel (fast); cppn: the paper's pattern-producing networks "
                          "(slower; RESULTS.md measures by how much).")
 _GENERATIONS = click.option("--generations", type=click.IntRange(min=1), default=200, show_default=True,
                             help="Generations per evolution run (the paper: 200 on MNIST).")
-_POPULATION = click.option("--population", type=click.IntRange(min=1), default=200, show_default=True,
-                           help="Offspring per generation (the paper: 200).")
+_POPULATION = population_option(200)
 _TEST_IMAGES = click.option("--test-images", type=click.IntRange(1, 10000), default=None,
                             help="Use only the first N MNIST test images (default: all 10,000).")
-_SEED = click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
-_LOGDIR = click.option("--logdir", type=click.Path(file_okay=False), default=None,
-                       help="Write TensorBoard logs here.")
+_SEED = seed_option(0)
+_LOGDIR = LOGDIR
 
 
-def _start(out):
+def _start(out, overwrite):
     from keras_fool.cli import import_tensorflow_quietly
-    from keras_fool.io import ensure_writable_dir
+    from keras_fool.io import check_output_dir, ensure_writable_dir
 
-    ensure_writable_dir(out)  # an unwritable folder is refused before TensorFlow starts
+    # A folder that holds results, or that cannot be written, is refused before TensorFlow starts.
+    check_output_dir(out, "summary.json", overwrite=overwrite)
+    ensure_writable_dir(out)
     tensorflow = import_tensorflow_quietly()
     # Every evolution run compiles its own loop; TensorFlow's retracing warnings say nothing useful here.
     tensorflow.get_logger().setLevel("ERROR")
@@ -65,10 +67,11 @@ def _finish(report, start):
               help="Use only the first N MNIST training images (default: all 60,000).")
 @_TEST_IMAGES
 @_SEED
-@click.option("--out", type=click.Path(file_okay=False), default="runs/fooling_class", show_default=True)
+@out_option("runs/fooling_class")
+@OVERWRITE
 @_LOGDIR
 def fooling_class(iterations, images_per_iteration, generations, population, encoding, train_steps, from_scratch,
-                  min_runs, model, train_images, test_images, seed, out, logdir):
+                  min_runs, model, train_images, test_images, seed, out, overwrite, logdir):
     """Retrain with the fooling images in an 11th class, again and again (supplement C, Table S2).
 
     Writes OUT/table_s2.md (beside the paper's numbers), OUT/table_s2.csv,
@@ -76,7 +79,7 @@ def fooling_class(iterations, images_per_iteration, generations, population, enc
     RESULTS.md says how long the defaults (15 iterations, M = 100, direct encoding, 1000 steps
     per network) take.
     """
-    start = _start(out)
+    start = _start(out, overwrite)
     from keras_fool.experiments.fooling_class import run_fooling_class_experiment
 
     report = run_fooling_class_experiment(
@@ -101,15 +104,17 @@ def fooling_class(iterations, images_per_iteration, generations, population, enc
               "20 per run: --runs 15 then gives the paper's 300).")
 @_TEST_IMAGES
 @_SEED
-@click.option("--out", type=click.Path(file_okay=False), default="runs/transfer", show_default=True)
+@out_option("runs/transfer")
+@OVERWRITE
 @_LOGDIR
-def transfer(model_a, model_b, runs, generations, population, encoding, kept, test_images, seed, out, logdir):
+def transfer(model_a, model_b, runs, generations, population, encoding, kept, test_images, seed, out, overwrite,
+             logdir):
     """Do images evolved against DNN_A fool DNN_B, and vice versa? (supplement A, Table S1)
 
     Writes OUT/table_s1.md (beside the paper's numbers), OUT/table_s1.csv, OUT/summary.json and
     OUT/transfer_images.npz.
     """
-    start = _start(out)
+    start = _start(out, overwrite)
     from keras_fool.experiments.transfer import run_transfer_experiment
 
     report = run_transfer_experiment(out, model_a=model_a, model_b=model_b, runs=runs, generations=generations,
@@ -130,15 +135,16 @@ def transfer(model_a, model_b, runs, generations, population, encoding, kept, te
               help="Also evolve against each member alone, for comparison.")
 @_TEST_IMAGES
 @_SEED
-@click.option("--out", type=click.Path(file_okay=False), default="runs/ensemble", show_default=True)
+@out_option("runs/ensemble")
+@OVERWRITE
 @_LOGDIR
-def ensemble(models, runs, generations, population, encoding, members, test_images, seed, out, logdir):
+def ensemble(models, runs, generations, population, encoding, members, test_images, seed, out, overwrite, logdir):
     """Evolve against an ensemble (mean probabilities of several models; supplement B).
 
     Writes OUT/ensemble.md (beside the paper's numbers), OUT/ensemble.csv, OUT/summary.json and
     OUT/ensemble_images.npz.
     """
-    start = _start(out)
+    start = _start(out, overwrite)
     from keras_fool.experiments.ensemble import run_ensemble_experiment
 
     report = run_ensemble_experiment(out, models=list(models), runs=runs, generations=generations, population=population,

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from keras_fool.cli.options import OVERWRITE
+
 
 @click.group()
 def zoo():
@@ -37,15 +39,25 @@ def show_command(name):
 @zoo.command("train")
 @click.argument("name")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the training set [recipe's].")
-@click.option("--seed", type=int, default=None, help="Random seed [the preset's].")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None, help="Random seed [the preset's].")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [the zoo cache].")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many SGD iterations.")
-def train_command(name, epochs, seed, out, max_steps):
-    """Train preset NAME from scratch with its recorded recipe."""
-    from keras_fool.cli import import_tensorflow_quietly
-    from keras_fool.zoo import get_preset
+@OVERWRITE
+def train_command(name, epochs, seed, out, max_steps, overwrite):
+    """Train preset NAME from scratch with its recorded recipe.
 
-    get_preset(name)  # unknown names fail before TensorFlow starts
+    Refuses to replace weights already in the output folder (the shipped ones in zoo/weights
+    included) unless --overwrite.
+    """
+    from pathlib import Path
+
+    from keras_fool.cli import import_tensorflow_quietly
+    from keras_fool.zoo import get_preset, trained_weights_path
+
+    preset = get_preset(name)  # unknown names fail before TensorFlow starts
+    target = trained_weights_path(preset) if out is None else Path(out) / trained_weights_path(preset).name
+    if target.exists() and not overwrite and not preset.members:
+        raise click.UsageError(f"{target} already holds {name}'s weights; pass --overwrite to replace them.")
     import_tensorflow_quietly()
     from keras_fool.training.recipes import train_preset
 

@@ -7,11 +7,24 @@ callers need no ``if logdir`` of their own. TensorFlow is imported only when som
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from keras_fool.io import ensure_writable_dir
 
-__all__ = ["SummaryWriter"]
+__all__ = ["SummaryWriter", "run_logdir"]
+
+
+def run_logdir(logdir, out):
+    """Where a run writing its results into ``out`` logs: ``logdir/<name of out>`` (None for no logdir).
+
+    Each run gets a folder of its own, so TensorBoard shows runs that share a ``logdir`` side by side.
+    """
+    if logdir is None:
+        return None
+    name = Path(out).resolve().name or "run"
+    return Path(logdir) / name
 
 
 class SummaryWriter:

@@ -79,7 +79,8 @@ def test_bad_inputs_give_one_line_and_the_right_exit_code(run, tmp_path):
 
 def test_debug_shows_the_original_exception(run):
     result = run("--debug", "zoo", "show", "alexnet")
-    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+    # The traceback of the original ValueError, and the exit code of a usage error (2) as without --debug.
+    assert result.exit_code == 2 and "Traceback" in result.stderr and "ValueError: Unknown preset" in result.stderr
 
 
 def test_zoo_train_tiny_budget(run, tmp_path):
@@ -88,3 +89,40 @@ def test_zoo_train_tiny_budget(run, tmp_path):
     assert (tmp_path / "lenet_mnist.weights.npz").is_file() and "sha256" in result.output
     result = run("zoo", "eval", "lenet_mnist", "--weights", str(tmp_path / "lenet_mnist.weights.npz"))
     assert result.exit_code == 0 and "test accuracy" in result.output
+
+
+def test_debug_keeps_the_exit_code_and_shows_the_traceback():
+    result = subprocess.run([sys.executable, "-m", "keras_fool", "--debug", "zoo", "show", "alexnet"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" in result.stderr and "Unknown preset" in result.stderr
+
+
+def test_errors_name_their_cause_not_a_framing_first_line():
+    from keras_fool.cli import _cause
+
+    graph = RuntimeError("Graph execution error:\n\nDetected at node foo\nFile \"x.py\", line 3\n"
+                         "OOM when allocating tensor with shape[1000000000,28,28,1]")
+    assert _cause(graph).startswith("out of memory: OOM when allocating tensor")
+    user = ValueError("in user code:\n\n    File \"model.py\", line 9\n\n"
+                      "    ValueError: the model must return one (batch, classes) tensor")
+    assert _cause(user) == "ValueError: the model must return one (batch, classes) tensor"
+    assert _cause(ValueError("plain message\nsecond line")) == "plain message"
+    try:
+        try:
+            raise KeyError("evaluations")
+        except KeyError as e:
+            raise RuntimeError() from e
+    except RuntimeError as chained:
+        assert _cause(chained) == "'evaluations'"
+
+
+def test_commands_that_write_a_folder_refuse_one_that_holds_results(run, tmp_path):
+    (tmp_path / "lenet_mnist.weights.npz").write_bytes(b"keep me")
+    message = _one_line_error(run("zoo", "train", "lenet_mnist", "--max-steps", "1", "--out", str(tmp_path)), 2)
+    assert "--overwrite" in message and (tmp_path / "lenet_mnist.weights.npz").read_bytes() == b"keep me"
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "summary.json").write_text("{}")
+    for experiment in ("transfer", "ensemble", "fooling-class"):
+        message = _one_line_error(run("experiment", experiment, "--out", str(tmp_path / "t")), 2)
+        assert "already holds a run" in message and "--overwrite" in message
+    assert (tmp_path / "t" / "summary.json").read_text() == "{}"

@@ -21,7 +21,8 @@ def _csv(path):
 
 
 def _has_events(folder):
-    return any(p.name.startswith("events.out.tfevents") for p in folder.iterdir())
+    # Each run logs into a folder of its own under the logdir (named after its --out).
+    return any(p.name.startswith("events.out.tfevents") for p in folder.rglob("*"))
 
 
 def test_transfer_statistics_follow_the_definitions_of_table_s1():
@@ -89,7 +90,7 @@ def test_fooling_class_experiment_end_to_end_on_a_tiny_budget(tmp_path):
         assert plot.format == "PNG" and plot.size == (700, 450)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(logdir), size_guidance={"tensors": 0}).Reload()
+    events = EventAccumulator(str(logdir / out.name), size_guidance={"tensors": 0}).Reload()  # the run's folder
     assert {"error/validation_pct", "error/mnist_pct", "confidence/median_fooling_pct", "table_s2"} <= set(
         events.Tags()["tensors"])
     assert [e.step for e in events.Tensors("confidence/median_fooling_pct")] == [1, 2, 3]

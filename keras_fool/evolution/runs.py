@@ -23,10 +23,10 @@ from keras_fool.evolution.map_elites import MapElites
 from keras_fool.evolution.outputs import write_outputs
 from keras_fool.evolution.target import Target
 from keras_fool.io import check_output_dir, ensure_writable_dir, remove_stale_temporaries
+from keras_fool.summaries import run_logdir
 from keras_fool.validation import check_int, check_seed, derive_seed
 
-__all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "EvolvedImages", "evolve_fooling_images", "output_files", "run_evolution",
-           "run_name"]
+__all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "EvolvedImages", "evolve_fooling_images", "output_files", "run_evolution"]
 
 
 # The settings `keras-fool evolve` uses unless told otherwise: the fastest measured (RESULTS.md,
@@ -98,12 +98,6 @@ def _make_evolver(options, stop_at=None):
                      seed=options["seed"], crossover=options["crossover"], selection=options["selection"])
 
 
-def run_name(out):
-    """The TensorBoard run name of an output folder: its own name (``runs/s4`` -> ``s4``)."""
-    name = Path(out).resolve().name
-    return name or "run"
-
-
 def run_evolution(out, models=None, encoding=None, generations=200, population=None, classes=None, seed=None,
                   crossover=None, mutation_rate=None, eta=None, selection=None, capacity=None, logits=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
@@ -165,7 +159,7 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         raise ValueError(f"{checkpoint} exists and is not a file; the run could not write its checkpoint there.")
     if resume and not checkpoint.is_file():
         raise ResumeError(f"Cannot resume: there is no checkpoint in {out}.")
-    board = None if logdir is None else ensure_writable_dir(Path(logdir) / run_name(out))
+    board = None if logdir is None else ensure_writable_dir(run_logdir(logdir, out))
     remove_stale_temporaries(out / "archive.npz")
     given = {"models": models, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,

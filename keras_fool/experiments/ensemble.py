@@ -22,7 +22,7 @@ from keras_fool.experiments.report import (
     real_confidence_markdown,
 )
 from keras_fool.io import ensure_writable_dir, save_csv, save_json, save_npz, save_text
-from keras_fool.summaries import SummaryWriter
+from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_ENSEMBLE", "run_ensemble_experiment"]
@@ -70,7 +70,7 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
         raise ValueError(f"an ensemble needs two or more distinct models. Received: models={names}")
     log = log or (lambda line: None)
     out = ensure_writable_dir(out)
-    board = SummaryWriter(logdir)
+    board = SummaryWriter(run_logdir(logdir, out))
     ensemble = Target(models)
     singles = [Target(m) for m in ensemble.models]
     (_, _), (x_test, y_test) = load_test_set(test_images)
@@ -116,7 +116,8 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
         board.scalars({f"{row['target']}/{k}": row[k] for k in columns[2:]}, 0)
     board.text("ensemble", report)
     board.close()
-    return ExperimentReport(report, summary, [out / name for name in ["ensemble.md", "ensemble.csv", "summary.json", "ensemble_images.npz"]])
+    files = [out / name for name in ("ensemble.md", "ensemble.csv", "summary.json", "ensemble_images.npz")]
+    return ExperimentReport(report, summary, files + ([board.logdir] if board.enabled else []))
 
 
 def _p(target, images):

@@ -27,7 +27,7 @@ from keras_fool.experiments.report import (
 )
 from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_npz, save_text
 from keras_fool.schedules import CaffeInverseDecay
-from keras_fool.summaries import SummaryWriter
+from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.training.fooling_class import train_on_fooling_images
 from keras_fool.validation import check_bool, check_int, derive_seed
 from keras_fool.zoo.presets import FINE_TUNE
@@ -221,7 +221,7 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
     log = log or (lambda line: None)
     out = ensure_writable_dir(out)
     models_dir = ensure_writable_dir(out / "models")
-    board = SummaryWriter(logdir)
+    board = SummaryWriter(run_logdir(logdir, out))
 
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_test_set(test_images, train_images)
@@ -279,6 +279,8 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
         report = _write_iteration(out, rows, summary, fooling_train, fooling_val)
     board.text("table_s2", report.markdown)
     board.close()
+    if board.enabled:
+        report.files.append(board.logdir)
     return report
 
 

@@ -24,7 +24,7 @@ from keras_fool.experiments.report import (
     with_paper,
 )
 from keras_fool.io import ensure_writable_dir, save_csv, save_json, save_npz, save_text
-from keras_fool.summaries import SummaryWriter
+from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_TABLE_S1", "TABLE_S1_LABELS", "TRANSFER_IMAGES", "run_transfer_experiment"]
@@ -87,7 +87,7 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         raise ValueError(f"images must be one of {', '.join(map(repr, TRANSFER_IMAGES))}. Received: images={images!r}")
     log = log or (lambda line: None)
     out = ensure_writable_dir(out)
-    board = SummaryWriter(logdir)
+    board = SummaryWriter(run_logdir(logdir, out))
     target_a, target_b = Target(model_a), Target(model_b)
     if target_a.image_shape != target_b.image_shape or target_a.num_classes != target_b.num_classes:
         raise ValueError(
@@ -153,7 +153,8 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         board.scalars({f"{direction}/{k}": stats[k] for k in PAPER_TABLE_S1}, 0)
     board.text("table_s1", report)
     board.close()
-    return ExperimentReport(report, summary, [out / name for name in ["table_s1.md", "table_s1.csv", "summary.json", "transfer_images.npz"]])
+    files = [out / name for name in ("table_s1.md", "table_s1.csv", "summary.json", "transfer_images.npz")]
+    return ExperimentReport(report, summary, files + ([board.logdir] if board.enabled else []))
 
 def _p(target, images):
     return predict_probabilities(target, images, dtype=np.float64)
