@@ -38,7 +38,8 @@ def test_callback_in_a_plain_fit_snapshots_every_n_steps_and_builds_the_committe
     x, y = train_set
     model = _tiny_mnist_model(0)
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
-    callback = AdversarialCommittee(x, y, every=4, pool_size=40, batch_size=32, seed=1)
+    callback = AdversarialCommittee(x, y, every=4, pool_size=40, batch_size=32, warmup_steps=0, min_accuracy=0.0,
+                                    seed=1)
     assert len(callback.batches) == 320 // 16
     history = model.fit(callback.batches, epochs=1, steps_per_epoch=10, callbacks=[callback], verbose=0)
     assert np.isfinite(history.history["loss"]).all()
@@ -63,7 +64,7 @@ def test_the_adversarial_examples_really_reach_the_training_batches(train_set):
     model = _tiny_mnist_model(1, recorder)
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy", run_eagerly=True)
     callback = AdversarialCommittee(x, y, every=5, pool_size=30, batch_size=16, adversarial_fraction=0.25,
-                                    attack=GradientScaledSign(eps=0.2, c=0.1), seed=2)
+                                    attack=GradientScaledSign(eps=0.2, c=0.1), warmup_steps=0, seed=2)
     model.fit(callback.batches, epochs=1, steps_per_epoch=12, callbacks=[callback], shuffle=False, verbose=0)
 
     def keys(images):
@@ -168,3 +169,25 @@ def test_custom_loop_under_a_mirrored_strategy_on_two_cpu_devices_matches_one_de
     assert np.isfinite(losses).all()
     np.testing.assert_allclose(losses[:2], losses[2:4], rtol=1e-5)  # same losses on 2 replicas as on 1 device
     assert float(lines["DIFFERENCE"][0]) < 1e-5  # and the same trained weights
+
+
+def test_a_model_trained_from_scratch_warms_up_before_its_first_snapshot_and_chance_members_stay_out(train_set):
+    x, y = train_set
+    model = _tiny_mnist_model(3)  # untrained: about 10% accuracy
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    callback = AdversarialCommittee(x, y, every=6, pool_size=20, batch_size=32, seed=4)
+    model.fit(callback.batches, epochs=1, steps_per_epoch=14, callbacks=[callback], verbose=0)
+    assert callback.warmup == 6 and callback.snapshot_steps == [6, 12, 14]  # no snapshot of the random network
+    assert len(callback.snapshot_accuracies) == 3
+    callback.min_accuracy = 1.01 * max(callback.snapshot_accuracies[1:])  # pretend the later ones are too weak
+    with pytest.raises(RuntimeError, match="No snapshot reached"):
+        callback.committee
+    callback.min_accuracy = sorted(callback.snapshot_accuracies)[1]
+    with pytest.warns(UserWarning, match="leaves out"):
+        assert len(callback.committee.members) == 2
+
+
+def test_the_default_pool_is_two_examples_per_stage_step(train_set):
+    x, y = train_set
+    assert AdversarialCommittee(x, y, every=100).pool_size == 200
+    assert AdversarialCommittee(x, y, every=5000).pool_size == len(x)

@@ -23,6 +23,7 @@ instead of the default eq. 3 attack gives PGD adversarial training.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import keras
 import numpy as np
@@ -30,6 +31,7 @@ import tensorflow as tf
 
 from keras_fool.attacks import GradientScaledSign, run_batched
 from keras_fool.defenses.committee import Committee
+from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.training.loops import (
     Trainer,
     adversarial_slots,
@@ -150,20 +152,33 @@ class AdversarialBatches(keras.utils.PyDataset):
 class AdversarialCommittee(keras.callbacks.Callback):
     """Adversarial training in a user's own ``model.fit``, ending with the adversarial committee.
 
-    At the start of training and every ``every`` steps, the callback saves a snapshot of the model
-    (``keras.models.clone_model`` plus copied weights), generates adversarial examples of that
-    snapshot from ``pool_size`` natural training images with ``attack`` (eq. 3 by default), adds
-    them to the pool of the earlier stages' examples (``accumulate``, as in the paper) and puts
-    the pool into :attr:`batches`, which ``fit`` must train on. At the end of training the final
-    model is saved too (if it moved since the last snapshot), and :attr:`committee` averages all
-    the snapshots. The paper's schedule is 5 stages of 5000 steps after a natural model:
-    ``every=5000`` and 25,000 steps of ``fit``. Each ``fit`` call starts a new committee.
+    Once the model is trained (see ``warmup_steps``) and then every ``every`` steps, the callback
+    saves a snapshot of the model (``keras.models.clone_model`` plus copied weights), generates
+    adversarial examples of that snapshot from ``pool_size`` natural training images with
+    ``attack`` (eq. 3 by default), adds them to the pool of the earlier stages' examples
+    (``accumulate``, as in the paper) and puts the pool into :attr:`batches`, which ``fit`` must
+    train on. At the end of training the final model is saved too (if it moved since the last
+    snapshot), and :attr:`committee` averages the snapshots. The paper's schedule is 5 stages of
+    5000 steps after a trained natural model: ``every=5000`` and 25,000 steps of ``fit``. Each
+    ``fit`` call starts a new committee.
+
+    Snapshots must come from a trained model: a network at chance level would be averaged into
+    the committee and would make the first adversarial pool. By default (``warmup_steps=None``)
+    the callback measures the model's accuracy on up to 1,000 natural images when ``fit`` starts;
+    a trained model (accuracy >= ``min_accuracy``) is snapshotted at once, as in the paper, and a
+    model trained from scratch first trains ``every`` steps on natural images. Every snapshot's
+    accuracy is recorded, and :attr:`committee` leaves out (with a warning) any below
+    ``min_accuracy``.
 
     Example::
 
         callback = AdversarialCommittee(x_train, y_train, every=5000)
-        model.fit(callback.batches, epochs=..., callbacks=[callback])
+        model.fit(callback.batches, epochs=1, steps_per_epoch=25000, callbacks=[callback])
         committee = callback.committee   # a keras.Model; committee.members are the snapshots
+
+    Cost: each stage makes ``pool_size`` adversarial examples (an attack on that many images),
+    so a short ``every`` with a large pool spends most of its time attacking; the default pool is
+    two examples per training step of a stage (the paper's 10,000 per 5,000 steps).
 
     Args:
         x: natural training images (N, H, W, C) in [0, 1].
@@ -171,10 +186,14 @@ class AdversarialCommittee(keras.callbacks.Callback):
         every: steps between snapshots (the length of a stage).
         attack: an attack with ``generate(model, x, y)``; ``GradientScaledSign()`` (eq. 3) by
             default, ``ProjectedGradientDescent(...)`` for PGD adversarial training.
-        pool_size: natural images whose adversarial examples each stage adds (all of ``x`` if None).
+        pool_size: natural images whose adversarial examples each stage adds; ``min(N, 2 * every)``
+            by default.
         accumulate: keep the earlier stages' examples in the pool (else each stage replaces it).
         batch_size: examples per batch of :attr:`batches`.
         adversarial_fraction: share of each batch drawn from the pool.
+        warmup_steps: steps of natural training before the first snapshot; None decides from the
+            model's accuracy as above, 0 snapshots at once.
+        min_accuracy: the accuracy on natural images a snapshot needs to join the committee.
         seed: seed of the batches and of the images chosen for the pool.
         verbose: print a line per snapshot.
 
@@ -182,59 +201,89 @@ class AdversarialCommittee(keras.callbacks.Callback):
         batches: the :class:`AdversarialBatches` to pass to ``fit``.
         snapshots: the models saved so far (a list of ``keras.Model``).
         snapshot_steps: the training step at which each snapshot was taken.
+        snapshot_accuracies: each snapshot's accuracy on the natural images measured.
+        warmup: the warm-up steps used in the last ``fit``.
 
     Raises:
         TypeError, ValueError: bad data or parameters.
     """
 
-    def __init__(self, x, y, every=5000, attack=None, pool_size=10000, accumulate=True, batch_size=64,
-                 adversarial_fraction=0.5, seed=0, verbose=0):
+    def __init__(self, x, y, every=5000, attack=None, pool_size=None, accumulate=True, batch_size=64,
+                 adversarial_fraction=0.5, warmup_steps=None, min_accuracy=0.5, seed=0, verbose=0):
         super().__init__()
         self.batches = AdversarialBatches(x, y, batch_size, adversarial_fraction, seed)
         self.every = check_int("every", every)
         self.attack = _check_attack(attack)
-        self.pool_size = len(self.batches.x) if pool_size is None else check_int("pool_size", pool_size)
+        default_pool = min(len(self.batches.x), 2 * self.every)
+        self.pool_size = default_pool if pool_size is None else check_int("pool_size", pool_size)
         self.accumulate = check_bool("accumulate", accumulate)
+        self.warmup_steps = None if warmup_steps is None else check_int("warmup_steps", warmup_steps, minimum=0)
+        self.min_accuracy = check_number("min_accuracy", min_accuracy, maximum=1.0)
         self.seed = self.batches.seed
         self.verbose = verbose
-        self.snapshots = []
-        self.snapshot_steps = []
+        self.snapshots, self.snapshot_steps, self.snapshot_accuracies = [], [], []
+        self.warmup = None
+        n = len(self.batches.x)
+        probe = np.random.default_rng((self.seed, 0, 2)).choice(n, min(1000, n), replace=False)  # accuracy checks
+        self._probe = (self.batches.x[probe], self.batches.y[probe])
 
     @property
     def committee(self):
-        """A :class:`~keras_fool.defenses.Committee` of the snapshots.
+        """A :class:`~keras_fool.defenses.Committee` of the snapshots at ``min_accuracy`` or above.
 
         Raises:
-            RuntimeError: no snapshot yet (training has not started).
+            RuntimeError: no snapshot yet, or none accurate enough.
         """
         if not self.snapshots:
-            raise RuntimeError("The committee exists only once training has started; call model.fit first.")
-        return Committee(self.snapshots, name=f"{self.model.name}_adversarial_committee")
+            raise RuntimeError("The committee exists only once a snapshot has been taken; call model.fit first "
+                               f"(the first snapshot comes after {self.warmup or 0} warm-up steps).")
+        members = [s for s, a in zip(self.snapshots, self.snapshot_accuracies) if a >= self.min_accuracy]
+        left_out = [f"{s.name} ({100 * a:.1f}%)" for s, a in zip(self.snapshots, self.snapshot_accuracies)
+                    if a < self.min_accuracy]
+        if left_out:
+            warnings.warn(f"AdversarialCommittee leaves out snapshots below {100 * self.min_accuracy:.0f}% accuracy "
+                          f"on natural images: {', '.join(left_out)}.", stacklevel=2)
+        if not members:
+            raise RuntimeError("No snapshot reached min_accuracy on natural images; train longer or lower it.")
+        return Committee(members, name=f"{self.model.name}_adversarial_committee")
+
+    def _accuracy(self, model):
+        x, y = self._probe
+        return float(np.mean(predict_probabilities(model, x).argmax(axis=1) == y))
 
     def on_train_begin(self, logs=None):
-        self.snapshots, self.snapshot_steps = [], []
+        self.snapshots, self.snapshot_steps, self.snapshot_accuracies = [], [], []
         self._step = 0
         steps, epochs = self.params.get("steps"), self.params.get("epochs")
         self._total_steps = steps * epochs if steps and epochs else None
         self._generate = _generator(self.attack, self.model)
-        self._take_snapshot()
-        self._refresh_pool()
+        if self.warmup_steps is not None:
+            self.warmup = self.warmup_steps
+        else:
+            self.warmup = 0 if self._accuracy(self.model) >= self.min_accuracy else self.every
+        if self.warmup == 0:
+            self._take_snapshot()
+            self._refresh_pool()
+        elif self.verbose:
+            print(f"AdversarialCommittee: the model is not trained yet; first snapshot after {self.warmup} steps")
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
-        if self._step % self.every == 0:
+        since = self._step - self.warmup
+        if since >= 0 and since % self.every == 0:
             self._take_snapshot()
             if self._total_steps is None or self._step < self._total_steps:
                 self._refresh_pool()
 
     def on_train_end(self, logs=None):
-        if self.snapshot_steps[-1] != self._step:
+        if not self.snapshot_steps or self.snapshot_steps[-1] != self._step:
             self._take_snapshot()
 
     def _take_snapshot(self):
         stage = len(self.snapshots)
         self.snapshots.append(snapshot(self.model, name=f"{self.model.name}_stage_{stage}"))
         self.snapshot_steps.append(self._step)
+        self.snapshot_accuracies.append(self._accuracy(self.snapshots[-1]))
 
     def _refresh_pool(self):
         stage = len(self.snapshots) - 1
@@ -246,7 +295,8 @@ class AdversarialCommittee(keras.callbacks.Callback):
             new_y = np.concatenate([self.batches.pool_y, new_y])
         self.batches.set_pool(new_x, new_y)
         if self.verbose:
-            print(f"AdversarialCommittee: snapshot {stage} at step {self._step}; pool of {len(new_x)} examples")
+            print(f"AdversarialCommittee: snapshot {stage} at step {self._step} (accuracy "
+                  f"{100 * self.snapshot_accuracies[-1]:.1f}%); pool of {len(new_x)} examples")
 
 
 @dataclasses.dataclass
