@@ -55,9 +55,14 @@ def parse_classes(value):
 @LOGDIR
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--logits", is_flag=True, default=None, help="The model outputs logits; apply softmax.")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Offspring decoded and scored at once; larger populations are evaluated in batches.")
+@click.option("--ignore-memory-limit", is_flag=True,
+              help="Start even if the run's estimated memory exceeds what the machine has available.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evolve(models, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
-           selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, quiet):
+           selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, eval_batch_size,
+           ignore_memory_limit, quiet):
     """Evolve images that MODEL labels with high confidence but no person would recognise.
 
     Writes OUT/archive.npz, OUT/montage.png and OUT/summary.json, and a checkpoint that
@@ -83,7 +88,7 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
             classes=class_list, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
             selection=selection, capacity=capacity, logits=logits or None, paper=paper, stop_at=stop_at,
             resume=resume, overwrite=overwrite, logdir=logdir, checkpoint_every=checkpoint_every,
-            progress=not quiet, started=STARTED, log=lambda line: click.echo(line, err=True))
+            eval_batch_size=eval_batch_size, ignore_memory_limit=ignore_memory_limit, progress=not quiet, started=STARTED, log=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt as e:
         reached = f" ({e})" if str(e) else ""
         click.echo(f"Interrupted{reached}; the checkpoint in {out} holds it: add --resume to continue.", err=True)

@@ -126,3 +126,12 @@ def test_commands_that_write_a_folder_refuse_one_that_holds_results(run, tmp_pat
         message = _one_line_error(run("experiment", experiment, "--out", str(tmp_path / "t")), 2)
         assert "already holds a run" in message and "--overwrite" in message
     assert (tmp_path / "t" / "summary.json").read_text() == "{}"
+
+
+def test_shell_completion_as_the_readme_documents_it():
+    import os
+
+    env = {**os.environ, "COMP_WORDS": "keras-fool evolve --enc", "COMP_CWORD": "2",
+           "_KERAS_FOOL_COMPLETE": "bash_complete"}
+    result = subprocess.run([sys.executable, "-m", "keras_fool"], env=env, capture_output=True, text=True, timeout=60)
+    assert "--encoding" in result.stdout

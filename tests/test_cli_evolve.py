@@ -234,3 +234,26 @@ def test_ctrl_c_exits_130_with_a_checkpoint_that_resumes_exactly(tmp_path):
     a, b = np.load(tmp_path / "a" / "archive.npz"), np.load(tmp_path / "b" / "archive.npz")
     np.testing.assert_array_equal(a["images"], b["images"])
     np.testing.assert_array_equal(a["confidences"], b["confidences"])
+
+
+def test_a_run_too_big_for_the_machine_is_refused_with_its_estimate_before_it_starts(tmp_path, monkeypatch):
+    from keras_fool.evolution import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 4 * 2**30)  # a 4 GiB machine
+    message = _one_line_error(run("evolve", "--encoding", "cppn", "--capacity", 100000, "--out", tmp_path / "a"), 2)
+    assert "needs about" in message and "GiB" in message and "--ignore-memory-limit" in message
+    assert not (tmp_path / "a" / "checkpoint.npz").exists()
+
+
+def test_large_populations_are_evaluated_in_batches_with_the_same_result(tmp_path):
+    from keras_fool.encodings import DirectEncoding
+    from keras_fool.evolution import MapElites, Target
+
+    target = Target("lenet_mnist")
+    results = []
+    for batch in (4096, 7):  # 30 offspring in one batch, or in batches of 7, 7, 7, 7, 2
+        evolver = MapElites(target, DirectEncoding(), population=30, classes=[0, 1], seed=3, eval_batch_size=batch)
+        evolver.run(4)
+        results.append((evolver.archive.fitness.numpy(), np.asarray(evolver.archive.genomes)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -24,6 +24,7 @@ from keras_fool.errors import CorruptFileError, NonFiniteError, ResumeError
 from keras_fool.evolution.archive import EMPTY, ClassArchive, sample_filled, update_elites
 from keras_fool.evolution.target import Target
 from keras_fool.io import load_npz, save_npz
+from keras_fool.validation import check_int
 
 __all__ = ["MapElites", "CHECKPOINT_FORMAT"]
 
@@ -75,6 +76,9 @@ class MapElites:
             the most offspring (ours; see RESULTS.md for what it buys).
         selection_power: the exponent of ``"weakest"`` selection (> 0).
         steps_per_call: generations per compiled call between Python callbacks.
+        eval_batch_size: offspring decoded and scored at once; a larger population is evaluated in
+            batches of this size inside the compiled loop, which bounds the memory the target's
+            activations take (the results do not depend on it).
 
     Attributes:
         archive: the :class:`ClassArchive`.
@@ -84,7 +88,7 @@ class MapElites:
     """
 
     def __init__(self, target, encoding, population=200, classes=None, seed=0, crossover=0.0, selection="uniform",
-                 selection_power=0.5, steps_per_call=10):
+                 selection_power=0.5, steps_per_call=10, eval_batch_size=4096):
         if not isinstance(target, Target):
             raise TypeError(f"target must be a keras_fool Target. Received: {type(target).__name__}")
         if not isinstance(encoding, Encoding):
@@ -106,6 +110,7 @@ class MapElites:
             raise ValueError(f"selection_power must be positive. Received: selection_power={selection_power}")
         if not isinstance(steps_per_call, int) or steps_per_call < 1:
             raise ValueError(f"steps_per_call must be a positive integer. Received: steps_per_call={steps_per_call!r}")
+        self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
         labels = list(range(target.num_classes)) if classes is None else [int(c) for c in classes]
         self.target = target
         self.encoding = encoding
@@ -250,7 +255,14 @@ class MapElites:
         return tf.stack([tf.constant(self.seed, tf.int32), generation * 8 + stream])
 
     def _evaluate(self, children):
-        probabilities = self.target(self.encoding.decode(children))
+        if self.population <= self.eval_batch_size:
+            probabilities = self.target(self.encoding.decode(children))
+        else:
+            parts = []
+            for start in range(0, self.population, self.eval_batch_size):
+                part = tf.nest.map_structure(lambda t, s=start: t[s : s + self.eval_batch_size], children)
+                parts.append(self.target(self.encoding.decode(part)))
+            probabilities = tf.concat(parts, axis=0)
         finite = tf.reduce_all(tf.math.is_finite(probabilities))
         return probabilities, finite
 

@@ -20,6 +20,7 @@ from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.callbacks import Checkpoint, EarlyStopping, ProgressBar, TensorBoard
 from keras_fool.evolution.map_elites import MapElites
+from keras_fool.evolution.memory import available_memory, estimate_run_memory, format_bytes
 from keras_fool.evolution.outputs import write_outputs
 from keras_fool.evolution.target import Target
 from keras_fool.io import check_output_dir, ensure_writable_dir, remove_stale_temporaries
@@ -78,7 +79,20 @@ def _settle_options(given, resume_from, paper):
     return options
 
 
-def _make_evolver(options, stop_at=None):
+def _check_memory(target, encoding, population, eval_batch_size, ignore):
+    """Refuse a run that would need more memory than the machine has now, with the estimate."""
+    need = estimate_run_memory(target, encoding, population, eval_batch_size)
+    have = available_memory()
+    if ignore or have is None or need["total"] <= have:
+        return need
+    parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in need.items() if k != "total" and v)
+    raise ValueError(
+        f"This run needs about {format_bytes(need['total'])} of memory ({parts}) but {format_bytes(have)} is "
+        f"available; lower --population or --capacity, or pass --ignore-memory-limit to start anyway."
+    )
+
+
+def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True):
     target = Target(list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]],
                     logits=options["logits"], **options.get("_target", {}))
     if "_encoding" in options:  # resuming: the checkpoint's encoding, with any option given now applied
@@ -94,14 +108,16 @@ def _make_evolver(options, stop_at=None):
     else:
         genome_encoding = make_encoding(options["encoding"], target.image_shape, mutation_rate=options["mutation_rate"],
                                         eta=options["eta"], capacity=options["capacity"])
+    _check_memory(target, genome_encoding, options["population"], eval_batch_size, ignore_memory_limit)
     return MapElites(target, genome_encoding, population=options["population"], classes=options["classes"],
-                     seed=options["seed"], crossover=options["crossover"], selection=options["selection"])
+                     seed=options["seed"], crossover=options["crossover"], selection=options["selection"],
+                     eval_batch_size=eval_batch_size)
 
 
 def run_evolution(out, models=None, encoding=None, generations=200, population=None, classes=None, seed=None,
                   crossover=None, mutation_rate=None, eta=None, selection=None, capacity=None, logits=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
-                  progress=True, started=None, log=None):
+                  eval_batch_size=4096, ignore_memory_limit=False, progress=True, started=None, log=None):
     """Evolve fooling images into the folder ``out``; what ``keras-fool evolve`` runs.
 
     Writes ``archive.npz``, ``montage.png`` and ``summary.json`` (the public format, see
@@ -134,6 +150,9 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         overwrite: start afresh even if ``out`` holds a run.
         logdir: TensorBoard folder, or None; the run logs into ``logdir/<name of out>``.
         checkpoint_every: generations between checkpoints (and TensorBoard montages).
+        eval_batch_size: offspring decoded and scored at once (bounds the model's activations).
+        ignore_memory_limit: start even when the run's estimated memory exceeds what the machine
+            has available (:func:`keras_fool.evolution.memory.estimate_run_memory`).
         progress: show a progress bar on stderr.
         started: ``time.perf_counter()`` when the process started, for ``startup_seconds``; the
             time of this call by default.
@@ -143,7 +162,8 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         The summary dict written to ``summary.json``; ``summary["files"]`` lists what was written.
 
     Raises:
-        ValueError: bad options, or ``out`` holds a run and neither ``resume`` nor ``overwrite``.
+        ValueError: bad options, ``out`` holds a run and neither ``resume`` nor ``overwrite``, or
+            the run would need more memory than the machine has (the message gives the estimate).
         ResumeError: ``resume`` without a usable checkpoint, or with options that differ from it.
         KeyboardInterrupt: interrupted; the checkpoint holds the generation reached.
     """
@@ -165,7 +185,7 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
              "capacity": capacity, "logits": logits}
     options = _settle_options(given, checkpoint if resume else None, paper)
-    evolver = _make_evolver(options)
+    evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit)
     if resume:
         evolver.load_checkpoint(checkpoint)
         log(f"Resuming from generation {evolver.generation} ({checkpoint}).")

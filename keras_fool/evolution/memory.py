@@ -1,0 +1,109 @@
+"""How much memory an evolution run needs, estimated before it starts, and how much the machine has.
+
+The estimate counts what grows with the run's size: every offspring's genome (a few copies: parents,
+children, mutated children), the decoded images, the archive, the target's activations for one
+evaluation batch, and for CPPNs the renderer's rows. It errs on the high side: a direct-encoding
+run of 100,000 LeNet offspring peaked at 8.7 GB (8.1 GiB) before evaluation was batched, and the
+estimate for it unbatched is 10.1 GiB; batched by 4,096 the estimate is 2.2 GiB.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["BASE_BYTES", "available_memory", "estimate_run_memory", "format_bytes"]
+
+BASE_BYTES = 700 * 2**20  # the process with TensorFlow and a small model loaded (RESULTS.md: 699 MB peak)
+_GENOME_COPIES = 4  # parents, crossed, mutated children, and the archive's gathered rows
+
+
+def format_bytes(n):
+    """``1234567890`` -> ``"1.1 GiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024.0
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def _layer_outputs(model):
+    """Floats a model's layers output per image (nested models included); None if unknown."""
+    total = 0
+    for layer in getattr(model, "layers", []):
+        if hasattr(layer, "layers") and layer.layers:
+            inner = _layer_outputs(layer)
+            if inner is None:
+                return None
+            total += inner
+            continue
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            continue
+        dims = [d for d in shape[1:]]
+        if any(d is None for d in dims):
+            return None
+        total += int(np.prod(dims)) if dims else 1
+    return total
+
+
+def _genome_bytes(encoding):
+    """Bytes of one genome of ``encoding`` (a CPPN's from its capacity, without building one)."""
+    import tensorflow as tf
+
+    if getattr(encoding, "name", "") == "cppn":  # activation, alive, position per node; connected, weight per pair
+        n = encoding.capacity
+        return n * (4 + 1 + 4) + n * n * (1 + 4)
+    spec = encoding.genome_spec()
+    return sum(int(np.prod(t.shape[1:])) * t.dtype.size for t in tf.nest.flatten(spec))
+
+
+def estimate_run_memory(target, encoding, population, eval_batch_size):
+    """Bytes an evolution run of ``population`` offspring against ``target`` needs, about.
+
+    Args:
+        target: a :class:`~keras_fool.evolution.Target`.
+        encoding: its :class:`~keras_fool.encodings.Encoding`.
+        population: offspring per generation.
+        eval_batch_size: offspring decoded and scored at once.
+
+    Returns:
+        A dict: ``total`` (bytes), and the parts ``base``, ``genomes``, ``images``, ``activations``,
+        ``render``.
+    """
+    image = int(np.prod(target.image_shape)) * 4
+    batch = min(population, eval_batch_size)
+    per_image = 0
+    for model in target.models:
+        outputs = _layer_outputs(model)
+        per_image += (outputs if outputs is not None else 50 * int(np.prod(target.image_shape))) * 4
+    genome = _genome_bytes(encoding)
+    render = 0
+    if getattr(encoding, "name", "") == "cppn":  # one scratch row per node and pixel, a few live at once
+        render = batch * encoding.capacity * image * 2
+    parts = {
+        "base": BASE_BYTES,
+        "genomes": (_GENOME_COPIES * population + target.num_classes) * genome,
+        "images": 2 * batch * image,
+        "activations": batch * per_image,
+        "render": render,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def available_memory():
+    """Bytes the machine can give a new run now: MemAvailable from /proc/meminfo, else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX machine
+        return None
