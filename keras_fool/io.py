@@ -50,11 +50,20 @@ def atomic_write(path, mode="wb"):
     Yields:
         The open temporary file. If the ``with`` block raises, the temporary file is removed and
         ``path`` is left untouched.
+
+    Raises:
+        ValueError: the folder does not exist or cannot be written (the message names ``path``).
+        IsADirectoryError: ``path`` is a directory.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write supports modes 'wb' and 'w'. Received: mode={mode!r}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot write {path}: it is a directory.")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # name the user's file, not the temporary one beside it
+        raise ValueError(f"Cannot write {path}: {e.strerror or e} (its folder {path.parent}).") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, mode) as f:
@@ -221,16 +230,24 @@ def check_output_dir(out, marker, resume=False, overwrite=False):
     return out
 
 
-def montage(images, captions=None, columns=None, scale=3, caption_height=14, background=255):
-    """Arrange images (N, H, W, C) in [0, 1] in a labelled grid, like Figure 1 of Nguyen et al.
+def montage(images, captions=None, columns=None, scale=3, caption_height=None, background=255, title=None,
+            row_labels=None, font_size=None):
+    """Arrange images (N, H, W, C) in [0, 1] in a labelled grid, like Figures 1 and 4 of Nguyen et al.
+
+    Captions are drawn with a scalable font (legible at 100%: 13 px at ``scale`` 3, growing with
+    it), each cell is as wide as the wider of its image and the longest caption, and the grid
+    wraps after ``columns`` images.
 
     Args:
         images: array (N, H, W, C) with C in (1, 3), values in [0, 1].
         captions: N strings printed under the images (or None).
         columns: images per row; about sqrt(N) by default.
         scale: integer nearest-neighbour upscaling of each image.
-        caption_height: pixels reserved under each image for its caption.
+        caption_height: pixels reserved under each image for its caption (from the font by default).
         background: grey level of the margins.
+        title: a line of text above the grid (e.g. model, encoding, generation), or None.
+        row_labels: one label per grid row, drawn left of the row (e.g. ``"run 1"``), or None.
+        font_size: the captions' size in pixels; ``max(12, 4 * scale + 1)`` by default.
 
     Returns:
         An RGB ``PIL.Image.Image``.
@@ -243,23 +260,46 @@ def montage(images, captions=None, columns=None, scale=3, caption_height=14, bac
     if captions is not None and len(captions) != len(images):
         raise ValueError(f"{len(captions)} captions for {len(images)} images.")
     n, h, w, _ = images.shape
-    columns = columns or int(np.ceil(np.sqrt(n)))
+    columns = max(1, min(columns or int(np.ceil(np.sqrt(n))), n))
     rows = int(np.ceil(n / columns))
-    pad = 4
-    cell_w, cell_h = w * scale + 2 * pad, h * scale + 2 * pad + (caption_height if captions is not None else 0)
-    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (background,) * 3)
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"{len(row_labels)} row labels for {rows} rows.")
+    size = font_size or max(12, 4 * scale + 1)
+    font = ImageFont.load_default(size=size)
+    title_font = ImageFont.load_default(size=int(size * 1.3))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_width(text, which=font):
+        box = probe.textbbox((0, 0), str(text), font=which)
+        return box[2] - box[0]
+
+    pad = max(4, size // 3)
+    caption_height = caption_height if caption_height is not None else (size + pad if captions is not None else 0)
+    widest_caption = max((text_width(c) for c in captions), default=0) if captions is not None else 0
+    cell_w = max(w * scale, widest_caption) + 2 * pad
+    cell_h = h * scale + 2 * pad + caption_height
+    left = max((text_width(r) for r in row_labels), default=0) + 2 * pad if row_labels is not None else 0
+    top = int(size * 1.3) + 2 * pad if title else 0
+    width = max(left + columns * cell_w, text_width(title, title_font) + 2 * pad if title else 0)
+    sheet = Image.new("RGB", (width, top + rows * cell_h), (background,) * 3)
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
+    if title:
+        draw.text((pad, pad), str(title), fill=(0, 0, 0), font=title_font)
     pixels = (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if pixels.shape[-1] == 1:
         pixels = np.repeat(pixels, 3, axis=-1)
     for i in range(n):
         r, c = divmod(i, columns)
         tile = Image.fromarray(pixels[i]).resize((w * scale, h * scale), Image.NEAREST)
-        x0, y0 = c * cell_w + pad, r * cell_h + pad
+        x0 = left + c * cell_w + (cell_w - w * scale) // 2
+        y0 = top + r * cell_h + pad
         sheet.paste(tile, (x0, y0))
         if captions is not None:
-            draw.text((x0, y0 + h * scale + 1), str(captions[i]), fill=(0, 0, 0), font=font)
+            caption = str(captions[i])
+            draw.text((left + c * cell_w + (cell_w - text_width(caption)) // 2, y0 + h * scale + pad // 2),
+                      caption, fill=(0, 0, 0), font=font)
+    for r, label in enumerate(row_labels or ()):
+        draw.text((pad, top + r * cell_h + pad + (h * scale - size) // 2), str(label), fill=(0, 0, 0), font=font)
     return sheet
 
 

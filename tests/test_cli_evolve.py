@@ -66,9 +66,14 @@ def test_tensorboard_events_read_back(evolved):
     assert steps == list(range(0, 7))
     medians = [float(np.asarray(tf_make_ndarray(e.tensor_proto))) for e in events.Tensors("confidence/median")]
     assert medians == sorted(medians)  # elites only improve
-    assert "elites" in tags["tensors"]
-    image_steps = [e.step for e in events.Tensors("elites")]
+    assert "elites/montage" in tags["tensors"]
+    image_steps = [e.step for e in events.Tensors("elites/montage")]
     assert image_steps == [0, 3, 6]
+    assert {"class_confidence/0", "class_confidence/3", "class_confidence/7", "config"} <= set(tags["tensors"])
+    per_class = [float(np.asarray(tf_make_ndarray(e.tensor_proto))) for e in events.Tensors("class_confidence/3")]
+    assert len(per_class) == 7 and per_class == sorted(per_class)  # every generation, only improving
+    config = tf_make_ndarray(events.Tensors("config")[0].tensor_proto).item().decode()
+    assert '"seed": 5' in config
 
 
 def tf_make_ndarray(proto):

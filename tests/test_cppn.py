@@ -197,3 +197,12 @@ def test_cppn_evolution_fools_lenet_resumes_exactly_and_renders_from_the_cli(tmp
     assert run(main, ["render", str(tmp_path / "junk.npz")]).exit_code == 1
     result = run(main, ["evolve", "--encoding", "cppn", "--capacity", "4", "--out", str(tmp_path / "small")])
     assert result.exit_code == 2 and "at least 5" in result.stderr
+    # Errors name the user's path (not a temporary file beside it) and a label beyond the class names.
+    bad = run(main, ["render", str(out / "archive.npz"), "--out", str(tmp_path / "no" / "such" / "m.png")])
+    assert bad.exit_code == 2 and "Cannot write " + str(tmp_path / "no" / "such" / "m.png") in bad.stderr
+    assert ".tmp" not in bad.stderr
+    arrays = dict(np.load(out / "archive.npz", allow_pickle=False))
+    arrays["labels"] = np.array([1, 2, 12], np.int32)
+    np.savez(tmp_path / "labels.npz", **arrays)
+    bad = run(main, ["render", str(tmp_path / "labels.npz")])
+    assert bad.exit_code == 1 and "'labels' run from 1 to 12 but there are 10 class names" in bad.stderr

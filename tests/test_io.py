@@ -37,3 +37,19 @@ def test_ensure_writable_dir_refuses_a_file_path(tmp_path):
     with pytest.raises(ValueError, match="not writable"):
         io.ensure_writable_dir(tmp_path / "file" / "below")
     assert io.ensure_writable_dir(tmp_path / "new" / "deep").is_dir()
+
+
+def test_montage_has_a_title_row_labels_wraps_and_fits_its_captions():
+    images = np.random.default_rng(0).random((7, 28, 28, 1)).astype(np.float32)
+    captions = [f"class {i}: 99.9999%" for i in range(7)]
+    sheet = io.montage(images, captions, columns=3, scale=3, title="lenet_mnist, direct encoding, generation 200",
+                       row_labels=["run 1", "run 2", "run 3"])
+    plain = io.montage(images, None, columns=3, scale=3)
+    assert sheet.width > plain.width and sheet.height > plain.height  # title, labels and captions take room
+    pixels = np.asarray(sheet.convert("L"))
+    assert (pixels[:20] < 128).any()  # the title is drawn at the top
+    with pytest.raises(ValueError, match="2 row labels for 3 rows"):
+        io.montage(images, captions, columns=3, row_labels=["a", "b"])
+    bigger = io.montage(images[:1], captions[:1], scale=8)
+    smaller = io.montage(images[:1], captions[:1], scale=2)
+    assert bigger.width > smaller.width and bigger.height > smaller.height

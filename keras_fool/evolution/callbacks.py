@@ -8,6 +8,7 @@ multiple of K a chunk boundary (``logs["synced"]`` is True there).
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -81,22 +82,30 @@ class EarlyStopping(Callback):
 
 
 class TensorBoard(Callback):
-    """Per-generation scalars and the elite montage every ``image_every`` generations.
+    """Per-generation scalars, per-class confidence curves, the run's configuration and the elite montage.
 
-    Scalars: ``confidence/median``, ``confidence/min``, ``confidence/max``,
-    ``classes/at_99``, ``classes/at_9999``, ``speed/evaluations_per_second``.
-    Image: ``elites``. The event writer is created lazily on first use.
+    Scalars: ``confidence/median``, ``confidence/min``, ``confidence/max``, ``classes/at_99``,
+    ``classes/at_9999``, ``speed/evaluations_per_second``, and ``class_confidence/<class>`` for
+    every class (each generation for up to ``max_class_curves`` classes, else every
+    ``image_every`` generations). Text: ``config`` (the run's configuration as JSON). Image:
+    ``elites/montage`` every ``image_every`` generations and at the end. The event file is
+    created on first use (:class:`keras_fool.summaries.SummaryWriter`).
     """
 
-    def __init__(self, logdir, image_every=50):
+    def __init__(self, logdir, image_every=50, max_class_curves=100):
         if not isinstance(image_every, int) or image_every < 1:
             raise ValueError(f"image_every must be a positive integer. Received: image_every={image_every!r}")
         self.logdir = str(logdir)
         self.image_every = self.sync_every = image_every
+        self.max_class_curves = max_class_curves
         self.writer = SummaryWriter(logdir)
 
     def _image(self, generation):
-        self.writer.image("elites", elite_montage(self.evolver, scale=2), generation)
+        self.writer.image("elites/montage", elite_montage(self.evolver, scale=2), generation)
+
+    def on_run_begin(self, logs=None):
+        config = json.dumps(self.evolver.get_config(), indent=2)
+        self.writer.text("config", f"```\n{config}\n```", max(self.evolver.generation, 0))
 
     def on_generation_end(self, generation, logs=None):
         eps = logs["evaluations_per_second"]
@@ -108,6 +117,11 @@ class TensorBoard(Callback):
             "classes/at_9999": logs["classes_at_9999"],
             "speed/evaluations_per_second": None if math.isnan(eps) else eps,
         }, generation)
+        archive = self.evolver.archive
+        if len(archive.labels) <= self.max_class_curves or generation % self.image_every == 0:
+            names = archive.class_names
+            self.writer.scalars({f"class_confidence/{names[label]}": max(float(c), 0.0)
+                                 for label, c in zip(archive.labels, logs["confidences"])}, generation)
         if generation % self.image_every == 0:
             self._image(generation)
 

@@ -340,6 +340,7 @@ class MapElites:
             "classes_at_9999": int(np.sum(conf >= THRESHOLDS["9999"])),
             "evaluations": self.evaluations,
             "evaluations_per_second": self.population / seconds_per_generation if seconds_per_generation else float("nan"),
+            "confidences": conf,  # (cells,) every class's elite confidence
         }
 
     def trace(self):

@@ -24,9 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_fool.encodings import CPPNEncoding, encoding_from_config, flatten_genomes, unflatten_genomes
+from keras_fool.errors import CorruptFileError
 from keras_fool.io import load_npz, montage, save_json, save_npz, save_png
 
-__all__ = ["elite_captions", "elite_montage", "format_confidence", "load_archive", "render_archive", "write_outputs"]
+__all__ = ["elite_captions", "elite_montage", "format_confidence", "load_archive", "montage_title", "render_archive",
+           "runs_montage", "write_outputs"]
 
 
 def format_confidence(confidence):
@@ -41,12 +43,40 @@ def elite_captions(labels, confidences, class_names):
     return [f"{class_names[int(label)]}: {format_confidence(float(conf))}" for label, conf in zip(labels, confidences)]
 
 
+def montage_title(evolver):
+    """``"lenet_mnist, direct encoding, generation 200"``: what a montage of this run shows."""
+    models = " + ".join(next(iter(source.values())) for source in evolver.target.get_config()["models"])
+    return f"{Path(models).name}, {evolver.encoding.name} encoding, generation {evolver.generation}"
+
+
 def elite_montage(evolver, scale=3):
-    """The archive's elites as a labelled PIL image (class name and confidence under each)."""
+    """The archive's elites as a labelled PIL image (a title; class name and confidence under each)."""
     archive = evolver.archive
     images = np.asarray(evolver.encoding.decode(archive.genomes))
     captions = elite_captions(archive.labels, archive.confidences, archive.class_names)
-    return montage(images, captions, columns=min(len(images), 10), scale=scale)
+    return montage(images, captions, columns=min(len(images), 10), scale=scale, title=montage_title(evolver))
+
+
+def runs_montage(images, labels, runs, confidences, class_names, title=None, scale=3):
+    """Images of several runs as a runs x classes grid, like the paper's Figure 4.
+
+    Args:
+        images: (N, H, W, C) in [0, 1]; labels, runs, confidences: (N,) each image's class, run
+            and confidence. Every run must hold the same classes.
+        class_names: the names of all the classes.
+        title: a line above the grid.
+        scale: integer upscaling of each image.
+
+    Returns:
+        An RGB ``PIL.Image.Image``: one row per run (labelled), one column per class.
+    """
+    labels, runs = np.asarray(labels), np.asarray(runs)
+    order = np.lexsort((labels, runs))
+    columns = len(np.unique(labels))
+    captions = elite_captions(labels[order], np.asarray(confidences)[order], class_names)
+    row_labels = [f"run {int(r) + 1}" for r in np.unique(runs)]
+    return montage(np.asarray(images)[order], captions, columns=columns, scale=scale, title=title,
+                   row_labels=row_labels)
 
 
 def write_outputs(evolver, out_dir, extra_summary=None):
@@ -72,8 +102,26 @@ def write_outputs(evolver, out_dir, extra_summary=None):
 
 
 def load_archive(path):
-    """Read an ``archive.npz`` back as a dict of arrays (never unpickles)."""
-    return load_npz(path, required=("images", "labels", "confidences", "class_names"))
+    """Read an ``archive.npz`` back as a dict of arrays (never unpickles), checking what every reader relies on.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CorruptFileError: unreadable, or an array is missing or does not fit the others.
+    """
+    arrays = load_npz(path, required=("images", "labels", "confidences", "class_names"))
+    images, labels, confidences, names = (arrays[k] for k in ("images", "labels", "confidences", "class_names"))
+    problem = None
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        problem = f"'images' must be (C, H, W, 1 or 3); it is {images.shape}"
+    elif labels.shape != (len(images),) or confidences.shape != (len(images),):
+        problem = f"'labels' and 'confidences' must have one entry per image ({len(images)})"
+    elif not np.issubdtype(labels.dtype, np.integer) or names.ndim != 1:
+        problem = "'labels' must be integers and 'class_names' a list of names"
+    elif len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        problem = f"'labels' run from {labels.min()} to {labels.max()} but there are {len(names)} class names"
+    if problem is not None:
+        raise CorruptFileError(f"{path} is not a keras-fool archive: {problem}.")
+    return arrays
 
 
 def render_archive(path, scale=8, out=None):
@@ -108,5 +156,7 @@ def render_archive(path, scale=8, out=None):
     images = encoding.render({k: tf.constant(v) for k, v in genomes.items()}, height, width).numpy()
     captions = elite_captions(arrays["labels"], arrays["confidences"], arrays["class_names"])
     out = Path(out) if out else path.parent / f"montage_x{scale}.png"
-    save_png(out, montage(images, captions, columns=min(len(images), 5), scale=1))
+    title = f"{path.name} rendered at {height}x{width} ({scale}x)"
+    save_png(out, montage(images, captions, columns=min(len(images), 5), scale=1, title=title,
+                          font_size=max(12, 4 * scale + 1)))
     return {"out": out, "images": len(images), "height": height, "width": width}

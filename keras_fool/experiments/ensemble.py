@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, threshold_shares
+from keras_fool.evolution.outputs import runs_montage
 from keras_fool.evolution.runs import evolve_fooling_images
 from keras_fool.evolution.target import Target
 from keras_fool.experiments.report import (
@@ -21,7 +22,7 @@ from keras_fool.experiments.report import (
     load_test_set,
     real_confidence_markdown,
 )
-from keras_fool.io import ensure_writable_dir, save_csv, save_json, save_npz, save_text
+from keras_fool.io import ensure_writable_dir, save_csv, save_json, save_npz, save_png, save_text
 from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import derive_seed
 
@@ -116,7 +117,12 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
         board.scalars({f"{row['target']}/{k}": row[k] for k in columns[2:]}, 0)
     board.text("ensemble", report)
     board.close()
-    files = [out / name for name in ("ensemble.md", "ensemble.csv", "summary.json", "ensemble_images.npz")]
+    last = results["ensemble"]
+    save_png(out / "montage.png", runs_montage(
+        last.images, last.labels, last.runs, last.confidences, ensemble.class_names,
+        title=f"Ensemble of {', '.join(names)}: {encoding} encoding, {generations} generations"))
+    files = [out / name for name in ("ensemble.md", "ensemble.csv", "summary.json", "ensemble_images.npz",
+                                     "montage.png")]
     return ExperimentReport(report, summary, files + ([board.logdir] if board.enabled else []))
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, per_class_matches, transfer_statistics
+from keras_fool.evolution.outputs import runs_montage
 from keras_fool.evolution.runs import evolve_fooling_images
 from keras_fool.evolution.target import Target
 from keras_fool.experiments.report import (
@@ -23,7 +24,7 @@ from keras_fool.experiments.report import (
     real_confidence_markdown,
     with_paper,
 )
-from keras_fool.io import ensure_writable_dir, save_csv, save_json, save_npz, save_text
+from keras_fool.io import ensure_writable_dir, save_csv, save_json, save_npz, save_png, save_text
 from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import derive_seed
 
@@ -153,7 +154,14 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         board.scalars({f"{direction}/{k}": stats[k] for k in PAPER_TABLE_S1}, 0)
     board.text("table_s1", report)
     board.close()
-    files = [out / name for name in ("table_s1.md", "table_s1.csv", "summary.json", "transfer_images.npz")]
+    for key, target in (("a", target_a), ("b", target_b)):
+        last = evolved[key].last()
+        save_png(out / f"montage_{key}.png", runs_montage(
+            last.images, last.labels, last.runs, last.confidences, target.class_names,
+            title=f"DNN_{key.upper()} = {names[key]}: images evolved against it ({encoding} encoding, {generations} "
+                  "generations)"))
+    files = [out / name for name in ("table_s1.md", "table_s1.csv", "summary.json", "transfer_images.npz",
+                                     "montage_a.png", "montage_b.png")]
     return ExperimentReport(report, summary, files + ([board.logdir] if board.enabled else []))
 
 def _p(target, images):
