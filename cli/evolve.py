@@ -59,10 +59,16 @@ def parse_classes(value):
               help="Offspring decoded and scored at once; larger populations are evaluated in batches.")
 @click.option("--ignore-memory-limit", is_flag=True,
               help="Start even if the run's estimated memory exceeds what the machine has available.")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default",
+              show_default=True,
+              help="Score each generation data-parallel: over this host's GPUs (mirrored) or over the hosts of "
+              "TF_CONFIG (multi-worker; only the chief writes files). The archive equals the one-device run's.")
+@click.option("--cpu-replicas", type=click.IntRange(min=1), default=None,
+              help="Split the CPU into this many logical devices for --strategy (tests; machines without GPUs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evolve(models, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
            selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, eval_batch_size,
-           ignore_memory_limit, quiet):
+           ignore_memory_limit, strategy, cpu_replicas, quiet):
     """Evolve images that MODEL labels with high confidence but no person would recognise.
 
     Writes OUT/archive.npz, OUT/montage.png and OUT/summary.json, and a checkpoint that
@@ -73,8 +79,13 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
     from keras_fool.io import check_output_dir
     from keras_fool.zoo import check_model_source
 
+    from keras_fool.distribute import is_chief
+
     class_list = parse_classes(classes)
-    check_output_dir(out, "checkpoint.npz", resume, overwrite)
+    if cpu_replicas is not None and strategy == "default":
+        raise click.UsageError("--cpu-replicas needs --strategy mirrored or multi-worker.")
+    if is_chief():  # a non-chief worker of a cluster writes nothing into --out
+        check_output_dir(out, "checkpoint.npz", resume, overwrite)
     for model in models:
         check_model_source(model)
     if paper and (eta is not None or selection is not None):
@@ -88,7 +99,8 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
             classes=class_list, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
             selection=selection, capacity=capacity, logits=logits or None, paper=paper, stop_at=stop_at,
             resume=resume, overwrite=overwrite, logdir=logdir, checkpoint_every=checkpoint_every,
-            eval_batch_size=eval_batch_size, ignore_memory_limit=ignore_memory_limit, progress=not quiet, started=STARTED, log=lambda line: click.echo(line, err=True))
+            eval_batch_size=eval_batch_size, ignore_memory_limit=ignore_memory_limit, strategy=strategy,
+            cpu_replicas=cpu_replicas, progress=not quiet, started=STARTED, log=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt as e:
         reached = f" ({e})" if str(e) else ""
         click.echo(f"Interrupted{reached}; the checkpoint in {out} holds it: add --resume to continue.", err=True)
@@ -99,5 +111,8 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
         f"{summary['generations']} generations, {summary['evaluations']:,} evaluations "
         f"({summary['evaluations_per_second']:,.0f}/s); {at_target}/{len(confidences)} classes at >= 99.99%."
     )
-    click.echo("wrote: " + ", ".join(summary["files"]))
-    click.echo(f"montage: {summary['files'][1]}")
+    if summary["files"]:
+        click.echo("wrote: " + ", ".join(summary["files"]))
+        click.echo(f"montage: {summary['files'][1]}")
+    else:
+        click.echo("wrote nothing: this worker is not the chief, which writes the outputs.")

@@ -20,10 +20,11 @@ SOURCES = {"keras_fool": ROOT / "keras_fool", "keras_fool.zoo": ROOT / "zoo", "k
 LAYERS = (
     ("keras_fool", "errors", "lazy"),
     ("validation", "io"),
-    ("data", "summaries"),
+    ("data", "summaries", "distribute"),
     ("schedules", "attacks", "encodings", "defenses"),
     ("zoo",),
     ("evolution",),
+    ("gradient",),  # gradient ascent: uses the Target and evolve's output files, so it stands above evolution
     ("evaluation",),
     ("training",),
     ("experiments", "human_study"),

@@ -79,6 +79,13 @@ class MapElites:
         eval_batch_size: offspring decoded and scored at once; a larger population is evaluated in
             batches of this size inside the compiled loop, which bounds the memory the target's
             activations take (the results do not depend on it).
+        strategy: a ``tf.distribute.Strategy`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``)
+            to score the population data-parallel, or None for one device. Every replica holds the
+            same archive and, from the stateless per-generation seeds, draws the same parents and
+            mutations; each decodes and scores its shard of the population, the probabilities are
+            all-gathered, and every replica applies the same update: the archive equals the
+            one-device run's. ``population`` must divide evenly across the replicas; build the
+            target's models inside ``strategy.scope()`` so their variables are mirrored.
 
     Attributes:
         archive: the :class:`ClassArchive`.
@@ -88,7 +95,7 @@ class MapElites:
     """
 
     def __init__(self, target, encoding, population=200, classes=None, seed=0, crossover=0.0, selection="uniform",
-                 selection_power=0.5, steps_per_call=10, eval_batch_size=4096):
+                 selection_power=0.5, steps_per_call=10, eval_batch_size=4096, strategy=None):
         if not isinstance(target, Target):
             raise TypeError(f"target must be a keras_fool Target. Received: {type(target).__name__}")
         if not isinstance(encoding, Encoding):
@@ -111,6 +118,13 @@ class MapElites:
         if not isinstance(steps_per_call, int) or steps_per_call < 1:
             raise ValueError(f"steps_per_call must be a positive integer. Received: steps_per_call={steps_per_call!r}")
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
+        self.strategy = strategy
+        if strategy is not None:
+            if not isinstance(strategy, tf.distribute.Strategy):
+                raise TypeError(f"strategy must be a tf.distribute.Strategy. Received: {type(strategy).__name__}")
+            if population % strategy.num_replicas_in_sync:
+                raise ValueError(f"population must split evenly across the {strategy.num_replicas_in_sync} replicas. "
+                                 f"Received: population={population}")
         labels = list(range(target.num_classes)) if classes is None else [int(c) for c in classes]
         self.target = target
         self.encoding = encoding
@@ -254,15 +268,35 @@ class MapElites:
     def _key(self, generation, stream):
         return tf.stack([tf.constant(self.seed, tf.int32), generation * 8 + stream])
 
+    def _score(self, children, n):
+        """Probabilities (n, classes) of ``n`` genomes, decoded and scored ``eval_batch_size`` at a time."""
+        if n <= self.eval_batch_size:
+            return self.target(self.encoding.decode(children))
+        parts = []
+        for start in range(0, n, self.eval_batch_size):
+            part = tf.nest.map_structure(lambda t, s=start: t[s : s + self.eval_batch_size], children)
+            parts.append(self.target(self.encoding.decode(part)))
+        return tf.concat(parts, axis=0)
+
     def _evaluate(self, children):
-        if self.population <= self.eval_batch_size:
-            probabilities = self.target(self.encoding.decode(children))
+        if self.strategy is None:
+            probabilities = self._score(children, self.population)
         else:
-            parts = []
-            for start in range(0, self.population, self.eval_batch_size):
-                part = tf.nest.map_structure(lambda t, s=start: t[s : s + self.eval_batch_size], children)
-                parts.append(self.target(self.encoding.decode(part)))
-            probabilities = tf.concat(parts, axis=0)
+            shard = self.population // self.strategy.num_replicas_in_sync
+
+            def replica(children):
+                context = tf.distribute.get_replica_context()
+                start = context.replica_id_in_sync_group * shard
+
+                def cut(t):
+                    begin = tf.concat([[start], tf.zeros([len(t.shape) - 1], tf.int32)], axis=0)
+                    return tf.slice(t, begin, [shard] + [-1] * (len(t.shape) - 1))
+
+                mine = self._score(tf.nest.map_structure(cut, children), shard)
+                return context.all_gather(mine, axis=0)
+
+            gathered = self.strategy.run(replica, args=(children,))
+            probabilities = self.strategy.experimental_local_results(gathered)[0]
         finite = tf.reduce_all(tf.math.is_finite(probabilities))
         return probabilities, finite
 

@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
+from keras_fool.distribute import is_chief, make_strategy
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.callbacks import Checkpoint, EarlyStopping, ProgressBar, TensorBoard
@@ -92,9 +94,10 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
     )
 
 
-def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True):
-    target = Target(list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]],
-                    logits=options["logits"], **options.get("_target", {}))
+def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None):
+    models = list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]]
+    with (strategy.scope() if strategy is not None else contextlib.nullcontext()):  # mirrored model variables
+        target = Target(models, logits=options["logits"], **options.get("_target", {}))
     if "_encoding" in options:  # resuming: the checkpoint's encoding, with any option given now applied
         config = dict(options["_encoding"])
         rate_key = "weight_rate" if config["name"] == "cppn" else "rate"
@@ -111,13 +114,14 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True):
     _check_memory(target, genome_encoding, options["population"], eval_batch_size, ignore_memory_limit)
     return MapElites(target, genome_encoding, population=options["population"], classes=options["classes"],
                      seed=options["seed"], crossover=options["crossover"], selection=options["selection"],
-                     eval_batch_size=eval_batch_size)
+                     eval_batch_size=eval_batch_size, strategy=strategy)
 
 
 def run_evolution(out, models=None, encoding=None, generations=200, population=None, classes=None, seed=None,
                   crossover=None, mutation_rate=None, eta=None, selection=None, capacity=None, logits=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
-                  eval_batch_size=4096, ignore_memory_limit=False, progress=True, started=None, log=None):
+                  eval_batch_size=4096, ignore_memory_limit=False, strategy="default", cpu_replicas=None,
+                  progress=True, started=None, log=None):
     """Evolve fooling images into the folder ``out``; what ``keras-fool evolve`` runs.
 
     Writes ``archive.npz``, ``montage.png`` and ``summary.json`` (the public format, see
@@ -153,6 +157,11 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         eval_batch_size: offspring decoded and scored at once (bounds the model's activations).
         ignore_memory_limit: start even when the run's estimated memory exceeds what the machine
             has available (:func:`keras_fool.evolution.memory.estimate_run_memory`).
+        strategy: ``"default"`` (one device), ``"mirrored"`` (this host's GPUs, or ``cpu_replicas``
+            logical CPUs), ``"multi-worker"`` (hosts from ``TF_CONFIG``; only the chief writes
+            files, and ``out`` must be visible to every worker to resume), or a
+            ``tf.distribute.Strategy``. The archive equals the one-device run's.
+        cpu_replicas: split the CPU into this many logical devices for the strategy.
         progress: show a progress bar on stderr.
         started: ``time.perf_counter()`` when the process started, for ``startup_seconds``; the
             time of this call by default.
@@ -172,25 +181,31 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
     if population is not None:
         population = check_int("population", population)
     check_int("checkpoint_every", checkpoint_every)
-    check_output_dir(out, "checkpoint.npz", resume, overwrite)
-    out = ensure_writable_dir(out)
+    chief = is_chief(strategy if not isinstance(strategy, str) else None)
+    if chief:  # a non-chief worker writes nothing, and must not refuse the folder its chief is filling
+        check_output_dir(out, "checkpoint.npz", resume, overwrite)
+        out = ensure_writable_dir(out)
+    out = Path(out)
     checkpoint = out / "checkpoint.npz"
     if checkpoint.exists() and not checkpoint.is_file():
         raise ValueError(f"{checkpoint} exists and is not a file; the run could not write its checkpoint there.")
     if resume and not checkpoint.is_file():
         raise ResumeError(f"Cannot resume: there is no checkpoint in {out}.")
-    board = None if logdir is None else ensure_writable_dir(run_logdir(logdir, out))
-    remove_stale_temporaries(out / "archive.npz")
+    board = None if logdir is None or not chief else ensure_writable_dir(run_logdir(logdir, out))
+    if chief:
+        remove_stale_temporaries(out / "archive.npz")
+    if isinstance(strategy, str):
+        strategy = None if strategy == "default" and cpu_replicas is None else make_strategy(strategy, cpu_replicas)
     given = {"models": models, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
              "capacity": capacity, "logits": logits}
     options = _settle_options(given, checkpoint if resume else None, paper)
-    evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit)
+    evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit, strategy)
     if resume:
         evolver.load_checkpoint(checkpoint)
         log(f"Resuming from generation {evolver.generation} ({checkpoint}).")
 
-    callbacks = [Checkpoint(checkpoint, every=checkpoint_every)]
+    callbacks = [Checkpoint(checkpoint, every=checkpoint_every)] if chief else []
     if stop_at is not None:
         callbacks.append(EarlyStopping(stop_at))
     if board is not None:
@@ -202,12 +217,16 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
     loop_start = time.perf_counter()
     evolver.run(generations, callbacks)
     files = output_files(out) + ([board] if board is not None else [])
-    return write_outputs(evolver, out, {
+    extra = {
         "wall_seconds": time.perf_counter() - started,
         "evolution_seconds": time.perf_counter() - loop_start,
         "startup_seconds": startup_seconds,
-        "files": [str(f) for f in files],
-    })
+        "replicas": 1 if evolver.strategy is None else evolver.strategy.num_replicas_in_sync,
+        "files": [str(f) for f in files] if chief else [],
+    }
+    if not chief:
+        return {**evolver.summary(), **extra}
+    return write_outputs(evolver, out, extra)
 
 
 @dataclasses.dataclass
