@@ -63,3 +63,16 @@ def batch_recorder(**kwargs):
             return inputs
 
     return BatchRecorder(**kwargs)
+
+
+def free_ports(n):
+    """``n`` distinct free TCP ports on 127.0.0.1 (for worker processes the tests start)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

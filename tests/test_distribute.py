@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -10,6 +9,8 @@ import numpy as np
 import pytest
 
 from keras_fool.distribute import is_chief
+
+from conftest import free_ports  # noqa: E402
 
 RUN = ["evolve", "--population", "40", "--classes", "0,1,2", "--seed", "3", "--quiet"]
 
@@ -45,18 +46,8 @@ def test_two_logical_cpus_under_mirrored_strategy_give_the_one_device_archive_an
     _same_archive(single, tmp_path / "m")
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_two_worker_processes_give_the_same_archive_and_only_the_chief_writes(single, tmp_path):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     processes = []
     for index in range(2):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -7,12 +7,13 @@ one `strategy.run` step and do.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+
+from conftest import free_ports  # noqa: E402
 
 WORKER = textwrap.dedent('''
     import json, os, sys
@@ -42,18 +43,8 @@ WORKER = textwrap.dedent('''
 ''')
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_the_training_loops_run_under_multi_worker_strategy_and_the_workers_agree():
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     processes = []
     for index in range(2):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
