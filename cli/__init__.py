@@ -25,6 +25,7 @@ __all__ = ["main"]
 
 # name -> "module:attribute"; loaded on first use.
 _COMMANDS = {
+    "ascend": "keras_fool.cli.ascend:ascend",
     "evolve": "keras_fool.cli.evolve:evolve",
     "experiment": "keras_fool.cli.experiment:experiment",
     "human-study": "keras_fool.cli.human_study:human_study",

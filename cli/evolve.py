@@ -7,19 +7,6 @@ import click
 from keras_fool.cli.options import LOGDIR, OVERWRITE, POPULATION, SEED
 
 
-def parse_classes(value):
-    """``"all"`` -> None, ``"0,3,7"`` -> [0, 3, 7]."""
-    if value is None or value.strip().lower() == "all":
-        return None
-    try:
-        classes = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected 'all' or comma-separated class indices, got {value!r}.") from None
-    if not classes:
-        raise click.BadParameter("no class given.")
-    return classes
-
-
 @click.command()
 @click.option("--model", "models", multiple=True,
               help="Preset name or .keras file; repeat for an ensemble target (mean probabilities). "
@@ -31,7 +18,9 @@ def parse_classes(value):
 @click.option("--generations", type=click.IntRange(min=0), default=200, show_default=True,
               help="Total generations (generation 0 is the random initial population).")
 @POPULATION
-@click.option("--classes", default=None, help="'all' or class indices such as 0,3,7. [default: all]")
+@click.option("--classes", default=None,
+              help="'all', class indices such as 0,3,7, or class names such as 'king penguin,starfish'. "
+              "[default: all]")
 @SEED
 @click.option("--crossover", type=click.FloatRange(0.0, 1.0), default=None,
               help="Fraction of offspring made by SBX crossover before mutation. [default: 0]")
@@ -55,6 +44,15 @@ def parse_classes(value):
 @LOGDIR
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--logits", is_flag=True, default=None, help="The model outputs logits; apply softmax.")
+@click.option("--input-range", type=click.Choice(["0-1", "0-255"]), default=None,
+              help="Pixel range the model expects. [default: 0-255 with --preprocess, else 0-1]")
+@click.option("--preprocess", type=click.Choice(["none", "tf", "torch", "caffe"]), default=None,
+              help="keras.applications' preprocess_input of this mode, applied to 0-255 pixels. [default: none]")
+@click.option("--crops", type=click.Choice(["1", "10"]), default=None,
+              help="10: score Caffe's ten crops (corners, centre, mirrored), images evolve 32 px larger. "
+              "[default: 1]")
+@click.option("--class-names", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A text file with one class name per line (for a model that is not a preset).")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Offspring decoded and scored at once; larger populations are evaluated in batches.")
 @click.option("--ignore-memory-limit", is_flag=True,
@@ -67,7 +65,8 @@ def parse_classes(value):
               help="Split the CPU into this many logical devices for --strategy (tests; machines without GPUs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evolve(models, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
-           selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, eval_batch_size,
+           selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, input_range,
+           preprocess, crops, class_names, eval_batch_size,
            ignore_memory_limit, strategy, cpu_replicas, quiet):
     """Evolve images that MODEL labels with high confidence but no person would recognise.
 
@@ -81,7 +80,8 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
 
     from keras_fool.distribute import is_chief
 
-    class_list = parse_classes(classes)
+    if classes is not None and not classes.strip():
+        raise click.BadParameter("no class given.", param_hint="--classes")
     if cpu_replicas is not None and strategy == "default":
         raise click.UsageError("--cpu-replicas needs --strategy mirrored or multi-worker.")
     if is_chief():  # a non-chief worker of a cluster writes nothing into --out
@@ -96,8 +96,10 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
     try:
         summary = run_evolution(
             out, models=list(models) or None, encoding=encoding, generations=generations, population=population,
-            classes=class_list, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
-            selection=selection, capacity=capacity, logits=logits or None, paper=paper, stop_at=stop_at,
+            classes=classes, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
+            selection=selection, capacity=capacity, logits=logits or None, input_range=input_range,
+            preprocess=preprocess, crops=None if crops is None else int(crops), class_names=class_names,
+            paper=paper, stop_at=stop_at,
             resume=resume, overwrite=overwrite, logdir=logdir, checkpoint_every=checkpoint_every,
             eval_batch_size=eval_batch_size, ignore_memory_limit=ignore_memory_limit, strategy=strategy,
             cpu_replicas=cpu_replicas, progress=not quiet, started=STARTED, log=lambda line: click.echo(line, err=True))

@@ -9,6 +9,7 @@ from keras_fool.cli import LazyGroup
 _EXPERIMENTS = {
     "ensemble": "keras_fool.cli.fooling:ensemble",
     "fooling-class": "keras_fool.cli.fooling:fooling_class",
+    "imagenet": "keras_fool.cli.imagenet:imagenet",
     "robustness": "keras_fool.cli.robustness:robustness",
     "transfer": "keras_fool.cli.fooling:transfer",
 }

@@ -18,6 +18,7 @@ _SUBMODULES = (
     "evaluation",
     "evolution",
     "experiments",
+    "gradient",
     "io",
     "schedules",
     "summaries",

@@ -111,8 +111,8 @@ def test_bad_inputs_give_one_clear_line_and_leave_no_output(tmp_path):
     out = tmp_path / "out"
     cases = [
         (["--model", "alexnet"], 2, "neither a preset"),
-        (["--classes", "0,12"], 2, "classes must be in 0..9"),
-        (["--classes", "one"], 2, "comma-separated"),
+        (["--classes", "0,12"], 2, "class index 12 is out of range: the target has classes 0..9"),
+        (["--classes", "one"], 2, "'one' is not one of the target's 10 class names"),
         (["--population", "0"], 2, "'--population': 0 is not in the range x>=1"),
         (["--generations", "-1"], 2, "generations"),
         (["--model", _save_model(tmp_path / "flat.keras", (784,))], 2, "(784,)"),

@@ -317,3 +317,40 @@ PRESETS.update({
         "converter": "keras_fool.zoo.efficientnet_lite:convert_weights",
     },
 })
+
+
+# ImageNet-1k through keras.applications (needs the internet once: Keras downloads and caches the
+# weights, the converter saves the wrapped network as a .keras file in the zoo cache). Each wrapper
+# takes RGB in [0, 1] and applies its family's preprocess_input inside; offline, the converter
+# fails at once and names efficientnet_lite0_imagenet, which works offline. The architecture has no
+# builder (the preset is a whole saved model, like a committee); keras_fool.zoo.applications.
+# build_application builds one with random weights.
+ARCHITECTURES["keras_application"] = {
+    "builder": None,
+    "description": "A keras.applications ImageNet network behind its family's preprocess_input of 255 x "
+    "(keras_fool.zoo.applications.build_application); takes RGB in [0, 1], outputs probabilities.",
+}
+for _family, (_title, _module, _parameters) in {
+    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2", "3.5M"),
+    "resnet50": ("ResNet50", "resnet50", "25.6M"),
+    "efficientnet_b0": ("EfficientNetB0", "efficientnet", "5.3M"),
+}.items():
+    PRESETS[f"{_family}_imagenet"] = {
+        "architecture": "keras_application",
+        "dataset": "imagenet",
+        "input_shape": (224, 224, 3),
+        "class_names": IMAGENET_CLASSES,
+        "seed": None,
+        "recipe": {
+            "source": f"keras.applications.{_title}(weights='imagenet') ({_parameters} parameters), downloaded "
+            "and cached by Keras",
+            "preprocessing": f"keras.applications.{_module}.preprocess_input(255 * x) of RGB x in [0, 1]",
+        },
+        "weights": None,
+        "weights_sha256": None,
+        "test_accuracy": None,
+        "command": f"python -c \"from keras_fool import zoo; zoo.load_model('{_family}_imagenet')\"",
+        "description": f"{_title} with Keras's ImageNet-1k weights (internet needed once); outputs probabilities.",
+        "converter": f"keras_fool.zoo.applications:download_{_family}",
+    }
+del _family, _title, _module, _parameters

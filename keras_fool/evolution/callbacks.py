@@ -101,7 +101,8 @@ class TensorBoard(Callback):
         self.writer = SummaryWriter(logdir)
 
     def _image(self, generation):
-        self.writer.image("elites/montage", elite_montage(self.evolver, scale=2), generation)
+        scale = max(1, 56 // self.evolver.target.image_shape[0])  # 2 for MNIST, 1 for ImageNet sizes
+        self.writer.image("elites/montage", elite_montage(self.evolver, scale=scale), generation)
 
     def on_run_begin(self, logs=None):
         config = json.dumps(self.evolver.get_config(), indent=2)

@@ -83,11 +83,12 @@ def estimate_run_memory(target, encoding, population, eval_batch_size):
     render = 0
     if getattr(encoding, "name", "") == "cppn":  # one scratch row per node and pixel, a few live at once
         render = batch * encoding.capacity * image * 2
+    crops = getattr(target, "crops", 1)  # the model scores every crop of every image
     parts = {
         "base": BASE_BYTES,
         "genomes": (_GENOME_COPIES * population + target.num_classes) * genome,
         "images": 2 * batch * image,
-        "activations": batch * per_image,
+        "activations": batch * crops * per_image,
         "render": render,
     }
     parts["total"] = sum(parts.values())

@@ -49,12 +49,22 @@ def montage_title(evolver):
     return f"{Path(models).name}, {evolver.encoding.name} encoding, generation {evolver.generation}"
 
 
-def elite_montage(evolver, scale=3):
-    """The archive's elites as a labelled PIL image (a title; class name and confidence under each)."""
+def elite_montage(evolver, scale=None, max_images=100):
+    """The archive's elites as a labelled PIL image (a title; class name and confidence under each).
+
+    Args:
+        evolver: the :class:`~keras_fool.evolution.MapElites` whose archive to show.
+        scale: integer upscaling; 3 for 28x28 images, 1 from 84 pixels up, by default.
+        max_images: show the first ``max_images`` classes' elites at most (the title says so).
+    """
     archive = evolver.archive
-    images = np.asarray(evolver.encoding.decode(archive.genomes))
-    captions = elite_captions(archive.labels, archive.confidences, archive.class_names)
-    return montage(images, captions, columns=min(len(images), 10), scale=scale, title=montage_title(evolver))
+    shown = min(archive.cells, max_images)
+    genomes = tf.nest.map_structure(lambda t: t[:shown], archive.genomes)
+    images = np.asarray(evolver.encoding.decode(genomes))
+    captions = elite_captions(archive.labels[:shown], archive.confidences[:shown], archive.class_names)
+    title = montage_title(evolver) + (f" (first {shown} of {archive.cells} classes)" if shown < archive.cells else "")
+    scale = scale or max(1, 84 // max(images.shape[1], 1))
+    return montage(images, captions, columns=min(len(images), 10), scale=scale, title=title)
 
 
 def runs_montage(images, labels, runs, confidences, class_names, title=None, scale=3):

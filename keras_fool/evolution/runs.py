@@ -37,9 +37,10 @@ __all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "EvolvedImages", "evolve_fooling_i
 BEST_SETTINGS = {"direct": {"eta": 3.0, "selection": "weakest"}, "cppn": {"eta": None, "selection": "uniform"}}
 PAPER_SETTINGS = {"eta": None, "selection": "uniform"}  # None: the encoding's own default (15)
 RUN_OPTIONS = ("models", "encoding", "population", "classes", "seed", "crossover", "mutation_rate", "eta",
-               "selection", "capacity", "logits")
+               "selection", "capacity", "logits", "input_range", "preprocess", "crops", "class_names")
 _DEFAULTS = {"models": ("lenet_mnist",), "encoding": "direct", "population": 200, "classes": None, "seed": 0,
-             "crossover": 0.0, "mutation_rate": None, "capacity": None, "logits": False}
+             "crossover": 0.0, "mutation_rate": None, "capacity": None, "logits": False, "input_range": None,
+             "preprocess": "none", "crops": 1, "class_names": None}
 
 
 def _options_from_checkpoint(path):
@@ -56,12 +57,14 @@ def _options_from_checkpoint(path):
             raise ResumeError(f"Cannot resume: {path} was written for an in-memory model ({source.get('model')!r}); "
                               "resume it from Python with MapElites.load_checkpoint.")
     rate_key = "weight_rate" if encoding["name"] == "cppn" else "rate"
+    presets_only = all("preset" in source for source in target["models"])
     return {
         "models": models, "encoding": encoding["name"], "population": saved["population"],
         "classes": saved["classes"], "seed": saved["seed"], "crossover": saved["crossover"],
         "selection": saved["selection"], "mutation_rate": encoding.get(rate_key), "eta": encoding.get("eta"),
         "capacity": encoding.get("capacity"), "logits": target.get("logits", False),
-        "_target": {k: v for k, v in target.items() if k not in ("models", "class_names", "logits")},
+        "input_range": target.get("input_range"), "preprocess": target.get("preprocess", "none"),
+        "crops": target.get("crops", 1), "class_names": None if presets_only else target.get("class_names"),
         "_encoding": encoding,
     }
 
@@ -97,7 +100,8 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
 def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None):
     models = list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]]
     with (strategy.scope() if strategy is not None else contextlib.nullcontext()):  # mirrored model variables
-        target = Target(models, logits=options["logits"], **options.get("_target", {}))
+        target = Target(models, logits=options["logits"], class_names=options["class_names"],
+                        input_range=options["input_range"], preprocess=options["preprocess"], crops=options["crops"])
     if "_encoding" in options:  # resuming: the checkpoint's encoding, with any option given now applied
         config = dict(options["_encoding"])
         rate_key = "weight_rate" if config["name"] == "cppn" else "rate"
@@ -112,13 +116,15 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
         genome_encoding = make_encoding(options["encoding"], target.image_shape, mutation_rate=options["mutation_rate"],
                                         eta=options["eta"], capacity=options["capacity"])
     _check_memory(target, genome_encoding, options["population"], eval_batch_size, ignore_memory_limit)
-    return MapElites(target, genome_encoding, population=options["population"], classes=options["classes"],
+    return MapElites(target, genome_encoding, population=options["population"],
+                     classes=target.class_indices(options["classes"]),
                      seed=options["seed"], crossover=options["crossover"], selection=options["selection"],
                      eval_batch_size=eval_batch_size, strategy=strategy)
 
 
 def run_evolution(out, models=None, encoding=None, generations=200, population=None, classes=None, seed=None,
                   crossover=None, mutation_rate=None, eta=None, selection=None, capacity=None, logits=None,
+                  input_range=None, preprocess=None, crops=None, class_names=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
                   eval_batch_size=4096, ignore_memory_limit=False, strategy="default", cpu_replicas=None,
                   progress=True, started=None, log=None):
@@ -141,13 +147,17 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         encoding: ``"direct"`` or ``"cppn"``.
         generations: the total generation count to reach (generation 0 is the random population).
         population: offspring per generation.
-        classes: class indices to evolve images for; all of the target's by default.
+        classes: the classes to evolve images for, by index or by name (a list, or a string such as
+            ``"0,3,7"`` or ``"king penguin,starfish"``); all of the target's by default.
         seed: the run's seed.
         crossover: fraction of offspring made by crossover.
         mutation_rate, eta, capacity: encoding options (None: the encoding's defaults, or the
             best measured eta for the direct encoding).
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
         logits: the models output logits.
+        input_range, preprocess, crops, class_names: how the target adapts the [0, 1] images to a
+            user's model (see :class:`~keras_fool.evolution.Target`): ``"0-1"``/``"0-255"``,
+            ``"none"``/``"tf"``/``"torch"``/``"caffe"``, 1 or 10 crops, and a list or file of names.
         paper: the paper's settings (eta 15, uniform parents) instead of the best measured ones.
         stop_at: stop once every class reaches this confidence (None: never).
         resume: continue the run checkpointed in ``out``.
@@ -198,7 +208,8 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         strategy = None if strategy == "default" and cpu_replicas is None else make_strategy(strategy, cpu_replicas)
     given = {"models": models, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
-             "capacity": capacity, "logits": logits}
+             "capacity": capacity, "logits": logits, "input_range": input_range, "preprocess": preprocess,
+             "crops": crops, "class_names": class_names}
     options = _settle_options(given, checkpoint if resume else None, paper)
     evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit, strategy)
     if resume:

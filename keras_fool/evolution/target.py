@@ -1,8 +1,28 @@
-"""The classifier under attack: always returns class probabilities."""
+"""The classifier under attack: always returns class probabilities.
+
+A :class:`Target` takes the images keras-fool makes -- RGB or grayscale, float32 in [0, 1] -- and
+adapts them to what its models expect before it scores them:
+
+1. **crops** (``crops=10``): Caffe's oversampling, as Nguyen et al. (2015) scored their ImageNet
+   images. The images are ``CROP_MARGIN`` (32) pixels larger than the model's input; each is cut
+   into the four corner crops and the centre crop of the model's size, each also mirrored left to
+   right, and the ten probability vectors are averaged (:func:`ten_crops`).
+2. **input range**: the model's raw pixels are ``x`` (``"0-1"``) or ``255 * x`` (``"0-255"``).
+3. **preprocessing** (:func:`preprocess_pixels`): ``"tf"``, ``"torch"`` or ``"caffe"``, exactly as
+   ``keras.applications``' ``preprocess_input`` of that mode does to pixels in 0-255 (so a
+   preprocessing implies the 0-255 range); ``"none"`` passes the pixels on.
+4. the model(s); ``logits=True`` applies softmax; an ensemble averages its members' probabilities.
+
+A preset bakes its own preprocessing in and takes [0, 1] images, so a preset refuses
+``input_range``/``preprocess`` other than the defaults. :func:`resolve_classes` turns class names
+or indices (``"king penguin,starfish"``, ``"0,3,7"``) into class indices.
+"""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import numbers
 import os
 from pathlib import Path
 
@@ -11,7 +31,157 @@ import tensorflow as tf
 
 from keras_fool.errors import NonFiniteError
 
-__all__ = ["Target"]
+__all__ = [
+    "CROP_MARGIN",
+    "INPUT_RANGES",
+    "PREPROCESSING",
+    "Target",
+    "preprocess_pixels",
+    "read_class_names",
+    "resolve_classes",
+    "ten_crops",
+]
+
+INPUT_RANGES = ("0-1", "0-255")
+PREPROCESSING = ("none", "tf", "torch", "caffe")
+CROPS = (1, 10)
+CROP_MARGIN = 32  # Caffe's ImageNet models: 256x256 images, 224 (or 227) crops
+
+# keras.applications.imagenet_utils: "torch" divides by 255 and normalises with these (RGB);
+# "caffe" flips RGB to BGR and subtracts these (BGR).
+TORCH_MEAN = (0.485, 0.456, 0.406)
+TORCH_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def preprocess_pixels(pixels, mode):
+    """``keras.applications``' ``preprocess_input`` for RGB ``pixels`` in 0-255, in TensorFlow ops.
+
+    Differentiable and usable inside a compiled loop (``preprocess_input`` itself works on NumPy
+    arrays or eager tensors).
+
+    Args:
+        pixels: (..., 3) float tensor, RGB in 0-255 (grayscale (..., 1) only with ``"none"`` or ``"tf"``).
+        mode: ``"none"`` (unchanged), ``"tf"`` (``x / 127.5 - 1``), ``"torch"`` (``x / 255``, then
+            ImageNet mean/std per channel) or ``"caffe"`` (RGB -> BGR, minus the ImageNet mean in BGR).
+
+    Raises:
+        ValueError: an unknown mode, or ``"torch"``/``"caffe"`` of a non-RGB tensor.
+    """
+    if mode not in PREPROCESSING:
+        raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSING)}. Received: preprocess={mode!r}")
+    pixels = tf.convert_to_tensor(pixels, tf.float32)
+    if mode == "none":
+        return pixels
+    if mode == "tf":
+        return pixels / 127.5 - 1.0
+    if pixels.shape[-1] != 3:
+        raise ValueError(f"preprocess={mode!r} needs RGB images (3 channels). Received: shape={tuple(pixels.shape)}")
+    if mode == "torch":
+        return (pixels / 255.0 - tf.constant(TORCH_MEAN)) / tf.constant(TORCH_STD)
+    return tf.reverse(pixels, axis=[-1]) - tf.constant(CAFFE_MEAN_BGR)
+
+
+def ten_crops(images, height, width):
+    """Caffe's ten crops of every image: four corners and the centre, then the same mirrored.
+
+    Args:
+        images: (n, H, W, C) with H >= ``height`` and W >= ``width``.
+        height, width: the size of a crop.
+
+    Returns:
+        (10 * n, height, width, C): crop k of image i is row ``k * n + i``, in the order top-left,
+        top-right, bottom-left, bottom-right, centre, then the five mirrored (as Caffe's
+        ``oversample``).
+    """
+    images = tf.convert_to_tensor(images)
+    big_h, big_w = int(images.shape[1]), int(images.shape[2])
+    if big_h < height or big_w < width:
+        raise ValueError(f"crops of {height}x{width} do not fit images of {big_h}x{big_w}.")
+    top, left = (big_h - height) // 2, (big_w - width) // 2
+    corners = [(0, 0), (0, big_w - width), (big_h - height, 0), (big_h - height, big_w - width), (top, left)]
+    crops = [images[:, y:y + height, x:x + width, :] for y, x in corners]
+    crops += [tf.reverse(c, axis=[2]) for c in crops]
+    return tf.concat(crops, axis=0)
+
+
+def read_class_names(path):
+    """Class names from a text file, one per line (line i names class i; a final newline is fine).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty name (a blank line) among them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No class-names file at {path}")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    blank = [i for i, n in enumerate(names) if not n]
+    if blank:
+        raise ValueError(f"{path} has an empty class name on line {blank[0] + 1}; it needs one name per line.")
+    return names
+
+
+def resolve_classes(classes, class_names):
+    """Class indices from indices and/or names; what ``--classes`` means.
+
+    Args:
+        classes: None or ``"all"`` (every class); a comma-separated string such as
+            ``"king penguin,starfish"`` or ``"0,3,7"`` (a token of digits is an index); or a list
+            of ints and names. A name matches exactly, else ignoring case.
+        class_names: the target's class names, in class order.
+
+    Returns:
+        None (all classes) or a list of distinct class indices, in the order given.
+
+    Raises:
+        TypeError: neither a string nor a list of ints and strings.
+        ValueError: an unknown or ambiguous name (the message suggests close names), an index out
+            of range, a class given twice, or no class at all.
+    """
+    names = [str(n) for n in class_names]
+    if classes is None or (isinstance(classes, str) and classes.strip().lower() == "all"):
+        return None
+    if isinstance(classes, str):
+        tokens = [t.strip() for t in classes.split(",") if t.strip()]
+    elif isinstance(classes, (list, tuple, np.ndarray)):
+        tokens = list(classes)
+    else:
+        raise TypeError(f"classes must be 'all', a comma-separated string or a list. Received: classes={classes!r}")
+    if not tokens:
+        raise ValueError(f"no class given. Received: classes={classes!r}")
+    exact = {}
+    folded = {}
+    for i, name in enumerate(names):
+        exact.setdefault(name, []).append(i)
+        folded.setdefault(name.lower(), []).append(i)
+    indices = []
+    for token in tokens:
+        if isinstance(token, (numbers.Integral, np.integer)) and not isinstance(token, bool):
+            index = int(token)
+        elif isinstance(token, str) and token.strip().isdigit():
+            index = int(token)
+        elif isinstance(token, str):
+            token = token.strip()
+            found = exact.get(token) or folded.get(token.lower())
+            if not found:
+                close = difflib.get_close_matches(token, names, n=3, cutoff=0.6)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "."
+                raise ValueError(f"{token!r} is not one of the target's {len(names)} class names{hint}")
+            if len(found) > 1:
+                raise ValueError(f"{token!r} names {len(found)} classes ({', '.join(map(str, found))}); "
+                                 "give the index instead.")
+            index = found[0]
+        else:
+            raise TypeError(f"a class is an index or a name. Received: {token!r}")
+        if not 0 <= index < len(names):
+            raise ValueError(f"class index {index} is out of range: the target has classes 0..{len(names) - 1}.")
+        if index in indices:
+            raise ValueError(f"class {index} ({names[index]!r}) is given twice. Received: classes={classes!r}")
+        indices.append(index)
+    return indices
 
 
 def _describe(source):
@@ -29,6 +199,14 @@ def _describe(source):
     return {"model": source.name, "weights_sha256": digest.hexdigest()}
 
 
+def _is_model(obj):
+    return callable(obj) and hasattr(obj, "input_shape") and hasattr(obj, "weights")
+
+
+def _is_softmax(activation):
+    return getattr(activation, "__name__", None) == "softmax"
+
+
 class Target:
     """Wraps one or several Keras classifiers into a function images -> probabilities.
 
@@ -38,79 +216,220 @@ class Target:
     Args:
         models: a Keras model, a preset name, a ``.keras`` path, or a list of them.
         logits: the models output logits; softmax is applied. Without it, outputs must already
-            be probabilities (rows summing to 1 within 1e-3) or construction fails.
-        class_names: names of the classes; the first preset's names, or "0", "1", ... by default.
-        image_shape: if given, every model's input shape must equal it.
+            be probabilities (rows summing to 1 within 1e-3) or construction fails; with it, a
+            model whose outputs already are probabilities is refused (softmax twice).
+        class_names: a list of names, or the path of a text file with one name per line; the
+            first preset's names, or "0", "1", ... by default.
+        image_shape: if given, the images the target takes must have this shape.
+        input_range: ``"0-1"`` or ``"0-255"``: the range of the model's raw pixels. None means
+            ``"0-255"`` with a ``preprocess`` and ``"0-1"`` without.
+        preprocess: ``"none"``, ``"tf"``, ``"torch"`` or ``"caffe"``: ``keras.applications``'
+            ``preprocess_input`` of that mode, applied inside the target (it needs 0-255 pixels).
+        crops: 1, or 10 for Caffe's ten crops (the images are then the model's size + 32 in
+            height and width, and the ten crops' probabilities are averaged).
+
+    Attributes:
+        image_shape: (H, W, C) of the images the target takes (the model's own plus 32 with crops).
+        model_shape: (H, W, C) the model takes.
+        num_classes, class_names, models (the Keras models), input_range, preprocess, crops.
 
     Raises:
-        ValueError: shapes do not fit, members disagree on the number of classes, or outputs
-            are not probabilities and ``logits`` is False.
+        TypeError: a member is not a Keras model, preset name or path.
+        ValueError: shapes do not fit, members disagree on the number of classes, a model
+            returns anything but one (batch, classes) tensor or fewer than two classes, outputs
+            are not probabilities and ``logits`` is False (or are and it is True), or a preset
+            is given an input range or preprocessing.
         NonFiniteError: a model returns NaN or infinity on the probe images.
     """
 
-    def __init__(self, models, logits=False, class_names=None, image_shape=None):
+    def __init__(self, models, logits=False, class_names=None, image_shape=None, input_range=None,
+                 preprocess="none", crops=1):
         from keras_fool import zoo
 
+        if preprocess not in PREPROCESSING:
+            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSING)}. "
+                             f"Received: preprocess={preprocess!r}")
+        if input_range is None:
+            input_range = "0-1" if preprocess == "none" else "0-255"
+        if input_range not in INPUT_RANGES:
+            raise ValueError(f"input_range must be '0-1' or '0-255'. Received: input_range={input_range!r}")
+        if preprocess != "none" and input_range != "0-255":
+            raise ValueError(f"preprocess={preprocess!r} is keras.applications' preprocess_input, which takes pixels "
+                             f"in 0-255; leave input_range at '0-255'. Received: input_range={input_range!r}")
+        if isinstance(crops, bool) or crops not in CROPS:
+            raise ValueError(f"crops must be 1 or 10. Received: crops={crops!r}")
         sources = list(models) if isinstance(models, (list, tuple)) else [models]
         if not sources:
             raise ValueError("A target needs at least one model.")
+        for s in sources:
+            if not isinstance(s, (str, os.PathLike)) and not _is_model(s):
+                raise TypeError(f"A target member must be a Keras model, a preset name or a .keras path. "
+                                f"Received: {type(s).__name__}")
+        presets = [s for s in sources if isinstance(s, str) and zoo.is_preset(s)]
+        if presets and (preprocess != "none" or input_range != "0-1"):
+            raise ValueError(f"Preset {presets[0]!r} takes images in [0, 1] and preprocesses them itself; "
+                             "input_range and preprocess are for your own models.")
         self.sources = [_describe(s) for s in sources]
         self.models = [zoo.load_model(s) if isinstance(s, (str, os.PathLike)) else s for s in sources]
         for m in self.models:
-            if not callable(m) or not hasattr(m, "input_shape"):
+            if not _is_model(m):
                 raise TypeError(f"A target member must be a Keras model. Received: {type(m).__name__}")
         self.logits = bool(logits)
-        shapes = {tuple(m.input_shape[1:]) for m in self.models}
+        self.input_range = input_range
+        self.preprocess = preprocess
+        self.crops = int(crops)
+        shapes = set()
+        for m in self.models:
+            if isinstance(m.input_shape, list):
+                raise ValueError(f"Model {m.name!r} takes {len(m.input_shape)} inputs; a target's model takes one "
+                                 "batch of images.")
+            shapes.add(tuple(m.input_shape[1:]))
         if len(shapes) != 1:
-            raise ValueError(f"Ensemble members take different input shapes: {sorted(shapes)}.")
-        self.image_shape = shapes.pop()
-        if len(self.image_shape) != 3 or None in self.image_shape or self.image_shape[-1] not in (1, 3):
+            raise ValueError(f"Ensemble members take different input shapes: {sorted(shapes, key=str)}.")
+        self.model_shape = shapes.pop()
+        if len(self.model_shape) != 3 or None in self.model_shape or self.model_shape[-1] not in (1, 3):
             raise ValueError(
-                f"The model takes inputs of shape {self.image_shape}; a target must take images of a fixed shape "
+                f"The model takes inputs of shape {self.model_shape}; a target must take images of a fixed shape "
                 "(H, W, 1) or (H, W, 3)."
             )
+        if preprocess in ("torch", "caffe") and self.model_shape[-1] != 3:
+            raise ValueError(f"preprocess={preprocess!r} needs a model of RGB images; this one takes "
+                             f"{self.model_shape}.")
+        margin = CROP_MARGIN if self.crops == 10 else 0
+        height, width, channels = self.model_shape
+        self.image_shape = (height + margin, width + margin, channels)
         if image_shape is not None and tuple(image_shape) != self.image_shape:
+            crops_note = f" (the model's {self.model_shape} plus {margin} for its 10 crops)" if margin else ""
             raise ValueError(
-                f"The model takes images of shape {self.image_shape}, the encoding makes {tuple(image_shape)}."
+                f"The model takes images of shape {self.image_shape}{crops_note}, the encoding makes "
+                f"{tuple(image_shape)}."
             )
-        sizes = {int(m.output_shape[-1]) for m in self.models}
-        if len(sizes) != 1:
-            raise ValueError(f"Ensemble members have different numbers of classes: {sorted(sizes)}.")
-        self.num_classes = sizes.pop()
+        self.num_classes = self._check_outputs()
         if class_names is None:
             first = sources[0]
             if isinstance(first, str) and zoo.is_preset(first):
                 class_names = zoo.get_preset(first).class_names
             else:
                 class_names = [str(i) for i in range(self.num_classes)]
+        elif isinstance(class_names, (str, os.PathLike)):
+            class_names = read_class_names(class_names)
         class_names = [str(c) for c in class_names]
         if len(class_names) != self.num_classes:
             raise ValueError(f"{len(class_names)} class names for {self.num_classes} classes.")
         self.class_names = class_names
-        self._check_outputs()
+        self._logit_functions = None
+
+    # ---- adapting images ---------------------------------------------------------------------
+    def model_inputs(self, images):
+        """What the models receive for ``images`` (n, H, W, C) in [0, 1] (crops not cut here)."""
+        x = tf.cast(images, tf.float32)
+        if self.input_range == "0-255":
+            x = x * 255.0
+        return preprocess_pixels(x, self.preprocess)
+
+    def _crop(self, images):
+        images = tf.cast(images, tf.float32)
+        if self.crops == 1:
+            return images
+        return ten_crops(images, self.model_shape[0], self.model_shape[1])
+
+    def _average_crops(self, values):
+        if self.crops == 1:
+            return values
+        return tf.reduce_mean(tf.reshape(values, (self.crops, -1, values.shape[-1])), axis=0)
 
     def __call__(self, images, training=False):
-        """Probabilities (n, classes) float32 for images (n, H, W, C)."""
+        """Probabilities (n, classes) float32 for images (n, *image_shape) in [0, 1]."""
+        x = self.model_inputs(self._crop(images))
         outputs = []
         for m in self.models:
-            out = tf.cast(m(images, training=training), tf.float32)
+            out = tf.cast(m(x, training=training), tf.float32)
             outputs.append(tf.nn.softmax(out, axis=-1) if self.logits else out)
-        return outputs[0] if len(outputs) == 1 else tf.add_n(outputs) / float(len(outputs))
+        probabilities = outputs[0] if len(outputs) == 1 else tf.add_n(outputs) / float(len(outputs))
+        return self._average_crops(probabilities)
 
+    def class_logits(self, images):
+        """Logits (n, classes) float32: the input of each member's softmax (averaged over members and crops).
+
+        For a model given with ``logits=True`` that is its output; otherwise the model must end
+        in a softmax (an ``Activation``/``Softmax`` layer, or a ``Dense`` layer with softmax
+        activation), whose input is taken.
+
+        Raises:
+            ValueError: a member's logits cannot be reached (e.g. a committee averaging probabilities).
+        """
+        if self._logit_functions is None:
+            self._logit_functions = [self._logit_function(m) for m in self.models]
+        x = self.model_inputs(self._crop(images))
+        outputs = [tf.cast(f(x), tf.float32) for f in self._logit_functions]
+        return self._average_crops(outputs[0] if len(outputs) == 1 else tf.add_n(outputs) / float(len(outputs)))
+
+    def _logit_function(self, model):
+        import keras
+
+        if self.logits:
+            return lambda x: model(x, training=False)
+        last = model.layers[-1] if getattr(model, "layers", None) else None
+        try:
+            if isinstance(last, keras.layers.Softmax) or (
+                    isinstance(last, keras.layers.Activation) and _is_softmax(last.activation)):
+                return keras.Model(model.inputs, last.input)
+            if isinstance(last, keras.layers.Dense) and _is_softmax(last.activation):
+                features = keras.Model(model.inputs, last.input)
+                return lambda x: tf.matmul(features(x, training=False), last.kernel) + (
+                    last.bias if last.use_bias else 0.0)
+        except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
+            pass
+        raise ValueError(f"Model {model.name!r} does not end in a softmax layer, so its logits cannot be reached; "
+                         "ascend the probability instead, or pass a model that returns logits with logits=True.")
+
+    # ---- checks ------------------------------------------------------------------------------
     def _check_outputs(self):
-        probe = tf.random.stateless_uniform((8, *self.image_shape), [7, 7])
+        """Probe every model with random images; returns the number of classes."""
+        probe = self.model_inputs(tf.random.stateless_uniform((8, *self.model_shape), [7, 7]))
+        sizes = set()
         for m in self.models:
-            out = np.asarray(m(probe, training=False), dtype=np.float64)
+            out = m(probe, training=False)
+            if isinstance(out, dict):
+                out = list(out.values())
+            if isinstance(out, (list, tuple)):
+                if len(out) != 1:
+                    raise ValueError(f"The model must return one (batch, classes) tensor; model {m.name!r} returns "
+                                     f"{len(out)} outputs.")
+                out = out[0]
+            out = np.asarray(out, dtype=np.float64)
+            if out.ndim != 2 or out.shape[0] != 8:
+                raise ValueError(f"The model must return one (batch, classes) tensor; model {m.name!r} returns one "
+                                 f"of shape {('batch', *out.shape[1:]) if out.ndim else ()} for a batch of images.")
+            if out.shape[1] < 2:
+                raise ValueError(f"A classifier needs at least two classes; model {m.name!r} returns "
+                                 f"{out.shape[1]}.")
+            sizes.add(out.shape[1])
             if not np.all(np.isfinite(out)):
                 raise NonFiniteError(f"Model {m.name!r} returns NaN or infinite values on random images.")
-            if self.logits:
-                continue
             sums = out.sum(axis=-1)
-            if out.min() < -1e-6 or np.abs(sums - 1.0).max() > 1e-3:
+            probabilities = out.min() >= -1e-6 and np.abs(sums - 1.0).max() <= 1e-3
+            if self.logits and probabilities:
+                raise ValueError(f"Model {m.name!r} already outputs probabilities (non-negative rows summing to 1 on "
+                                 "random images); logits=True (--logits) would apply softmax twice, so leave it off.")
+            if not self.logits and not probabilities:
                 raise ValueError(
                     f"Model {m.name!r} does not output probabilities (row sums {sums.min():.3g}..{sums.max():.3g}); "
                     "if it returns logits, pass logits=True (--logits)."
                 )
+        if len(sizes) != 1:
+            raise ValueError(f"Ensemble members have different numbers of classes: {sorted(sizes)}.")
+        return sizes.pop()
+
+    def class_indices(self, classes):
+        """:func:`resolve_classes` against this target's class names."""
+        return resolve_classes(classes, self.class_names)
 
     def get_config(self):
-        return {"models": self.sources, "logits": self.logits, "class_names": self.class_names}
+        config = {"models": self.sources, "logits": self.logits, "class_names": self.class_names}
+        # Only when not the defaults, so checkpoints written before these options existed still resume.
+        if self.input_range != "0-1" or self.preprocess != "none":
+            config.update(input_range=self.input_range, preprocess=self.preprocess)
+        if self.crops != 1:
+            config["crops"] = self.crops
+        return config

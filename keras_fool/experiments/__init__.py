@@ -15,6 +15,7 @@ _NAMES = {
     "run_transfer_experiment": "transfer",
     "run_ensemble_experiment": "ensemble",
     "run_robustness_experiment": "robustness",
+    "run_imagenet_experiment": "imagenet",
 }
 
 __all__ = sorted(_NAMES)

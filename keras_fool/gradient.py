@@ -1,0 +1,560 @@
+"""Fooling images by gradient ascent, with the regularizers of supplement E of Nguyen et al. (2015).
+
+For each class, start from the dataset's mean image (MNIST: the training mean; ImageNet: the
+mean colour) plus Gaussian noise of standard deviation 1/255, and follow the gradient of the
+class's softmax probability (or of its logit). After every step, optionally:
+
+* **L2 decay** (S5: gamma 0.01; S6, S7: 0.001): the mean-subtracted image is multiplied by
+  ``1 - gamma``;
+* **Gaussian blur** of standard deviation ``blur_radius`` every ``blur_every`` steps (S6: 0.3);
+* **pseudo-L1**: the pixels whose (mean-subtracted) RGB norm is below the ``percentile``-th
+  percentile of the image's norms are set to the mean (S6: the 20th);
+
+then the image is clipped to the valid range [0, 1]. All classes of a batch ascend together in one
+compiled ``tf.while_loop``.
+
+The step rule is ours (the supplement does not state one): each step moves the image by
+``step_size`` times the gradient divided by its root-mean-square over the image, so
+``step_size`` is the RMS change of a pixel (in [0, 1] units) per step, whatever the scale of the
+gradient. The softmax probability's gradient is ``p`` times that of the log-probability, so with
+this normalisation ascending ``p`` and ``log p`` take the same steps, and a class that starts at
+p = 0.001 is not stuck.
+
+The results are written in ``keras-fool evolve``'s format (archive.npz, montage.png,
+summary.json; :mod:`keras_fool.evolution.outputs`): the images are direct-encoding genomes, so
+``keras-fool experiment transfer`` and every reader of archives take them as they are.
+
+This module imports TensorFlow only inside its functions, so the command line can check options
+(:func:`ascent_settings`) without it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_fool.validation import check_int, check_number, check_seed
+
+__all__ = [
+    "IMAGENET_MEAN_RGB",
+    "OBJECTIVES",
+    "REGULARIZATIONS",
+    "GradientAscent",
+    "ascent_settings",
+    "gaussian_blur",
+    "mean_image",
+    "pseudo_l1",
+    "run_gradient_ascent",
+]
+
+# Caffe's ImageNet mean (BGR 104.0, 116.7, 122.7 in its models; ilsvrc_2012_mean.npy averages to
+# these), as RGB in [0, 1]: the paper's networks were Caffe's.
+IMAGENET_MEAN_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
+OBJECTIVES = ("probability", "logit")
+DEFAULT_STEP_SIZE = 0.01  # RMS pixel change per step: 2.55 grey levels
+
+# Supplement E. S5 and S6 are as the text gives them. S7 is "a lower learning rate with the same
+# weight decay and slightly more aggressive blurring" than S6; the radius (0.5) and the lower step
+# (a quarter) are our reading, and as its caption says "As in Fig. S5, but with ... blurring", it
+# has no pseudo-L1.
+REGULARIZATIONS = {
+    "none": {"step_size": DEFAULT_STEP_SIZE, "decay": 0.0, "blur_radius": 0.0, "blur_every": 1, "percentile": 0.0},
+    "s5": {"step_size": DEFAULT_STEP_SIZE, "decay": 0.01, "blur_radius": 0.0, "blur_every": 1, "percentile": 0.0},
+    "s6": {"step_size": DEFAULT_STEP_SIZE, "decay": 0.001, "blur_radius": 0.3, "blur_every": 1, "percentile": 20.0},
+    "s7": {"step_size": DEFAULT_STEP_SIZE / 4, "decay": 0.001, "blur_radius": 0.5, "blur_every": 1,
+           "percentile": 0.0},
+}
+THRESHOLDS = {"99": 0.99, "9999": 0.9999}
+
+
+def ascent_settings(regularization="none", step_size=None, decay=None, blur_radius=None, blur_every=None,
+                    percentile=None, objective="probability"):
+    """The checked settings of one ascent: a preset of :data:`REGULARIZATIONS`, then any knob given.
+
+    Needs no TensorFlow (the command line calls it before importing it).
+
+    Args:
+        regularization: ``"none"``, ``"s5"``, ``"s6"`` or ``"s7"`` (supplement E's figures).
+        step_size: RMS pixel change per step (> 0).
+        decay: gamma of the L2 decay, in [0, 1).
+        blur_radius: standard deviation of the Gaussian blur in pixels (0: none).
+        blur_every: steps between blurs (>= 1).
+        percentile: pseudo-L1 percentile in [0, 100) (0: none).
+        objective: ``"probability"`` (the softmax output, the paper's) or ``"logit"``.
+
+    Returns:
+        A dict with those keys and ``regularization``.
+
+    Raises:
+        TypeError, ValueError: an unknown preset or objective, or a knob out of range.
+    """
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"regularization must be one of {', '.join(REGULARIZATIONS)}. "
+                         f"Received: regularization={regularization!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be 'probability' or 'logit'. Received: objective={objective!r}")
+    settings = dict(REGULARIZATIONS[regularization])
+    given = {"step_size": step_size, "decay": decay, "blur_radius": blur_radius, "blur_every": blur_every,
+             "percentile": percentile}
+    settings.update({k: v for k, v in given.items() if v is not None})
+    settings["step_size"] = check_number("step_size", settings["step_size"], 0.0, strict=True)
+    settings["decay"] = check_number("decay", settings["decay"], 0.0)
+    if settings["decay"] >= 1.0:
+        raise ValueError(f"decay must be below 1 (the image is multiplied by 1 - decay). "
+                         f"Received: decay={settings['decay']:g}")
+    settings["blur_radius"] = check_number("blur_radius", settings["blur_radius"], 0.0, maximum=50.0)
+    settings["blur_every"] = check_int("blur_every", settings["blur_every"])
+    settings["percentile"] = check_number("percentile", settings["percentile"], 0.0)
+    if settings["percentile"] >= 100.0:
+        raise ValueError(f"percentile must be below 100. Received: percentile={settings['percentile']:g}")
+    return {"regularization": regularization, "objective": objective, **settings}
+
+
+def gaussian_blur(images, sigma):
+    """Blur images (n, H, W, C) with a Gaussian of standard deviation ``sigma`` pixels.
+
+    As ``scipy.ndimage.gaussian_filter(image, (0, sigma, sigma, 0))``: a separable kernel
+    truncated at 4 sigma (at least one pixel either side), borders reflected (scipy's
+    ``"reflect"``, TensorFlow's ``"SYMMETRIC"``).
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images, tf.float32)
+    half = max(1, int(4.0 * sigma + 0.5))
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).astype(np.float32)
+    channels = int(images.shape[-1])
+    height, width = int(images.shape[1]), int(images.shape[2])
+    if half >= min(height, width):
+        raise ValueError(f"a blur of sigma {sigma:g} needs images larger than {half}x{half} pixels.")
+    x = tf.pad(images, [[0, 0], [half, half], [half, half], [0, 0]], mode="SYMMETRIC")
+    rows = tf.constant(np.tile(kernel.reshape(-1, 1, 1, 1), (1, 1, channels, 1)))
+    cols = tf.constant(np.tile(kernel.reshape(1, -1, 1, 1), (1, 1, channels, 1)))
+    x = tf.nn.depthwise_conv2d(x, rows, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(x, cols, [1, 1, 1, 1], "VALID")
+
+
+def pseudo_l1(images, mean, percentile):
+    """Set the pixels whose mean-subtracted norm (over channels) is below the ``percentile``-th percentile to the mean.
+
+    The percentile of each image's H*W norms is NumPy's default (linear interpolation), so about
+    ``percentile`` % of the pixels of an image become the mean.
+
+    Args:
+        images: (n, H, W, C).
+        mean: the mean image, broadcastable to (H, W, C).
+        percentile: in [0, 100).
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images, tf.float32)
+    mean = tf.broadcast_to(tf.cast(mean, tf.float32), images.shape[1:])
+    norms = tf.norm(images - mean, axis=-1)  # (n, H, W)
+    flat = tf.sort(tf.reshape(norms, (tf.shape(norms)[0], -1)), axis=1)
+    position = percentile / 100.0 * (int(flat.shape[1]) - 1)
+    low, high = int(math.floor(position)), int(math.ceil(position))
+    threshold = flat[:, low] + (position - low) * (flat[:, high] - flat[:, low])
+    keep = norms >= threshold[:, None, None]
+    return tf.where(keep[..., None], images, mean)
+
+
+def mean_image(image_shape, mean=None, dataset=None):
+    """The image the ascent starts from (before noise) and decays towards, (H, W, C) float32 in [0, 1].
+
+    Args:
+        image_shape: (H, W, C) of the target's images.
+        mean: None (from ``dataset`` or the shape), ``"mnist"`` (the training set's mean image),
+            ``"imagenet"`` (:data:`IMAGENET_MEAN_RGB` everywhere), a number, or an array
+            broadcastable to ``image_shape``.
+        dataset: the preset's data set (``"mnist"``, ``"imagenet"``), used when ``mean`` is None;
+            without it, 28x28x1 images take MNIST's mean, colour images ImageNet's, others grey 0.5.
+
+    Raises:
+        ValueError: a mean that does not fit ``image_shape`` or leaves [0, 1].
+    """
+    shape = tuple(int(d) for d in image_shape)
+    if mean is None:
+        if dataset in ("mnist", "imagenet"):
+            mean = dataset
+        elif shape == (28, 28, 1):
+            mean = "mnist"
+        elif shape[-1] == 3:
+            mean = "imagenet"
+        else:
+            mean = 0.5
+    if isinstance(mean, str):
+        if mean == "mnist":
+            from keras_fool.data import load_mnist
+
+            if shape != (28, 28, 1):
+                raise ValueError(f"MNIST's mean image is 28x28x1; the target takes {shape}.")
+            mean = load_mnist()[0][0].mean(axis=0, dtype=np.float64)
+        elif mean == "imagenet":
+            if shape[-1] != 3:
+                raise ValueError(f"ImageNet's mean colour needs RGB images; the target takes {shape}.")
+            mean = np.array(IMAGENET_MEAN_RGB)
+        else:
+            raise ValueError(f"mean must be 'mnist', 'imagenet', a number or an array. Received: mean={mean!r}")
+    try:
+        result = np.broadcast_to(np.asarray(mean, np.float32), shape).copy()
+    except ValueError:
+        raise ValueError(f"a mean of shape {np.shape(mean)} does not fit images of shape {shape}.") from None
+    if not (result.min() >= 0.0 and result.max() <= 1.0):
+        raise ValueError(f"the mean image must lie in [0, 1]. Received: values in [{result.min():g}, {result.max():g}]")
+    return result
+
+
+class GradientAscent:
+    """Gradient-ascent fooling images for some classes of a target (supplement E).
+
+    Duck-types what :func:`keras_fool.evolution.write_outputs` reads from an evolver
+    (``target``, ``archive``, ``encoding``, ``generation``, ``summary()``), so :meth:`write`
+    puts the results into ``evolve``'s files.
+
+    Args:
+        target: a :class:`~keras_fool.evolution.Target`.
+        classes: class indices (see :func:`~keras_fool.evolution.target.resolve_classes` for names);
+            all of the target's by default.
+        steps: gradient steps per class (>= 1).
+        settings: :func:`ascent_settings`'s dict (None: ``--regularization none``).
+        mean: what :func:`mean_image` takes; None picks by the target's preset or image shape.
+        noise: standard deviation of the starting noise (1/255, the paper's).
+        batch_size: classes ascending together in one compiled loop.
+        stop_at: a class stops (its image is kept) once it reaches this confidence, and a batch
+            once all its classes have (None: never).
+        seed: the noise of class c comes from ``(seed, c)``, whatever the batching.
+
+    Attributes:
+        archive: a :class:`~keras_fool.evolution.ClassArchive` of the final images (genomes of a
+            :class:`~keras_fool.encodings.DirectEncoding`) and their confidences.
+        history: (steps + 1, C) float32: each class's confidence after 0, 1, ... steps (after it
+            stopped, its last value repeats).
+        steps_done: (C,) int: the steps each class took (fewer than ``steps`` if it reached ``stop_at``).
+        iterations: the most loop iterations a batch ran (a frozen class's image stays as it is).
+        first_reached: ``{"99": (C,), "9999": (C,)}`` the first step at which the confidence
+            reached 99% / 99.99%, or -1.
+    """
+
+    def __init__(self, target, classes=None, steps=200, settings=None, mean=None, noise=1.0 / 255.0, batch_size=32,
+                 stop_at=None, seed=0):
+        import tensorflow as tf
+
+        from keras_fool.encodings import DirectEncoding
+        from keras_fool.evolution.archive import ClassArchive
+        from keras_fool.evolution.target import Target
+
+        if not isinstance(target, Target):
+            raise TypeError(f"target must be a keras_fool Target. Received: {type(target).__name__}")
+        self.target = target
+        self.steps = check_int("steps", steps)
+        self.settings = ascent_settings(**(settings or {}))
+        self.noise = check_number("noise", noise, 0.0)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.stop_at = None if stop_at is None else check_number("stop_at", stop_at, 0.0, strict=True, maximum=1.0)
+        self.seed = check_seed(seed)
+        labels = list(range(target.num_classes)) if classes is None else target.class_indices(list(classes))
+        dataset = None
+        first = target.sources[0]
+        if "preset" in first:
+            from keras_fool import zoo
+
+            dataset = zoo.get_preset(first["preset"]).dataset
+        self.mean_spec = mean if mean is None or isinstance(mean, (str, int, float)) else "array"
+        self.mean = mean_image(target.image_shape, mean, dataset)
+        self.encoding = DirectEncoding(target.image_shape)
+        self.archive = ClassArchive(labels, target.class_names, self.encoding.genome_spec())
+        self.labels = self.archive.labels
+        self.history = None
+        self.steps_done = np.zeros(len(labels), np.int64)
+        self.iterations = 0
+        self.first_reached = {k: np.full(len(labels), -1, np.int64) for k in THRESHOLDS}
+        self.evaluations = 0
+        self.trace_seconds = None
+        self.steady_seconds = 0.0
+        self.steady_image_steps = 0
+        self._exact_confidence = len(target.models) == 1 and target.crops == 1
+        self._loop = tf.function(self._loop_impl, reduce_retracing=True)
+
+    # ---- configuration -----------------------------------------------------------------------
+    def get_config(self):
+        return {
+            "method": "gradient_ascent",
+            "target": self.target.get_config(),
+            "classes": self.labels.tolist(),
+            "steps": self.steps,
+            **self.settings,
+            "mean": self.mean_spec,
+            "noise": self.noise,
+            "stop_at": self.stop_at,
+            "seed": self.seed,
+        }
+
+    def start_images(self, labels):
+        """The starting images of ``labels``: the mean plus N(0, noise^2), clipped to [0, 1]."""
+        shape = self.mean.shape
+        noise = [np.random.default_rng([self.seed, int(c)]).normal(0.0, self.noise, shape) for c in labels]
+        return np.clip(self.mean + np.stack(noise), 0.0, 1.0).astype(np.float32)
+
+    # ---- the compiled loop ------------------------------------------------------------------
+    def _scores(self, x, labels):
+        """(objective, confidence), each (B,), of images ``x`` for their ``labels``."""
+        import tensorflow as tf
+
+        if self.settings["objective"] == "probability":
+            p = tf.gather(self.target(x), labels, axis=1, batch_dims=1)
+            return p, p
+        z = self.target.class_logits(x)
+        objective = tf.gather(z, labels, axis=1, batch_dims=1)
+        if self._exact_confidence:
+            confidence = tf.gather(tf.nn.softmax(z, axis=-1), labels, axis=1, batch_dims=1)
+        else:
+            confidence = tf.gather(self.target(x), labels, axis=1, batch_dims=1)
+        return objective, confidence
+
+    def _update(self, x, gradient, step):
+        import tensorflow as tf
+
+        s = self.settings
+        rms = tf.sqrt(tf.reduce_mean(tf.square(gradient), axis=[1, 2, 3], keepdims=True))
+        x = x + s["step_size"] * gradient / (rms + 1e-30)
+        mean = tf.constant(self.mean)
+        if s["decay"] > 0.0:
+            x = mean + (1.0 - s["decay"]) * (x - mean)
+        if s["blur_radius"] > 0.0:
+            blurred = lambda: gaussian_blur(x, s["blur_radius"])  # noqa: E731
+            x = tf.cond(tf.equal((step + 1) % s["blur_every"], 0), blurred, lambda: x) if s["blur_every"] > 1 \
+                else blurred()
+        if s["percentile"] > 0.0:
+            x = pseudo_l1(x, mean, s["percentile"])
+        return tf.clip_by_value(x, 0.0, 1.0)
+
+    def _loop_impl(self, x, labels, steps, stop_at):
+        """Ascend ``x`` (B, H, W, C) for ``labels`` (B,).
+
+        An image whose confidence reaches ``stop_at`` is frozen (no more steps); the loop ends
+        when all are, or after ``steps``. Returns (final x, (done + 1, B) confidences after
+        0..done steps, done, (B,) steps each image took).
+        """
+        import tensorflow as tf
+
+        history = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=labels.shape)
+
+        def cond(s, x, history, frozen, taken):
+            return tf.logical_and(s < steps, tf.logical_not(tf.reduce_all(frozen)))
+
+        def body(s, x, history, frozen, taken):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                objective, confidence = self._scores(x, labels)
+                total = tf.reduce_sum(objective)
+            gradient = tape.gradient(total, x)
+            history = history.write(s, confidence)
+            frozen = tf.logical_or(frozen, confidence >= stop_at)
+            x = tf.where(frozen[:, None, None, None], x, self._update(x, gradient, s))
+            return s + 1, x, history, frozen, taken + tf.cast(tf.logical_not(frozen), tf.int32)
+
+        batch = tf.shape(labels)
+        start = (tf.constant(0), x, history, tf.zeros(batch, tf.bool), tf.zeros(batch, tf.int32))
+        done, x, history, _, taken = tf.while_loop(cond, body, start, parallel_iterations=1)
+        _, confidence = self._scores(x, labels)
+        history = history.write(done, confidence)
+        return x, history.stack(), done, taken
+
+    # ---- the Python driver ------------------------------------------------------------------
+    def _batches(self):
+        """Index arrays into the classes: ceil(C / batch_size) batches of equal size (the last padded by repeats)."""
+        cells = len(self.labels)
+        count = math.ceil(cells / self.batch_size)
+        size = math.ceil(cells / count)
+        for b in range(count):
+            rows = np.arange(b * size, min((b + 1) * size, cells))
+            yield rows, np.concatenate([rows, np.resize(rows, size - len(rows))])
+
+    def trace(self):
+        """Compile the loop for this run's batch size and warm it up; returns the seconds it took.
+
+        TensorFlow optimises a graph and initialises its kernels on the first call, which for
+        EfficientNet-Lite0 on CPU takes as long as several steps; one step of the first batch is
+        run and thrown away, so the measured speed is the steady one.
+        """
+        import tensorflow as tf
+
+        _, padded = next(self._batches())
+        labels = self.labels[padded]
+        start = time.perf_counter()
+        self._loop(tf.constant(self.start_images(labels)), tf.constant(labels, tf.int32), tf.constant(1, tf.int32),
+                   tf.constant(2.0, tf.float32))[0].numpy()
+        self.trace_seconds = time.perf_counter() - start
+        return self.trace_seconds
+
+    def run(self, log=None):
+        """Ascend every class; returns ``self`` (its ``archive`` holds the images).
+
+        Raises:
+            NonFiniteError: the target returned NaN or infinity.
+        """
+        import tensorflow as tf
+
+        from keras_fool.errors import NonFiniteError
+
+        log = log or (lambda line: None)
+        cells = len(self.labels)
+        images = np.zeros((cells, *self.target.image_shape), np.float32)
+        history = np.zeros((self.steps + 1, cells), np.float32)
+        stop_at = 2.0 if self.stop_at is None else self.stop_at
+        batches = list(self._batches())
+        if self.trace_seconds is None:
+            self.trace()
+        for number, (rows, padded) in enumerate(batches, 1):
+            labels = self.labels[padded]
+            start = time.perf_counter()
+            x, confidences, done, taken = self._loop(
+                tf.constant(self.start_images(labels)), tf.constant(labels, tf.int32),
+                tf.constant(self.steps, tf.int32), tf.constant(stop_at, tf.float32))
+            seconds = time.perf_counter() - start
+            done, confidences = int(done), confidences.numpy()[:, :len(rows)]
+            if not np.all(np.isfinite(confidences)):
+                raise NonFiniteError(f"The target returned NaN or infinite probabilities while ascending classes "
+                                     f"{self.labels[rows].tolist()}.")
+            images[rows] = x.numpy()[:len(rows)]
+            history[:done + 1, rows] = confidences
+            history[done + 1:, rows] = confidences[-1]
+            self.steps_done[rows] = taken.numpy()[:len(rows)]
+            self.iterations = max(self.iterations, done)
+            self.evaluations += len(padded) * (done + 1)
+            self.steady_seconds += seconds
+            self.steady_image_steps += len(padded) * done
+            log(f"classes {rows[0] + 1}-{rows[-1] + 1} of {cells}: {done} steps, median confidence "
+                f"{100 * np.median(confidences[-1]):.4f}% ({len(padded) * done / seconds:.1f} image-steps/s)")
+        self.history = history
+        for k, threshold in THRESHOLDS.items():
+            reached = history >= threshold
+            self.first_reached[k] = np.where(reached.any(axis=0), reached.argmax(axis=0), -1)
+        self.archive.set_state(images, history[-1])
+        return self
+
+    @property
+    def generation(self):
+        """Loop iterations so far (what ``keras_fool.evolution.outputs`` reads as an evolver's generation)."""
+        return self.iterations
+
+    def montage(self, scale=None):
+        """The images as a labelled PIL image: class name and confidence under each, the run in the title."""
+        from keras_fool.evolution.outputs import elite_captions
+        from keras_fool.io import montage
+
+        scale = scale or (3 if self.target.image_shape[0] <= 64 else 1)
+        models = " + ".join(str(next(iter(m.values()))) for m in self.target.get_config()["models"])
+        title = (f"{models}, gradient ascent ({self.settings['regularization']}, {self.settings['objective']}), "
+                 f"step {int(self.steps_done.max()) if len(self.steps_done) else 0}")
+        captions = elite_captions(self.archive.labels, self.archive.confidences, self.archive.class_names)
+        images = np.asarray(self.archive.genomes)
+        return montage(images, captions, columns=min(len(images), 10), scale=scale, title=title)
+
+    def write(self, out, extra_summary=None):
+        """Write evolve's files (archive.npz, montage.png, summary.json) into ``out``; returns the summary."""
+        from keras_fool.evolution.outputs import write_outputs
+        from keras_fool.io import save_png
+
+        summary = write_outputs(self, out, extra_summary)
+        save_png(Path(out) / "montage.png", self.montage())  # titled as gradient ascent, not as an evolution
+        return summary
+
+    @property
+    def image_steps_per_second(self):
+        """Images x gradient steps per second, tracing excluded (each a forward and a backward pass)."""
+        return self.steady_image_steps / self.steady_seconds if self.steady_seconds else float("nan")
+
+    def summary(self):
+        """A JSON-ready dict in ``keras-fool evolve``'s summary format; steps stand for generations."""
+        conf = self.archive.confidences
+        classes = []
+        for i, label in enumerate(self.labels.tolist()):
+            entry = {"label": label, "name": self.archive.class_names[label],
+                     "confidence": None if math.isnan(conf[i]) else float(conf[i]), "steps": int(self.steps_done[i])}
+            for k in THRESHOLDS:
+                first = int(self.first_reached[k][i])
+                entry[f"generation_{k}"] = first if first >= 0 else None
+            classes.append(entry)
+        return {
+            "classes": classes,
+            "generations": int(self.steps_done.max()) if len(self.steps_done) else 0,
+            "evaluations": self.evaluations,
+            "evaluations_per_second": self.image_steps_per_second,
+            "trace_seconds": self.trace_seconds,
+            "seed": self.seed,
+            "config": self.get_config(),
+        }
+
+
+def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, regularization="none",
+                        objective="probability", step_size=None, decay=None, blur_radius=None, blur_every=None,
+                        percentile=None, mean=None, batch_size=32, stop_at=None, seed=0, logits=False,
+                        input_range=None, preprocess="none", crops=1, class_names=None, overwrite=False,
+                        logdir=None, started=None, log=None):
+    """Gradient-ascent fooling images into the folder ``out``; what ``keras-fool ascend`` runs.
+
+    Writes ``archive.npz``, ``montage.png`` and ``summary.json`` in ``keras-fool evolve``'s format
+    (steps in place of generations; ``evaluations_per_second`` counts images x steps, each a forward
+    and a backward pass), and to ``logdir`` the median/min/max confidence per step and the montage.
+
+    Args:
+        out: the output folder (created if needed); refused if it holds an ``archive.npz``
+            unless ``overwrite``.
+        models: a preset name, a ``.keras`` path or a Keras model, or a list of them (an ensemble).
+        classes: class indices and/or names (:func:`~keras_fool.evolution.target.resolve_classes`);
+            all of the target's by default.
+        steps: gradient steps per class.
+        regularization, objective, step_size, decay, blur_radius, blur_every, percentile: see
+            :func:`ascent_settings` (a knob given overrides the preset's).
+        mean: the start and decay image (:func:`mean_image`).
+        batch_size: classes per compiled loop.
+        stop_at: a class stops once it reaches this confidence (its image is kept), a batch once all have.
+        seed: the seed of the starting noise.
+        logits, input_range, preprocess, crops, class_names: the :class:`~keras_fool.evolution.Target`'s.
+        overwrite: replace the results in ``out``.
+        logdir: TensorBoard folder, or None; the run logs into ``logdir/<name of out>``.
+        started: ``time.perf_counter()`` at process start, for ``startup_seconds``.
+        log: callable taking one progress line; silent if None.
+
+    Returns:
+        The summary dict written to ``summary.json``.
+    """
+    from keras_fool.evolution.target import Target
+    from keras_fool.io import check_output_dir, ensure_writable_dir
+    from keras_fool.summaries import SummaryWriter, run_logdir
+
+    started = time.perf_counter() if started is None else started
+    settings = ascent_settings(regularization, step_size, decay, blur_radius, blur_every, percentile, objective)
+    check_output_dir(out, "archive.npz", overwrite=overwrite)
+    out = ensure_writable_dir(out)
+    board = SummaryWriter(run_logdir(logdir, out))
+    target = Target(list(models) if isinstance(models, (list, tuple)) else [models], logits=logits,
+                    class_names=class_names, input_range=input_range, preprocess=preprocess, crops=crops)
+    ascent = GradientAscent(target, classes=target.class_indices(classes), steps=steps, settings=settings, mean=mean,
+                            batch_size=batch_size, stop_at=stop_at, seed=seed)
+    ascent.trace()
+    startup_seconds = time.perf_counter() - started
+    loop_start = time.perf_counter()
+    ascent.run(log)
+    ascent_seconds = time.perf_counter() - loop_start
+    for step, row in enumerate(ascent.history[:ascent.iterations + 1]):
+        board.scalars({
+            "confidence/median": float(np.median(row)), "confidence/min": float(row.min()),
+            "confidence/max": float(row.max()), "classes/at_99": int(np.sum(row >= 0.99)),
+            "classes/at_9999": int(np.sum(row >= 0.9999)),
+        }, step)
+    board.image("elites", ascent.montage(), ascent.iterations)
+    board.close()
+    files = [out / "archive.npz", out / "montage.png", out / "summary.json"] + ([board.logdir] if board.enabled else [])
+    return ascent.write(out, {
+        "wall_seconds": time.perf_counter() - started,
+        "evolution_seconds": ascent_seconds,
+        "startup_seconds": startup_seconds,
+        "image_steps_per_second": ascent.image_steps_per_second,
+        "files": [str(f) for f in files],
+    })

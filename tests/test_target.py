@@ -1,0 +1,198 @@
+"""The Target adapts [0, 1] images to what a user's model expects, and refuses what would give wrong confidences."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_fool.evolution import MapElites, Target
+from keras_fool.evolution.target import preprocess_pixels, read_class_names, resolve_classes, ten_crops
+
+
+def _colour_model(height=8, width=8, classes=5, softmax=True, seed=0, name="colour"):
+    """A tiny classifier of RGB images whose output depends on every pixel (and on left vs right)."""
+    inputs = keras.Input((height, width, 3))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(classes, activation="softmax" if softmax else None,
+                           kernel_initializer=keras.initializers.RandomNormal(stddev=0.05, seed=seed))(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _images(n=3, height=8, width=8, seed=1):
+    return np.random.default_rng(seed).uniform(0.0, 1.0, (n, height, width, 3)).astype(np.float32)
+
+
+# --- input range and preprocessing: keras.applications' own preprocess_input ------------------------
+
+@pytest.mark.parametrize("mode, family", [
+    ("tf", keras.applications.mobilenet_v2),
+    ("torch", keras.applications.densenet),
+    ("caffe", keras.applications.resnet50),
+])
+def test_preprocessing_is_keras_applications_preprocess_input(mode, family):
+    model = _colour_model()
+    x = _images()
+    expected_inputs = family.preprocess_input(255.0 * x.copy())
+    target = Target(model, preprocess=mode)
+    assert target.input_range == "0-255"
+    np.testing.assert_allclose(np.asarray(target.model_inputs(x)), expected_inputs, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(target(x).numpy(), model(expected_inputs).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(preprocess_pixels(255.0 * x, mode)), expected_inputs, rtol=1e-5, atol=1e-4)
+
+
+def test_input_range_scales_the_pixels_and_contradictions_are_refused():
+    model = _colour_model()
+    x = _images()
+    np.testing.assert_allclose(Target(model, input_range="0-255")(x).numpy(), model(255.0 * x).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(Target(model)(x).numpy(), model(x).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="takes pixels in 0-255"):
+        Target(model, input_range="0-1", preprocess="caffe")
+    with pytest.raises(ValueError, match="input_range must be"):
+        Target(model, input_range="0-65535")
+    with pytest.raises(ValueError, match="preprocess must be one of"):
+        Target(model, preprocess="inception")
+    with pytest.raises(ValueError, match="preprocesses them itself"):
+        Target("lenet_mnist", preprocess="tf")
+
+
+def test_options_enter_the_config_only_when_set():
+    model = _colour_model()
+    assert set(Target(model).get_config()) == {"models", "logits", "class_names"}  # old checkpoints still resume
+    config = Target(model, preprocess="torch", crops=10).get_config()
+    assert (config["input_range"], config["preprocess"], config["crops"]) == ("0-255", "torch", 10)
+
+
+# --- ten crops ------------------------------------------------------------------------------------
+
+def test_ten_crops_are_caffes_corners_centre_and_mirrors():
+    x = np.arange(2 * 6 * 7 * 1, dtype=np.float32).reshape(2, 6, 7, 1)
+    crops = np.asarray(ten_crops(x, 4, 4)).reshape(10, 2, 4, 4, 1)
+    expected = [x[:, :4, :4], x[:, :4, 3:], x[:, 2:, :4], x[:, 2:, 3:], x[:, 1:5, 1:5]]
+    expected += [e[:, :, ::-1] for e in expected]
+    for k in range(10):
+        np.testing.assert_array_equal(crops[k], expected[k])
+
+
+def test_target_with_crops_averages_the_ten_crops_probabilities():
+    model = _colour_model()
+    target = Target(model, crops=10)
+    assert target.image_shape == (40, 40, 3) and target.model_shape == (8, 8, 3)
+    x = _images(2, 40, 40)
+    # A crop of 8 from 40 with Caffe's layout: corners at 0 and 32, centre at 16.
+    views = [x[:, :8, :8], x[:, :8, 32:], x[:, 32:, :8], x[:, 32:, 32:], x[:, 16:24, 16:24]]
+    views += [v[:, :, ::-1] for v in views]
+    expected = np.mean([model(v).numpy() for v in views], axis=0)
+    np.testing.assert_allclose(target(x).numpy(), expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"\(40, 40, 3\) \(the model's \(8, 8, 3\) plus 32"):
+        Target(model, crops=10, image_shape=(8, 8, 3))
+    with pytest.raises(ValueError, match="crops must be 1 or 10"):
+        Target(model, crops=5)
+
+
+def test_colour_cppn_evolution_runs_at_the_targets_size_with_crops():
+    from keras_fool.encodings import make_encoding
+
+    encoding = "cppn"  # colour (HSV) outputs; the direct encoding is the image itself
+    target = Target(_colour_model(classes=1000), crops=10, class_names=[f"class {i}" for i in range(1000)])
+    evolver = MapElites(target, make_encoding(encoding, target.image_shape), population=4,
+                        classes=target.class_indices("class 7,class 900,3"), seed=0)
+    archive = evolver.run(2)
+    assert archive.labels.tolist() == [7, 900, 3]
+    images = np.asarray(evolver.encoding.decode(archive.genomes))
+    assert images.shape == (3, 40, 40, 3) and 0.0 <= images.min() and images.max() <= 1.0
+    probabilities = target(images).numpy()
+    np.testing.assert_allclose(archive.confidences, probabilities[np.arange(3), [7, 900, 3]], rtol=1e-5)
+
+
+# --- class names ----------------------------------------------------------------------------------
+
+def test_class_names_from_a_list_or_a_file(tmp_path):
+    model = _colour_model(classes=3)
+    assert Target(model).class_names == ["0", "1", "2"]
+    assert Target(model, class_names=["cat", "dog", "owl"]).class_names == ["cat", "dog", "owl"]
+    path = tmp_path / "names.txt"
+    path.write_text("cat\ndog\r\nsnowy owl\n")
+    assert Target(model, class_names=path).class_names == ["cat", "dog", "snowy owl"]
+    assert Target(model, class_names=str(path)).class_indices("Snowy Owl, 0") == [2, 0]
+    path.write_text("cat\n\ndog\n")
+    with pytest.raises(ValueError, match="empty class name on line 2"):
+        read_class_names(path)
+    with pytest.raises(ValueError, match="2 class names for 3 classes"):
+        Target(model, class_names=["cat", "dog"])
+    with pytest.raises(FileNotFoundError):
+        Target(model, class_names=tmp_path / "missing.txt")
+
+
+def test_classes_resolve_by_index_or_name():
+    from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
+
+    assert resolve_classes("king penguin,starfish", IMAGENET_CLASSES) == [145, 327]
+    assert resolve_classes(" STARFISH , 145, espresso", IMAGENET_CLASSES) == [327, 145, 967]
+    assert resolve_classes(["Windsor tie", 3, "4"], IMAGENET_CLASSES) == [906, 3, 4]
+    assert resolve_classes("all", IMAGENET_CLASSES) is None and resolve_classes(None, IMAGENET_CLASSES) is None
+    with pytest.raises(ValueError, match="did you mean 'king penguin'"):
+        resolve_classes("king pengiun", IMAGENET_CLASSES)
+    with pytest.raises(ValueError, match="given twice"):
+        resolve_classes("starfish,327", IMAGENET_CLASSES)
+    with pytest.raises(ValueError, match="out of range"):
+        resolve_classes("1000", IMAGENET_CLASSES)
+    with pytest.raises(ValueError, match="names 2 classes"):
+        resolve_classes("CRANE", ["crane", "Crane", "heron"])
+    assert resolve_classes("Crane,crane", ["crane", "Crane", "heron"]) == [1, 0]  # an exact match wins over case
+    with pytest.raises(ValueError, match="no class given"):
+        resolve_classes(" , ", IMAGENET_CLASSES)
+    with pytest.raises(TypeError):
+        resolve_classes(3.5, IMAGENET_CLASSES)
+
+
+# --- sharp edges ----------------------------------------------------------------------------------
+
+def test_softmax_model_given_logits_true_is_refused():
+    with pytest.raises(ValueError, match="already outputs probabilities.*softmax twice"):
+        Target(_colour_model(), logits=True)
+    with pytest.raises(ValueError, match="already outputs probabilities"):
+        Target("lenet_mnist", logits=True)
+    logits = Target(_colour_model(softmax=False), logits=True)
+    np.testing.assert_allclose(logits(_images()).numpy().sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")
+def test_model_with_one_class_is_refused():
+    for softmax in (True, False):
+        with pytest.raises(ValueError, match="(?i)a classifier needs at least two classes; model 'colour' returns 1"):
+            Target(_colour_model(classes=1, softmax=softmax), logits=not softmax)
+
+
+def test_object_that_is_no_model_is_a_type_error():
+    with pytest.raises(TypeError, match="must be a Keras model, a preset name or a .keras path. Received: object"):
+        Target(object())
+    with pytest.raises(TypeError, match="Received: int"):
+        Target(["lenet_mnist", 3])
+
+
+def test_models_with_two_outputs_or_a_wrong_output_shape_are_refused():
+    inputs = keras.Input((8, 8, 3))
+    flat = keras.layers.Flatten()(inputs)
+    two = keras.Model(inputs, [keras.layers.Dense(4, activation="softmax")(flat),
+                               keras.layers.Dense(4, activation="softmax")(flat)], name="two")
+    with pytest.raises(ValueError, match=r"must return one \(batch, classes\) tensor; model 'two' returns 2 outputs"):
+        Target(two)
+    spatial = keras.Model(inputs, keras.layers.Conv2D(4, 1, activation="softmax")(inputs), name="spatial")
+    with pytest.raises(ValueError, match=r"one \(batch, classes\) tensor; model 'spatial' returns one of shape "
+                                         r"\('batch', 8, 8, 4\)"):
+        Target(spatial)
+
+
+# --- logits for gradient ascent -------------------------------------------------------------------
+
+def test_class_logits_are_the_softmax_input(lenet):
+    x = tf.random.stateless_uniform((3, 28, 28, 1), [2, 2])
+    target = Target(lenet)
+    np.testing.assert_allclose(tf.nn.softmax(target.class_logits(x)).numpy(), target(x).numpy(), atol=1e-6)
+    colour = _colour_model(softmax=False)
+    np.testing.assert_allclose(Target(colour, logits=True).class_logits(_images()).numpy(),
+                               colour(_images()).numpy(), rtol=1e-6)
+    inputs = keras.Input((8, 8, 3))
+    clipped = keras.Model(inputs, keras.layers.Lambda(lambda p: p * 1.0)(_colour_model()(inputs)), name="wrapped")
+    with pytest.raises(ValueError, match="does not end in a softmax layer"):
+        Target(clipped).class_logits(_images())
