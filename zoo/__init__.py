@@ -67,7 +67,8 @@ def check_model_source(name_or_path):
 
 def weights_state(preset):
     """Where a preset's weights stand: ``"shipped"``, ``"trained"``, ``"not trained"``,
-    ``"converted on first use"`` or ``"committee of N"`` (its members' weights)."""
+    ``"converted on first use"`` (from a bundled file), ``"downloaded on first use"`` or
+    ``"committee of N"`` (its members' weights)."""
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
     shipped = shipped_weights_path(preset)
     if preset.members:
@@ -76,7 +77,10 @@ def weights_state(preset):
         return "shipped"
     if trained_weights_path(preset).is_file():
         return "trained"
-    return "converted on first use" if preset.converter else "not trained"
+    if preset.converter:
+        downloaded = preset.converter.split(":")[1].startswith("download")
+        return "downloaded on first use" if downloaded else "converted on first use"
+    return "not trained"
 
 
 def shipped_weights_path(preset):
