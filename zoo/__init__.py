@@ -75,10 +75,10 @@ def weights_state(preset):
         return f"committee of {len(preset.members)}"
     if shipped is not None and shipped.is_file():
         return "shipped"
+    downloaded = bool(preset.converter) and preset.converter.split(":")[1].startswith("download")
     if trained_weights_path(preset).is_file():
-        return "trained"
+        return ("downloaded" if downloaded else "converted") if preset.converter else "trained"
     if preset.converter:
-        downloaded = preset.converter.split(":")[1].startswith("download")
         return "downloaded on first use" if downloaded else "converted on first use"
     return "not trained"
 
