@@ -76,3 +76,29 @@ def free_ports(n):
     for s in sockets:
         s.close()
     return ports
+
+
+def run_workers(argv, n=2, timeout=240):
+    """Run ``argv`` as ``n`` worker processes of one TF_CONFIG cluster on 127.0.0.1; [(returncode, out, err)].
+
+    Every process is started by the caller's test and killed when it ends or times out.
+    """
+    import json
+    import os
+    import subprocess
+
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(n)]}
+    processes = []
+    for index in range(n):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=timeout)
+            results.append((process.returncode, out, err))
+    finally:
+        for process in processes:
+            process.kill()
+    return results

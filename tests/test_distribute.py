@@ -10,7 +10,7 @@ import pytest
 
 from keras_fool.distribute import is_chief
 
-from conftest import free_ports  # noqa: E402
+from conftest import run_workers  # noqa: E402
 
 RUN = ["evolve", "--population", "40", "--classes", "0,1,2", "--seed", "3", "--quiet"]
 
@@ -47,23 +47,11 @@ def test_two_logical_cpus_under_mirrored_strategy_give_the_one_device_archive_an
 
 
 def test_two_worker_processes_give_the_same_archive_and_only_the_chief_writes(single, tmp_path):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    processes = []
-    for index in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "keras_fool", *RUN, "--generations", "12", "--strategy", "multi-worker",
-             "--out", str(tmp_path / "mw")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=240))
-    finally:
-        for process in processes:
-            process.kill()
-    for process, (_, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stderr[-2000:]
+    results = run_workers([sys.executable, "-m", "keras_fool", *RUN, "--generations", "12", "--strategy",
+                           "multi-worker", "--out", str(tmp_path / "mw")])
+    for returncode, _, stderr in results:
+        assert returncode == 0, stderr[-2000:]
+    outputs = [(out, err) for _, out, err in results]
     assert "wrote: " in outputs[0][0] and "wrote nothing" in outputs[1][0]
     assert sorted(p.name for p in (tmp_path / "mw").iterdir()) == [
         "archive.npz", "checkpoint.npz", "montage.png", "summary.json"]

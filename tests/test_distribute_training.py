@@ -6,14 +6,12 @@ one `strategy.run` step and do.
 """
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 
-from conftest import free_ports  # noqa: E402
+from conftest import run_workers  # noqa: E402
 
 WORKER = textwrap.dedent('''
     import json, os, sys
@@ -44,23 +42,9 @@ WORKER = textwrap.dedent('''
 
 
 def test_the_training_loops_run_under_multi_worker_strategy_and_the_workers_agree():
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    processes = []
-    for index in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        processes.append(subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=240))
-    finally:
-        for process in processes:
-            process.kill()
     results = []
-    for process, (stdout, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stderr[-3000:]
+    for returncode, stdout, stderr in run_workers([sys.executable, "-c", WORKER]):
+        assert returncode == 0, stderr[-3000:]
         results.append(json.loads(stdout.strip().splitlines()[-1]))
     assert [r["chief"] for r in results] == [True, False]
     assert all(np.isfinite(r["losses"]).all() and np.isfinite(r["fooling_loss"]) for r in results)
