@@ -140,6 +140,203 @@ def test_bad_parameters_get_one_clear_error(make, error, message):
     assert message in _one_line(info)
 
 
+_PGD = attacks.ProjectedGradientDescent
+
+
+@pytest.mark.parametrize(
+    "make, error, ending",
+    [
+        (lambda: _PGD(restarts=0), ValueError, "Received: restarts=0"),
+        (lambda: _PGD(restarts=1.5), TypeError, "Received: restarts=1.5"),
+        (lambda: _PGD(restarts=2, random_start=False), ValueError, "Received: restarts=2"),
+        (lambda: _PGD(random_start=1), TypeError, "Received: random_start=1"),
+        (lambda: _PGD(loss="hinge"), ValueError, "Received: loss='hinge'"),
+        (lambda: _PGD(loss=None), TypeError, "Received: loss=None"),
+        (lambda: _PGD(early_stop="no"), TypeError, "Received: early_stop='no'"),
+        (lambda: _PGD(eps=-0.3), ValueError, "Received: eps=-0.3"),
+        (lambda: attacks.SquareAttack(eps=-0.1), ValueError, "Received: eps=-0.1"),
+        (lambda: attacks.SquareAttack(max_queries=0), ValueError, "Received: max_queries=0"),
+        (lambda: attacks.SquareAttack(max_queries=10.0), TypeError, "Received: max_queries=10.0"),
+        (lambda: attacks.SquareAttack(p_init=0), ValueError, "Received: p_init=0"),
+        (lambda: attacks.SquareAttack(p_init=1.5), ValueError, "Received: p_init=1.5"),
+        (lambda: attacks.SquareAttack(seed=2**31), ValueError, f"Received: seed={2**31}"),
+        (lambda: attacks.SquareAttack(from_logits=1), TypeError, "Received: from_logits=1"),
+        (lambda: attacks.SquareAttack(batch_size=0), ValueError, "Received: batch_size=0"),
+        (lambda: attacks.SquareAttack(iterations_per_call=0), ValueError, "Received: iterations_per_call=0"),
+        (lambda: attacks.TransferAttack("pgd"), TypeError, "Received: attack=str"),
+        (lambda: attacks.TransferAttack(_PGD(), surrogates="lenet"), TypeError, "Received: surrogates=str"),
+        (lambda: attacks.TransferAttack(_PGD(), surrogates=[3]), TypeError, "Received: surrogates[0]=3"),
+        (lambda: attacks.TransferAttack(_PGD(), include_members="yes"), TypeError, "Received: include_members='yes'"),
+        (lambda: attacks.TransferAttack(_PGD(), batch_size=-2), ValueError, "Received: batch_size=-2"),
+    ],
+)
+def test_bad_parameters_of_the_stronger_attacks_get_one_sentence_ending_in_the_value(make, error, ending):
+    with pytest.raises(error) as info:
+        make()
+    assert _one_line(info).endswith(ending)
+
+
+# --------------------------------------------------------------------------- stronger attacks
+
+
+def _predict(weights, bias, x):
+    return (x.reshape(len(x), -1).astype(np.float64) @ weights + bias).argmax(axis=1)
+
+
+def _margin_gradient(weights, bias, x, y):
+    """d(z_j* - z_y) / dx = W[:, j*] - W[:, y], j* the strongest other class; x is (N, H, W, C)."""
+    logits = x.reshape(len(x), -1).astype(np.float64) @ weights + bias
+    logits[np.arange(len(y)), y] = -np.inf
+    strongest = logits.argmax(axis=1)
+    return (weights[:, strongest] - weights[:, y]).T.reshape(x.shape)
+
+
+def _hand_pgd(gradient, predict, x, y, eps, step, steps, early_stop):
+    low, high = np.clip(x - eps, 0, 1), np.clip(x + eps, 0, 1)
+    current, result, done = x.copy(), x.copy(), np.zeros(len(x), bool)
+    for _ in range(steps):
+        if early_stop:
+            wrong = predict(current) != y
+            result[wrong & ~done] = current[wrong & ~done]
+            done |= wrong
+        stepped = np.clip(current + step * np.sign(gradient(current)), low, high)
+        current[~done] = stepped[~done]
+    wrong = predict(current) != y
+    result[wrong & ~done] = current[wrong & ~done]
+    done |= wrong
+    return np.where(done[:, None, None, None], result, current)
+
+
+def _linear_model(weights, image_shape, bias=None):
+    inputs = keras.Input(image_shape)
+    dense = keras.layers.Dense(weights.shape[1], activation="softmax")
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    dense.set_weights([weights, np.zeros(weights.shape[1], np.float32) if bias is None else bias])
+    return model
+
+
+@pytest.fixture
+def square_case():
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=(72, 4)).astype(np.float32)
+    x = rng.random((12, 6, 6, 2), dtype=np.float32)
+    y = (x.reshape(12, -1) @ weights).argmax(axis=1)  # every image correct before the attack
+    return _linear_model(weights, (6, 6, 2)), x, y
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "margin"])
+def test_pgd_equals_a_hand_computed_two_step_run(linear_case, loss):
+    model, weights, bias, x, y = linear_case
+    gradient = _numpy_gradient if loss == "cross_entropy" else _margin_gradient
+    eps, step = 0.15, 0.1
+    results = {}
+    for early_stop in (False, True):
+        expected = _hand_pgd(lambda c: gradient(weights, bias, c, y), lambda c: _predict(weights, bias, c),
+                             x, y, eps, step, 2, early_stop)
+        attack = attacks.ProjectedGradientDescent(eps, step, 2, random_start=False, loss=loss, early_stop=early_stop)
+        results[early_stop] = attack.generate(model, x, y)
+        np.testing.assert_allclose(results[early_stop], expected, atol=1e-6)
+    # clean errors stay where they are with early stopping, and move without it
+    assert not np.allclose(results[False], results[True])
+
+
+def test_pgd_restarts_and_random_starts_are_per_image_and_only_add_successes(square_case):
+    model, x, y = square_case
+    settings = dict(eps=0.04, step_size=0.01, steps=3, seed=2)
+    one = attacks.ProjectedGradientDescent(**settings)
+    a = one.generate(model, x, y)
+    np.testing.assert_array_equal(a, attacks.ProjectedGradientDescent(**settings, batch_size=5).generate(model, x, y))
+    np.testing.assert_array_equal(a[4:9], one.generate(model, x[4:9], y[4:9]))  # the same start in any batch
+    b = attacks.ProjectedGradientDescent(**settings, restarts=4).generate(model, x, y)
+    for images in (a, b):
+        assert np.max(np.abs(images - x)) <= 0.04 + 1e-6 and images.min() >= 0.0 and images.max() <= 1.0
+    wrong_one = model.predict(a, verbose=0).argmax(axis=1) != y
+    wrong_more = model.predict(b, verbose=0).argmax(axis=1) != y
+    assert np.all(wrong_more >= wrong_one) and wrong_one.sum() > 0  # start 1 is the same start: only additions
+    other_seed = attacks.ProjectedGradientDescent(**{**settings, "seed": 3}).generate(model, x, y)
+    assert not np.array_equal(a, other_seed)
+
+
+def test_square_attack_respects_its_budget_and_counts_queries(square_case):
+    import tensorflow as tf
+
+    model, x, y = square_case
+    attack = attacks.SquareAttack(eps=0.05, max_queries=40, seed=3)
+    result = attack.run(model, x, y)
+    assert np.max(np.abs(result.images - x)) <= 0.05 + 1e-6
+    assert result.images.min() >= 0.0 and result.images.max() <= 1.0
+    wrong = model.predict(result.images, verbose=0).argmax(axis=1) != y
+    np.testing.assert_array_equal(wrong, result.fooled)  # its margin is the model's own verdict
+    assert 0 < wrong.sum() < len(y)
+    assert result.queries.min() >= 1 and result.queries.max() == 40
+    assert np.all(result.queries[~wrong] == 40)  # a survivor used every query
+    assert np.all(result.queries[wrong] < 40)  # a fooled image stopped querying
+    # the same squares whatever the batching and the compiled call length, and in one graph
+    again = attacks.SquareAttack(eps=0.05, max_queries=40, seed=3, batch_size=5, iterations_per_call=7).run(model, x, y)
+    np.testing.assert_array_equal(again.images, result.images)
+    np.testing.assert_array_equal(again.queries, result.queries)
+    in_graph = tf.function(lambda a, b: attack.perturb(model, a, b))(tf.constant(x), tf.constant(y))
+    np.testing.assert_allclose(in_graph.numpy(), result.images, atol=1e-7)
+    with pytest.raises(ValueError, match="at least 2x2"):
+        attacks.SquareAttack(eps=0.1).run(_linear_model(weights=np.ones((2, 2), np.float32), image_shape=(1, 2, 1)),
+                                          np.zeros((1, 1, 2, 1), np.float32), np.zeros(1, int))
+
+
+def test_log_probabilities_come_from_the_layer_before_the_softmax(square_case):
+    from keras_fool.defenses import Committee
+
+    model, x, _ = square_case
+    weights = model.layers[-1].get_weights()[0]
+    steep = _linear_model(weights * 200.0, (6, 6, 2))  # probabilities underflow to exactly 0
+    built, source = attacks.log_probability_model(steep)
+    assert source == "pre_softmax"
+    logits = x.reshape(len(x), -1).astype(np.float64) @ weights * 200.0
+    expected = logits - logits.max(axis=1, keepdims=True)
+    expected -= np.log(np.exp(expected).sum(axis=1, keepdims=True))
+    assert np.min(steep.predict(x, verbose=0)) == 0.0  # log p would be -inf (or -69 with a floor)
+    np.testing.assert_allclose(built.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-2)
+
+    committee = Committee([model, steep])
+    built, source = attacks.log_probability_model(committee)
+    assert source == "pre_softmax"
+    mean = 0.5 * (model.predict(x, verbose=0) + steep.predict(x, verbose=0))
+    np.testing.assert_allclose(np.exp(built.predict(x, verbose=0)), mean, atol=1e-6)
+    assert attacks.committee_members(committee) == [model, steep]
+
+    class Squash(keras.layers.Layer):  # a softmax hidden inside a custom layer: no pre-softmax to find
+        def call(self, inputs):
+            return keras.ops.softmax(inputs)
+
+    inputs = keras.Input((6, 6, 2))
+    opaque = keras.Model(inputs, Squash()(keras.layers.Dense(4)(keras.layers.Flatten()(inputs))))
+    assert attacks.log_probability_model(opaque)[1] == "probabilities"
+    assert attacks.log_probability_model(opaque, from_logits=True)[1] == "logits"
+
+
+def test_transfer_attack_crafts_on_surrogates_and_on_a_committees_members(square_case):
+    from keras_fool.defenses import Committee
+
+    model, x, y = square_case
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    pgd = attacks.ProjectedGradientDescent(eps=0.1, step_size=0.03, steps=5, seed=1)
+    transferred = attacks.TransferAttack(pgd, [twin]).generate(model, x, y)
+    np.testing.assert_array_equal(transferred, pgd.generate(twin, x, y))  # crafted on the surrogate alone
+
+    rng = np.random.default_rng(5)
+    other = _linear_model(rng.normal(size=(72, 4)).astype(np.float32), (6, 6, 2))
+    committee = Committee([model, other])
+    transfer = attacks.TransferAttack(pgd, [twin, model])
+    assert transfer.surrogates_for(committee) == [twin, model, other]  # no member twice
+    assert transfer.surrogates_for(model) == [twin]  # never the target itself
+    assert attacks.TransferAttack(pgd, include_members=False).surrogates_for(committee) == []
+    images = transfer.generate(committee, x, y)
+    assert np.max(np.abs(images - x)) <= 0.1 + 1e-6
+    with pytest.raises(ValueError) as info:
+        attacks.TransferAttack(pgd).generate(model, x, y)
+    assert _one_line(info).endswith("Received: surrogates=[]")
+
+
 def test_bad_images_labels_and_models_get_one_clear_error(linear_case):
     model, _, _, x, y = linear_case
     attack = attacks.FastGradientSign(0.1)

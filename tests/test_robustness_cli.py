@@ -76,7 +76,8 @@ def test_robustness_curves_of_lenet_start_at_its_clean_error(lenet, mnist):
 def test_quick_experiment_runs_end_to_end_and_reuses_its_models(tmp_path):
     out, logdir = tmp_path / "run", tmp_path / "logs"
     arguments = ["--quick", "--out", str(out), "--logdir", str(logdir), "--test-images", "40", "--levels", "3",
-                 "--train-steps", "2", "--methods", "no_method,dae_dropout,adversarial_committee"]
+                 "--train-steps", "2", "--diagnostic-images", "12", "--square-queries", "20",
+                 "--methods", "no_method,dae_dropout,adversarial_committee"]
     result = CliRunner().invoke(robustness, arguments)
     assert result.exit_code == 0, result.output
     for name in ("table2.md", "table2.csv", "curves.csv", "curves_gradient_sign.png", "curves_gaussian.png",
@@ -90,15 +91,42 @@ def test_quick_experiment_runs_end_to_end_and_reuses_its_models(tmp_path):
     assert all(summary["timings"][part] >= 0 for part in ("data", "models", "curves", "outputs"))
     assert "seconds: data" in result.output
     assert any(p.name.startswith("events.out.tfevents") for p in logdir.iterdir())
+    # the worst case beside FGSM, its cascade and the gradient-masking checks
+    assert "| Method | dist=0 | dist=0.1 FGSM | dist=0.1 worst case | dist=0.2 FGSM | dist=0.2 worst case |" in table
+    assert "Gradient-masking checks" in table and "Multi-step attack (PGD)" in table
+    worst = summary["table2_worst_case_error_pct"]
+    assert set(worst) == {"no_method", "dae_dropout", "adversarial_committee"}
+    for model, row in summary["table2_error_pct"].items():
+        assert worst[model]["0.1"] >= row["0"] and worst[model]["0.2"] >= row["0"]  # never below the clean error
+    levels = summary["worst_case"]["models"]["adversarial_committee"]["levels"]
+    assert [lv["distortion"] for lv in levels] == [0.1, 0.2] and levels[0]["attempted"]["clean"] == 40
+    assert any(stage.startswith("transfer:member_") for stage in levels[0]["attempted"])  # through each member
+    assert summary["worst_case"]["settings"]["square_queries"] == 20
+    assert len(summary["worst_case"]["models"]["no_method"]["diagnostics"]["checks"]) == 5
+    assert "gradient-masking checks: " in result.output
+    assert len(summary["masking_flags"]) == result.output.count("WARNING: possible gradient masking")
+    with open(out / "table2.csv", newline="") as f:
+        assert next(csv.reader(f))[-2:] == ["worst_case_pct_at_0.1", "worst_case_pct_at_0.2"]
 
-    again = CliRunner().invoke(robustness, arguments[:-1] + ["dae"])
+    again = CliRunner().invoke(robustness, arguments[:-1] + ["dae", "--attacks", "none"])
     assert again.exit_code == 0, again.output
     assert "dae: reloaded" in again.output
+    assert "worst_case" not in json.loads((out / "summary.json").read_text())
 
 
 def test_unknown_methods_are_refused():
     result = CliRunner().invoke(robustness, ["--quick", "--methods", "no_method,magic"])
     assert isinstance(result.exception, ValueError) and "magic" in str(result.exception)
+
+
+def test_unknown_attacks_are_a_usage_error_and_the_cli_knows_the_librarys_attacks(tmp_path):
+    from keras_fool.cli.robustness import ATTACK_NAMES
+    from keras_fool.evaluation.worst_case import ATTACKS
+
+    assert ATTACK_NAMES == ATTACKS
+    result = CliRunner().invoke(robustness, ["--quick", "--out", str(tmp_path), "--attacks", "fgsm,magic"])
+    assert result.exit_code == 2 and "Received: attacks='fgsm,magic'" in result.output
+    assert not any(tmp_path.iterdir())  # refused before anything ran
 
 
 def test_the_full_budget_is_the_papers_and_takes_its_models_from_the_zoo(tmp_path, monkeypatch):

@@ -4,8 +4,11 @@ A robustness curve is a model's test error on ``L`` perturbed copies of a test s
 noise strength (``eps`` for gradient-sign noise, ``sigma`` for Gaussian noise), plotted against
 the distortion each copy really has (the paper's eq. 2). :func:`robustness_curves` computes them
 for any set of models and both noise types; :meth:`RobustnessCurves.error_at` reads the error at
-given distortions off each curve by linear interpolation (Table 2's columns). Tables, CSV files
-and figures of curves are in :mod:`keras_fool.experiments.report`.
+given distortions off each curve by linear interpolation (Table 2's columns). A curve set can
+carry the worst case of the same models at a few distortions
+(:class:`~keras_fool.evaluation.worst_case.WorstCaseResult`, attached with :meth:`with_worst_case`),
+which Table 2 shows beside the FGSM column. Tables, CSV files and figures of curves are in
+:mod:`keras_fool.experiments.robustness`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class RobustnessCurves:
         distortion: float array (M, T, L): the measured eq. 2 distortion of each perturbed set.
         error: float array (M, T, L): the error rate (fraction, not %) on each perturbed set.
         num_images: the number of test images behind every point.
+        worst_case: None, or the :class:`~keras_fool.evaluation.worst_case.WorstCaseResult` of
+            (some of) the same models: per-image errors under a set of attacks at a few distortions.
     """
 
     models: tuple
@@ -54,6 +59,28 @@ class RobustnessCurves:
     distortion: np.ndarray
     error: np.ndarray
     num_images: int
+    worst_case: object = None
+
+    def with_worst_case(self, worst_case):
+        """The same curves carrying ``worst_case`` (a ``WorstCaseResult`` of models among :attr:`models`).
+
+        Raises:
+            ValueError: it holds a model these curves do not.
+        """
+        unknown = sorted(set(worst_case.models) - set(self.models))
+        if unknown:
+            raise ValueError(f"worst_case must be of models among the curves' {list(self.models)}. "
+                             f"Received: {unknown}")
+        return dataclasses.replace(self, worst_case=worst_case)
+
+    def worst_case_error_at(self, distortions):
+        """Each model's worst-case error at the given distortions: float array (M, D), NaN where not evaluated."""
+        result = np.full((len(self.models), len(distortions)), np.nan)
+        if self.worst_case is not None:
+            values = self.worst_case.error_at(distortions)
+            for i, name in enumerate(self.worst_case.models):
+                result[self.models.index(name)] = values[i]
+        return result
 
     def error_at(self, distortions, noise_type="gradient_sign"):
         """Each model's error at the given distortions, interpolated linearly along its curve.

@@ -1,10 +1,13 @@
 """Table 2 and Figures 3-7 of Uličný, Lundström & Byttner on MNIST: ``keras-fool experiment robustness``.
 
 :func:`run_robustness_experiment` trains (or reloads) every method of Table 2, computes their
-error-vs-distortion curves (:func:`keras_fool.evaluation.curves.robustness_curves`) and writes the
-table beside the paper's, the CSV files and the figures. :func:`table_markdown`,
-:func:`write_curves_csv`, :func:`write_table_csv` and :func:`plot_curves` turn any
-:class:`~keras_fool.evaluation.curves.RobustnessCurves` into those files.
+error-vs-distortion curves (:func:`keras_fool.evaluation.curves.robustness_curves`) and their
+worst case under a set of attacks with the gradient-masking checks
+(:func:`keras_fool.evaluation.worst_case.worst_case_robustness`), and writes the table beside the
+paper's, the CSV files and the figures. :func:`table_markdown`, :func:`write_curves_csv`,
+:func:`write_table_csv` and :func:`plot_curves` turn any
+:class:`~keras_fool.evaluation.curves.RobustnessCurves` (with its worst case, if it has one) into
+those files; :func:`checks_markdown` and :func:`cascade_markdown` describe a worst case.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from keras_fool import zoo
 from keras_fool.data import load_mnist
 from keras_fool.defenses import Committee, LowPassFilter, stack_front_end
 from keras_fool.evaluation.curves import NOISE_TITLES, RobustnessCurves, robustness_curves
+from keras_fool.evaluation.worst_case import ATTACKS, AttackSettings, check_attack_names, worst_case_robustness
 from keras_fool.experiments.report import ExperimentReport
 from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_text, sha256_file
 from keras_fool.summaries import SummaryWriter
@@ -37,6 +41,8 @@ __all__ = [
     "TABLE_DISTORTIONS",
     "ExperimentBudget",
     "RobustnessCurves",
+    "cascade_markdown",
+    "checks_markdown",
     "plot_curves",
     "run_robustness_experiment",
     "table_markdown",
@@ -64,29 +70,50 @@ def write_curves_csv(curves, path):
     """Write every point of the curves as CSV, atomically.
 
     Columns: ``model, noise_type, level, strength, distortion, error`` (error as a fraction),
-    one row per model, noise type and level (M * T * L rows).
+    one row per model, noise type and level (M * T * L rows); then, if the curves carry a worst
+    case, one row per model and level with noise type ``worst_case`` (strength: the attacks'
+    L-infinity radius; distortion: the level).
     """
     rows = [(model, noise_type, level, f"{strength:.6g}", f"{curves.distortion[m, t, level]:.6g}",
              f"{curves.error[m, t, level]:.6g}")
             for m, model in enumerate(curves.models)
             for t, noise_type in enumerate(curves.noise_types)
             for level, strength in enumerate(curves.strengths[t])]
+    if curves.worst_case is not None:
+        rows += [(model, "worst_case", j, f"{level.eps:.6g}", f"{level.distortion:.6g}", f"{level.error:.6g}")
+                 for model in curves.worst_case.models
+                 for j, level in enumerate(curves.worst_case.per_model[model].levels)]
     save_csv(path, rows, ("model", "noise_type", "level", "strength", "distortion", "error"))
+
+
+def _worst_distortions(curves, distortions):
+    """The distortions (> 0) of ``distortions`` at which the curves carry a worst case."""
+    if curves.worst_case is None:
+        return ()
+    return tuple(d for d in distortions if d > 0 and any(abs(d - w) < 1e-9 for w in curves.worst_case.distortions))
 
 
 def write_table_csv(curves, path, noise_type="gradient_sign", distortions=TABLE_DISTORTIONS):
     """Write the Table 2 numbers (error in % at each distortion) as CSV, atomically.
 
-    Columns: ``model`` then ``error_pct_at_<d>`` for every distortion; NaN where a curve does not
-    reach that distortion.
+    Columns: ``model`` then ``error_pct_at_<d>`` for every distortion (read off the curves); NaN
+    where a curve does not reach that distortion. With a worst case, then ``worst_case_pct_at_<d>``
+    for every distortion above 0 it was evaluated at (NaN for a model it was not run on).
     """
     values = 100.0 * curves.error_at(distortions, noise_type)
-    rows = [[model] + [f"{v:.2f}" for v in row] for model, row in zip(curves.models, values)]
-    save_csv(path, rows, ["model"] + [f"error_pct_at_{d:g}" for d in distortions])
+    worst = _worst_distortions(curves, distortions)
+    worst_values = 100.0 * curves.worst_case_error_at(worst)
+    rows = [[model] + [f"{v:.2f}" for v in row] + [f"{v:.2f}" for v in extra]
+            for model, row, extra in zip(curves.models, values, worst_values)]
+    save_csv(path, rows, ["model"] + [f"error_pct_at_{d:g}" for d in distortions]
+             + [f"worst_case_pct_at_{d:g}" for d in worst])
 
 
 def table_markdown(curves, noise_type="gradient_sign", distortions=TABLE_DISTORTIONS, labels=None, reference=None):
     """Table 2 as Markdown: error (%) of each model at each distortion, read off its curve.
+
+    When the curves carry a worst case (and ``noise_type`` is the gradient-sign one), every
+    distortion it was evaluated at gets a second column, the worst-case error, beside the FGSM one.
 
     Args:
         curves: a :class:`RobustnessCurves`.
@@ -94,29 +121,88 @@ def table_markdown(curves, noise_type="gradient_sign", distortions=TABLE_DISTORT
         distortions: the D distortion columns.
         labels: optional dict model name -> row label.
         reference: optional dict model name -> D reference values (e.g. the paper's) shown in
-            parentheses after ours.
+            parentheses after ours (FGSM columns only).
 
     Returns:
         The table as a string (a header line, a rule and one line per model). "n/r" marks a
-        distortion the curve did not reach.
+        distortion the curve did not reach, "-" a worst case not evaluated.
     """
     values = 100.0 * curves.error_at(distortions, noise_type)
-    header = "| Method | " + " | ".join(f"dist={d:g}" for d in distortions) + " |"
-    lines = [header, "|---|" + "---:|" * len(distortions)]
-    for model, row in zip(curves.models, values):
+    worst = _worst_distortions(curves, distortions) if noise_type == "gradient_sign" else ()
+    worst_values = 100.0 * curves.worst_case_error_at(worst)
+    headers = []
+    for d in distortions:
+        headers.append(f"dist={d:g} FGSM" if d in worst else f"dist={d:g}")
+        if d in worst:
+            headers.append(f"dist={d:g} worst case")
+    lines = ["| Method | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
+    for m, (model, row) in enumerate(zip(curves.models, values)):
         cells = []
-        for j, value in enumerate(row):
+        for j, (d, value) in enumerate(zip(distortions, row)):
             cell = "n/r" if np.isnan(value) else f"{value:.2f}"
             if reference and model in reference:
                 cell += f" ({reference[model][j]:g})"
             cells.append(cell)
+            if d in worst:
+                w = worst_values[m, worst.index(d)]
+                cells.append("-" if np.isnan(w) else f"**{w:.2f}**")
         label = (labels or {}).get(model, model)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def checks_markdown(worst_case, labels=None):
+    """The gradient-masking checks of every model as a Markdown table: yes / **NO** / not run, with numbers.
+
+    Columns: the five checks of :func:`~keras_fool.evaluation.worst_case.masking_checks`; each cell
+    is the answer and the numbers behind it (errors in %, levels separated by ``/``). Models
+    evaluated without diagnostics are left out.
+    """
+    rows = [(name, worst_case.per_model[name].diagnostics) for name in worst_case.models
+            if worst_case.per_model[name].diagnostics is not None]
+    if not rows:
+        return ""
+    questions = [check.question for check in rows[0][1].checks]
+    lines = ["| Method | images | " + " | ".join(questions) + " |", "|---|---:|" + "---|" * len(questions)]
+    for name, diagnostics in rows:
+        cells = [f"{'**NO**' if c.passed is False else c.answer} ({c.short})" for c in diagnostics.checks]
+        lines.append(f"| {(labels or {}).get(name, name)} | {diagnostics.images} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cascade_markdown(worst_case, labels=None):
+    """How each model's worst case came about: radius, then the images each attack fooled first, as Markdown.
+
+    One row per model and level: the L-infinity radius, the clean errors, then per stage of the
+    cascade ``fooled / attempted`` (transfer stages summed), Square's mean queries, the mean eq. 2
+    distortion of the images an attack fooled, and the seconds.
+    """
+    lines = ["| Method | dist | eps | clean | FGSM | PGD | transfer | Square | Square queries (mean) | "
+             "dist of fooling images | seconds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def cell(level, prefix):
+        stages = [s for s in level.stages if s == prefix or s.startswith(prefix + ":")]
+        if not stages:
+            return "-"
+        return f"{sum(level.fooled[s] for s in stages)} / {level.attempted[stages[0]]}"
+
+    for name in worst_case.models:
+        for level in worst_case.per_model[name].levels:
+            lines.append(
+                f"| {(labels or {}).get(name, name)} | {level.distortion:g} | {level.eps:.3f} | {level.fooled['clean']} | "
+                + " | ".join(cell(level, p) for p in ("fgsm", "pgd", "transfer", "square"))
+                + f" | {level.queries.get('mean', '-')} | "
+                + ("-" if np.isnan(level.fooling_distortion) else f"{level.fooling_distortion:.3f}")
+                + f" | {sum(level.seconds.values()):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_curves(curves, path, noise_type="gradient_sign", title=None):
     """Plot error (%) against distortion, one line per model, like the paper's Figures 3-7.
+
+    On the gradient-sign plot, a model's worst case (if the curves carry one) is drawn as crosses
+    of the same colour at its distortion levels.
 
     Args:
         curves: a :class:`RobustnessCurves`.
@@ -129,14 +215,20 @@ def plot_curves(curves, path, noise_type="gradient_sign", title=None):
     t = curves.noise_types.index(noise_type)
     figure = new_figure()
     axes = figure.add_subplot(1, 1, 1)
+    worst = curves.worst_case if noise_type == "gradient_sign" else None
     for m, model in enumerate(curves.models):
-        axes.plot(curves.distortion[m, t], 100.0 * curves.error[m, t], label=model, linewidth=1.5)
+        (line,) = axes.plot(curves.distortion[m, t], 100.0 * curves.error[m, t], label=model, linewidth=1.5)
+        if worst is not None and model in worst.per_model:
+            levels = worst.per_model[model].levels
+            axes.plot([lv.distortion for lv in levels], [100.0 * lv.error for lv in levels], "x", markersize=8,
+                      markeredgewidth=2, color=line.get_color())
     axes.set_xlabel("average distortion per pixel, dist (eq. 2)")
     axes.set_ylabel("test error (%)")
     axes.set_ylim(0, 100)
     axes.set_xlim(left=0)
     axes.grid(True, alpha=0.3)
-    axes.set_title(title or f"{NOISE_TITLES[noise_type]}, {curves.num_images} test images")
+    axes.set_title(title or f"{NOISE_TITLES[noise_type]}, {curves.num_images} test images"
+                   + (" (x: worst case)" if worst is not None else ""))
     axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     save_figure(path, figure)
@@ -167,6 +259,9 @@ class ExperimentBudget:
             training the missing ones once into the zoo cache with their recipes, instead of
             training models of the sizes above into the output folder. The step counts above
             are then the presets' (see :data:`FULL_BUDGET`).
+        worst_case_images: test images (the first ones) behind the worst-case columns; all
+            ``test_images`` if None.
+        attack_settings: the strength of the worst case's attacks and of its gradient-masking checks.
     """
 
     test_images: int = 10000
@@ -181,6 +276,8 @@ class ExperimentBudget:
     pgd_steps: int = 5000
     pgd_attack_steps: int = 10
     zoo: bool = False
+    worst_case_images: int | None = None
+    attack_settings: AttackSettings = AttackSettings()
 
     def with_train_steps(self, steps):
         """The same budget with every training run cut to ``steps`` steps (for smoke tests); never the zoo's."""
@@ -225,7 +322,7 @@ def _full_budget():
 FULL_BUDGET = _full_budget()
 QUICK_BUDGET = ExperimentBudget(test_images=1000, levels=20, dropout_steps=1500, dae_steps=1500, committee_size=4,
                                 committee_steps=600, stages=5, steps_per_stage=200, pool_size=2000, pgd_steps=400,
-                                pgd_attack_steps=5)
+                                pgd_attack_steps=5, attack_settings=AttackSettings(square_queries=300, diagnostic_images=200))
 
 ROW_LABELS = {key: label for key, (label, _) in PAPER_TABLE2.items()}
 ROW_LABELS["pgd_training"] = "PGD adversarial training (beyond the paper)"
@@ -372,47 +469,98 @@ def _log_to_tensorboard(logdir, curves, table, timings):
             for level in range(curves.strengths.shape[1]):
                 board.scalars({f"error/{noise_type}/{model}": curves.error[m, t, level],
                                f"distortion/{noise_type}/{model}": curves.distortion[m, t, level]}, level)
+    if curves.worst_case is not None:
+        for model in curves.worst_case.models:
+            for j, level in enumerate(curves.worst_case.per_model[model].levels):
+                board.scalars({f"error/worst_case/{model}": level.error, f"eps/worst_case/{model}": level.eps}, j)
     board.scalars({f"seconds/{name}": seconds for name, seconds in timings.items()}, 0)
     board.text("table2", table)
     board.close()
 
 
+def _check_attacks(attacks):
+    """None or a tuple of attack names in cascade order ('none' or an empty list: no worst case)."""
+    if attacks is None or (isinstance(attacks, str) and attacks.strip().lower() == "none"):
+        return None
+    if isinstance(attacks, (list, tuple)) and not attacks:
+        return None
+    return check_attack_names(attacks)
+
+
+def _surrogates(names, behind):
+    """The models each row's transfer attack crafts on: lenet_mnist_b (another seed of the base LeNet),
+    and for a pre-processing row the classifier behind its front end (committees add their members)."""
+    independent = zoo.load_model("lenet_mnist_b")
+    return {name: [independent] + ([behind[name]] if name in behind else []) for name in names}
+
+
+def _worst_case_text(worst_case, flagged):
+    lines = [
+        "",
+        f"Worst case: an image counts as an error if it is misclassified clean or any of "
+        f"{', '.join(worst_case.attacks)} fools it (per image, a cascade: each attack only on the survivors of "
+        f"the ones before). Each level's L-infinity radius is the model's FGSM eps of that distortion; "
+        f"{worst_case.num_images} test images; PGD {worst_case.settings.pgd_steps} steps of "
+        f"{worst_case.settings.pgd_step_fraction:g} eps, {worst_case.settings.pgd_restarts} start(s), losses "
+        f"{' and '.join(worst_case.settings.pgd_losses)}; Square {worst_case.settings.square_queries} queries.",
+        "",
+        cascade_markdown(worst_case, ROW_LABELS),
+        "Gradient-masking checks (every attack alone on the first images; errors in %, levels "
+        f"{' / '.join(f'{d:g}' for d in worst_case.distortions)}). A **NO** means the gradient attacks miss "
+        "what exists, and a low error is suspect.",
+        "",
+        checks_markdown(worst_case, ROW_LABELS),
+    ]
+    if flagged:
+        lines += ["Flagged:", ""] + [f"* {ROW_LABELS.get(model, model)}: {check.question}: NO ({check.detail})"
+                                     for model, check in flagged] + [""]
+    return "\n".join(lines)
+
+
 def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None,
-                              gray_box=False):
-    """Reproduce Table 2 and Figures 3-7 of Uličný et al. on MNIST.
+                              gray_box=False, attacks=ATTACKS):
+    """Reproduce Table 2 and Figures 3-7 of Uličný et al. on MNIST, with a worst case beside FGSM.
 
     Trains (or reloads from ``out/models``, or from the zoo under the full budget) the methods of Table 2
     — LeNet (the shipped ``lenet_mnist``), LeNet with dropout on all layers, the low-pass filter
     and the DAE in front of LeNet with and without dropout, a standard committee, adversarial
     training and the adversarial committee (eq. 3 examples, 5 stages) — plus PGD adversarial
-    training, computes all their curves on the MNIST test set, and writes to ``out``:
+    training, computes all their curves on the MNIST test set and their worst case at dist 0.1
+    and 0.2 under ``attacks`` with the gradient-masking checks, and writes to ``out``:
 
-    - ``curves.csv`` (every point), ``table2.csv`` and ``table2.md`` (ours beside the paper's),
-    - ``curves_gradient_sign.png`` and ``curves_gaussian.png``,
-    - ``summary.json`` (budget, seconds per part, the table's numbers).
+    - ``curves.csv`` (every point, and the worst case), ``table2.csv`` and ``table2.md`` (ours
+      beside the paper's, FGSM and worst case side by side, the cascade and the checks),
+    - ``curves_gradient_sign.png`` (worst case as crosses) and ``curves_gaussian.png``,
+    - ``summary.json`` (budget, seconds per part, the table's numbers, the worst case and checks).
 
     Args:
         out: output folder (created if needed).
         budget: an :class:`ExperimentBudget` (:data:`QUICK_BUDGET` or :data:`FULL_BUDGET`). Under
             a budget with ``zoo=True`` (the full one) the models are the zoo presets, trained
             with their own recipes and seeds into the zoo cache if missing, and ``seed`` only
-            seeds the Gaussian noise and the low-pass filter's noise.
+            seeds the Gaussian noise, the low-pass filter's noise and the attacks.
         methods: names of the methods to run, from :data:`METHODS`; all of them if None.
         logdir: if given, TensorBoard logs of the curves, table and timings go there.
-        seed: seed of everything trained and of the Gaussian noise.
+        seed: seed of everything trained, of the Gaussian noise and of the random attacks.
         log: callable taking one progress line (e.g. ``print``); silent if None.
         gray_box: compute the FGSM direction of the pre-processing rows (low-pass filter, DAE,
             with and without dropout) from the classifier behind the front end, as an attacker who
-            does not see the defense would; by default every model is attacked end to end.
+            does not see the defense would; by default every model is attacked end to end. (The
+            worst case is always end to end; its transfer attack crafts on that classifier too.)
+        attacks: the worst case's attacks, names from
+            :data:`~keras_fool.evaluation.worst_case.ATTACKS` (or a comma-separated string);
+            None or ``"none"`` for the FGSM and Gaussian curves only.
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport`; ``report.summary["timings"]``
-        holds seconds per part.
+        holds seconds per part, ``report.summary["worst_case"]`` the worst case and
+        ``report.summary["masking_flags"]`` every check answered "no".
     """
     if not isinstance(budget, ExperimentBudget):
         raise TypeError(f"budget must be an ExperimentBudget. Received: budget={type(budget).__name__}")
     seed = check_seed(seed)
     methods = _check_methods(methods)
+    attacks = _check_attacks(attacks)
     log = log or (lambda line: None)
     out = ensure_writable_dir(out)
     if logdir is not None:
@@ -439,6 +587,19 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     )
     timings["curves"] = time.perf_counter() - start
 
+    flagged = []
+    if attacks is not None:
+        start = time.perf_counter()
+        n = budget.test_images if budget.worst_case_images is None else min(budget.worst_case_images,
+                                                                             budget.test_images)
+        worst_case = worst_case_robustness(
+            models, x_test[:n], y_test[:n], distortions=tuple(d for d in TABLE_DISTORTIONS if d > 0),
+            attacks=attacks, surrogates=_surrogates(list(models), behind), settings=budget.attack_settings, seed=seed,
+            log=lambda line: log(f"worst case {line}"))
+        curves = curves.with_worst_case(worst_case)
+        flagged = worst_case.flagged()
+        timings["worst_case"] = time.perf_counter() - start
+
     start = time.perf_counter()
     reference = {key: values for key, (_, values) in PAPER_TABLE2.items()}
     table = table_markdown(curves, labels=ROW_LABELS, reference=reference)
@@ -448,16 +609,19 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
         f"images, {curves.strengths.shape[1]} levels per curve."
         + (" Gray box: the FGSM direction of the pre-processing rows comes from the classifier behind the "
            "front end, not from the defended model." if gray_box else "")
+        + (f" Bold: the worst case over {', '.join(attacks)} ({curves.worst_case.num_images} images; below)."
+           if attacks is not None else "")
         + "\n\n"
     )
-    save_text(out / "table2.md", intro + table)
+    text = intro + table + (_worst_case_text(curves.worst_case, flagged) if attacks is not None else "")
+    save_text(out / "table2.md", text)
     write_table_csv(curves, out / "table2.csv")
     write_curves_csv(curves, out / "curves.csv")
     for noise_type in curves.noise_types:
         plot_curves(curves, out / f"curves_{noise_type}.png", noise_type)
     timings["outputs"] = time.perf_counter() - start
     if logdir is not None:
-        _log_to_tensorboard(logdir, curves, table, timings)
+        _log_to_tensorboard(logdir, curves, text, timings)
 
     errors = 100.0 * curves.error_at(TABLE_DISTORTIONS, "gradient_sign")
     summary = {
@@ -470,8 +634,16 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
         },
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
+    if attacks is not None:
+        worst = 100.0 * curves.worst_case.error_at(curves.worst_case.distortions)
+        summary["table2_worst_case_error_pct"] = {
+            model: {f"{d:g}": round(float(v), 3) for d, v in zip(curves.worst_case.distortions, row)}
+            for model, row in zip(curves.worst_case.models, worst)}
+        summary["worst_case"] = curves.worst_case.to_dict()
+        summary["masking_flags"] = [{"model": model, "check": check.name, "question": check.question,
+                                     "detail": check.detail} for model, check in flagged]
     save_json(out / "summary.json", summary)
     files = [out / name for name in ("table2.md", "table2.csv", "curves.csv")]
     files += [out / f"curves_{noise_type}.png" for noise_type in curves.noise_types]
     files += [out / "summary.json", out / "models"] + ([logdir] if logdir is not None else [])
-    return ExperimentReport(intro + table, summary, files)
+    return ExperimentReport(text, summary, files)

@@ -81,12 +81,20 @@ def train_adversarial_committee_model(x_train, y_train, recipe, seed, verbose=0)
 
 
 def train_pgd_model(x_train, y_train, recipe, seed, verbose=0):
-    """Madry et al.'s PGD adversarial training, fine-tuning the base preset (beyond the paper)."""
+    """Madry et al.'s PGD adversarial training, fine-tuning the base preset (beyond the paper).
+
+    Every batch's adversarial share (``recipe["adversarial_fraction"]``, half by default) is made
+    from the current weights by ``recipe["attack_steps"]`` steps of PGD of radius ``recipe["eps"]``
+    and step ``step_fraction * eps / attack_steps`` from a random start, every step taken (no early
+    stop: the strongest examples in the ball, as Madry et al. train on).
+    """
     eps, steps = recipe["eps"], recipe["attack_steps"]
-    attack = ProjectedGradientDescent(eps=eps, step_size=recipe["step_fraction"] * eps / steps, steps=steps, seed=seed)
+    attack = ProjectedGradientDescent(eps=eps, step_size=recipe["step_fraction"] * eps / steps, steps=steps, seed=seed,
+                                      early_stop=False)
     result = train_adversarial_committee(
         _base_with_weight_decay(recipe), x_train, y_train, stages=1, steps_per_stage=recipe["steps"], attack=attack,
-        online=True, optimizer=_fine_tune_optimizer(recipe), seed=seed, verbose=verbose)
+        online=True, adversarial_fraction=recipe.get("adversarial_fraction", 0.5),
+        optimizer=_fine_tune_optimizer(recipe), seed=seed, verbose=verbose)
     return result.snapshots[-1]
 
 
