@@ -67,7 +67,7 @@ def ascend(models, classes, steps, regularization, objective, step_size, decay, 
     from keras_fool.zoo import check_model_source
 
     ascent_settings(regularization, step_size, decay, blur_radius, blur_every, percentile, objective)
-    check_output_dir(out, "archive.npz", overwrite=overwrite)
+    check_output_dir(out, "archive.npz", overwrite=overwrite, resumable=False)
     for model in models:
         check_model_source(model)
     if class_names is not None and not Path(class_names).is_file():

@@ -6,6 +6,8 @@ import time
 
 import click
 
+from keras_fool.cli.options import OVERWRITE, out_option
+
 # keras_fool.evaluation.worst_case.ATTACKS (checked here without importing TensorFlow; a test keeps them equal)
 ATTACK_NAMES = ("fgsm", "pgd", "transfer", "square")
 
@@ -25,9 +27,9 @@ def _parse_attacks(ctx, param, value):
 @click.command("robustness")
 @click.option("--quick", is_flag=True,
               help="Small budgets (1,000 test images, 20 levels, short training): a few minutes.")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/robustness", show_default=True,
-              help="Output folder; models trained for --quick or --train-steps are cached in OUT/models "
-              "and reused (the full run uses the zoo presets).")
+@out_option("runs/robustness", "Output folder (models trained for --quick or --train-steps are cached in "
+            "OUT/models and reused, with --overwrite too; the full run uses the zoo presets)")
+@OVERWRITE
 @click.option("--logdir", type=click.Path(file_okay=False), default=None, help="Write TensorBoard logs here.")
 @click.option("--methods", default="all", show_default=True,
               help="'all' or comma-separated rows of Table 2 (no_method, dropout, low_pass, dae, low_pass_dropout, "
@@ -51,20 +53,24 @@ def _parse_attacks(ctx, param, value):
 @click.option("--gray-box", is_flag=True,
               help="Attack the pre-processing rows (low-pass, DAE) with the FGSM direction of the classifier "
               "behind the front end instead of end to end.")
-def robustness(quick, out, logdir, methods, attacks, worst_case_images, diagnostic_images, square_queries, seed,
-               test_images, levels, train_steps, gray_box):
+def robustness(quick, out, overwrite, logdir, methods, attacks, worst_case_images, diagnostic_images, square_queries,
+               seed, test_images, levels, train_steps, gray_box):
     """Reproduce Table 2: error at distortion 0 / 0.1 / 0.2 of each robustness method, FGSM and worst case.
 
     Writes OUT/table2.md (beside the paper's numbers, with the worst case, its cascade and the
-    gradient-masking checks), OUT/table2.csv, OUT/curves.csv, OUT/curves_gradient_sign.png,
-    OUT/curves_gaussian.png and OUT/summary.json, and prints how long each part took. Every
-    gradient-masking check answered "no" is also printed as a warning.
+    gradient-masking checks), OUT/table2.csv, OUT/curves.csv, the figures (OUT/curves_gradient_sign,
+    OUT/curves_gaussian and one per figure of the paper whose methods ran, OUT/figure3_... to
+    OUT/figure7_..., each .png and .svg) and OUT/summary.json, and prints how long each part took.
+    Every gradient-masking check answered "no" is also printed as a warning. An OUT that holds a
+    summary.json is refused unless --overwrite.
     """
     import dataclasses
 
     from keras_fool.cli import import_tensorflow_quietly
-    from keras_fool.io import ensure_writable_dir
+    from keras_fool.io import check_output_dir, ensure_writable_dir
 
+    # A folder that holds results, or that cannot be written, is refused before TensorFlow starts.
+    check_output_dir(out, "summary.json", overwrite=overwrite, resumable=False)
     ensure_writable_dir(out)
     import_tensorflow_quietly()
     from keras_fool.experiments.robustness import FULL_BUDGET, QUICK_BUDGET, run_robustness_experiment

@@ -170,13 +170,34 @@ def new_figure(width=7.0, height=4.5, dpi=100):
     return figure
 
 
-def save_figure(path, figure):
-    """Write a Matplotlib figure as PNG atomically (the format follows ``path``'s suffix)."""
+def save_figure(path, figure, also=()):
+    """Write a Matplotlib figure atomically, in the format ``path``'s suffix names (PNG without one).
+
+    Args:
+        path: the file to write.
+        figure: a Matplotlib figure.
+        also: further formats (e.g. ``("svg",)`` or ``("pdf",)``), each written atomically beside
+            ``path``: the same name with that suffix. Vector files carry no creation date and SVG
+            ids are salted with a constant, so the same figure gives the same bytes.
+
+    Returns:
+        The paths written, ``path`` first.
+    """
+    import matplotlib
+
     path = Path(path)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png")
-    with atomic_write(path) as f:
-        f.write(buffer.getvalue())
+    written = []
+    for fmt in [path.suffix.lstrip(".") or "png", *also]:
+        target = path if not written else path.with_suffix("." + fmt)
+        # A creation date would make every run's vector file differ; PNG carries none.
+        metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
+        buffer = io.BytesIO()
+        with matplotlib.rc_context({"svg.hashsalt": "keras-fool"}):
+            figure.savefig(buffer, format=fmt, metadata=metadata)
+        with atomic_write(target) as f:
+            f.write(buffer.getvalue())
+        written.append(target)
+    return written
 
 
 def sha256_file(path, chunk_size=1 << 20):
@@ -207,7 +228,7 @@ def ensure_writable_dir(path):
     return path
 
 
-def check_output_dir(out, marker, resume=False, overwrite=False):
+def check_output_dir(out, marker, resume=False, overwrite=False, resumable=True):
     """Refuse to write a run into ``out`` when it already holds one (``out/marker`` exists), unless told to.
 
     Args:
@@ -215,6 +236,7 @@ def check_output_dir(out, marker, resume=False, overwrite=False):
         marker: a file whose presence means the folder holds results (e.g. ``checkpoint.npz``).
         resume: the caller will continue that run.
         overwrite: the caller will replace it.
+        resumable: the command offers ``--resume``; if not, the refusal names only ``--overwrite``.
 
     Raises:
         ValueError: ``out`` is a file, ``resume`` and ``overwrite`` are both set, or ``out`` holds
@@ -226,6 +248,8 @@ def check_output_dir(out, marker, resume=False, overwrite=False):
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other.")
     if not resume and not overwrite and (out / marker).exists():
+        if not resumable:
+            raise ValueError(f"{out} already holds a run; pass --overwrite to replace it.")
         raise ValueError(f"{out} already holds a run; pass --resume to continue it or --overwrite to start again.")
     return out
 

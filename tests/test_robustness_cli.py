@@ -90,7 +90,7 @@ def test_quick_experiment_runs_end_to_end_and_reuses_its_models(tmp_path):
     assert set(summary["table2_error_pct"]) == {"no_method", "dae_dropout", "adversarial_committee"}
     assert all(summary["timings"][part] >= 0 for part in ("data", "models", "curves", "outputs"))
     assert "seconds: data" in result.output
-    assert any(p.name.startswith("events.out.tfevents") for p in logdir.iterdir())
+    assert any(p.name.startswith("events.out.tfevents") for p in (logdir / out.name).iterdir())
     # the worst case beside FGSM, its cascade and the gradient-masking checks
     assert "| Method | dist=0 | dist=0.1 FGSM | dist=0.1 worst case | dist=0.2 FGSM | dist=0.2 worst case |" in table
     assert "Gradient-masking checks" in table and "Multi-step attack (PGD)" in table
@@ -108,7 +108,7 @@ def test_quick_experiment_runs_end_to_end_and_reuses_its_models(tmp_path):
     with open(out / "table2.csv", newline="") as f:
         assert next(csv.reader(f))[-2:] == ["worst_case_pct_at_0.1", "worst_case_pct_at_0.2"]
 
-    again = CliRunner().invoke(robustness, arguments[:-1] + ["dae", "--attacks", "none"])
+    again = CliRunner().invoke(robustness, arguments[:-1] + ["dae", "--attacks", "none", "--overwrite"])
     assert again.exit_code == 0, again.output
     assert "dae: reloaded" in again.output
     assert "worst_case" not in json.loads((out / "summary.json").read_text())

@@ -5,7 +5,7 @@ error-vs-distortion curves (:func:`keras_fool.evaluation.curves.robustness_curve
 worst case under a set of attacks with the gradient-masking checks
 (:func:`keras_fool.evaluation.worst_case.worst_case_robustness`), and writes the table beside the
 paper's, the CSV files and the figures. :func:`table_markdown`, :func:`write_curves_csv`,
-:func:`write_table_csv` and :func:`plot_curves` turn any
+:func:`write_table_csv`, :func:`plot_curves` and :func:`write_figures` turn any
 :class:`~keras_fool.evaluation.curves.RobustnessCurves` (with its worst case, if it has one) into
 those files; :func:`checks_markdown` and :func:`cascade_markdown` describe a worst case.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ from keras_fool.evaluation.curves import NOISE_TITLES, RobustnessCurves, robustn
 from keras_fool.evaluation.worst_case import ATTACKS, AttackSettings, check_attack_names, worst_case_robustness
 from keras_fool.experiments.report import ExperimentReport
 from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_text, sha256_file
-from keras_fool.summaries import SummaryWriter
+from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.training import robust_models
 from keras_fool.training.recipes import compile_with_recipe, train_preset
 from keras_fool.validation import check_seed
@@ -34,19 +35,25 @@ from keras_fool.zoo.cache import ModelCache
 from keras_fool.zoo.presets import get_preset
 
 __all__ = [
+    "FIGURE_FORMATS",
     "FULL_BUDGET",
     "METHODS",
+    "PAPER_FIGURES",
     "PAPER_TABLE2",
     "QUICK_BUDGET",
+    "ROW_LABELS",
     "TABLE_DISTORTIONS",
+    "TENSORBOARD_STEPS_PER_DIST",
     "ExperimentBudget",
     "RobustnessCurves",
     "cascade_markdown",
     "checks_markdown",
+    "method_style",
     "plot_curves",
     "run_robustness_experiment",
     "table_markdown",
     "write_curves_csv",
+    "write_figures",
     "write_table_csv",
 ]
 
@@ -198,40 +205,158 @@ def cascade_markdown(worst_case, labels=None):
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(curves, path, noise_type="gradient_sign", title=None):
+# How each method looks in every figure: its own colour, line style and marker, so that the curves
+# stay apart in greyscale too, and the same method looks the same in every figure. The markers
+# leave out "o" (the paper's values) and "x" (the worst case).
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+            "#17becf")
+_LINE_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("s", "^", "v", "D", "*", "<", ">", "p", "P", "h")
+PAPER_MARKER = {"marker": "o", "markersize": 9, "markerfacecolor": "none", "markeredgewidth": 1.6, "linestyle": "none"}
+WORST_CASE_MARKER = {"marker": "x", "markersize": 9, "markeredgewidth": 2, "linestyle": "none"}
+
+
+def _style_index(model, index):
+    return METHODS.index(model) if model in METHODS else len(METHODS) + index
+
+
+def method_style(model, index=0):
+    """Colour, line style and marker of a method's curve: ``{"color", "linestyle", "marker"}``.
+
+    A method of :data:`METHODS` always gets the same style (its place in :data:`METHODS`); any other
+    name gets the style of its ``index`` (its place among the plotted models) past the methods'.
+    """
+    i = _style_index(model, index)
+    return {"color": _COLOURS[i % len(_COLOURS)], "linestyle": _LINE_STYLES[i % len(_LINE_STYLES)],
+            "marker": _MARKERS[i % len(_MARKERS)]}
+
+
+def plot_curves(curves, path, noise_type="gradient_sign", title=None, models=None, also=()):
     """Plot error (%) against distortion, one line per model, like the paper's Figures 3-7.
 
-    On the gradient-sign plot, a model's worst case (if the curves carry one) is drawn as crosses
-    of the same colour at its distortion levels.
+    Every method is drawn in its :func:`method_style` and named by its Table 2 label
+    (:data:`ROW_LABELS`). On the gradient-sign plot the paper's Table 2 values of a method (if it
+    is one of the paper's) are hollow circles of the same colour at dist 0 / 0.1 / 0.2, and a
+    model's worst case (if the curves carry one) is crosses of the same colour at its distortion
+    levels. The legend, below the axes, explains both marker kinds; the figure grows with its rows.
 
     Args:
         curves: a :class:`RobustnessCurves`.
-        path: the ``.png`` to write.
+        path: the file to write (``.png``; its suffix picks the format).
         noise_type: which curves.
-        title: the plot's title; the noise type's name by default.
+        title: the plot's title; the noise type's name and the number of test images by default.
+        models: the models to draw, among the curves'; all of them by default.
+        also: further formats written beside ``path`` under the same name, e.g. ``("svg",)``.
+
+    Returns:
+        The Matplotlib figure (already written).
+
+    Raises:
+        ValueError: an unknown noise type or model.
     """
+    from matplotlib.lines import Line2D
+
     if noise_type not in curves.noise_types:
         raise ValueError(f"noise_type must be one of {curves.noise_types}. Received: noise_type={noise_type!r}")
+    models = curves.models if models is None else tuple(models)
+    unknown = [model for model in models if model not in curves.models]
+    if unknown:
+        raise ValueError(f"models must be among the curves' {list(curves.models)}. Received: {unknown}")
     t = curves.noise_types.index(noise_type)
+    gradient_sign = noise_type == "gradient_sign"
+    worst = curves.worst_case if gradient_sign else None
+    paper = {key: values for key, (_, values) in PAPER_TABLE2.items()} if gradient_sign else {}
+    handles, drew_paper, drew_worst = [], False, False
     figure = new_figure()
     axes = figure.add_subplot(1, 1, 1)
-    worst = curves.worst_case if noise_type == "gradient_sign" else None
-    for m, model in enumerate(curves.models):
-        (line,) = axes.plot(curves.distortion[m, t], 100.0 * curves.error[m, t], label=model, linewidth=1.5)
+    for index, model in enumerate(models):
+        m = curves.models.index(model)
+        style = method_style(model, index)
+        # Markers along the curve every tenth of the axes' diagonal, each method starting a little
+        # further along, so that the markers of curves that lie on top of each other do not coincide.
+        start = 0.01 * (_style_index(model, index) % 10)
+        (line,) = axes.plot(curves.distortion[m, t], 100.0 * curves.error[m, t], label=ROW_LABELS.get(model, model),
+                            linewidth=1.5, markersize=5, markevery=(start, 0.1), **style)
+        handles.append(line)
+        if model in paper:
+            axes.plot(TABLE_DISTORTIONS, paper[model], color=style["color"], **PAPER_MARKER)
+            drew_paper = True
         if worst is not None and model in worst.per_model:
             levels = worst.per_model[model].levels
-            axes.plot([lv.distortion for lv in levels], [100.0 * lv.error for lv in levels], "x", markersize=8,
-                      markeredgewidth=2, color=line.get_color())
+            axes.plot([lv.distortion for lv in levels], [100.0 * lv.error for lv in levels], color=style["color"],
+                      **WORST_CASE_MARKER)
+            drew_worst = True
+    # Proxy entries that explain the two marker kinds, in black (the colour names the method).
+    if drew_paper:
+        handles.append(Line2D([], [], color="black", label="paper, Table 2", **PAPER_MARKER))
+    if drew_worst:
+        handles.append(Line2D([], [], color="black", label=f"worst case over {', '.join(worst.attacks)}",
+                              **WORST_CASE_MARKER))
     axes.set_xlabel("average distortion per pixel, dist (eq. 2)")
     axes.set_ylabel("test error (%)")
-    axes.set_ylim(0, 100)
+    # A little room beyond 0 and 100 %, so that the markers of a saturated curve are not cut in half.
+    axes.set_ylim(-2, 102)
+    axes.set_yticks(range(0, 101, 20))
     axes.set_xlim(left=0)
     axes.grid(True, alpha=0.3)
-    axes.set_title(title or f"{NOISE_TITLES[noise_type]}, {curves.num_images} test images"
-                   + (" (x: worst case)" if worst is not None else ""))
-    axes.legend(fontsize=8, loc="lower right")
-    figure.tight_layout()
-    save_figure(path, figure)
+    axes.set_title(title or f"{NOISE_TITLES[noise_type]}, {curves.num_images} test images")
+    # The legend sits below the plotting area, in two columns; every row past the first makes the
+    # figure taller instead of the axes smaller. Constrained layout keeps it clear of the axes.
+    columns = 2 if len(handles) > 1 else 1
+    rows = -(-len(handles) // columns)
+    figure.set_size_inches(figure.get_figwidth(), figure.get_figheight() + 0.2 * (rows - 1))
+    figure.set_layout_engine("constrained")
+    figure.legend(handles=handles, loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
+    save_figure(path, figure, also=also)
+    return figure
+
+
+# One figure per figure of the paper: (file stem, noise type, title, the methods it compares). The
+# paper has no Inp-Dropout row in Table 2, so Figures 3-4 compare All-Dropout with the plain LeNet;
+# Figure 7 adds the adversarially trained single model and PGD training to the paper's committees.
+PAPER_FIGURES = (
+    ("figure3_dropout_gradient_sign", "gradient_sign", "Fig. 3: dropout",
+     ("no_method", "dropout")),
+    ("figure4_dropout_gaussian", "gaussian", "Fig. 4: dropout",
+     ("no_method", "dropout")),
+    ("figure5_preprocessing_gradient_sign", "gradient_sign", "Fig. 5: pre-processing",
+     ("no_method", "low_pass", "dae", "low_pass_dropout", "dae_dropout")),
+    ("figure6_preprocessing_gaussian", "gaussian", "Fig. 6: pre-processing",
+     ("no_method", "low_pass", "dae", "low_pass_dropout", "dae_dropout")),
+    ("figure7_committees_gradient_sign", "gradient_sign", "Fig. 7: committees, adversarial training",
+     ("no_method", "standard_committee", "adversarial_committee", "adversarial_training", "pgd_training")),
+)
+FIGURE_FORMATS = ("png", "svg")
+
+
+def write_figures(curves, out):
+    """Write every figure of the curves into the folder ``out``, each as PNG and SVG, atomically.
+
+    ``curves_<noise type>`` holds every model; ``figure<N>_...`` (see :data:`PAPER_FIGURES`) the
+    methods of one of the paper's figures that the curves hold, and is written only when they hold
+    one besides ``no_method``. Such a file left by an earlier run that this one does not write is
+    removed, so the folder never shows a figure of methods that were not run.
+
+    Returns:
+        The paths written.
+    """
+    out = Path(out)
+    written = []
+    for noise_type in curves.noise_types:
+        path = out / f"curves_{noise_type}.{FIGURE_FORMATS[0]}"
+        plot_curves(curves, path, noise_type, also=FIGURE_FORMATS[1:])
+        written += [path.with_suffix("." + fmt) for fmt in FIGURE_FORMATS]
+    for stem, noise_type, caption, methods in PAPER_FIGURES:
+        chosen = tuple(method for method in methods if method in curves.models)
+        paths = [out / f"{stem}.{fmt}" for fmt in FIGURE_FORMATS]
+        if noise_type not in curves.noise_types or not set(chosen) - {"no_method"}:
+            for stale in paths:
+                stale.unlink(missing_ok=True)
+            continue
+        title = f"As the paper's {caption}\n{NOISE_TITLES[noise_type]}, {curves.num_images} test images"
+        plot_curves(curves, paths[0], noise_type, title=title, models=chosen, also=FIGURE_FORMATS[1:])
+        written += paths
+    return written
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -462,18 +587,36 @@ class _Methods:
                            lambda: robust_models.train_pgd_model(self.x_train, self.y_train, recipe, self.seed))
 
 
+# TensorBoard steps are integers, so the robustness scalars are stepped by the distortion in
+# thousandths (step 100 is dist 0.1), as their tags say ("..._by_dist_x1000").
+TENSORBOARD_STEPS_PER_DIST = 1000
+
+
+def _dist_step(distortion):
+    return int(round(TENSORBOARD_STEPS_PER_DIST * float(distortion)))
+
+
 def _log_to_tensorboard(logdir, curves, table, timings):
+    """The curves, the worst case and the paper's Table 2 as scalars stepped by dist x 1000; the table; timings."""
     board = SummaryWriter(logdir)
     for m, model in enumerate(curves.models):
         for t, noise_type in enumerate(curves.noise_types):
             for level in range(curves.strengths.shape[1]):
-                board.scalars({f"error/{noise_type}/{model}": curves.error[m, t, level],
-                               f"distortion/{noise_type}/{model}": curves.distortion[m, t, level]}, level)
+                board.scalars({f"error_pct_by_dist_x1000/{noise_type}/{model}": 100.0 * curves.error[m, t, level],
+                               f"strength_by_dist_x1000/{noise_type}/{model}": curves.strengths[t, level]},
+                              _dist_step(curves.distortion[m, t, level]))
+        if model in PAPER_TABLE2:
+            for d, value in zip(TABLE_DISTORTIONS, PAPER_TABLE2[model][1]):
+                board.scalars({f"error_pct_by_dist_x1000/paper_table2/{model}": value}, _dist_step(d))
     if curves.worst_case is not None:
         for model in curves.worst_case.models:
-            for j, level in enumerate(curves.worst_case.per_model[model].levels):
-                board.scalars({f"error/worst_case/{model}": level.error, f"eps/worst_case/{model}": level.eps}, j)
+            for level in curves.worst_case.per_model[model].levels:
+                board.scalars({f"error_pct_by_dist_x1000/worst_case/{model}": 100.0 * level.error,
+                               f"eps_by_dist_x1000/worst_case/{model}": level.eps}, _dist_step(level.distortion))
     board.scalars({f"seconds/{name}": seconds for name, seconds in timings.items()}, 0)
+    board.text("steps", f"The robustness scalars are stepped by the average distortion per pixel dist (eq. 2) "
+               f"times {TENSORBOARD_STEPS_PER_DIST}: step 100 is dist 0.1. error_pct: test error in %; strength: "
+               "the noise's eps or sigma; eps: the worst case's L-infinity radius.")
     board.text("table2", table)
     board.close()
 
@@ -530,7 +673,10 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
 
     - ``curves.csv`` (every point, and the worst case), ``table2.csv`` and ``table2.md`` (ours
       beside the paper's, FGSM and worst case side by side, the cascade and the checks),
-    - ``curves_gradient_sign.png`` (worst case as crosses) and ``curves_gaussian.png``,
+    - ``curves_gradient_sign`` (the paper's values as circles, the worst case as crosses) and
+      ``curves_gaussian`` with every method, and one file per figure of the paper whose methods
+      were run (``figure3_dropout_gradient_sign`` ... ``figure7_committees_gradient_sign``, see
+      :data:`PAPER_FIGURES`), each as ``.png`` and ``.svg``,
     - ``summary.json`` (budget, seconds per part, the table's numbers, the worst case and checks).
 
     Args:
@@ -540,7 +686,8 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
             with their own recipes and seeds into the zoo cache if missing, and ``seed`` only
             seeds the Gaussian noise, the low-pass filter's noise and the attacks.
         methods: names of the methods to run, from :data:`METHODS`; all of them if None.
-        logdir: if given, TensorBoard logs of the curves, table and timings go there.
+        logdir: if given, TensorBoard logs of the curves (stepped by dist x 1000), the worst case,
+            the paper's Table 2, the table and the timings go to ``logdir/<name of out>``.
         seed: seed of everything trained, of the Gaussian noise and of the random attacks.
         log: callable taking one progress line (e.g. ``print``); silent if None.
         gray_box: compute the FGSM direction of the pre-processing rows (low-pass filter, DAE,
@@ -563,6 +710,7 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     attacks = _check_attacks(attacks)
     log = log or (lambda line: None)
     out = ensure_writable_dir(out)
+    logdir = run_logdir(logdir, out)  # each run in its own subfolder, as every command logs
     if logdir is not None:
         ensure_writable_dir(logdir)
     timings = {}
@@ -617,8 +765,7 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     save_text(out / "table2.md", text)
     write_table_csv(curves, out / "table2.csv")
     write_curves_csv(curves, out / "curves.csv")
-    for noise_type in curves.noise_types:
-        plot_curves(curves, out / f"curves_{noise_type}.png", noise_type)
+    figures = write_figures(curves, out)
     timings["outputs"] = time.perf_counter() - start
     if logdir is not None:
         _log_to_tensorboard(logdir, curves, text, timings)
@@ -644,6 +791,6 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
                                      "detail": check.detail} for model, check in flagged]
     save_json(out / "summary.json", summary)
     files = [out / name for name in ("table2.md", "table2.csv", "curves.csv")]
-    files += [out / f"curves_{noise_type}.png" for noise_type in curves.noise_types]
+    files += figures
     files += [out / "summary.json", out / "models"] + ([logdir] if logdir is not None else [])
     return ExperimentReport(text, summary, files)
