@@ -120,6 +120,19 @@ def test_custom_loop_trains_stages_and_returns_the_committee(train_set):
         train_adversarial_committee(model, x, y, steps_per_stage=0)
 
 
+
+def test_a_long_custom_loop_reports_its_progress(train_set):
+    from keras_fool.training.loops import Trainer, natural_batches
+
+    x, y = train_set
+    lines = []
+    trainer = Trainer(_tiny_mnist_model(5), batch_size=16, seed=0)
+    mean = trainer.train(natural_batches(x, y, 16, seed=0), 7, first_step=10, log=lines.append, log_every=3)
+    assert [line.split(":")[0] for line in lines] == ["step 13/17", "step 16/17", "step 17/17"]
+    losses = [float(line.split("loss ")[1].split(",")[0]) for line in lines]
+    # the three lines average 3, 3 and 1 steps: together they give the mean loss returned
+    assert abs((3 * losses[0] + 3 * losses[1] + losses[2]) / 7 - mean) < 1e-3
+
 MIRRORED_SCRIPT = textwrap.dedent(
     """
     import numpy as np

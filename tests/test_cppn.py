@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keras_fool.encodings import CPPNEncoding, encoding_from_config
-from keras_fool.encodings.cppn import ACTIVATIONS, NUM_INPUTS, WEIGHT_RANGE, check_genomes
+from keras_fool.encodings.cppn import NUM_INPUTS, WEIGHT_RANGE, check_genomes
 
 
 def _numpy(genomes):

@@ -5,7 +5,6 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_fool.evolution import Target, load_archive
 from keras_fool.gradient import (

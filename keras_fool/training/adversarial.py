@@ -397,7 +397,8 @@ def train_adversarial_committee(model, x, y, stages=5, steps_per_stage=5000, bat
             pool_x = np.concatenate([pool_x, generate(x[chosen], y[chosen])])  # working = the last snapshot
             pool_y = np.concatenate([pool_y, y[chosen]])
         dataset = natural if online else mixed_batches(natural, pool_x, pool_y, n_adversarial, seed, stage)
-        losses.append(trainer.train(dataset, steps_per_stage, first_step=(stage - 1) * steps_per_stage))
+        losses.append(trainer.train(dataset, steps_per_stage, first_step=(stage - 1) * steps_per_stage,
+                                    log=print if verbose else None))
         snapshots.append(snapshot(working, name=f"{model.name}_stage_{stage}"))
         if verbose:
             print(f"train_adversarial_committee: stage {stage}/{stages} loss {losses[-1]:.4f}; pool {len(pool_x)}")

@@ -8,6 +8,8 @@ PGD training and fooling-class training all train through it. :func:`natural_bat
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -149,13 +151,25 @@ class Trainer:
         per_replica = self.strategy.run(self._replica_step, args=(images, labels, step))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    def train(self, dataset, steps, first_step=0):
-        """``steps`` optimizer steps on batches of ``dataset`` (a ``tf.data.Dataset``); the mean loss."""
+    def train(self, dataset, steps, first_step=0, log=None, log_every=1000):
+        """``steps`` optimizer steps on batches of ``dataset`` (a ``tf.data.Dataset``); the mean loss.
+
+        ``log``, if given, is called with one progress line (step, mean loss since the last line,
+        seconds so far) every ``log_every`` steps, so that a run of an hour shows it is alive.
+        """
         batches = iter(self.strategy.experimental_distribute_dataset(dataset))
-        total = 0.0
+        total = window = 0.0
+        start = time.perf_counter()
         for i in range(steps):
             images, labels = next(batches)
-            total += float(self._step(images, labels, tf.constant(first_step + i, tf.int32)))
+            loss = float(self._step(images, labels, tf.constant(first_step + i, tf.int32)))
+            total += loss
+            window += loss
+            if log is not None and ((i + 1) % log_every == 0 or i + 1 == steps):
+                done = (i + 1) % log_every or log_every
+                log(f"step {first_step + i + 1}/{first_step + steps}: loss {window / done:.4f}, "
+                    f"{time.perf_counter() - start:.0f} s")
+                window = 0.0
         return total / steps
 
     def copy_back(self, model):
