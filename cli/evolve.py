@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from keras_fool.cli.options import LOGDIR, OVERWRITE, POPULATION, SEED
+from keras_fool.cli.options import (
+    CPU_REPLICAS,
+    LOGDIR,
+    OVERWRITE,
+    POPULATION,
+    SEED,
+    check_strategy_options,
+    strategy_option,
+)
 
 
 @click.command()
@@ -57,12 +65,8 @@ from keras_fool.cli.options import LOGDIR, OVERWRITE, POPULATION, SEED
               help="Offspring decoded and scored at once; larger populations are evaluated in batches.")
 @click.option("--ignore-memory-limit", is_flag=True,
               help="Start even if the run's estimated memory exceeds what the machine has available.")
-@click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default",
-              show_default=True,
-              help="Score each generation data-parallel: over this host's GPUs (mirrored) or over the hosts of "
-              "TF_CONFIG (multi-worker; only the chief writes files). The archive equals the one-device run's.")
-@click.option("--cpu-replicas", type=click.IntRange(min=1), default=None,
-              help="Split the CPU into this many logical devices for --strategy (tests; machines without GPUs).")
+@strategy_option()
+@CPU_REPLICAS
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evolve(models, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
            selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, input_range,
@@ -82,8 +86,7 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
 
     if classes is not None and not classes.strip():
         raise click.BadParameter("no class given.", param_hint="--classes")
-    if cpu_replicas is not None and strategy == "default":
-        raise click.UsageError("--cpu-replicas needs --strategy mirrored or multi-worker.")
+    check_strategy_options(strategy, cpu_replicas)
     if is_chief():  # a non-chief worker of a cluster writes nothing into --out
         check_output_dir(out, "checkpoint.npz", resume, overwrite)
     for model in models:

@@ -9,7 +9,16 @@ import time
 
 import click
 
-from keras_fool.cli.options import LOGDIR, OVERWRITE, out_option, population_option, seed_option
+from keras_fool.cli.options import (
+    CPU_REPLICAS,
+    LOGDIR,
+    OVERWRITE,
+    check_strategy_options,
+    out_option,
+    population_option,
+    seed_option,
+    strategy_option,
+)
 
 _ENCODING = click.option("--encoding", type=click.Choice(["direct", "cppn"]), default="direct", show_default=True,
                          help="direct: one gene per pixel (fast); cppn: the paper's pattern-producing networks "
@@ -21,15 +30,20 @@ _TEST_IMAGES = click.option("--test-images", type=click.IntRange(1, 10000), defa
                             help="Use only the first N MNIST test images (default: all 10,000).")
 _SEED = seed_option(0)
 _LOGDIR = LOGDIR
+_STRATEGY = strategy_option("Spread the population of every evolution run")
 
 
-def _start(out, overwrite):
+def _start(out, overwrite, strategy, cpu_replicas):
     from keras_fool.cli import import_tensorflow_quietly
+    from keras_fool.distribute import is_chief
     from keras_fool.io import check_output_dir, ensure_writable_dir
 
-    # A folder that holds results, or that cannot be written, is refused before TensorFlow starts.
-    check_output_dir(out, "summary.json", overwrite=overwrite)
-    ensure_writable_dir(out)
+    check_strategy_options(strategy, cpu_replicas)
+    # A folder that holds results, or that cannot be written, is refused before TensorFlow starts
+    # (by the chief only: another worker of a cluster writes nothing into it).
+    if is_chief():
+        check_output_dir(out, "summary.json", overwrite=overwrite)
+        ensure_writable_dir(out)
     tensorflow = import_tensorflow_quietly()
     # Every evolution run compiles its own loop; TensorFlow's retracing warnings say nothing useful here.
     tensorflow.get_logger().setLevel("ERROR")
@@ -44,7 +58,10 @@ def _finish(report, start):
     click.echo(report.markdown.rstrip())
     click.echo("")
     click.echo(f"seconds: {time.perf_counter() - start:.1f}")
-    click.echo("wrote: " + ", ".join(str(path) for path in report.files))
+    if report.files:
+        click.echo("wrote: " + ", ".join(str(path) for path in report.files))
+    else:
+        click.echo("wrote nothing: this worker is not the chief, which writes the outputs.")
 
 
 @click.command("fooling-class")
@@ -70,23 +87,26 @@ def _finish(report, start):
 @out_option("runs/fooling_class")
 @OVERWRITE
 @_LOGDIR
+@_STRATEGY
+@CPU_REPLICAS
 def fooling_class(iterations, images_per_iteration, generations, population, encoding, train_steps, from_scratch,
-                  min_runs, model, train_images, test_images, seed, out, overwrite, logdir):
+                  min_runs, model, train_images, test_images, seed, out, overwrite, logdir, strategy, cpu_replicas):
     """Retrain with the fooling images in an 11th class, again and again (supplement C, Table S2).
 
     Writes OUT/table_s2.md (beside the paper's numbers), OUT/table_s2.csv,
     OUT/median_confidence.png, OUT/summary.json, OUT/fooling_images.npz and OUT/models/.
     RESULTS.md says how long the defaults (15 iterations, M = 100, direct encoding, 1000 steps
-    per network) take.
+    per network) take. With --strategy the evolution runs are data-parallel; each DNN_i trains
+    on one device (its weights would otherwise differ in their last bits).
     """
-    start = _start(out, overwrite)
+    start = _start(out, overwrite, strategy, cpu_replicas)
     from keras_fool.experiments.fooling_class import run_fooling_class_experiment
 
     report = run_fooling_class_experiment(
         out, iterations=iterations, images_per_iteration=images_per_iteration, generations=generations,
         population=population, encoding=encoding, train_steps=train_steps, from_scratch=from_scratch,
         min_runs=min_runs, model=model, train_images=train_images, test_images=test_images, seed=seed,
-        logdir=logdir, log=_log)
+        logdir=logdir, log=_log, strategy=strategy, cpu_replicas=cpu_replicas)
     _finish(report, start)
 
 
@@ -107,19 +127,22 @@ def fooling_class(iterations, images_per_iteration, generations, population, enc
 @out_option("runs/transfer")
 @OVERWRITE
 @_LOGDIR
+@_STRATEGY
+@CPU_REPLICAS
 def transfer(model_a, model_b, runs, generations, population, encoding, kept, test_images, seed, out, overwrite,
-             logdir):
+             logdir, strategy, cpu_replicas):
     """Do images evolved against DNN_A fool DNN_B, and vice versa? (supplement A, Table S1)
 
     Writes OUT/table_s1.md (beside the paper's numbers), OUT/table_s1.csv, OUT/summary.json and
     OUT/transfer_images.npz.
     """
-    start = _start(out, overwrite)
+    start = _start(out, overwrite, strategy, cpu_replicas)
     from keras_fool.experiments.transfer import run_transfer_experiment
 
     report = run_transfer_experiment(out, model_a=model_a, model_b=model_b, runs=runs, generations=generations,
                             population=population, encoding=encoding, images=kept.replace("-", "_"),
-                            test_images=test_images, seed=seed, logdir=logdir, log=_log)
+                            test_images=test_images, seed=seed, logdir=logdir, log=_log, strategy=strategy,
+                            cpu_replicas=cpu_replicas)
     _finish(report, start)
 
 
@@ -138,16 +161,19 @@ def transfer(model_a, model_b, runs, generations, population, encoding, kept, te
 @out_option("runs/ensemble")
 @OVERWRITE
 @_LOGDIR
-def ensemble(models, runs, generations, population, encoding, members, test_images, seed, out, overwrite, logdir):
+@_STRATEGY
+@CPU_REPLICAS
+def ensemble(models, runs, generations, population, encoding, members, test_images, seed, out, overwrite, logdir,
+             strategy, cpu_replicas):
     """Evolve against an ensemble (mean probabilities of several models; supplement B).
 
     Writes OUT/ensemble.md (beside the paper's numbers), OUT/ensemble.csv, OUT/summary.json and
     OUT/ensemble_images.npz.
     """
-    start = _start(out, overwrite)
+    start = _start(out, overwrite, strategy, cpu_replicas)
     from keras_fool.experiments.ensemble import run_ensemble_experiment
 
     report = run_ensemble_experiment(out, models=list(models), runs=runs, generations=generations, population=population,
                             encoding=encoding, members=members, test_images=test_images, seed=seed, logdir=logdir,
-                            log=_log)
+                            log=_log, strategy=strategy, cpu_replicas=cpu_replicas)
     _finish(report, start)

@@ -6,7 +6,14 @@ import time
 
 import click
 
-from keras_fool.cli.options import LOGDIR, OVERWRITE, seed_option
+from keras_fool.cli.options import (
+    CPU_REPLICAS,
+    LOGDIR,
+    OVERWRITE,
+    check_strategy_options,
+    seed_option,
+    strategy_option,
+)
 
 
 @click.command("imagenet")
@@ -42,9 +49,11 @@ from keras_fool.cli.options import LOGDIR, OVERWRITE, seed_option
 @OVERWRITE
 @LOGDIR
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)
+@strategy_option("Spread the population of both evolutions (gradient ascent stays on one device)")
+@CPU_REPLICAS
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def imagenet(model, classes, generations, population, steps, methods, crops, regularization, stop_at, no_stop, paper,
-             class_names, seed, out, resume, overwrite, logdir, checkpoint_every, quiet):
+             class_names, seed, out, resume, overwrite, logdir, checkpoint_every, strategy, cpu_replicas, quiet):
     """Fool an ImageNet classifier three ways at equal budgets (Nguyen et al., Figure 1 and supplement E).
 
     Writes OUT/imagenet.md (median and max confidence per method beside the paper's 88.11% for
@@ -53,6 +62,7 @@ def imagenet(model, classes, generations, population, steps, methods, crops, reg
     long the defaults take (about half an hour on 2 CPU cores).
     """
     from keras_fool.cli import import_tensorflow_quietly
+    from keras_fool.distribute import is_chief
     from keras_fool.experiments.imagenet import DEFAULT_CLASSES, check_imagenet_options
     from keras_fool.io import check_output_dir
     from keras_fool.zoo import check_model_source
@@ -60,7 +70,9 @@ def imagenet(model, classes, generations, population, steps, methods, crops, reg
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     check_imagenet_options(generations, population, steps, method_list, int(crops), regularization,
                            None if no_stop else stop_at, seed, checkpoint_every)
-    check_output_dir(out, "summary.json", resume, overwrite)
+    check_strategy_options(strategy, cpu_replicas)
+    if is_chief():  # another worker of a cluster writes nothing into --out
+        check_output_dir(out, "summary.json", resume, overwrite)
     check_model_source(model)
     start = time.perf_counter()
     tensorflow = import_tensorflow_quietly()
@@ -72,8 +84,11 @@ def imagenet(model, classes, generations, population, steps, methods, crops, reg
         population=population, steps=steps, methods=method_list, crops=int(crops), regularization=regularization,
         stop_at=None if no_stop else stop_at, paper=paper, class_names=class_names, seed=seed, resume=resume,
         overwrite=overwrite, checkpoint_every=checkpoint_every, logdir=logdir, progress=not quiet,
-        log=lambda line: click.echo(line, err=True))
+        log=lambda line: click.echo(line, err=True), strategy=strategy, cpu_replicas=cpu_replicas)
     click.echo(report.markdown.rstrip())
     click.echo("")
     click.echo(f"seconds: {time.perf_counter() - start:.1f}")
-    click.echo("wrote: " + ", ".join(str(path) for path in report.files))
+    if report.files:
+        click.echo("wrote: " + ", ".join(str(path) for path in report.files))
+    else:
+        click.echo("wrote nothing: this worker is not the chief, which writes the outputs.")

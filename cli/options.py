@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-__all__ = ["LOGDIR", "OVERWRITE", "POPULATION", "SEED", "out_option", "population_option", "seed_option"]
+from keras_fool.distribute import STRATEGIES
+
+__all__ = ["CPU_REPLICAS", "LOGDIR", "OVERWRITE", "POPULATION", "SEED", "check_strategy_options", "out_option",
+           "population_option", "seed_option", "strategy_option"]
 
 
 def seed_option(default=0):
@@ -31,3 +34,21 @@ POPULATION = population_option(None)
 OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace the results already in --out.")
 LOGDIR = click.option("--logdir", type=click.Path(file_okay=False), default=None,
                       help="Write TensorBoard logs into a folder of their own under this one (named after --out).")
+
+
+def strategy_option(what="Score each generation data-parallel"):
+    """``--strategy``: one of :data:`keras_fool.distribute.STRATEGIES`; ``what`` opens its help."""
+    return click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+                        help=f"{what}: over this host's GPUs (mirrored) or over the hosts of TF_CONFIG "
+                        "(multi-worker; only the chief writes files). The results equal the one-device run's.")
+
+
+CPU_REPLICAS = click.option("--cpu-replicas", type=click.IntRange(min=1), default=None,
+                            help="Split the CPU into this many logical devices for --strategy (tests; machines "
+                            "without GPUs).")
+
+
+def check_strategy_options(strategy, cpu_replicas):
+    """Refuse ``--cpu-replicas`` without a strategy that replicates (a usage error, before TensorFlow starts)."""
+    if cpu_replicas is not None and strategy == "default":
+        raise click.UsageError("--cpu-replicas needs --strategy mirrored or multi-worker.")

@@ -14,7 +14,7 @@ import os
 
 from keras_fool.validation import check_int
 
-__all__ = ["STRATEGIES", "configure_cpu_replicas", "is_chief", "make_strategy"]
+__all__ = ["STRATEGIES", "configure_cpu_replicas", "is_chief", "make_strategy", "resolve_strategy"]
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -72,6 +72,19 @@ def make_strategy(name="default", cpu_replicas=None):
                          "environment; see README's 'Beyond one machine'.")
     return tf.distribute.MultiWorkerMirroredStrategy()
 
+
+
+def resolve_strategy(strategy="default", cpu_replicas=None):
+    """A strategy given by name (see :func:`make_strategy`) or as an object; None for one device.
+
+    ``"default"`` without ``cpu_replicas`` is None, so that callers keep their one-device path;
+    a ``tf.distribute.Strategy`` (or None) is returned as it is.
+    """
+    if not isinstance(strategy, str):
+        return strategy
+    if strategy == "default" and cpu_replicas is None:
+        return None
+    return make_strategy(strategy, cpu_replicas)
 
 def is_chief(strategy=None):
     """Whether this process writes files: always, except a non-chief worker of a multi-worker cluster.

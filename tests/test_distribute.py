@@ -46,6 +46,16 @@ def test_two_logical_cpus_under_mirrored_strategy_give_the_one_device_archive_an
     _same_archive(single, tmp_path / "m")
 
 
+
+def test_the_cppn_encoding_renders_each_replicas_shard_with_a_buffer_of_its_own(tmp_path):
+    # Every replica renders at the same time; one shared (mirrored) scratch buffer would fail or race.
+    cppn = ["--encoding", "cppn", "--generations", "4", "--population", "24"]
+    one = _evolve(cppn, tmp_path / "one")
+    two = _evolve(cppn + ["--strategy", "mirrored", "--cpu-replicas", "2"], tmp_path / "two")
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.returncode == 0, two.stderr[-2000:]
+    _same_archive(tmp_path / "one", tmp_path / "two")
+
 def test_two_worker_processes_give_the_same_archive_and_only_the_chief_writes(single, tmp_path):
     results = run_workers([sys.executable, "-m", "keras_fool", *RUN, "--generations", "12", "--strategy",
                            "multi-worker", "--out", str(tmp_path / "mw")])

@@ -38,10 +38,14 @@ s-th hidden node in position order, the last step the outputs, so a population r
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import tensorflow as tf
+# The plain resource variable, made directly: tf.Variable would go through a strategy's variable
+# creator and come back mirrored (see CPPNEncoding._scratch).
+from tensorflow.python.ops import resource_variable_ops
 
 from keras_fool.encodings.base import Encoding
 from keras_fool.encodings.direct import polynomial_delta
@@ -325,13 +329,22 @@ class CPPNEncoding(Encoding):
         return tf.linalg.matvec(hop, tf.cast(is_output, tf.float32), transpose_a=True) > 0.0
 
     def _scratch(self):
-        # One resizable buffer per encoding, created on first use outside any trace; node values
-        # are written into it in place (a loop-carried tensor would be copied on every update).
-        if getattr(self, "_buffer", None) is None:
-            with tf.init_scope():
-                self._buffer = tf.Variable(tf.zeros([0, 0]), shape=tf.TensorShape(None), trainable=False,
-                                           name="cppn_node_values")
-        return self._buffer
+        # One resizable buffer per encoding and replica, created on first use outside any trace;
+        # node values are written into it in place (a loop-carried tensor would be copied on every
+        # update). Under a tf.distribute strategy every replica renders its own shard at the same
+        # time, so each gets a plain variable of its own on its own device: a tf.Variable made
+        # under the strategy's scope would be one mirrored variable shared by all of them.
+        context = tf.distribute.get_replica_context()
+        replica, device = 0, None
+        if tf.distribute.has_strategy() and context is not None:
+            replica = int(tf.get_static_value(context.replica_id_in_sync_group))
+            device = next(iter(tf.nest.flatten(context.devices)), None)  # this replica's device
+        buffers = self.__dict__.setdefault("_buffers", {})
+        if replica not in buffers:
+            with tf.init_scope(), (tf.device(device) if device else contextlib.nullcontext()):
+                buffers[replica] = resource_variable_ops.ResourceVariable(
+                    tf.zeros([0, 0]), shape=tf.TensorShape(None), trainable=False, name=f"cppn_node_values_{replica}")
+        return buffers[replica]
 
     def _render(self, genomes, inputs, height, width):
         """Evaluate a population of CPPNs at every pixel, step after step, all genomes at once.
@@ -347,7 +360,6 @@ class CPPNEncoding(Encoding):
         Row 0 stays zero: every step gets one zero-weight edge from it into its last row, so
         the segment sum always covers the whole block.
         """
-        N = self.capacity
         C = self.channels
         kinds = len(_RENDER_FUNCTIONS)
         n = tf.shape(genomes["activation"])[0]

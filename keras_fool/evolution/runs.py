@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_fool.distribute import is_chief, make_strategy
+from keras_fool.distribute import is_chief, resolve_strategy
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.callbacks import Checkpoint, EarlyStopping, ProgressBar, TensorBoard
@@ -204,8 +204,7 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
     board = None if logdir is None or not chief else ensure_writable_dir(run_logdir(logdir, out))
     if chief:
         remove_stale_temporaries(out / "archive.npz")
-    if isinstance(strategy, str):
-        strategy = None if strategy == "default" and cpu_replicas is None else make_strategy(strategy, cpu_replicas)
+    strategy = resolve_strategy(strategy, cpu_replicas)
     given = {"models": models, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
              "capacity": capacity, "logits": logits, "input_range": input_range, "preprocess": preprocess,
@@ -290,7 +289,7 @@ class EvolvedImages:
 
 
 def evolve_fooling_images(target, runs=1, generations=200, population=200, encoding="direct", classes=None,
-                          seed=0, log=None):
+                          seed=0, log=None, strategy=None):
     """Evolve fooling images with ``runs`` independent MAP-Elites runs.
 
     Each run keeps its archive's elites after generation 0 (the random initial population) and
@@ -308,6 +307,9 @@ def evolve_fooling_images(target, runs=1, generations=200, population=200, encod
             with a fooling class evolves for the real classes only: ``range(n)``.
         seed: the seed the runs' seeds derive from.
         log: callable taking one progress line, or None.
+        strategy: a ``tf.distribute.Strategy`` over which every run spreads its population
+            (see :class:`~keras_fool.evolution.MapElites`), or None for one device; the images
+            equal the one-device runs'. ``population`` must split evenly across its replicas.
 
     Returns:
         An :class:`EvolvedImages` with ``2 * runs * len(classes)`` images.
@@ -334,7 +336,7 @@ def evolve_fooling_images(target, runs=1, generations=200, population=200, encod
 
     for run in range(runs):
         evolver = MapElites(target, genome_encoding, population=population, classes=classes,
-                            seed=derive_seed(seed, run))
+                            seed=derive_seed(seed, run), strategy=strategy)
         evolver.run(0)
         keep(evolver, run)
         evolver.run(generations)

@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 
 import numpy as np
 
+from keras_fool.distribute import is_chief, resolve_strategy
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, threshold_shares
 from keras_fool.evolution.outputs import runs_montage
@@ -33,7 +36,8 @@ PAPER_ENSEMBLE = {"cells": 1000, "at_90_pct": 23.1, "at_99_pct": None, "median_p
 
 
 def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=10, generations=200, population=200,
-                            encoding="direct", members=True, test_images=None, seed=0, logdir=None, log=None):
+                            encoding="direct", members=True, test_images=None, seed=0, logdir=None, log=None,
+                            strategy="default", cpu_replicas=None):
     """Evolving against an ensemble: the mean of several networks' probabilities (supplement B).
 
     Evolves ``runs`` runs against the ensemble and reports the share of its elites (one per class
@@ -55,6 +59,13 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
         seed: the seed everything random derives from.
         logdir: if given, TensorBoard logs go there.
         log: callable taking one progress line; silent if None.
+        strategy: ``"default"`` (one device), ``"mirrored"``, ``"multi-worker"`` or a
+            ``tf.distribute.Strategy`` (see :func:`keras_fool.distribute.make_strategy`): every
+            evolution run spreads its population over the replicas, with the same images, labels
+            and confidences as on one device. ``population`` must split evenly across them. Only
+            the chief writes files and TensorBoard logs; another worker returns the same report
+            with no files.
+        cpu_replicas: split the CPU into this many logical devices for ``strategy``.
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport` (its ``summary`` is what
@@ -70,9 +81,12 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     if len(models) < 2 or len(set(names)) != len(names):
         raise ValueError(f"an ensemble needs two or more distinct models. Received: models={names}")
     log = log or (lambda line: None)
-    out = ensure_writable_dir(out)
-    board = SummaryWriter(run_logdir(logdir, out))
-    ensemble = Target(models)
+    strategy = resolve_strategy(strategy, cpu_replicas)
+    chief = is_chief(strategy)
+    out = ensure_writable_dir(out) if chief else Path(out)
+    board = SummaryWriter(run_logdir(logdir, out) if chief else None)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():  # mirrored model variables
+        ensemble = Target(models)
     singles = [Target(m) for m in ensemble.models]
     (_, _), (x_test, y_test) = load_test_set(test_images)
 
@@ -81,7 +95,7 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     results, rows = {}, []
     for name, target in targets:
         evolved = evolve_fooling_images(target, runs=runs, generations=generations, population=population,
-                                        encoding=encoding, seed=derive_seed(seed, 0)).last()
+                                        encoding=encoding, seed=derive_seed(seed, 0), strategy=strategy).last()
         results[name] = evolved
         row = {"target": name, **threshold_shares(evolved.confidences)}
         rows.append(row)
@@ -100,10 +114,6 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     columns = ("target", "cells", "at_90_pct", "at_99_pct", "median_pct", "max_pct")
     report = _ensemble_report(rows, names, runs, generations, population, encoding, member_confidence, real,
                               {row["target"]: row["median_pct"] for row in rows})
-    save_text(out / "ensemble.md", report)
-    save_csv(out / "ensemble.csv", rows + [{"target": "paper (ImageNet, 3 DNNs)", **PAPER_ENSEMBLE}], columns)
-    save_npz(out / "ensemble_images.npz", images=images, labels=labels,
-             confidences=results["ensemble"].confidences)
     summary = {
         "config": {"models": names, "runs": runs, "generations": generations, "population": population,
                    "encoding": encoding, "members": members, "test_images": len(x_test), "seed": seed},
@@ -111,7 +121,14 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
         "member_confidence_on_ensemble_images_pct": member_confidence,
         "real_images": real,
         "evolve_seconds": round(evolve_seconds, 2),
+        "replicas": 1 if strategy is None else strategy.num_replicas_in_sync,
     }
+    if not chief:  # another worker of a cluster: the same numbers, nothing written
+        return ExperimentReport(report, summary, [])
+    save_text(out / "ensemble.md", report)
+    save_csv(out / "ensemble.csv", rows + [{"target": "paper (ImageNet, 3 DNNs)", **PAPER_ENSEMBLE}], columns)
+    save_npz(out / "ensemble_images.npz", images=images, labels=labels,
+             confidences=results["ensemble"].confidences)
     save_json(out / "summary.json", summary)
     for row in rows:
         board.scalars({f"{row['target']}/{k}": row[k] for k in columns[2:]}, 0)

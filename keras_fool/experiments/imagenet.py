@@ -17,12 +17,17 @@ in the same process, just before and after the method ran), and draws a Figure-1
 with the class names. Each method writes ``keras-fool evolve``'s files into a folder of its own;
 the evolutions checkpoint and ``resume`` continues them (a finished gradient ascent is reused).
 
+With a ``strategy`` the two evolutions spread their populations over its replicas (the same
+archives as on one device); gradient ascent, a loop over the classes' own images rather than
+over a population, runs on one device in every process. Only the chief writes files.
+
 TensorFlow and the evolution engine are imported inside the functions, so the command line can
 check its options with :func:`check_imagenet_options` before TensorFlow starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -30,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_fool.distribute import is_chief, resolve_strategy
 from keras_fool.experiments.report import ExperimentReport, format_confidence_pct, format_number
 from keras_fool.gradient import ascent_settings
 from keras_fool.io import check_output_dir, ensure_writable_dir, montage, save_csv, save_json, save_png, save_text
@@ -187,8 +193,8 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
 
 
 def _evolve(target, method, out, labels, generations, population, seed, paper, stop_at, resume, checkpoint_every,
-            logdir, progress, log):
-    """One MAP-Elites run into ``out`` (evolve's files and checkpoint); returns (summary, evolver)."""
+            logdir, progress, log, strategy=None, chief=True):
+    """One MAP-Elites run into ``out`` (evolve's files and checkpoint; none if not ``chief``); returns its summary."""
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import Checkpoint, EarlyStopping, MapElites, ProgressBar, TensorBoard, write_outputs
     from keras_fool.evolution.runs import BEST_SETTINGS, PAPER_SETTINGS
@@ -196,27 +202,29 @@ def _evolve(target, method, out, labels, generations, population, seed, paper, s
     settings = PAPER_SETTINGS if paper else BEST_SETTINGS[method]
     encoding = make_encoding(method, target.image_shape, eta=settings["eta"])
     evolver = MapElites(target, encoding, population=population, classes=labels, seed=seed,
-                        selection=settings["selection"])
-    checkpoint = ensure_writable_dir(out) / "checkpoint.npz"
-    if resume and checkpoint.is_file():
+                        selection=settings["selection"], strategy=strategy)
+    checkpoint = (ensure_writable_dir(out) if chief else Path(out)) / "checkpoint.npz"
+    if resume and checkpoint.is_file():  # every worker reads it: --out on a filesystem they share
         evolver.load_checkpoint(checkpoint)
         log(f"{method}: resuming from generation {evolver.generation} ({checkpoint}).")
-    callbacks = [Checkpoint(checkpoint, every=checkpoint_every)]
+    callbacks = [Checkpoint(checkpoint, every=checkpoint_every)] if chief else []
     if stop_at is not None:
         callbacks.append(EarlyStopping(stop_at))
-    if logdir is not None:
+    if logdir is not None and chief:
         callbacks.append(TensorBoard(logdir, image_every=checkpoint_every))
     if progress:
         callbacks.append(ProgressBar())
     evolver.trace()
     start = time.perf_counter()
     evolver.run(generations, callbacks)
-    summary = write_outputs(evolver, out, {"evolution_seconds": time.perf_counter() - start})
-    return summary
+    extra = {"evolution_seconds": time.perf_counter() - start,
+             "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
+    return write_outputs(evolver, out, extra) if chief else {**evolver.summary(), **extra}
 
 
-def _ascend(target, out, labels, steps, settings, stop_at, seed, resume, logdir, log):
-    """Gradient ascent into ``out`` (evolve's files); a finished run with the same config is reused."""
+def _ascend(target, out, labels, steps, settings, stop_at, seed, resume, logdir, log, chief=True):
+    """Gradient ascent into ``out`` (evolve's files; nothing if not ``chief``); a finished run with the same config
+    is reused."""
     from keras_fool.gradient import GradientAscent
 
     ascent = GradientAscent(target, classes=labels, steps=steps, settings=settings, stop_at=stop_at, seed=seed,
@@ -227,23 +235,28 @@ def _ascend(target, out, labels, steps, settings, stop_at, seed, resume, logdir,
         if saved.get("config") == json.loads(json.dumps(ascent.get_config())):
             log(f"gradient: reusing the finished ascent in {out}.")
             return saved
-    ensure_writable_dir(out)
+    if chief:
+        ensure_writable_dir(out)
     ascent.trace()
     start = time.perf_counter()
     ascent.run(lambda line: log(f"gradient: {line}"))
     seconds = time.perf_counter() - start
+    extra = {"evolution_seconds": seconds, "image_steps_per_second": ascent.image_steps_per_second}
+    if not chief:
+        return {**ascent.summary(), **extra}
     board = SummaryWriter(logdir)
     for step, row in enumerate(ascent.history[:ascent.iterations + 1]):
         board.scalars({"confidence/median": float(np.median(row)), "confidence/min": float(row.min()),
                        "confidence/max": float(row.max())}, step)
     board.close()
-    return ascent.write(out, {"evolution_seconds": seconds, "image_steps_per_second": ascent.image_steps_per_second})
+    return ascent.write(out, extra)
 
 
 def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, generations=1000,
                             population=16, steps=None, methods=METHODS, crops=1, regularization="none",
                             stop_at=0.9999, paper=False, class_names=None, seed=0, resume=False, overwrite=False,
-                            checkpoint_every=50, logdir=None, progress=False, log=None):
+                            checkpoint_every=50, logdir=None, progress=False, log=None, strategy="default",
+                            cpu_replicas=None):
     """Direct encoding vs CPPN vs gradient ascent against an ImageNet classifier, at equal budgets.
 
     Args:
@@ -269,6 +282,14 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         logdir: TensorBoard folder, or None; logs go to ``logdir/<name of out>/<method>``.
         progress: progress bars on stderr.
         log: callable taking one progress line; silent if None.
+        strategy: ``"default"`` (one device), ``"mirrored"``, ``"multi-worker"`` or a
+            ``tf.distribute.Strategy`` (see :func:`keras_fool.distribute.make_strategy`): both
+            evolutions spread their populations over the replicas, with the same archives as on
+            one device (``population`` must split evenly across them); gradient ascent and the raw
+            model's speed stay on one device, so ``speed_vs_raw_pct`` may exceed 100. Only the
+            chief writes files, checkpoints and TensorBoard logs; another worker returns the same
+            numbers with no files (and reads the checkpoints from ``out`` to resume).
+        cpu_replicas: split the CPU into this many logical devices for ``strategy``.
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport`.
@@ -282,10 +303,15 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
     options = check_imagenet_options(generations, population, steps, methods, crops, regularization, stop_at, seed,
                                      checkpoint_every)
     log = log or (lambda line: None)
-    check_output_dir(out, "summary.json", resume, overwrite)
-    out = ensure_writable_dir(out)
-    board_root = run_logdir(logdir, out)
-    target = Target(model, class_names=class_names, crops=crops)
+    strategy = resolve_strategy(strategy, cpu_replicas)
+    chief = is_chief(strategy)
+    if chief:  # another worker writes nothing, and must not refuse the folder its chief is filling
+        check_output_dir(out, "summary.json", resume, overwrite)
+        out = ensure_writable_dir(out)
+    out = Path(out)
+    board_root = run_logdir(logdir, out) if chief else None
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():  # mirrored model variables
+        target = Target(model, class_names=class_names, crops=crops)
     labels = target.class_indices(classes)
     labels = list(range(target.num_classes)) if labels is None else labels
     budget = population * (generations + 1)
@@ -303,10 +329,10 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         raw_before = model_throughput(target, batch * crops, backward=method == "gradient")
         start = time.perf_counter()
         if method == "gradient":
-            summary = _ascend(target, method_out, labels, steps, settings, stop_at, seed, resume, logs, log)
+            summary = _ascend(target, method_out, labels, steps, settings, stop_at, seed, resume, logs, log, chief)
         else:
             summary = _evolve(target, method, method_out, labels, generations, population, seed, paper, stop_at,
-                              resume, checkpoint_every, logs, progress, log)
+                              resume, checkpoint_every, logs, progress, log, strategy, chief)
         seconds = time.perf_counter() - start
         raw_after = model_throughput(target, batch * crops, backward=method == "gradient")
         raw = (raw_before + raw_after) / 2.0
@@ -333,19 +359,22 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             f"{format_confidence_pct(row['max_pct'])}%, {row['evaluations']:,} evaluations in {seconds:.0f} s "
             f"({format_number(row['speed_vs_raw_pct'], 1)}% of the raw model's speed)")
 
-    figure = _figure(out, options["methods"], target)
     config = {"model": target.get_config()["models"], "classes": labels,
               "class_names": [target.class_names[c] for c in labels], "generations": generations,
               "population": population, "steps": steps, "budget_evaluations": budget,
               "methods": list(options["methods"]),
               "crops": crops, "regularization": regularization, "stop_at": stop_at, "paper": paper, "seed": seed}
     markdown = _report(rows, config)
+    summary = {"config": config, "rows": rows, "paper": PAPER_IMAGENET,
+               "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
+    if not chief:  # another worker of a cluster: the same numbers, nothing written
+        return ExperimentReport(markdown, summary, [])
+    figure = _figure(out, options["methods"], target)
     columns = ("method", "evaluations", "generations_or_steps", "seconds", "evaluations_per_second",
                "raw_images_per_second", "speed_vs_raw_pct", "median_pct", "min_pct", "max_pct", "classes_at_99",
                "classes_at_9999", "paper_median_pct")
     save_text(out / "imagenet.md", markdown)
     save_csv(out / "imagenet.csv", rows, columns)
-    summary = {"config": config, "rows": rows, "paper": PAPER_IMAGENET}
     save_json(out / "summary.json", summary)
     board = SummaryWriter(board_root)
     for row in rows:

@@ -7,10 +7,13 @@ beside the paper's.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 
 import numpy as np
 
+from keras_fool.distribute import is_chief, resolve_strategy
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, per_class_matches, transfer_statistics
 from keras_fool.evolution.outputs import runs_montage
@@ -47,7 +50,7 @@ TRANSFER_IMAGES = ("last", "first_and_last")
 
 def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b", runs=10, generations=200,
                             population=200, encoding="direct", images="last", test_images=None, seed=0,
-                            logdir=None, log=None):
+                            logdir=None, log=None, strategy="default", cpu_replicas=None):
     """Transfer of fooling images between two networks (supplement A, Table S1).
 
     Evolves ``runs`` runs against A and against B and keeps the last generation's elites (the
@@ -74,6 +77,13 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         seed: the seed everything random derives from.
         logdir: if given, TensorBoard logs go there.
         log: callable taking one progress line; silent if None.
+        strategy: ``"default"`` (one device), ``"mirrored"``, ``"multi-worker"`` or a
+            ``tf.distribute.Strategy`` (see :func:`keras_fool.distribute.make_strategy`): every
+            evolution run spreads its population over the replicas, with the same images, labels
+            and confidences as on one device. ``population`` must split evenly across them. Only
+            the chief writes files and TensorBoard logs; another worker returns the same report
+            with no files.
+        cpu_replicas: split the CPU into this many logical devices for ``strategy``.
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport` (its ``summary`` is what
@@ -87,9 +97,12 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
     if images not in TRANSFER_IMAGES:
         raise ValueError(f"images must be one of {', '.join(map(repr, TRANSFER_IMAGES))}. Received: images={images!r}")
     log = log or (lambda line: None)
-    out = ensure_writable_dir(out)
-    board = SummaryWriter(run_logdir(logdir, out))
-    target_a, target_b = Target(model_a), Target(model_b)
+    strategy = resolve_strategy(strategy, cpu_replicas)
+    chief = is_chief(strategy)
+    out = ensure_writable_dir(out) if chief else Path(out)
+    board = SummaryWriter(run_logdir(logdir, out) if chief else None)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():  # mirrored model variables
+        target_a, target_b = Target(model_a), Target(model_b)
     if target_a.image_shape != target_b.image_shape or target_a.num_classes != target_b.num_classes:
         raise ValueError(
             f"model_a and model_b must take the same images and have the same classes. Received: "
@@ -100,7 +113,7 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
     evolved = {}
     for key, target in (("a", target_a), ("b", target_b)):
         every = evolve_fooling_images(target, runs=runs, generations=generations, population=population,
-                                      encoding=encoding, seed=derive_seed(seed, ord(key)))
+                                      encoding=encoding, seed=derive_seed(seed, ord(key)), strategy=strategy)
         evolved[key] = every.last() if images == "last" else every
         log(f"DNN_{key.upper()}: {runs} runs, median confidence {100 * every.last().median_confidence:.2f}% "
             f"(last generation)")
@@ -130,12 +143,6 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
     ties = {k: v["tied_pct"] for k, v in directions.items()}
     report = _transfer_report(rows, names, runs, generations, population, encoding, images, len(images_a), per_class,
                               real, {k: 100 * v.median_confidence for k, v in evolved.items()}, ties)
-    save_text(out / "table_s1.md", report)
-    save_csv(out / "table_s1.csv", rows, ("measure", "a_on_b_images", "b_on_a_images", "average",
-                                           "paper_a_on_b_images", "paper_b_on_a_images", "paper_average"))
-    save_npz(out / "transfer_images.npz", images_a=images_a, images_b=images_b, labels_a=evolved["a"].labels,
-             labels_b=evolved["b"].labels, generations_a=evolved["a"].generations,
-             generations_b=evolved["b"].generations)
     summary = {
         "config": {"model_a": names["a"], "model_b": names["b"], "runs": runs, "generations": generations,
                    "population": population, "encoding": encoding, "images": images, "test_images": len(x_test),
@@ -148,7 +155,16 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         "top1_match_pct_by_class": per_class,
         "real_images": {names[k]: v for k, v in real.items()},
         "evolve_seconds": round(evolve_seconds, 2),
+        "replicas": 1 if strategy is None else strategy.num_replicas_in_sync,
     }
+    if not chief:  # another worker of a cluster: the same numbers, nothing written
+        return ExperimentReport(report, summary, [])
+    save_text(out / "table_s1.md", report)
+    save_csv(out / "table_s1.csv", rows, ("measure", "a_on_b_images", "b_on_a_images", "average",
+                                           "paper_a_on_b_images", "paper_b_on_a_images", "paper_average"))
+    save_npz(out / "transfer_images.npz", images_a=images_a, images_b=images_b, labels_a=evolved["a"].labels,
+             labels_b=evolved["b"].labels, generations_a=evolved["a"].generations,
+             generations_b=evolved["b"].generations)
     save_json(out / "summary.json", summary)
     for direction, stats in directions.items():
         board.scalars({f"{direction}/{k}": stats[k] for k in PAPER_TABLE_S1}, 0)
