@@ -26,6 +26,7 @@ __all__ = ["main"]
 # name -> "module:attribute"; loaded on first use.
 _COMMANDS = {
     "ascend": "keras_fool.cli.ascend:ascend",
+    "audit": "keras_fool.cli.audit:audit",
     "evolve": "keras_fool.cli.evolve:evolve",
     "experiment": "keras_fool.cli.experiment:experiment",
     "human-study": "keras_fool.cli.human_study:human_study",

@@ -27,7 +27,7 @@ LAYERS = (
     ("gradient",),  # gradient ascent: uses the Target and evolve's output files, so it stands above evolution
     ("evaluation",),
     ("training",),
-    ("experiments", "human_study"),
+    ("experiments", "human_study", "audit"),
     ("cli",),
     ("__main__",),
 )

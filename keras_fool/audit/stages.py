@@ -1,0 +1,452 @@
+"""The stages of an audit, each saved when it finishes so that ``--resume`` continues after the last one.
+
+A stage is a function ``(context, results) -> (summary, arrays)``: ``summary`` is a JSON-ready
+dict (every number the report shows), ``arrays`` a dict of NumPy arrays (images, histories);
+``results`` holds the earlier stages' outputs. :class:`StageStore` writes each finished stage
+as ``OUT/stages/<name>.npz`` and then ``OUT/stages/<name>.json`` (each atomically; the JSON file,
+written last, marks the stage finished), and reads them back on resume. The stages, in order:
+
+``model_card``
+    clean accuracy and confidence on the data;
+``fooling_direct``, ``fooling_cppn``
+    MAP-Elites with the direct and the CPPN encoding (the best measured settings of
+    ``keras-fool evolve``);
+``fooling_gradient``
+    gradient ascent on each class's probability (supplement E, no regularizer);
+``robustness_curves``
+    error against distortion under Gaussian noise and FGSM (Uličný et al.);
+``worst_case``
+    the per-image worst case over the budget's attacks at its distortions, and the
+    gradient-masking checks;
+``transfer``
+    the fooling images shown to each ``--compare`` model.
+
+Every random draw comes from the audit's seed through :func:`~keras_fool.validation.derive_seed`,
+with one path per stage, so a stage gives the same numbers whether it runs in one go or after a
+resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_fool.audit.inputs import classifier_model
+from keras_fool.errors import ResumeError
+from keras_fool.io import load_npz, remove_stale_temporaries, save_json, save_npz
+from keras_fool.validation import derive_seed
+
+__all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "run_stages"]
+
+THRESHOLDS = {"99": 0.99, "9999": 0.9999}
+FOOLING_METHODS = ("direct", "cppn", "gradient")
+STAGE_TITLES = {
+    "model_card": "model card: clean accuracy and confidence",
+    "fooling_direct": "fooling images: direct encoding (MAP-Elites)",
+    "fooling_cppn": "fooling images: CPPN encoding (MAP-Elites)",
+    "fooling_gradient": "fooling images: gradient ascent",
+    "robustness_curves": "robustness: Gaussian noise and FGSM curves",
+    "worst_case": "robustness: worst case over attacks, gradient-masking checks",
+    "transfer": "transfer: fooling images shown to the other models",
+}
+_SEED_PATH = {"fooling_direct": 1, "fooling_cppn": 2, "fooling_gradient": 3, "robustness_curves": 4,
+              "worst_case": 5}
+
+
+@dataclasses.dataclass
+class AuditContext:
+    """What every stage reads.
+
+    Attributes:
+        name: the model's name in the report.
+        target: the :class:`~keras_fool.evolution.Target` (probabilities of [0, 1] images).
+        model: the same as a ``keras.Model`` (:func:`~keras_fool.audit.inputs.classifier_model`).
+        data: an :class:`~keras_fool.audit.inputs.AuditData` or None.
+        budget: the :class:`~keras_fool.audit.budgets.AuditBudget`.
+        classes: the class indices fooled.
+        seed: the audit's seed.
+        compare: [(name, Target)] of the ``--compare`` models.
+        batch_size: images per forward pass of the evaluations.
+        progress: show progress bars.
+        log: callable taking one line.
+        classes_given: the classes were asked for (not the budget's evenly spaced subset).
+        parameters: the model's parameter count.
+    """
+
+    name: str
+    target: object
+    model: object
+    data: object
+    budget: object
+    classes: list
+    seed: int
+    compare: list
+    batch_size: int
+    progress: bool
+    log: object
+    classes_given: bool = False
+    parameters: int = 0
+
+
+def _none_if_nan(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _median(values):
+    return float(np.median(values)) if len(values) else None
+
+
+def crossing(distortions, errors, level=0.5):
+    """The distortion at which an error curve first reaches ``level``, interpolated linearly; None if it never does.
+
+    Args:
+        distortions: increasing distortions (D,), e.g. 0 (clean) first.
+        errors: the error at each (D,), fractions.
+    """
+    d = np.asarray(distortions, np.float64)
+    e = np.asarray(errors, np.float64)
+    order = np.argsort(d, kind="stable")
+    d, e = d[order], e[order]
+    for i in range(len(d)):
+        if e[i] >= level:
+            if i == 0 or e[i] == e[i - 1]:
+                return float(d[i])
+            return float(d[i - 1] + (level - e[i - 1]) * (d[i] - d[i - 1]) / (e[i] - e[i - 1]))
+    return None
+
+
+# --------------------------------------------------------------------------- the stages
+
+
+def model_card(ctx, results):
+    """Clean accuracy and the median top-1 confidence on the data."""
+    from keras_fool.evaluation.metrics import predict_probabilities
+
+    if ctx.data is None:
+        return {"available": False, "reason": "no data given"}, {}
+    p = predict_probabilities(ctx.target, ctx.data.x, ctx.batch_size)
+    top = p.max(axis=1)
+    predicted = p.argmax(axis=1).astype(np.int32)
+    correct = predicted == ctx.data.y
+    summary = {
+        "available": True, "images": int(len(correct)), "correct": int(correct.sum()),
+        "accuracy": float(correct.mean()), "median_confidence": float(np.median(top)),
+        "median_confidence_correct": _median(top[correct]), "median_confidence_wrong": _median(top[~correct]),
+    }
+    ctx.log(f"accuracy {100 * summary['accuracy']:.2f}% on {len(correct):,} images, median confidence "
+            f"{100 * summary['median_confidence']:.2f}%")
+    return summary, {"top_confidence": top.astype(np.float32), "correct": correct, "predicted": predicted}
+
+
+def _fooling_summary(method, unit, budget_steps, labels, class_names, confidences, first, evaluations, extra):
+    classes = []
+    for i, label in enumerate(labels):
+        entry = {"label": int(label), "name": class_names[int(label)], "confidence": float(confidences[i])}
+        for k in THRESHOLDS:
+            entry[f"first_{k}"] = int(first[k][i]) if first[k][i] >= 0 else None
+        classes.append(entry)
+    reached = {k: [c[f"first_{k}"] for c in classes if c[f"first_{k}"] is not None] for k in THRESHOLDS}
+    return {
+        "method": method, "unit": unit, unit + "s": int(budget_steps), "evaluations": int(evaluations),
+        "classes": classes,
+        "fooled_99": len(reached["99"]), "fooled_9999": len(reached["9999"]),
+        "share_fooled_99": len(reached["99"]) / len(classes),
+        "median_confidence": float(np.median(confidences)), "min_confidence": float(np.min(confidences)),
+        "median_first_99": _median(reached["99"]), "max_first_99": max(reached["99"]) if reached["99"] else None,
+        **extra,
+    }
+
+
+def _top(ctx, images):
+    from keras_fool.evaluation.metrics import predict_probabilities
+
+    p = predict_probabilities(ctx.target, images, ctx.batch_size)
+    return p.max(axis=1).astype(np.float32), p.argmax(axis=1).astype(np.int32)
+
+
+def _evolve(ctx, method, generations, stage):
+    from keras_fool.encodings import make_encoding
+    from keras_fool.evolution.callbacks import ProgressBar
+    from keras_fool.evolution.map_elites import MapElites
+    from keras_fool.evolution.runs import BEST_SETTINGS
+
+    settings = BEST_SETTINGS[method]
+    encoding = make_encoding(method, ctx.target.image_shape, eta=settings["eta"])
+    evolver = MapElites(ctx.target, encoding, population=ctx.budget.population, classes=ctx.classes,
+                        seed=derive_seed(ctx.seed, _SEED_PATH[stage]), selection=settings["selection"])
+    evolver.run(generations, [ProgressBar()] if ctx.progress else [])
+    archive = evolver.archive
+    images = np.asarray(encoding.decode(archive.genomes), np.float32)
+    confidences = archive.confidences.astype(np.float32)
+    top_confidence, top_label = _top(ctx, images)
+    summary = _fooling_summary(method, "generation", evolver.generation, archive.labels, ctx.target.class_names,
+                               confidences, evolver.first_reached, evolver.evaluations,
+                               {"population": ctx.budget.population, "settings": {k: v for k, v in settings.items()}})
+    ctx.log(f"{summary['fooled_99']} of {len(ctx.classes)} classes at >= 99%, median confidence "
+            f"{100 * summary['median_confidence']:.4f}%")
+    arrays = {"images": images, "labels": archive.labels.astype(np.int32), "confidences": confidences,
+              "top_confidence": top_confidence, "top_label": top_label,
+              **{f"first_{k}": v.astype(np.int64) for k, v in evolver.first_reached.items()}}
+    return summary, arrays
+
+
+def fooling_direct(ctx, results):
+    """MAP-Elites with the direct encoding (one gene per pixel)."""
+    return _evolve(ctx, "direct", ctx.budget.direct_generations, "fooling_direct")
+
+
+def fooling_cppn(ctx, results):
+    """MAP-Elites with the CPPN encoding (regular patterns)."""
+    return _evolve(ctx, "cppn", ctx.budget.cppn_generations, "fooling_cppn")
+
+
+def fooling_gradient(ctx, results):
+    """Gradient ascent on each class's probability from the mean image (supplement E, no regularizer)."""
+    from keras_fool.gradient import GradientAscent
+
+    ascent = GradientAscent(ctx.target, classes=ctx.classes, steps=ctx.budget.ascent_steps,
+                            seed=derive_seed(ctx.seed, _SEED_PATH["fooling_gradient"]))
+    ascent.run(ctx.log if ctx.progress else None)
+    images = np.asarray(ascent.archive.genomes, np.float32)
+    confidences = ascent.archive.confidences.astype(np.float32)
+    top_confidence, top_label = _top(ctx, images)
+    summary = _fooling_summary("gradient", "step", ctx.budget.ascent_steps, ascent.labels, ctx.target.class_names,
+                               confidences, ascent.first_reached, ascent.evaluations,
+                               {"settings": {k: v for k, v in ascent.settings.items()}})
+    ctx.log(f"{summary['fooled_99']} of {len(ctx.classes)} classes at >= 99%, median confidence "
+            f"{100 * summary['median_confidence']:.4f}%")
+    arrays = {"images": images, "labels": ascent.labels.astype(np.int32), "confidences": confidences,
+              "top_confidence": top_confidence, "top_label": top_label,
+              **{f"first_{k}": v.astype(np.int64) for k, v in ascent.first_reached.items()}}
+    return summary, arrays
+
+
+def robustness_curves(ctx, results):
+    """Error against distortion under Gaussian noise and FGSM, on the test images."""
+    from keras_fool.evaluation.curves import robustness_curves as curves_of
+
+    if ctx.data is None:
+        return {"available": False, "reason": "no data given"}, {}
+    x, y = ctx.data.x, ctx.data.y
+    curves = curves_of({ctx.name: ctx.model}, x, y, num_levels=ctx.budget.levels,
+                       seed=derive_seed(ctx.seed, _SEED_PATH["robustness_curves"]), batch_size=ctx.batch_size,
+                       progress=lambda name, noise, seconds: ctx.log(f"{noise} curve, {ctx.budget.levels} levels x "
+                                                                     f"{len(x):,} images: {seconds:.1f} s"))
+    summary = {"available": True, "images": int(len(x)), "levels": ctx.budget.levels, "curves": {}}
+    for t, noise in enumerate(curves.noise_types):
+        distortion, error = curves.distortion[0, t], curves.error[0, t]
+        summary["curves"][noise] = {
+            "strength": [float(v) for v in curves.strengths[t]],
+            "distortion": [float(v) for v in distortion], "error": [float(v) for v in error],
+            "crossing_50": crossing(distortion, error), "max_distortion": float(distortion.max()),
+        }
+    return summary, {}
+
+
+def worst_case(ctx, results):
+    """The per-image worst case over the budget's attacks at each distortion, with the masking checks."""
+    from keras_fool.attacks import find_eps
+    from keras_fool.evaluation.worst_case import AttackSettings, worst_case_robustness
+
+    if ctx.data is None:
+        return {"available": False, "reason": "no data given"}, {}
+    budget = ctx.budget
+    n = min(budget.worst_case_images, len(ctx.data.x))
+    x, y = ctx.data.x[:n], ctx.data.y[:n]
+    radii, sources = [], []
+    for d in budget.distortions:
+        try:
+            radii.append(find_eps(ctx.model, x, y, d, tolerance=1e-4, batch_size=ctx.batch_size))
+            sources.append("fgsm")
+        except ValueError:  # FGSM cannot move the images that far (e.g. a zero gradient): search the ball of d
+            radii.append(float(d))
+            sources.append("distortion")
+    attacks = tuple(budget.attacks)
+    surrogates = None
+    if ctx.compare:
+        attacks += ("transfer",)
+        surrogates = {name: classifier_model(target) for name, target in ctx.compare}
+    # Each PGD step is a share of eps such that the steps together travel at least 2.5 eps (0.1 from 25 steps on).
+    step_fraction = min(0.5, max(0.1, 2.5 / budget.pgd_steps))
+    settings = AttackSettings(pgd_steps=budget.pgd_steps, pgd_step_fraction=step_fraction,
+                              pgd_restarts=budget.pgd_restarts, square_queries=budget.square_queries,
+                              diagnostic_images=min(budget.diagnostic_images, n))
+    result = worst_case_robustness({ctx.name: ctx.model}, x, y, distortions=budget.distortions, attacks=attacks,
+                                   eps={ctx.name: radii}, surrogates=surrogates, settings=settings,
+                                   seed=derive_seed(ctx.seed, _SEED_PATH["worst_case"]), batch_size=ctx.batch_size,
+                                   log=ctx.log)
+    record = result.per_model[ctx.name]
+    raw = result.to_dict()["models"][ctx.name]
+    levels = []
+    for level, source, saved in zip(record.levels, sources, raw["levels"]):
+        fgsm = level.stage_error("fgsm") if "fgsm" in level.stages else None
+        levels.append({"distortion": float(level.distortion), "eps": float(level.eps), "eps_from": source,
+                       "error": float(level.error), "fgsm_error": fgsm,
+                       "attempted": saved["attempted"], "fooled": saved["fooled"],
+                       "fooling_distortion": saved["fooling_distortion"]})
+    distortions = [0.0] + [lv["distortion"] for lv in levels]
+    worst = [record.clean_error] + [lv["error"] for lv in levels]
+    fgsm = [record.clean_error] + [lv["fgsm_error"] for lv in levels] if "fgsm" in result.attacks else None
+    diagnostics = raw["diagnostics"]
+    summary = {
+        "available": True, "images": int(n), "attacks": list(result.attacks), "clean_error": float(record.clean_error),
+        "settings": {"pgd_steps": budget.pgd_steps, "pgd_step_fraction": step_fraction,
+                     "pgd_restarts": budget.pgd_restarts,
+                     "pgd_losses": list(settings.pgd_losses), "square_queries": budget.square_queries,
+                     "diagnostic_images": settings.diagnostic_images},
+        "levels": levels,
+        "crossing_50": crossing(distortions, worst),
+        "fgsm_crossing_50": crossing(distortions, fgsm) if fgsm is not None else None,
+        "max_distortion": float(max(budget.distortions)),
+        "diagnostics": None if diagnostics is None else {
+            "images": diagnostics["images"], "errors": diagnostics["errors"],
+            "worst_case": diagnostics["worst_case"], "unbounded_error": diagnostics["unbounded_error"],
+            "checks": [{k: c[k] for k in ("name", "question", "answer", "detail")} for c in diagnostics["checks"]],
+        },
+    }
+    return summary, {}
+
+
+def transfer(ctx, results):
+    """How many of the fooling images fool each ``--compare`` model (its top-1 is the image's class at >= 99%)."""
+    from keras_fool.evaluation.metrics import predict_probabilities
+
+    if not ctx.compare:
+        return {"available": False, "reason": "no --compare model given"}, {}
+    models = []
+    for name, target in ctx.compare:
+        per_method = {}
+        for method in FOOLING_METHODS:
+            arrays = results[f"fooling_{method}"][1]
+            p = predict_probabilities(target, arrays["images"], ctx.batch_size)
+            labels = arrays["labels"]
+            own = p[np.arange(len(labels)), labels]
+            match = p.argmax(axis=1) == labels
+            fooled = match & (own >= THRESHOLDS["99"])
+            original = arrays["confidences"] >= THRESHOLDS["99"]
+            per_method[method] = {
+                "images": int(len(labels)), "fooled_99": int(fooled.sum()),
+                "fooled_99_of_original_99": int((fooled & original).sum()), "original_99": int(original.sum()),
+                "top1_match": int(match.sum()), "median_confidence": float(np.median(own)),
+            }
+        total = {k: sum(m[k] for m in per_method.values())
+                 for k in ("images", "fooled_99", "top1_match", "fooled_99_of_original_99", "original_99")}
+        models.append({"model": name, "methods": per_method, **total, "share_fooled_99": total["fooled_99"] /
+                       total["images"]})
+        ctx.log(f"{name}: {total['fooled_99']} of {total['images']} fooling images fool it at >= 99%")
+    return {"available": True, "models": models}, {}
+
+
+STAGES = {
+    "model_card": model_card,
+    "fooling_direct": fooling_direct,
+    "fooling_cppn": fooling_cppn,
+    "fooling_gradient": fooling_gradient,
+    "robustness_curves": robustness_curves,
+    "worst_case": worst_case,
+    "transfer": transfer,
+}
+
+
+# --------------------------------------------------------------------------- saving and resuming
+
+
+def _plain(value):
+    """JSON-ready: NumPy scalars and arrays to Python, NaN and infinity to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+class StageStore:
+    """The finished stages of an audit in ``OUT/stages``: ``<name>.npz`` (arrays), then ``<name>.json``."""
+
+    def __init__(self, out):
+        self.folder = Path(out) / "stages"
+
+    def settings_path(self):
+        return self.folder / "settings.json"
+
+    def start(self, settings, resume):
+        """Record ``settings`` for a new audit, or check them against the saved ones when resuming.
+
+        Raises:
+            ResumeError: resuming without saved settings, or with different ones (named).
+        """
+        settings = _plain(settings)
+        path = self.settings_path()
+        if resume:
+            if not path.is_file():
+                raise ResumeError(f"Cannot resume: {self.folder.parent} holds no audit.")
+            try:
+                saved = json.loads(path.read_text())
+            except ValueError:
+                raise ResumeError(f"Cannot resume: {path} is damaged; start again with --overwrite.") from None
+            current = json.loads(json.dumps(settings))
+            differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            if differ:
+                raise ResumeError(f"Cannot resume: the audit in {self.folder.parent} was run with a different "
+                                  f"{', '.join(differ)}; use the same options or another --out.")
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob("*"):  # --overwrite: nothing of an older audit survives
+            if old.is_file():
+                old.unlink()
+        save_json(path, settings)
+
+    def has(self, name):
+        return (self.folder / f"{name}.json").is_file()
+
+    def load(self, name):
+        record = json.loads((self.folder / f"{name}.json").read_text())
+        arrays = load_npz(self.folder / f"{name}.npz") if (self.folder / f"{name}.npz").is_file() else {}
+        return record["summary"], arrays, record["seconds"]
+
+    def save(self, name, summary, arrays, seconds):
+        remove_stale_temporaries(self.folder / f"{name}.npz")
+        save_npz(self.folder / f"{name}.npz", **arrays)
+        save_json(self.folder / f"{name}.json", {"stage": name, "summary": _plain(summary), "seconds": seconds})
+
+
+def run_stages(ctx, store, names, resume, announce=None):
+    """Run (or, resuming, load) the stages ``names`` in order; returns ``({name: (summary, arrays)}, timings)``.
+
+    Args:
+        announce: callable ``(index, count, name, state)`` with state ``"start"``, ``"done"`` (and
+            the seconds) or ``"kept"``, for the terminal.
+    """
+    announce = announce or (lambda *args: None)
+    results, timings, resumed = {}, {}, []
+    for index, name in enumerate(names, 1):
+        if resume and store.has(name):
+            summary, arrays, seconds = store.load(name)
+            results[name] = (summary, arrays)
+            timings[name] = seconds
+            resumed.append(name)
+            announce(index, len(names), name, "kept", seconds)
+            continue
+        announce(index, len(names), name, "start", None)
+        start = time.perf_counter()
+        summary, arrays = STAGES[name](ctx, results)
+        seconds = round(time.perf_counter() - start, 3)
+        store.save(name, summary, arrays, seconds)
+        results[name] = (_plain(summary), arrays)
+        timings[name] = seconds
+        announce(index, len(names), name, "done", seconds)
+    return results, timings, resumed
