@@ -200,3 +200,19 @@ def test_gray_box_curves_take_the_direction_from_another_model(lenet, mnist):
     assert gray.error[0, 0, 1] < own.error[0, 0, 1]  # a transferred attack is weaker than a white-box one
     with pytest.raises(ValueError, match="not in models"):
         robustness_curves({"lenet": lenet}, x, y, gradient_models={"lenet_b": other})
+
+
+def test_the_pgd_recipe_drops_its_learning_rate_to_a_tenth_for_its_last_steps():
+    from keras_fool.training import robust_models
+    from keras_fool.zoo import get_preset
+
+    recipe = get_preset("lenet_mnist_pgd").recipe
+    optimizer = robust_models._fine_tune_optimizer(recipe)()
+    rates = []
+    for step in (0, recipe["decay_at"] - 1, recipe["decay_at"] + 1):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
+    assert rates == pytest.approx([recipe["learning_rate"]] * 2 + [recipe["learning_rate"] * recipe["decay_factor"]])
+    plain = robust_models._fine_tune_optimizer({"learning_rate": 0.01, "momentum": 0.9})()
+    plain.iterations.assign(10 ** 6)
+    assert float(plain.learning_rate) == pytest.approx(0.01)

@@ -55,8 +55,13 @@ def train_dae(x_train, recipe, seed, verbose=0):
 
 
 def _fine_tune_optimizer(recipe):
+    """SGD with momentum at ``recipe["learning_rate"]``, times ``decay_factor`` from step ``decay_at`` if given."""
     def make():
-        return keras.optimizers.SGD(learning_rate=recipe["learning_rate"], momentum=recipe["momentum"])
+        rate = recipe["learning_rate"]
+        if recipe.get("decay_at"):
+            rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+                [recipe["decay_at"]], [rate, rate * recipe["decay_factor"]])
+        return keras.optimizers.SGD(learning_rate=rate, momentum=recipe["momentum"])
     return make
 
 
