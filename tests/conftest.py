@@ -1,4 +1,7 @@
+import contextlib
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -102,3 +105,39 @@ def run_workers(argv, n=2, timeout=240):
         for process in processes:
             process.kill()
     return results
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@contextlib.contextmanager
+def headless_chromium(monkeypatch, width, height, extra_arguments=(), log_console=False, page_load_timeout=20):
+    """Debian's Chromium, headless, with a profile of its own, driven by Selenium; quit and cleaned up after.
+
+    ``make test`` installs the browser (scripts/install-browser); without it the test fails and says so.
+    """
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} missing: run `bash scripts/install-browser`.")
+    monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager look for drivers online
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="kf-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--disable-extensions", f"--user-data-dir={profile}",
+                     f"--window-size={width},{height}", *extra_arguments):
+        options.add_argument(argument)
+    if log_console:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read with get_log("browser")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(page_load_timeout)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

@@ -8,44 +8,19 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
-import shutil
 import sqlite3
-import tempfile
 
 import numpy as np
 import pytest
 
+from conftest import headless_chromium  # noqa: E402
 from test_human_study_support import StudyServer, answers_in, study_files
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
 
 @pytest.fixture
 def browser(monkeypatch):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: run `bash scripts/install-browser`.")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager look for drivers online
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="kf-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--no-first-run", "--disable-extensions", f"--user-data-dir={profile}", "--window-size=1000,900"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(20)
-    try:
+    with headless_chromium(monkeypatch, 1000, 900) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _wait(driver, predicate, timeout=10.0):
