@@ -12,6 +12,13 @@ Measures, in one process, on lenet_mnist:
       classes, the generation all classes got there, and the median confidence at generation 200,
   (g) peak resident memory of a `keras-fool evolve` process (200 generations).
 Each timing is the median of --repeats runs.
+
+    .venv/bin/python benchmarks/evolve.py --overhead [--repeats 5]
+
+measures only (h): the evolver's own milliseconds per generation at 224x224x3 (population 16, the
+direct encoding's best settings) against a target that costs next to nothing (global average
+pooling and a dense layer to 1000 classes), with 10 and with 1000 cells: what the evolver adds to
+each forward pass of an ImageNet model (issue 13's speed target).
 """
 
 from __future__ import annotations
@@ -71,6 +78,28 @@ def naive_loop(target, evaluations):
     return evaluations / (time.perf_counter() - start)
 
 
+def evolver_overhead(repeats, population=16, generations=10, cells=(10, 1000)):
+    """Milliseconds per generation of the direct encoding at 224x224x3 against a nearly free target."""
+    import keras
+
+    inputs = keras.Input((224, 224, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(1000, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(seed=0))
+    target = Target(keras.Model(inputs, dense(pooled)), class_names=[f"class {i}" for i in range(1000)])
+    result = {}
+    for n in cells:
+        evolver = MapElites(target, DirectEncoding((224, 224, 3), eta=3.0), population=population, seed=0,
+                            classes=list(range(n)), selection="weakest", steps_per_call=generations)
+        evolver.run(2 * generations)  # trace, and the early generations that replace many cells
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            evolver.run(evolver.generation + generations)
+            times.append(1000 * (time.perf_counter() - start) / generations)
+        result[n] = statistics.median(times)
+    return result
+
+
 def evolver_speed(target, population, generations, repeats, crossover):
     walls, rates = [], []
     for r in range(repeats):
@@ -125,7 +154,14 @@ def main():
     parser.add_argument("--crossover", type=float, default=0.0)
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers here")
+    parser.add_argument("--overhead", action="store_true", help="measure only (h), the evolver's own cost at 224x224")
     args = parser.parse_args()
+
+    if args.overhead:
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; TF {tf.__version__}")
+        for n, ms in evolver_overhead(args.repeats).items():
+            print(f"(h) evolver's own cost at 224x224x3, population 16, {n} cells: {ms:.1f} ms per generation")
+        return
 
     target = Target("lenet_mnist")
     P = args.population

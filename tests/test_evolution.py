@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import subprocess
@@ -64,6 +63,80 @@ def test_one_child_can_take_several_cells_and_ties_do_not_replace():
         tf.constant([[0.5], [0.9], [0.9]]), tf.constant([0]),
     )
     assert new_g.numpy().tolist() == [[2.0]] and float(new_f[0]) == pytest.approx(0.9)
+
+
+def _one_at_a_time(genomes, fitness, children, probabilities, labels):
+    """The replacement rule by definition: offer the children in order, each takes every cell it beats."""
+    genomes, fitness = {k: v.copy() for k, v in genomes.items()}, fitness.copy()
+    for i in range(len(probabilities)):
+        for cell, label in enumerate(labels):
+            if probabilities[i, label] > fitness[cell]:
+                fitness[cell] = probabilities[i, label]
+                for k in genomes:
+                    genomes[k][cell] = children[k][i]
+    return genomes, fitness
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batched_update_and_row_lists_equal_adding_children_one_at_a_time(seed, monkeypatch):
+    from keras_fool.evolution import archive as archive_module
+    from keras_fool.evolution.archive import EMPTY, gather_rows, rows_from_batch, scatter_rows, select_elites, stack_rows
+
+    rng = np.random.default_rng(seed)
+    cells, n, classes = 6, 9, 8
+    labels = rng.choice(classes, cells, replace=False).astype(np.int32)
+    levels = np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)  # few values: many ties
+    probabilities = rng.choice(levels, (n, classes)).astype(np.float32)
+    probabilities[:, labels[0]] = 0.5  # every child ties on cell 0: the first one wins it
+    genomes = {"image": rng.random((cells, 3, 2, 3), dtype=np.float32),
+               "alive": rng.random((cells, 4)) < 0.5, "count": rng.integers(0, 9, cells).astype(np.int32)}
+    children = {"image": rng.random((n, 3, 2, 3), dtype=np.float32),
+                "alive": rng.random((n, 4)) < 0.5, "count": rng.integers(0, 9, n).astype(np.int32)}
+    spec = tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)), genomes)
+    # Some cells filled (a few children win), then all empty (every cell is won: shared rows).
+    for fitness in (rng.choice(np.append(levels, EMPTY), cells).astype(np.float32), np.full(cells, EMPTY, np.float32)):
+        expected_genomes, expected_fitness = _one_at_a_time(genomes, fitness, children, probabilities, labels)
+        assert (expected_fitness != fitness).any()
+
+        new_g, new_f, replaced = update_elites(genomes, fitness, children, probabilities, labels)
+        np.testing.assert_array_equal(new_f.numpy(), expected_fitness)
+        np.testing.assert_array_equal(replaced.numpy(), expected_fitness != fitness)
+        for k in genomes:
+            np.testing.assert_array_equal(new_g[k].numpy(), expected_genomes[k])
+
+        # The evolver's path: the same rule on row lists, inside a compiled function, with the
+        # winners' rows copied in and (every row counting as large) shared between cells.
+        for share_bytes in (archive_module.SHARE_ROWS_BYTES, 0):
+            monkeypatch.setattr(archive_module, "SHARE_ROWS_BYTES", share_bytes)
+
+            @tf.function
+            def on_rows(genomes, fitness, children, probabilities, accept):
+                rows = rows_from_batch(genomes)
+                picked = gather_rows(rows, tf.constant([2, 0, 2]), spec)
+                cells, winners, fitness, _ = select_elites(fitness, probabilities, labels, accept)
+                return stack_rows(scatter_rows(rows, cells, winners, children), spec), fitness, picked
+
+            for accept, (want_g, want_f) in ((True, (expected_genomes, expected_fitness)), (False, (genomes, fitness))):
+                got_g, got_f, picked = on_rows(genomes, fitness, children, probabilities, tf.constant(accept))
+                np.testing.assert_array_equal(got_f.numpy(), want_f)
+                for k in genomes:
+                    np.testing.assert_array_equal(got_g[k].numpy(), want_g[k])
+                    np.testing.assert_array_equal(picked[k].numpy(), genomes[k][[2, 0, 2]])
+
+
+@pytest.mark.parametrize("eta", [3.0, 15.0, 10.0])
+def test_mutation_is_bit_for_bit_the_polynomial_step_on_every_gene(eta):
+    from keras_fool.encodings.direct import polynomial_delta
+
+    enc = DirectEncoding((33, 17, 3), rate=0.2, eta=eta, rate_halving_every=5)
+    genomes = tf.random.stateless_uniform((4, 33, 17, 3), [1, 2])
+    seed = tf.constant([3, 4])
+    u = tf.random.stateless_uniform(tf.shape(genomes), seed)
+    rate = enc.rate_at(7)
+    delta = polynomial_delta(tf.minimum(u / rate, 1.0 - 1e-7), eta)
+    expected = tf.clip_by_value(genomes + tf.where(u < rate, delta, 0.0), 0.0, 1.0).numpy()
+    assert enc.mutate(genomes, seed, 7).numpy().tobytes() == expected.tobytes()
+    assert tf.function(enc.mutate)(genomes, seed, tf.constant(7)).numpy().tobytes() == expected.tobytes()
 
 
 def test_archive_checks_its_inputs():

@@ -7,14 +7,16 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from keras_fool.encodings.base import gather_genomes, where_genomes
+from keras_fool.encodings.base import gather_genomes
 
-__all__ = ["AddInfo", "ClassArchive", "update_elites"]
+__all__ = ["AddInfo", "ClassArchive", "gather_rows", "rows_from_batch", "scatter_rows", "select_elites", "stack_rows",
+           "update_elites"]
 
 EMPTY = -1.0  # fitness of an empty cell: any probability beats it
+SHARE_ROWS_BYTES = 64 * 1024  # rows this large are shared between cells rather than copied (scatter_rows)
 
 
-def update_elites(elite_genomes, elite_fitness, children, probabilities, labels):
+def select_elites(elite_fitness, probabilities, labels, accept=None):
     """The replacement rule, batched: child i takes cell c iff p_i[c] > the elite's (strictly).
 
     Several children may beat the same elite; the best one wins and, among equally good ones,
@@ -22,21 +24,115 @@ def update_elites(elite_genomes, elite_fitness, children, probabilities, labels)
     take several cells.
 
     Args:
-        elite_genomes: genome batch with C rows (one per cell).
         elite_fitness: (C,) float32, ``EMPTY`` for empty cells.
-        children: genome batch with n rows.
         probabilities: (n, num_classes) float32, the target's output for the children.
         labels: (C,) int32, the class each cell stands for.
+        accept: optional scalar bool; when false nothing is replaced (the evolver passes whether
+            every probability was finite).
 
     Returns:
-        (new_genomes, new_fitness, replaced) with ``replaced`` a (C,) bool mask.
+        (cells, winners, new_fitness, replaced): the replaced cells (k,) int32, each once and in
+        increasing order, the child that takes each (k,) int32, the new (C,) fitness and the
+        (C,) bool mask of replaced cells.
     """
     scores = tf.gather(probabilities, labels, axis=1)  # (n, C)
     best_child = tf.argmax(scores, axis=0, output_type=tf.int32)  # first maximum on ties
     best_score = tf.reduce_max(scores, axis=0)
     replaced = best_score > elite_fitness
-    new_genomes = where_genomes(replaced, gather_genomes(children, best_child), elite_genomes)
-    return new_genomes, tf.where(replaced, best_score, elite_fitness), replaced
+    if accept is not None:
+        replaced = tf.logical_and(replaced, accept)
+    cells = tf.cast(tf.where(replaced)[:, 0], tf.int32)
+    return cells, tf.gather(best_child, cells), tf.where(replaced, best_score, elite_fitness), replaced
+
+
+def update_elites(elite_genomes, elite_fitness, children, probabilities, labels, accept=None):
+    """:func:`select_elites` applied to a genome batch: only the replaced rows are written.
+
+    Args:
+        elite_genomes: genome batch with C rows (one per cell).
+        children: genome batch with n rows.
+        elite_fitness, probabilities, labels, accept: as for :func:`select_elites`.
+
+    Returns:
+        (new_genomes, new_fitness, replaced) with ``replaced`` a (C,) bool mask.
+    """
+    cells, winners, new_fitness, replaced = select_elites(elite_fitness, probabilities, labels, accept)
+    new_genomes = tf.nest.map_structure(
+        lambda elite, child: tf.tensor_scatter_nd_update(elite, cells[:, None], tf.gather(child, winners)),
+        elite_genomes, children,
+    )
+    return new_genomes, new_fitness, replaced
+
+
+# ---- row lists: the archive as one TensorList per genome leaf ------------------------------------
+# A (C, ...) tensor cannot be changed in place: TensorFlow copies it whole for every scatter, which
+# for 1000 cells of 224x224x3 is 600 MB a generation. A TensorList holds C separate row tensors, so
+# writing k rows replaces k references and reading P rows copies P rows, whatever C is. The
+# evolver keeps its archive as row lists between compiled calls and stacks it only when asked.
+
+def _element_shape(spec):
+    return tf.constant(spec.shape[1:].as_list(), tf.int32)
+
+
+def rows_from_batch(genomes):
+    """A genome batch (C rows) as row lists: per leaf a scalar variant tensor holding a TensorList."""
+    return tf.nest.map_structure(
+        lambda leaf: tf.raw_ops.TensorListFromTensor(tensor=leaf, element_shape=_element_shape(leaf)), genomes
+    )
+
+
+def gather_rows(rows, indices, spec):
+    """Rows ``indices`` of row lists as a genome batch; ``spec`` gives each leaf's (C, ...) shape and dtype."""
+
+    def gather(row_list, leaf):
+        out = tf.raw_ops.TensorListGather(input_handle=row_list, indices=indices, element_shape=_element_shape(leaf),
+                                          element_dtype=leaf.dtype)
+        return tf.ensure_shape(out, [indices.shape[0], *leaf.shape[1:]])
+
+    return tf.nest.map_structure(gather, rows, spec)
+
+
+def scatter_rows(rows, cells, winners, children):
+    """Row lists with row ``cells[i]`` (distinct cells) replaced by row ``winners[i]`` of the genome batch ``children``.
+
+    A few winners are copied in. When they are many (more than half as many as the children) and
+    rows are large (at least ``SHARE_ROWS_BYTES``), each child's row is copied once and shared by
+    every cell it takes: early in a run with 1000 classes one child can take hundreds of cells.
+    """
+    count = tf.size(cells)
+
+    def update(row_list, leaf):
+        def copy_in():
+            return tf.raw_ops.TensorListScatterIntoExistingList(input_handle=row_list, tensor=tf.gather(leaf, winners),
+                                                                indices=cells)
+
+        if leaf.shape[1:].num_elements() * leaf.dtype.size < SHARE_ROWS_BYTES:
+            return copy_in()
+
+        def share():
+            shape = _element_shape(leaf)
+            child_rows = tf.raw_ops.TensorListFromTensor(tensor=leaf, element_shape=shape)
+
+            def body(i, row_list):
+                row = tf.raw_ops.TensorListGetItem(input_handle=child_rows, index=winners[i], element_shape=shape,
+                                                   element_dtype=leaf.dtype)
+                return i + 1, tf.raw_ops.TensorListSetItem(input_handle=row_list, index=cells[i], item=row)
+
+            return tf.while_loop(lambda i, _: i < count, body, (0, row_list))[1]
+
+        return tf.cond(count > tf.shape(leaf)[0] // 2, share, copy_in)
+
+    return tf.nest.map_structure(update, rows, children)
+
+
+def stack_rows(rows, spec):
+    """Row lists as a genome batch (C rows)."""
+    return tf.nest.map_structure(
+        lambda row_list, leaf: tf.raw_ops.TensorListStack(input_handle=row_list, element_dtype=leaf.dtype,
+                                                          element_shape=_element_shape(leaf),
+                                                          num_elements=leaf.shape[0]),
+        rows, spec,
+    )
 
 
 @dataclasses.dataclass
@@ -54,6 +150,13 @@ class ClassArchive:
         labels: class indices (into the target's outputs) that have a cell.
         class_names: names of all the target's classes.
         genome_spec: a genome batch of size 1 (structure, dtypes and shapes of one genome).
+
+    Attributes:
+        genomes: the elites, a genome batch with one row per cell.
+        rows: the same elites as row lists (:func:`rows_from_batch`); the evolver's compiled loop
+            reads and writes these, and ``genomes`` is stacked from them only when read.
+        spec: ``tf.TensorSpec`` of each leaf of ``genomes`` (C rows).
+        fitness: (C,) float32, ``EMPTY`` for empty cells.
     """
 
     def __init__(self, labels, class_names, genome_spec):
@@ -68,10 +171,24 @@ class ClassArchive:
             )
         self.class_names = [str(c) for c in class_names]
         cells = len(self.labels)
-        self.genomes = tf.nest.map_structure(
-            lambda leaf: tf.zeros((cells, *leaf.shape[1:]), leaf.dtype), genome_spec
-        )
+        self.spec = tf.nest.map_structure(lambda leaf: tf.TensorSpec((cells, *leaf.shape[1:]), leaf.dtype), genome_spec)
+        self._genomes = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), self.spec)
+        self._rows = None
         self.fitness = tf.fill((cells,), EMPTY)
+
+    @property
+    def genomes(self):
+        """The elites as a genome batch, one row per cell (stacked from the row lists when needed)."""
+        if self._genomes is None:
+            self._genomes = stack_rows(self._rows, self.spec)
+        return self._genomes
+
+    @property
+    def rows(self):
+        """The elites as row lists (:func:`rows_from_batch`), what the evolver's compiled loop works on."""
+        if self._rows is None:
+            self._rows = rows_from_batch(self._genomes)
+        return self._rows
 
     @property
     def cells(self):
@@ -96,9 +213,10 @@ class ClassArchive:
             raise ValueError(
                 f"probabilities must have shape ({n}, {len(self.class_names)}). Received: {tuple(probabilities.shape)}"
             )
-        self.genomes, self.fitness, replaced = update_elites(
+        new_genomes, new_fitness, replaced = update_elites(
             self.genomes, self.fitness, genomes, probabilities, tf.constant(self.labels)
         )
+        self.set_state(new_genomes, new_fitness)
         replaced = replaced.numpy()
         return AddInfo(replaced=np.flatnonzero(replaced), count=int(replaced.sum()))
 
@@ -110,7 +228,15 @@ class ClassArchive:
         return gather_genomes(self.genomes, sample_filled(filled, n, tf.constant(seed, tf.int32)))
 
     def set_state(self, genomes, fitness):
-        self.genomes = tf.nest.map_structure(tf.convert_to_tensor, genomes)
+        """Replace the elites by a genome batch (one row per cell) and their fitness."""
+        self._genomes = tf.nest.map_structure(tf.convert_to_tensor, genomes)
+        self._rows = None
+        self.fitness = tf.convert_to_tensor(fitness, tf.float32)
+
+    def set_rows(self, rows, fitness):
+        """Replace the elites by row lists (as the evolver's compiled loop returns them) and their fitness."""
+        self._rows = rows
+        self._genomes = None
         self.fitness = tf.convert_to_tensor(fitness, tf.float32)
 
     def stats(self):

@@ -19,9 +19,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_fool.encodings.base import Encoding, flatten_genomes, gather_genomes, unflatten_genomes, where_genomes
+from keras_fool.encodings.base import Encoding, flatten_genomes, unflatten_genomes, where_genomes
 from keras_fool.errors import CorruptFileError, NonFiniteError, ResumeError
-from keras_fool.evolution.archive import EMPTY, ClassArchive, sample_filled, update_elites
+from keras_fool.evolution.archive import EMPTY, ClassArchive, gather_rows, sample_filled, scatter_rows, select_elites
 from keras_fool.evolution.target import Target
 from keras_fool.io import load_npz, save_npz
 from keras_fool.validation import check_int
@@ -310,46 +310,48 @@ class MapElites:
         logits = tf.where(filled, logits, -np.inf)[None, :]
         return tf.random.stateless_categorical(logits, self.population, seed, dtype=tf.int32)[0]
 
-    def _offspring(self, genomes, fitness, g):
-        parents = gather_genomes(genomes, self._parents(fitness, self._key(g, 1)))
+    def _offspring(self, rows, fitness, g):
+        parents = gather_rows(rows, self._parents(fitness, self._key(g, 1)), self.archive.spec)
         if self.crossover > 0.0:
-            mates = gather_genomes(genomes, self._parents(fitness, self._key(g, 2)))
+            mates = gather_rows(rows, self._parents(fitness, self._key(g, 2)), self.archive.spec)
             crossed = self.encoding.crossover(parents, mates, self._key(g, 3))
             use = tf.random.stateless_uniform((self.population,), self._key(g, 4)) < self.crossover
             parents = where_genomes(use, crossed, parents)
         return self.encoding.mutate(parents, self._key(g, 5), g)
 
-    def _chunk_impl(self, genomes, fitness, start, stop, stop_confidence):
+    def _chunk_impl(self, rows, fitness, start, stop, stop_confidence):
         """Run generations start+1 .. stop (start = -1 also evaluates the initial population).
 
-        Returns the new genomes and fitness, the number of generations done, the per-generation
-        fitness (done, C), and whether it stopped on non-finite probabilities.
+        ``rows`` is the archive as row lists (:attr:`ClassArchive.rows`): a generation copies its
+        parents out and its winners in, never the whole archive. Returns the new row lists and
+        fitness, the number of generations done, the per-generation fitness (done, C), and whether
+        it stopped on non-finite probabilities.
         """
         history = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=fitness.shape)
 
-        def cond(g, genomes, fitness, history, bad):
+        def cond(g, rows, fitness, history, bad):
             reached = tf.reduce_min(fitness) >= stop_confidence
             return tf.logical_and(g <= stop, tf.logical_not(tf.logical_or(bad, reached)))
 
-        def body(g, genomes, fitness, history, bad):
+        def body(g, rows, fitness, history, bad):
             if_initial = tf.equal(g, 0)
             children = tf.cond(
                 if_initial,
                 lambda: self.encoding.random(self.population, self._key(g, 0)),
-                lambda: self._offspring(genomes, fitness, g),
+                lambda: self._offspring(rows, fitness, g),
             )
             probabilities, finite = self._evaluate(children)
-            new_genomes, new_fitness, _ = update_elites(genomes, fitness, children, probabilities, self._labels)
-            genomes = tf.nest.map_structure(lambda n, o: tf.where(finite, n, o), new_genomes, genomes)
-            fitness = tf.where(finite, new_fitness, fitness)
+            # A non-finite generation replaces nothing (and stops the loop).
+            cells, winners, fitness, _ = select_elites(fitness, probabilities, self._labels, finite)
+            rows = scatter_rows(rows, cells, winners, children)
             history = tf.cond(finite, lambda: history.write(g - start - 1, fitness), lambda: history)
-            return g + 1, genomes, fitness, history, tf.logical_not(finite)
+            return g + 1, rows, fitness, history, tf.logical_not(finite)
 
-        g, genomes, fitness, history, bad = tf.while_loop(
-            cond, body, (start + 1, genomes, fitness, history, tf.constant(False)), parallel_iterations=1
+        g, rows, fitness, history, bad = tf.while_loop(
+            cond, body, (start + 1, rows, fitness, history, tf.constant(False)), parallel_iterations=1
         )
         done = g - start - 1 - tf.cast(bad, tf.int32)
-        return genomes, fitness, done, history.stack(), bad
+        return rows, fitness, done, history.stack(), bad
 
     # ---- the Python driver ------------------------------------------------------------------
     def _boundary(self, generation, end, callbacks):
@@ -381,7 +383,7 @@ class MapElites:
         """Compile the loop without running a generation; returns the seconds it took."""
         start = time.perf_counter()
         g = tf.constant(self.generation, tf.int32)
-        self._chunk(self.archive.genomes, self.archive.fitness, g, g, tf.constant(_NEVER))
+        self._chunk(self.archive.rows, self.archive.fitness, g, g, tf.constant(_NEVER))
         self.trace_seconds = time.perf_counter() - start
         return self.trace_seconds
 
@@ -426,8 +428,8 @@ class MapElites:
         while self.generation < generations and not self.stop_training and not interrupt.requested:
             stop = self._boundary(self.generation, generations, callbacks)
             start_time = time.perf_counter()
-            genomes, fitness, done, history, bad = self._chunk(
-                self.archive.genomes,
+            rows, fitness, done, history, bad = self._chunk(
+                self.archive.rows,
                 self.archive.fitness,
                 tf.constant(self.generation, tf.int32),
                 tf.constant(stop, tf.int32),
@@ -435,7 +437,7 @@ class MapElites:
             )
             seconds = time.perf_counter() - start_time
             done = int(done)
-            self.archive.set_state(genomes, fitness)
+            self.archive.set_rows(rows, fitness)
             if done and not first_call:
                 self.steady_seconds += seconds
                 self.steady_evaluations += done * self.population
