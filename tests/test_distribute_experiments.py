@@ -171,6 +171,9 @@ def test_transfer_command_takes_the_strategy_options_and_gives_the_same_results(
 def test_ensemble_under_a_mirrored_strategy_equals_the_one_device_experiment(runs):
     default, mirrored = runs / "default" / "ensemble", runs / "mirrored" / "ensemble"
     _same_arrays(default / "ensemble_images.npz", mirrored / "ensemble_images.npz")
+    saved = np.load(mirrored / "ensemble_images.npz")
+    # one run keeps its last elites: one image for each of the ten digits
+    assert len(saved["images"]) == 10 and sorted(saved["labels"].tolist()) == list(range(10))
     _same_summary(_summary(default), _summary(mirrored))
 
 
