@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from keras_fool.cli.options import LOGDIR, OVERWRITE, SEED
+from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGDIR, LOGITS, OVERWRITE, PREPROCESS, SEED
 
 # The regularization presets of keras_fool.gradient.REGULARIZATIONS (that module imports no
 # TensorFlow, so the choices are read from it).
@@ -38,15 +38,12 @@ from keras_fool.gradient import REGULARIZATIONS
 @click.option("--stop-at", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="Stop a batch once all its classes reach this confidence (e.g. 0.9999).")
 @SEED
-@click.option("--logits", is_flag=True, help="The model outputs logits; apply softmax.")
-@click.option("--input-range", type=click.Choice(["0-1", "0-255"]), default=None,
-              help="Pixel range the model takes. [default: 0-255 with --preprocess, else 0-1]")
-@click.option("--preprocess", type=click.Choice(["none", "tf", "torch", "caffe"]), default="none",
-              show_default=True, help="keras.applications' preprocess_input of this mode, applied inside the target.")
+@LOGITS
+@INPUT_RANGE
+@PREPROCESS
 @click.option("--crops", type=click.Choice(["1", "10"]), default="1", show_default=True,
               help="10: score Caffe's ten crops and average; the images are then the model's size + 32.")
-@click.option("--class-names", type=click.Path(dir_okay=False), default=None,
-              help="Text file of class names, one per line (for a model that is not a preset).")
+@CLASS_NAMES
 @click.option("--out", type=click.Path(file_okay=False), default="runs/ascend", show_default=True,
               help="Output folder; refused if it holds results, unless --overwrite.")
 @OVERWRITE

@@ -7,7 +7,7 @@ import time
 import click
 
 from keras_fool.audit.budgets import BUDGET_NAMES
-from keras_fool.cli.options import OVERWRITE, seed_option
+from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGITS, OVERWRITE, PREPROCESS, seed_option
 
 
 @click.command()
@@ -29,13 +29,10 @@ from keras_fool.cli.options import OVERWRITE, seed_option
 @seed_option(0)
 @click.option("--resume", is_flag=True, help="Continue the audit in --out from its finished stages.")
 @OVERWRITE
-@click.option("--logits", is_flag=True, help="The model outputs logits; apply softmax.")
-@click.option("--input-range", type=click.Choice(["0-1", "0-255"]), default=None,
-              help="Pixel range the model takes. [default: 0-255 with --preprocess, else 0-1]")
-@click.option("--preprocess", type=click.Choice(["none", "tf", "torch", "caffe"]), default="none",
-              show_default=True, help="keras.applications' preprocess_input of this mode, applied to 0-255 pixels.")
-@click.option("--class-names", type=click.Path(dir_okay=False), default=None,
-              help="Text file of class names, one per line (for a model that is not a preset).")
+@LOGITS
+@INPUT_RANGE
+@PREPROCESS
+@CLASS_NAMES
 @click.option("--quiet", is_flag=True, help="No progress bars or progress lines (stage lines stay).")
 def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, logits, input_range, preprocess,
           class_names, quiet):

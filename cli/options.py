@@ -6,7 +6,7 @@ import click
 
 from keras_fool.distribute import STRATEGIES
 
-__all__ = ["CPU_REPLICAS", "LOGDIR", "OVERWRITE", "POPULATION", "SEED", "check_strategy_options", "out_option",
+__all__ = ["CLASS_NAMES", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "check_strategy_options", "out_option",
            "population_option", "seed_option", "strategy_option"]
 
 
@@ -52,3 +52,16 @@ def check_strategy_options(strategy, cpu_replicas):
     """Refuse ``--cpu-replicas`` without a strategy that replicates (a usage error, before TensorFlow starts)."""
     if cpu_replicas is not None and strategy == "default":
         raise click.UsageError("--cpu-replicas needs --strategy mirrored or multi-worker.")
+
+
+# How to read a model that is not a preset (keras_fool.evolution.Target's logits, input_range,
+# preprocess and class names). `evolve` keeps its own: there every default is None, so that a
+# resumed run takes them from its checkpoint.
+LOGITS = click.option("--logits", is_flag=True, help="The model outputs logits; apply softmax.")
+INPUT_RANGE = click.option("--input-range", type=click.Choice(["0-1", "0-255"]), default=None,
+                           help="Pixel range the model takes. [default: 0-255 with --preprocess, else 0-1]")
+PREPROCESS = click.option("--preprocess", type=click.Choice(["none", "tf", "torch", "caffe"]), default="none",
+                          show_default=True, help="keras.applications' preprocess_input of this mode, applied inside "
+                          "the target to 0-255 pixels.")
+CLASS_NAMES = click.option("--class-names", type=click.Path(dir_okay=False), default=None,
+                           help="Text file of class names, one per line (for a model that is not a preset).")
