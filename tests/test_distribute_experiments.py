@@ -59,14 +59,14 @@ SCRIPT = textwrap.dedent(
     assert mirrored.num_replicas_in_sync == 2
 
 
-    def toy_imagenet_model():  # a fast stand-in with ImageNet's 1000 classes (as test_imagenet_experiment.py)
-        inputs = keras.Input((16, 16, 3))
+    def toy_imagenet_model(size=16, seed=0):  # a fast stand-in with ImageNet's 1000 classes (test_imagenet_experiment)
+        inputs = keras.Input((size, size, 3))
         x = keras.layers.Conv2D(4, 3, strides=2, activation="relu",
-                                kernel_initializer=keras.initializers.GlorotUniform(seed=0))(inputs)
+                                kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inputs)
         x = keras.layers.GlobalAveragePooling2D()(x)
         outputs = keras.layers.Dense(1000, activation="softmax",
-                                     kernel_initializer=keras.initializers.RandomNormal(stddev=2.0, seed=1))(x)
-        return keras.Model(inputs, outputs, name="toy_imagenet")
+                                     kernel_initializer=keras.initializers.RandomNormal(stddev=2.0, seed=seed + 1))(x)
+        return keras.Model(inputs, outputs, name=f"toy_imagenet_{size}")
 
 
     tiny = {"generations": 2, "population": 10, "test_images": 50, "seed": 5}
@@ -78,7 +78,8 @@ SCRIPT = textwrap.dedent(
                                      train_steps=2, min_runs=1, train_images=64, strategy=strategy, **tiny)
         run_imagenet_experiment(root / mode / "imagenet", model=toy_imagenet_model(), class_names=IMAGENET_CLASSES,
                                 classes="king penguin,starfish,Windsor tie", generations=2, population=4,
-                                methods=("direct", "gradient"), stop_at=None, seed=5, strategy=strategy)
+                                methods=("direct", "gradient"), stop_at=None, seed=5, strategy=strategy,
+                                second_model=toy_imagenet_model(20, seed=5))
         evolvers[mode] = list(replicas)
     (root / "evolvers.json").write_text(json.dumps(evolvers))
 
@@ -151,8 +152,9 @@ def runs(tmp_path_factory):
 
 def test_every_evolution_run_of_the_experiments_spreads_its_population_over_the_replicas(runs):
     evolvers = json.loads((runs / "evolvers.json").read_text())
-    # ensemble 1 run, fooling class 1 run in each of 2 iterations, imagenet 1 (direct); gradient ascent has none.
-    assert evolvers == {"default": [1] * 4, "mirrored": [2] * 4}
+    # ensemble 1 run, fooling class 1 run in each of 2 iterations, imagenet 3 (direct, and the CPPNs against the
+    # second network and against the ensemble of the two); gradient ascent has none.
+    assert evolvers == {"default": [1] * 6, "mirrored": [2] * 6}
     for experiment in ("ensemble", "fooling_class", "imagenet"):
         assert _summary(runs / "default" / experiment)["replicas"] == 1
         assert _summary(runs / "mirrored" / experiment)["replicas"] == 2
@@ -190,11 +192,14 @@ def test_fooling_class_iterations_under_a_mirrored_strategy_equal_the_one_device
 
 def test_imagenet_experiment_under_a_mirrored_strategy_equals_the_one_device_experiment(runs):
     default, mirrored = runs / "default" / "imagenet", runs / "mirrored" / "imagenet"
-    for method in ("direct", "gradient"):
+    for method in ("direct", "gradient", "second_cppn", "ensemble_cppn"):
         _same_arrays(default / method / "archive.npz", mirrored / method / "archive.npz")
         _same_summary(_summary(default / method), _summary(mirrored / method), method)
     _same_summary(_summary(default), _summary(mirrored))
     assert _summary(mirrored)["rows"][0]["evaluations"] == 4 * 3
+    assert _summary(mirrored)["ensemble"]["members"] == ["toy_imagenet_16", "toy_imagenet_20_at_16x16"]
+    assert [row["shown"] for row in _summary(mirrored)["transfer"]["rows"]] == [
+        "cppn_b_to_a", "direct_a_to_b", "gradient_a_to_b"]
 
 
 def test_a_worker_that_is_not_the_chief_writes_nothing_and_reports_the_same_numbers(runs):

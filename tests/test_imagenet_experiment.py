@@ -23,15 +23,15 @@ def efficientnet(tmp_path_factory):
     return model
 
 
-def _toy_imagenet_model(size=16):
+def _toy_imagenet_model(size=16, seed=0, name="toy_imagenet"):
     """A fast stand-in with ImageNet's 1000 classes, for the experiment's plumbing."""
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Conv2D(4, 3, strides=2, activation="relu",
-                            kernel_initializer=keras.initializers.GlorotUniform(seed=0))(inputs)
+                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(1000, activation="softmax",
-                                 kernel_initializer=keras.initializers.RandomNormal(stddev=2.0, seed=1))(x)
-    return keras.Model(inputs, outputs, name="toy_imagenet")
+                                 kernel_initializer=keras.initializers.RandomNormal(stddev=2.0, seed=seed + 1))(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def test_default_classes_are_the_papers_and_resolve_without_tensorflow():
@@ -75,6 +75,7 @@ def test_experiment_compares_three_methods_and_resumes(tmp_path):
     report = run_imagenet_experiment(out, model=_toy_imagenet_model(), class_names=IMAGENET_CLASSES,
                                      classes="king penguin,starfish,Windsor tie", generations=3, population=4,
                                      stop_at=None, logdir=tmp_path / "tb", log=lines.append)
+    assert "transfer" not in report.summary and "ensemble" not in report.summary  # "auto": none beside a toy
     rows = {row["method"]: row for row in report.summary["rows"]}
     assert list(rows) == ["direct", "cppn", "gradient"]
     assert rows["direct"]["evaluations"] == rows["cppn"]["evaluations"] == 4 * 4  # equal budgets
@@ -111,10 +112,18 @@ def test_experiment_options_are_checked_before_anything_runs(tmp_path):
         check_imagenet_options(crops=5)
     with pytest.raises(ValueError, match="regularization"):
         check_imagenet_options(regularization="s9")
+    with pytest.raises(ValueError, match="studies must be distinct names among transfer, ensemble"):
+        check_imagenet_options(studies=("ensemble", "ensemble"))
+    assert check_imagenet_options(studies=("ensemble", "transfer"))["studies"] == ("transfer", "ensemble")
     assert check_imagenet_options(methods=("gradient", "direct"))["methods"] == ("direct", "gradient")
     with pytest.raises(ValueError, match="is not one of the target's 1000 class names"):
         run_imagenet_experiment(tmp_path / "x", model=_toy_imagenet_model(), classes="unicorn",
                                 class_names=[f"c{i}" for i in range(1000)])
+    ten = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
+    with pytest.raises(ValueError, match="The second network has 10 classes, the first 1000"):
+        run_imagenet_experiment(tmp_path / "y", model=_toy_imagenet_model(), second_model=ten,
+                                class_names=[f"c{i}" for i in range(1000)], classes="c1,c2")
+    assert not list((tmp_path / "y").iterdir())  # refused before any method ran
 
 
 def test_imagenet_command_is_checked_without_tensorflow(tmp_path):
@@ -132,6 +141,8 @@ codes = []
 for args in (["experiment", "imagenet", "--help"], ["ascend", "--help"],
              ["experiment", "imagenet", "--methods", "direct,genetic"],
              ["experiment", "imagenet", "--model", "alexnet"],
+             ["experiment", "imagenet", "--studies", "transfer,bogus"],
+             ["experiment", "imagenet", "--second-model", "alexnet"],
              ["ascend", "--regularization", "s9"], ["ascend", "--model", "alexnet"],
              ["ascend", "--decay", "1.5"], ["ascend", "--class-names", {str(tmp_path / "none.txt")!r}]):
     try:
@@ -142,7 +153,7 @@ print(codes)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "[0, 0, 2, 2, 2, 2, 2, 2]"
+    assert result.stdout.strip().splitlines()[-1] == "[0, 0, 2, 2, 2, 2, 2, 2, 2, 2]"
 
 
 # --- keras.applications presets (weights through Keras's own download) --------------------------------
@@ -187,3 +198,70 @@ def test_applications_presets_fail_fast_offline_naming_the_offline_preset(tmp_pa
             zoo.load_model(preset)
         assert time.perf_counter() - start < 5.0
         assert not zoo.trained_weights_path(preset).exists()
+
+
+def test_at_size_shows_a_network_images_resized_bilinearly():
+    import tensorflow as tf
+
+    from keras_fool.experiments.imagenet import at_size
+
+    model = _toy_imagenet_model(20)
+    assert at_size(model, (20, 20, 3)) is model
+    wrapped = at_size(model, (16, 16, 3))
+    assert wrapped.input_shape == (None, 16, 16, 3) and wrapped.name == "toy_imagenet_at_16x16"
+    images = np.random.default_rng(0).uniform(size=(3, 16, 16, 3)).astype(np.float32)
+    expected = model.predict(tf.image.resize(images, (20, 20), method="bilinear"), verbose=0)
+    np.testing.assert_allclose(wrapped.predict(images, verbose=0), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="takes 3 channels, the images have 1"):
+        at_size(model, (16, 16, 1))
+
+
+def test_transfer_and_ensemble_with_a_second_network_of_another_size(tmp_path):
+    import tensorflow as tf
+
+    from keras_fool.evolution import load_archive
+    from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
+
+    first, second = _toy_imagenet_model(16), _toy_imagenet_model(20, seed=5, name="toy_b")
+    out, lines = tmp_path / "two", []
+    options = dict(model=first, class_names=IMAGENET_CLASSES, classes="king penguin,starfish,Windsor tie",
+                   generations=2, population=4, stop_at=None, second_model=second)
+    report = run_imagenet_experiment(out, log=lines.append, **options)
+    summary = report.summary
+
+    def probabilities(model, images):
+        return model.predict(tf.image.resize(images, model.input_shape[1:3]), verbose=0)
+
+    transfer = summary["transfer"]
+    assert transfer["second_model"] == "toy_b" and transfer["evolution"]["evaluations"] == 4 * 3
+    assert load_archive(out / "second_cppn" / "archive.npz")["images"].shape == (3, 20, 20, 3)
+    rows = {row["shown"]: row for row in transfer["rows"]}
+    assert list(rows) == ["cppn_a_to_b", "cppn_b_to_a", "direct_a_to_b", "gradient_a_to_b"]
+    assert rows["cppn_a_to_b"]["paper_top1_match_pct"] == 17.3 and rows["cppn_b_to_a"]["paper_top1_match_pct"] == 20.7
+    for key, folder, original, other in (("cppn_a_to_b", "cppn", first, second), ("cppn_b_to_a", "second_cppn",
+                                                                                 second, first)):
+        images = load_archive(out / folder / "archive.npz")["images"]
+        match = probabilities(original, images).argmax(1) == probabilities(other, images).argmax(1)
+        assert rows[key]["images"] == 3 and rows[key]["top1_match_pct"] == pytest.approx(100 * match.mean())
+        assert (rows[key]["evolved_for"], rows[key]["shown_to"]) == (original.name, other.name)
+
+    ensemble = summary["ensemble"]
+    arrays = load_archive(out / "ensemble_cppn" / "archive.npz")
+    assert arrays["images"].shape == (3, 16, 16, 3) and ensemble["members"] == ["toy_imagenet", "toy_b_at_16x16"]
+    cells = np.arange(3), arrays["labels"]
+    mean = (probabilities(first, arrays["images"]) + probabilities(second, arrays["images"])) / 2
+    np.testing.assert_allclose(arrays["confidences"], mean[cells], rtol=1e-5)
+    assert ensemble["median_pct"] == pytest.approx(100 * np.median(arrays["confidences"]))
+    assert ensemble["member_median_pct"]["toy_b_at_16x16"] == pytest.approx(
+        100 * np.median(probabilities(second, arrays["images"])[cells]), rel=1e-5)
+    assert ensemble["classes_at_90"] == int(np.sum(arrays["confidences"] >= 0.9))
+    assert "## Transfer to a second network" in report.markdown and "231/1000" in report.markdown
+    assert "| CPPN encoding | toy_b | toy_imagenet | 3 |" in report.markdown
+
+    lines.clear()  # resumed with the same options: every finished method and study is reused, nothing runs
+    again = run_imagenet_experiment(out, log=lines.append, resume=True, **options)
+    assert sum("reusing the finished run" in line for line in lines) == 3
+    assert not any("resuming from generation" in line for line in lines)
+    assert again.summary["transfer"] == summary["transfer"] and again.summary["ensemble"] == summary["ensemble"]
+    assert again.summary["rows"] == json.loads(json.dumps(summary["rows"]))
+    assert json.loads((out / "summary.json").read_text())["complete"] is True

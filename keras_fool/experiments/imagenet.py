@@ -21,6 +21,15 @@ With a ``strategy`` the two evolutions spread their populations over its replica
 archives as on one device); gradient ascent, a loop over the classes' own images rather than
 over a population, runs on one device in every process. Only the chief writes files.
 
+With a second network (``second_model``; EfficientNet-Lite1 beside the default Lite0), two
+studies of the supplement follow at the same budget. *Transfer* (A.2): CPPN images are also
+evolved against the second network, and each network's images are shown to the other (a network
+of another input size sees them resized bilinearly, as Caffe's networks each took their own
+crop); reported as Table S1's measures beside the paper's 20.7% and 17.3% top-1 matches between
+GoogLeNet and AlexNet. *Ensemble* (B): CPPN images evolved against the mean of the two networks'
+probabilities, reported as the share of classes at >= 90%, the median and the maximum beside
+the paper's 23.1% (231 of 1000), 65.2% and 100% for CaffeNet + AlexNet + GoogLeNet.
+
 TensorFlow and the evolution engine are imported inside the functions, so the command line can
 check its options with :func:`check_imagenet_options` before TensorFlow starts.
 """
@@ -45,7 +54,11 @@ from keras_fool.validation import check_int, check_number, check_seed
 __all__ = [
     "DEFAULT_CLASSES",
     "METHODS",
+    "PAPER_ENSEMBLE",
     "PAPER_IMAGENET",
+    "PAPER_TRANSFER",
+    "STUDIES",
+    "at_size",
     "check_imagenet_options",
     "measure_speed",
     "model_throughput",
@@ -59,6 +72,8 @@ METHODS = ("direct", "cppn", "gradient")
 ASCENT_BATCH = 32  # classes per compiled gradient-ascent loop
 FIGURE_CLASSES = 10  # columns of figure1.png: the first ten classes (the paper's Figure 1 shows a selection too)
 METHOD_NAMES = {"direct": "direct encoding", "cppn": "CPPN encoding", "gradient": "gradient ascent"}
+STUDY_NAMES = {"transfer": "CPPN, second network", "ensemble": "CPPN, ensemble"}
+STUDY_FOLDERS = {"transfer": "second_cppn", "ensemble": "ensemble_cppn"}  # each study's evolution, under OUT
 # Nguyen et al. (2015) on ImageNet (AlexNet-like DNN, 1000 classes): the main text's median for the
 # direct encoding, supplement F's for CPPNs after 5000 generations, supplement E's for gradient ascent.
 PAPER_IMAGENET = {
@@ -66,14 +81,31 @@ PAPER_IMAGENET = {
     "cppn": {"median_pct": 88.11, "setting": "5000 generations of 400, 1000 classes (supplement F)"},
     "gradient": {"median_pct": 99.99, "setting": "'quickly produces confidence over 99.99%' (supplement E)"},
 }
+# Studies with a second network, after the three methods: transfer (supplement A.2) and an ensemble (supplement B).
+STUDIES = ("transfer", "ensemble")
+SECOND_MODEL = {"efficientnet_lite0_imagenet": "efficientnet_lite1_imagenet"}  # second_model="auto"
+# Supplement A.2: of 1000 images evolved for GoogLeNet, 20.7% get the same top-1 label from AlexNet; 17.3% the
+# other way. Paired with ours by strength: the second, stronger network's images shown to the first ("b_to_a")
+# as GoogLeNet's to AlexNet.
+PAPER_TRANSFER = {"b_to_a": 20.7, "a_to_b": 17.3,
+                  "setting": "1000 evolved images per network, GoogLeNet -> AlexNet 20.7%, AlexNet -> GoogLeNet 17.3% "
+                             "(supplement A.2)"}
+# Supplement B: CaffeNet + AlexNet + GoogLeNet (the mean of their scores), 4000 generations, 1000 classes.
+PAPER_ENSEMBLE = {"classes_at_90_pct": 23.1, "median_pct": 65.2, "max_pct": 100.0,
+                  "setting": "CaffeNet + AlexNet + GoogLeNet, 4000 generations, 1000 classes: 231 classes >= 90% "
+                             "(supplement B)"}
+# What must match for a resumed run to reuse a finished method's row instead of running it again.
+REUSE_KEYS = ("model", "classes", "generations", "population", "steps", "crops", "regularization", "stop_at", "paper",
+              "seed")
 
 
 def check_imagenet_options(generations=1000, population=16, steps=None, methods=METHODS, crops=1,
-                           regularization="none", stop_at=0.9999, seed=0, checkpoint_every=50):
+                           regularization="none", stop_at=0.9999, seed=0, checkpoint_every=50, studies=STUDIES):
     """The checked options of :func:`run_imagenet_experiment`; needs no TensorFlow.
 
     Returns:
-        A dict of the checked values (``methods`` as a tuple in :data:`METHODS` order).
+        A dict of the checked values (``methods`` and ``studies`` as tuples in :data:`METHODS` and
+        :data:`STUDIES` order).
 
     Raises:
         TypeError, ValueError: a value of the wrong kind or out of range.
@@ -84,12 +116,17 @@ def check_imagenet_options(generations=1000, population=16, steps=None, methods=
         raise ValueError(f"methods must be distinct names among {', '.join(METHODS)}. Received: methods={methods!r}")
     if isinstance(crops, bool) or crops not in (1, 10):
         raise ValueError(f"crops must be 1 or 10. Received: crops={crops!r}")
+    studies = (studies,) if isinstance(studies, str) else tuple(studies)
+    if any(s not in STUDIES for s in studies) or len(set(studies)) != len(studies):
+        raise ValueError(f"studies must be distinct names among {', '.join(STUDIES)} (or none). "
+                         f"Received: studies={studies!r}")
     ascent_settings(regularization)
     return {
         "generations": check_int("generations", generations),
         "population": check_int("population", population),
         "steps": None if steps is None else check_int("steps", steps),
         "methods": tuple(m for m in METHODS if m in methods),
+        "studies": tuple(s for s in STUDIES if s in studies),
         "crops": crops,
         "regularization": regularization,
         "stop_at": None if stop_at is None else check_number("stop_at", stop_at, 0.0, strict=True, maximum=1.0),
@@ -256,7 +293,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
                             population=16, steps=None, methods=METHODS, crops=1, regularization="none",
                             stop_at=0.9999, paper=False, class_names=None, seed=0, resume=False, overwrite=False,
                             checkpoint_every=50, logdir=None, progress=False, log=None, strategy="default",
-                            cpu_replicas=None):
+                            cpu_replicas=None, second_model="auto", studies=STUDIES):
     """Direct encoding vs CPPN vs gradient ascent against an ImageNet classifier, at equal budgets.
 
     Args:
@@ -276,7 +313,8 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             measured ones (:data:`keras_fool.evolution.runs.BEST_SETTINGS`).
         class_names: names for a model that is not a preset (a list or a file, one per line).
         seed: the seed of every method.
-        resume: continue the evolutions checkpointed in ``out``, reuse a finished ascent.
+        resume: continue the evolutions checkpointed in ``out``, reuse finished methods and studies
+            (those run with the same options).
         overwrite: start afresh even if ``out`` holds results.
         checkpoint_every: generations between checkpoints.
         logdir: TensorBoard folder, or None; logs go to ``logdir/<name of out>/<method>``.
@@ -290,6 +328,12 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             chief writes files, checkpoints and TensorBoard logs; another worker returns the same
             numbers with no files (and reads the checkpoints from ``out`` to resume).
         cpu_replicas: split the CPU into this many logical devices for ``strategy``.
+        second_model: the second network of the studies (a preset, ``.keras`` path or Keras model
+            with the same classes); ``"auto"``: EfficientNet-Lite1 for the default Lite0, none for
+            other models; None: no studies.
+        studies: which of ``"transfer"`` and ``"ensemble"`` to run with the second network
+            (each a CPPN evolution at the methods' budget: against the second network, and
+            against the two networks' mean).
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport`.
@@ -301,8 +345,11 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
     from keras_fool.evolution import Target
 
     options = check_imagenet_options(generations, population, steps, methods, crops, regularization, stop_at, seed,
-                                     checkpoint_every)
+                                     checkpoint_every, studies)
     log = log or (lambda line: None)
+    if second_model == "auto":
+        second_model = SECOND_MODEL.get(model) if isinstance(model, str) else None
+    studies = options["studies"] if second_model is not None else ()
     strategy = resolve_strategy(strategy, cpu_replicas)
     chief = is_chief(strategy)
     if chief:  # another worker writes nothing, and must not refuse the folder its chief is filling
@@ -310,7 +357,8 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         out = ensure_writable_dir(out)
     out = Path(out)
     board_root = run_logdir(logdir, out) if chief else None
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():  # mirrored model variables
+    scope = strategy.scope if strategy is not None else contextlib.nullcontext
+    with scope():  # mirrored model variables
         target = Target(model, class_names=class_names, crops=crops)
     labels = target.class_indices(classes)
     labels = list(range(target.num_classes)) if labels is None else labels
@@ -320,95 +368,251 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
     settings = ascent_settings(regularization)
     log(f"{len(labels)} classes, budget {budget:,} evaluations per method; gradient ascent: up to {steps} steps "
         f"per class.")
-
-    rows, results = [], {}
-    for method in options["methods"]:
-        method_out = out / method
-        logs = None if board_root is None else board_root / method
-        batch = population if method != "gradient" else math.ceil(len(labels) / math.ceil(len(labels) / ASCENT_BATCH))
-        raw_before = model_throughput(target, batch * crops, backward=method == "gradient")
-        start = time.perf_counter()
-        if method == "gradient":
-            summary = _ascend(target, method_out, labels, steps, settings, stop_at, seed, resume, logs, log, chief)
-        else:
-            summary = _evolve(target, method, method_out, labels, generations, population, seed, paper, stop_at,
-                              resume, checkpoint_every, logs, progress, log, strategy, chief)
-        seconds = time.perf_counter() - start
-        raw_after = model_throughput(target, batch * crops, backward=method == "gradient")
-        raw = (raw_before + raw_after) / 2.0
-        speed = summary["evaluations_per_second"]
-        confidences = np.array([c["confidence"] for c in summary["classes"]], np.float64)
-        row = {
-            "method": method,
-            "evaluations": summary["evaluations"],
-            "generations_or_steps": summary["generations"],
-            "seconds": round(seconds, 1),
-            "evaluations_per_second": speed,
-            "raw_images_per_second": raw,
-            "speed_vs_raw_pct": None if speed is None or math.isnan(speed) else 100.0 * speed * crops / raw,
-            "median_pct": 100.0 * float(np.median(confidences)),
-            "min_pct": 100.0 * float(confidences.min()),
-            "max_pct": 100.0 * float(confidences.max()),
-            "classes_at_99": int(np.sum(confidences >= 0.99)),
-            "classes_at_9999": int(np.sum(confidences >= 0.9999)),
-            "paper_median_pct": PAPER_IMAGENET[method]["median_pct"],
-        }
-        rows.append(row)
-        results[method] = summary
-        log(f"{method}: median {format_confidence_pct(row['median_pct'])}%, max "
-            f"{format_confidence_pct(row['max_pct'])}%, {row['evaluations']:,} evaluations in {seconds:.0f} s "
-            f"({format_number(row['speed_vs_raw_pct'], 1)}% of the raw model's speed)")
-
     config = {"model": target.get_config()["models"], "classes": labels,
               "class_names": [target.class_names[c] for c in labels], "generations": generations,
               "population": population, "steps": steps, "budget_evaluations": budget,
               "methods": list(options["methods"]),
               "crops": crops, "regularization": regularization, "stop_at": stop_at, "paper": paper, "seed": seed}
-    markdown = _report(rows, config)
-    summary = {"config": config, "rows": rows, "paper": PAPER_IMAGENET,
-               "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
+    if studies:  # before anything runs: a second network that does not fit fails now
+        with scope():
+            second = Target(second_model, crops=crops)
+            if second.num_classes != target.num_classes:
+                raise ValueError(f"The second network has {second.num_classes} classes, the first "
+                                 f"{target.num_classes}; transfer and ensemble need the same classes.")
+            if second.class_names != target.class_names:  # a model of the user's: it takes the first's names
+                second = Target(second.models[0], class_names=target.class_names, crops=crops)
+            kwargs = dict(class_names=target.class_names, crops=crops)
+            first_at_second = Target(at_size(target.models[0], second.model_shape), **kwargs)
+            second_at_first = Target(at_size(second.models[0], target.model_shape), **kwargs)
+        config.update(second_model=second.get_config()["models"], studies=list(studies))
+    previous = _previous_summary(out, config) if resume else {}
+    evolve = dict(labels=labels, generations=generations, population=population, seed=seed, paper=paper,
+                  stop_at=stop_at, resume=resume, checkpoint_every=checkpoint_every, progress=progress, log=log,
+                  strategy=strategy, chief=chief)
+    summary = {"config": config, "rows": [], "paper": PAPER_IMAGENET,
+               "replicas": 1 if strategy is None else strategy.num_replicas_in_sync, "complete": False}
+
+    def save_progress():  # after every method, so a killed run keeps what it finished
+        if chief:
+            save_json(out / "summary.json", summary)
+
+    for method in options["methods"]:
+        reused = next((row for row in previous.get("rows", []) if row["method"] == method), None)
+        if reused is not None and (out / method / "summary.json").is_file():
+            log(f"{method}: reusing the finished run in {out / method}.")
+            summary["rows"].append(reused)
+            continue
+        logs = None if board_root is None else board_root / method
+        batch = population if method != "gradient" else math.ceil(len(labels) / math.ceil(len(labels) / ASCENT_BATCH))
+        start, raw_before = time.perf_counter(), model_throughput(target, batch * crops, backward=method == "gradient")
+        if method == "gradient":
+            result = _ascend(target, out / method, labels, steps, settings, stop_at, seed, resume, logs, log, chief)
+        else:
+            result = _evolve(target, method, out / method, logdir=logs, **evolve)
+        row = {"method": method, **_confidence_row(result, target, batch, crops, raw_before, start,
+                                                   backward=method == "gradient")}
+        row["paper_median_pct"] = PAPER_IMAGENET[method]["median_pct"]
+        summary["rows"].append(row)
+        log(f"{method}: median {format_confidence_pct(row['median_pct'])}%, max "
+            f"{format_confidence_pct(row['max_pct'])}%, {row['evaluations']:,} evaluations in {row['seconds']:.0f} s "
+            f"({format_number(row['speed_vs_raw_pct'], 1)}% of the raw model's speed)")
+        save_progress()
+
+    if studies:
+        saved = previous.get("config", {})  # the studies' rows hold the methods' images shown to the second network
+        reuse = saved.get("second_model") == config["second_model"] and saved.get("methods") == config["methods"]
+        if "transfer" in studies:
+            summary["transfer"] = (previous["transfer"] if reuse and "transfer" in previous else
+                                   _transfer(out, target, second, first_at_second, second_at_first,
+                                             options["methods"], board_root, evolve))
+            save_progress()
+        if "ensemble" in studies:
+            if reuse and "ensemble" in previous:
+                summary["ensemble"] = previous["ensemble"]
+            else:
+                with scope():
+                    ensemble = Target([target.models[0], second_at_first.models[0]], **kwargs)
+                summary["ensemble"] = _ensemble(out, ensemble, target, second_at_first, board_root, evolve)
+            save_progress()
+
+    summary["complete"] = True
+    markdown = _report(summary)
     if not chief:  # another worker of a cluster: the same numbers, nothing written
         return ExperimentReport(markdown, summary, [])
-    figure = _figure(out, options["methods"], target)
+    figure = _figure(out, options["methods"], target, studies)
     columns = ("method", "evaluations", "generations_or_steps", "seconds", "evaluations_per_second",
                "raw_images_per_second", "speed_vs_raw_pct", "median_pct", "min_pct", "max_pct", "classes_at_99",
                "classes_at_9999", "paper_median_pct")
     save_text(out / "imagenet.md", markdown)
-    save_csv(out / "imagenet.csv", rows, columns)
+    save_csv(out / "imagenet.csv", summary["rows"], columns)
     save_json(out / "summary.json", summary)
     board = SummaryWriter(board_root)
-    for row in rows:
+    for row in summary["rows"]:
         board.scalars({f"{row['method']}/{k}": row[k] for k in ("median_pct", "min_pct", "max_pct",
                                                                   "speed_vs_raw_pct")}, 0)
+    if "transfer" in summary:
+        board.scalars({f"transfer/{row['shown']}/top1_match_pct": row["top1_match_pct"]
+                       for row in summary["transfer"]["rows"]}, 0)
+    if "ensemble" in summary:
+        board.scalars({f"ensemble/{k}": summary["ensemble"][k] for k in ("median_pct", "classes_at_90_pct")}, 0)
     board.text("imagenet", markdown)
     board.close()
     files = [out / "imagenet.md", out / "imagenet.csv", out / "summary.json", figure]
-    files += [out / m for m in options["methods"]] + ([board_root] if board_root is not None else [])
+    files += [out / m for m in options["methods"]] + [out / STUDY_FOLDERS[s] for s in studies]
+    files += [board_root] if board_root is not None else []
     return ExperimentReport(markdown, summary, files)
 
 
-def _figure(out, methods, target):
-    """Figure 1 of the paper, our way: one row per method, one column per class (the first ten), with confidences."""
+
+def at_size(model, shape):
+    """``model`` taking images of ``shape`` (H, W, C) instead: they are resized bilinearly to its own size first.
+
+    The model itself when the sizes already agree. How a network of one input size is shown
+    images made for another (Caffe's networks each took their own crop of the same image).
+    """
+    import keras
+
+    own = tuple(model.input_shape[1:])
+    if own == tuple(shape):
+        return model
+    if own[-1] != shape[-1]:
+        raise ValueError(f"Model {model.name!r} takes {own[-1]} channels, the images have {shape[-1]}.")
+    inputs = keras.Input(tuple(shape))
+    resized = keras.layers.Resizing(own[0], own[1], interpolation="bilinear")(inputs)
+    return keras.Model(inputs, model(resized), name=f"{model.name}_at_{shape[0]}x{shape[1]}")
+
+
+def _previous_summary(out, config):
+    """The summary a run with the same options left in ``out`` (finished methods and studies to reuse), or {}."""
+    path = Path(out) / "summary.json"
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    current = json.loads(json.dumps({k: config[k] for k in REUSE_KEYS}))
+    if not isinstance(saved, dict) or {k: saved.get("config", {}).get(k) for k in REUSE_KEYS} != current:
+        return {}
+    return saved
+
+
+def _confidence_row(result, target, batch, crops, raw_before, start, backward=False):
+    """Budget, time, speed against the raw model (measured again now) and confidences of one finished run."""
+    seconds = time.perf_counter() - start
+    raw = (raw_before + model_throughput(target, batch * crops, backward=backward)) / 2.0
+    speed = result["evaluations_per_second"]
+    confidences = np.array([c["confidence"] for c in result["classes"]], np.float64)
+    return {
+        "evaluations": result["evaluations"],
+        "generations_or_steps": result["generations"],
+        "seconds": round(seconds, 1),
+        "evaluations_per_second": speed,
+        "raw_images_per_second": raw,
+        "speed_vs_raw_pct": None if speed is None or math.isnan(speed) else 100.0 * speed * crops / raw,
+        "median_pct": 100.0 * float(np.median(confidences)),
+        "min_pct": 100.0 * float(confidences.min()),
+        "max_pct": 100.0 * float(confidences.max()),
+        "classes_at_90": int(np.sum(confidences >= 0.90)),
+        "classes_at_99": int(np.sum(confidences >= 0.99)),
+        "classes_at_9999": int(np.sum(confidences >= 0.9999)),
+    }
+
+
+def _name(target):
+    """A short name of a target's (first) model: the preset, the file's stem or the in-memory model's name."""
+    source = target.get_config()["models"][0]
+    if "preset" in source:
+        return source["preset"]
+    return Path(source["path"]).stem if "path" in source else source["model"]
+
+
+def _transfer(out, first, second, first_at_second, second_at_first, methods, board_root, evolve):
+    """Supplement A.2: CPPN images evolved against the second network, and each network's images shown to the other."""
+    from keras_fool.evaluation.metrics import predict_probabilities
+    from keras_fool.evaluation.statistics import transfer_statistics
+    from keras_fool.evolution import load_archive
+
+    folder = out / STUDY_FOLDERS["transfer"]
+    logs = None if board_root is None else board_root / STUDY_FOLDERS["transfer"]
+    batch = evolve["population"]
+    start, raw_before = time.perf_counter(), model_throughput(second, batch * second.crops)
+    result = _evolve(second, "cppn", folder, logdir=logs, **evolve)
+    evolution = {"target": _name(second), **_confidence_row(result, second, batch, second.crops, raw_before, start)}
+    evolve["log"](f"cppn against {_name(second)}: median {format_confidence_pct(evolution['median_pct'])}%")
+    # The CPPN images both ways first (the paper's comparison), then the first network's other images.
+    a, b = _name(first), _name(second)
+    shown = [("cppn_a_to_b", "cppn", out / "cppn", first, second_at_first, a, b, PAPER_TRANSFER["a_to_b"])]
+    shown = shown if "cppn" in methods else []
+    shown.append(("cppn_b_to_a", "cppn", folder, second, first_at_second, b, a, PAPER_TRANSFER["b_to_a"]))
+    shown += [(f"{m}_a_to_b", m, out / m, first, second_at_first, a, b, None) for m in methods if m != "cppn"]
+    rows = []
+    for key, method, path, original, other, evolved_for, shown_to, paper in shown:
+        images = load_archive(path / "archive.npz")["images"]
+        statistics = transfer_statistics(predict_probabilities(original, images, batch_size=16),
+                                         predict_probabilities(other, images, batch_size=16))
+        rows.append({"shown": key, "method": method, "evolved_for": evolved_for, "shown_to": shown_to,
+                     **statistics, "paper_top1_match_pct": paper})
+    return {"second_model": _name(second), "evolution": evolution, "rows": rows, "paper": PAPER_TRANSFER}
+
+
+def _ensemble(out, ensemble, first, second_at_first, board_root, evolve):
+    """Supplement B: CPPN images evolved against the mean of the two networks, and what each member says of them."""
+    from keras_fool.evaluation.metrics import predict_probabilities
+    from keras_fool.evolution import load_archive
+
+    folder = out / STUDY_FOLDERS["ensemble"]
+    logs = None if board_root is None else board_root / STUDY_FOLDERS["ensemble"]
+    batch = evolve["population"]
+    start, raw_before = time.perf_counter(), model_throughput(ensemble, batch * ensemble.crops)
+    result = _evolve(ensemble, "cppn", folder, logdir=logs, **evolve)
+    row = _confidence_row(result, ensemble, batch, ensemble.crops, raw_before, start)
+    arrays = load_archive(folder / "archive.npz")
+    cells = np.arange(len(arrays["labels"]))
+    members = {}
+    for name, member in ((_name(first), first), (_name(second_at_first), second_at_first)):
+        probabilities = predict_probabilities(member, arrays["images"], batch_size=16)
+        members[name] = 100.0 * float(np.median(probabilities[cells, arrays["labels"]]))
+    classes = len(cells)
+    row.update(members=[_name(first), _name(second_at_first)], member_median_pct=members,
+               classes=classes, classes_at_90_pct=100.0 * row["classes_at_90"] / classes, paper=PAPER_ENSEMBLE)
+    evolve["log"](f"cppn against the ensemble: median {format_confidence_pct(row['median_pct'])}%, "
+                  f"{row['classes_at_90']}/{classes} classes >= 90%")
+    return row
+
+
+def _figure(out, methods, target, studies=()):
+    """Figure 1 of the paper, our way: one row per method (and study), one column per class (the first ten).
+
+    The second network's images are resized to the first's for the figure only.
+    """
+    import tensorflow as tf
+
     from keras_fool.evolution import load_archive
     from keras_fool.evolution.outputs import format_confidence
 
+    rows = [(m, out / m, METHOD_NAMES[m]) for m in methods]
+    rows += [(s, out / STUDY_FOLDERS[s], STUDY_NAMES[s]) for s in studies]
     images, captions = [], []
-    for method in methods:
-        arrays = load_archive(out / method / "archive.npz")
+    for _, folder, _ in rows:
+        arrays = load_archive(folder / "archive.npz")
         shown = slice(0, FIGURE_CLASSES)
-        for image, label, confidence in zip(arrays["images"][shown], arrays["labels"][shown],
-                                            arrays["confidences"][shown]):
+        chosen = arrays["images"][shown]
+        if chosen.shape[1:] != target.image_shape:
+            chosen = tf.image.resize(chosen, target.image_shape[:2]).numpy().clip(0.0, 1.0)
+        for image, label, confidence in zip(chosen, arrays["labels"][shown], arrays["confidences"][shown]):
             images.append(image)
             captions.append(f"{target.class_names[int(label)]}: {format_confidence(float(confidence))}")
     models = " + ".join(str(next(iter(m.values()))) for m in target.get_config()["models"])
     path = out / "figure1.png"
-    save_png(path, montage(np.stack(images), captions, columns=len(images) // len(methods), scale=1,
+    save_png(path, montage(np.stack(images), captions, columns=len(images) // len(rows), scale=1,
                            title=f"{models}: images it labels with these confidences",
-                           row_labels=[METHOD_NAMES[m] for m in methods]))
+                           row_labels=[label for _, _, label in rows]))
     return path
 
 
-def _report(rows, config):
+def _report(summary):
+    rows, config = summary["rows"], summary["config"]
     classes = ", ".join(config["class_names"])
     lines = [
         "# Fooling an ImageNet classifier: direct encoding, CPPN, gradient ascent\n",
@@ -440,4 +644,56 @@ def _report(rows, config):
                  "but costs about three forward passes. Speeds exclude tracing; `% of raw` compares each method with "
                  "the model alone at the same batch (forward, or forward and backward for gradient ascent), "
                  "measured just before and after it.")
+    if "transfer" in summary:
+        lines += _transfer_report(summary["transfer"], len(config["classes"]))
+    if "ensemble" in summary:
+        lines += _ensemble_report(summary["ensemble"])
     return "\n".join(lines) + "\n"
+
+
+def _transfer_report(transfer, classes):
+    evolution = transfer["evolution"]
+    lines = [
+        "",
+        "## Transfer to a second network (supplement A.2)\n",
+        f"CPPN images evolved against {transfer['second_model']} at the same budget: median "
+        f"{format_confidence_pct(evolution['median_pct'])}%, max {format_confidence_pct(evolution['max_pct'])}%, "
+        f"{evolution['classes_at_9999']}/{classes} classes >= 99.99%, {evolution['evaluations']:,} evaluations in "
+        f"{evolution['seconds']:.0f} s. Each network's images (one per class) shown to the other, resized to its "
+        "input size where they differ:\n",
+        "| images | evolved for | shown to | images | top-1 matches % | matches >= 99% on both % "
+        "| matches higher on the original % | paper top-1 matches % |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in transfer["rows"]:
+        paper = "" if row["paper_top1_match_pct"] is None else f"{row['paper_top1_match_pct']}"
+        lines.append(f"| {METHOD_NAMES[row['method']]} | {row['evolved_for']} | {row['shown_to']} | {row['images']} "
+                     f"| {format_number(row['top1_match_pct'], 1)} | {format_number(row['both_99_pct'], 1)} | "
+                     f"{format_number(row['higher_on_original_pct'], 1)} | {paper} |")
+    lines += ["", f"Paper: {transfer['paper']['setting']}; the second network's images shown to the first are "
+                  "set beside GoogLeNet's shown to AlexNet (the stronger network's to the weaker)."]
+    return lines
+
+
+def _ensemble_report(row):
+    first, second = row["members"]
+    paper = row["paper"]
+    return [
+        "",
+        "## An ensemble of the two networks (supplement B)\n",
+        f"CPPN images evolved against the mean of {first}'s and {second}'s probabilities at the same budget "
+        f"({row['evaluations']:,} evaluations in {row['seconds']:.0f} s):\n",
+        "| target | classes >= 90% | median % | min % | max % | >= 99.99% | median % by "
+        f"{first} alone | by {second} alone |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| ours: ensemble of 2 | {row['classes_at_90']}/{row['classes']} ({format_number(row['classes_at_90_pct'], 1)}%) "
+        f"| {format_confidence_pct(row['median_pct'])} | {format_confidence_pct(row['min_pct'])} | "
+        f"{format_confidence_pct(row['max_pct'])} | {row['classes_at_9999']}/{row['classes']} | "
+        f"{format_confidence_pct(row['member_median_pct'][first])} | "
+        f"{format_confidence_pct(row['member_median_pct'][second])} |",
+        f"| paper: ensemble of 3 | 231/1000 ({paper['classes_at_90_pct']}%) | {paper['median_pct']} | n/r | "
+        f"{paper['max_pct']:g} | n/r | n/r | n/r |",
+        "",
+        f"Paper: {paper['setting']}. Member medians: each network alone on the ensemble's images, for the class "
+        "each image was evolved for.",
+    ]
