@@ -34,7 +34,8 @@ from keras_fool.cli.options import (
               help="Comma-separated methods to run: direct, cppn, gradient.")
 @click.option("--second-model", default="auto", show_default=True,
               help="Second ImageNet network (preset or .keras file, same classes) for the transfer and ensemble "
-              "studies; 'auto': efficientnet_lite1_imagenet beside the default model, none for other models; "
+              "studies; 'auto': efficientnet_lite1_imagenet beside the default model, efficientnet_lite0_imagenet beside "
+              "Lite1 and Lite2, none for other models; "
               "'none': no studies.")
 @click.option("--studies", default="transfer,ensemble", show_default=True,
               help="Comma-separated studies with the second network: transfer (supplement A.2), ensemble "

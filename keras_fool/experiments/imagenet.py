@@ -83,7 +83,9 @@ PAPER_IMAGENET = {
 }
 # Studies with a second network, after the three methods: transfer (supplement A.2) and an ensemble (supplement B).
 STUDIES = ("transfer", "ensemble")
-SECOND_MODEL = {"efficientnet_lite0_imagenet": "efficientnet_lite1_imagenet"}  # second_model="auto"
+SECOND_MODEL = {"efficientnet_lite0_imagenet": "efficientnet_lite1_imagenet",  # second_model="auto": another
+                "efficientnet_lite1_imagenet": "efficientnet_lite0_imagenet",  # network that works offline
+                "efficientnet_lite2_imagenet": "efficientnet_lite0_imagenet"}
 # Supplement A.2: of 1000 images evolved for GoogLeNet, 20.7% get the same top-1 label from AlexNet; 17.3% the
 # other way. Paired with ours by strength: the second, stronger network's images shown to the first ("b_to_a")
 # as GoogLeNet's to AlexNet.
@@ -329,8 +331,8 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             numbers with no files (and reads the checkpoints from ``out`` to resume).
         cpu_replicas: split the CPU into this many logical devices for ``strategy``.
         second_model: the second network of the studies (a preset, ``.keras`` path or Keras model
-            with the same classes); ``"auto"``: EfficientNet-Lite1 for the default Lite0, none for
-            other models; None: no studies.
+            with the same classes); ``"auto"``: EfficientNet-Lite1 for the default Lite0, Lite0 for
+            Lite1 and Lite2, none for other models; None: no studies.
         studies: which of ``"transfer"`` and ``"ensemble"`` to run with the second network
             (each a CPPN evolution at the methods' budget: against the second network, and
             against the two networks' mean).
@@ -439,7 +441,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
     markdown = _report(summary)
     if not chief:  # another worker of a cluster: the same numbers, nothing written
         return ExperimentReport(markdown, summary, [])
-    figure = _figure(out, options["methods"], target, studies)
+    figure = _figure(out, options["methods"], target, studies, _name(second) if studies else None)
     columns = ("method", "evaluations", "generations_or_steps", "seconds", "evaluations_per_second",
                "raw_images_per_second", "speed_vs_raw_pct", "median_pct", "min_pct", "max_pct", "classes_at_99",
                "classes_at_9999", "paper_median_pct")
@@ -581,7 +583,7 @@ def _ensemble(out, ensemble, first, second_at_first, board_root, evolve):
     return row
 
 
-def _figure(out, methods, target, studies=()):
+def _figure(out, methods, target, studies=(), second_name=None):
     """Figure 1 of the paper, our way: one row per method (and study), one column per class (the first ten).
 
     The second network's images are resized to the first's for the figure only.
@@ -604,9 +606,12 @@ def _figure(out, methods, target, studies=()):
             images.append(image)
             captions.append(f"{target.class_names[int(label)]}: {format_confidence(float(confidence))}")
     models = " + ".join(str(next(iter(m.values()))) for m in target.get_config()["models"])
+    title = f"{models}: images it labels with these confidences"
+    if studies:  # the study rows' confidences are another network's
+        title = (f"Images labelled with these confidences by {models} (methods), by {second_name} (second network) "
+                 "and by the mean of the two (ensemble)")
     path = out / "figure1.png"
-    save_png(path, montage(np.stack(images), captions, columns=len(images) // len(rows), scale=1,
-                           title=f"{models}: images it labels with these confidences",
+    save_png(path, montage(np.stack(images), captions, columns=len(images) // len(rows), scale=1, title=title,
                            row_labels=[label for _, _, label in rows]))
     return path
 
