@@ -34,9 +34,8 @@ from keras_fool.cli.options import (
               help="Comma-separated methods to run: direct, cppn, gradient.")
 @click.option("--second-model", default="auto", show_default=True,
               help="Second ImageNet network (preset or .keras file, same classes) for the transfer and ensemble "
-              "studies; 'auto': efficientnet_lite1_imagenet beside the default model, efficientnet_lite0_imagenet beside "
-              "Lite1 and Lite2, none for other models; "
-              "'none': no studies.")
+              "studies; 'auto': efficientnet_lite1_imagenet beside the default model, efficientnet_lite0_imagenet "
+              "beside Lite1 and Lite2, none for other models; 'none': no studies.")
 @click.option("--studies", default="transfer,ensemble", show_default=True,
               help="Comma-separated studies with the second network: transfer (supplement A.2), ensemble "
               "(supplement B); 'none' for neither. Each is one more CPPN evolution at the same budget.")
@@ -60,8 +59,9 @@ from keras_fool.cli.options import (
 @strategy_option("Spread the population of both evolutions (gradient ascent stays on one device)")
 @CPU_REPLICAS
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def imagenet(model, classes, generations, population, steps, methods, second_model, studies, crops, regularization, stop_at, no_stop, paper,
-             class_names, seed, out, resume, overwrite, logdir, checkpoint_every, strategy, cpu_replicas, quiet):
+def imagenet(model, classes, generations, population, steps, methods, second_model, studies, crops, regularization,
+             stop_at, no_stop, paper, class_names, seed, out, resume, overwrite, logdir, checkpoint_every, strategy,
+             cpu_replicas, quiet):
     """Fool an ImageNet classifier three ways at equal budgets (Nguyen et al., Figure 1 and supplement E).
 
     Writes OUT/imagenet.md (median and max confidence per method beside the paper's 88.11% for

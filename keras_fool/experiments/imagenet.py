@@ -691,8 +691,9 @@ def _ensemble_report(row):
         "| target | classes >= 90% | median % | min % | max % | >= 99.99% | median % by "
         f"{first} alone | by {second} alone |",
         "|---|---|---|---|---|---|---|---|",
-        f"| ours: ensemble of 2 | {row['classes_at_90']}/{row['classes']} ({format_number(row['classes_at_90_pct'], 1)}%) "
-        f"| {format_confidence_pct(row['median_pct'])} | {format_confidence_pct(row['min_pct'])} | "
+        f"| ours: ensemble of 2 | {row['classes_at_90']}/{row['classes']} "
+        f"({format_number(row['classes_at_90_pct'], 1)}%) | {format_confidence_pct(row['median_pct'])} | "
+        f"{format_confidence_pct(row['min_pct'])} | "
         f"{format_confidence_pct(row['max_pct'])} | {row['classes_at_9999']}/{row['classes']} | "
         f"{format_confidence_pct(row['member_median_pct'][first])} | "
         f"{format_confidence_pct(row['member_median_pct'][second])} |",
