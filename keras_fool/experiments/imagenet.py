@@ -202,7 +202,7 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
         evolvers[method] = MapElites(target, make_encoding(method, target.image_shape, eta=settings["eta"]),
                                      population=population, classes=labels, seed=seed, selection=settings["selection"])
         evolvers[method].run(warmup)
-    ascent_batch = math.ceil(len(labels) / math.ceil(len(labels) / ASCENT_BATCH))
+    ascent_batch = _ascent_batch(len(labels))
     ascent = GradientAscent(target, classes=labels, steps=steps, seed=seed, batch_size=ASCENT_BATCH)
     ascent.trace()
     results = {m: {"ratios": [], "speeds": [], "raws": []} for m in METHODS}
@@ -405,15 +405,12 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             summary["rows"].append(reused)
             continue
         logs = None if board_root is None else board_root / method
-        batch = population if method != "gradient" else math.ceil(len(labels) / math.ceil(len(labels) / ASCENT_BATCH))
-        start, raw_before = time.perf_counter(), model_throughput(target, batch * crops, backward=method == "gradient")
         if method == "gradient":
-            result = _ascend(target, out / method, labels, steps, settings, stop_at, seed, resume, logs, log, chief)
+            row = _timed_row(target, _ascent_batch(len(labels)), lambda: _ascend(
+                target, out / method, labels, steps, settings, stop_at, seed, resume, logs, log, chief), backward=True)
         else:
-            result = _evolve(target, method, out / method, logdir=logs, **evolve)
-        row = {"method": method, **_confidence_row(result, target, batch, crops, raw_before, start,
-                                                   backward=method == "gradient")}
-        row["paper_median_pct"] = PAPER_IMAGENET[method]["median_pct"]
+            row = _timed_row(target, population, lambda: _evolve(target, method, out / method, logdir=logs, **evolve))
+        row = {"method": method, **row, "paper_median_pct": PAPER_IMAGENET[method]["median_pct"]}
         summary["rows"].append(row)
         log(f"{method}: median {format_confidence_pct(row['median_pct'])}%, max "
             f"{format_confidence_pct(row['max_pct'])}%, {row['evaluations']:,} evaluations in {row['seconds']:.0f} s "
@@ -499,10 +496,22 @@ def _previous_summary(out, config):
     return saved
 
 
-def _confidence_row(result, target, batch, crops, raw_before, start, backward=False):
-    """Budget, time, speed against the raw model (measured again now) and confidences of one finished run."""
+def _ascent_batch(classes):
+    """Images per compiled gradient-ascent loop: ``classes`` split evenly into loops of at most ASCENT_BATCH."""
+    return math.ceil(classes / math.ceil(classes / ASCENT_BATCH))
+
+
+def _timed_row(target, batch, run, backward=False):
+    """Run ``run()`` (an evolution or ascent, returning its summary) and describe it for the report.
+
+    Budget, seconds, speed against the raw model at ``batch`` images (measured just before and
+    just after the run, forward or with ``backward`` forward and backward) and confidences.
+    """
+    raw_before = model_throughput(target, batch * target.crops, backward=backward)
+    start = time.perf_counter()
+    result = run()
     seconds = time.perf_counter() - start
-    raw = (raw_before + model_throughput(target, batch * crops, backward=backward)) / 2.0
+    raw = (raw_before + model_throughput(target, batch * target.crops, backward=backward)) / 2.0
     speed = result["evaluations_per_second"]
     confidences = np.array([c["confidence"] for c in result["classes"]], np.float64)
     return {
@@ -511,7 +520,7 @@ def _confidence_row(result, target, batch, crops, raw_before, start, backward=Fa
         "seconds": round(seconds, 1),
         "evaluations_per_second": speed,
         "raw_images_per_second": raw,
-        "speed_vs_raw_pct": None if speed is None or math.isnan(speed) else 100.0 * speed * crops / raw,
+        "speed_vs_raw_pct": None if speed is None or math.isnan(speed) else 100.0 * speed * target.crops / raw,
         "median_pct": 100.0 * float(np.median(confidences)),
         "min_pct": 100.0 * float(confidences.min()),
         "max_pct": 100.0 * float(confidences.max()),
@@ -519,6 +528,14 @@ def _confidence_row(result, target, batch, crops, raw_before, start, backward=Fa
         "classes_at_99": int(np.sum(confidences >= 0.99)),
         "classes_at_9999": int(np.sum(confidences >= 0.9999)),
     }
+
+
+def _study_evolution(study, target, out, board_root, evolve):
+    """A study's CPPN evolution against ``target`` into its folder; returns the folder and the run's row."""
+    folder = out / STUDY_FOLDERS[study]
+    logs = None if board_root is None else board_root / STUDY_FOLDERS[study]
+    return folder, _timed_row(target, evolve["population"],
+                              lambda: _evolve(target, "cppn", folder, logdir=logs, **evolve))
 
 
 def _name(target):
@@ -535,12 +552,8 @@ def _transfer(out, first, second, first_at_second, second_at_first, methods, boa
     from keras_fool.evaluation.statistics import transfer_statistics
     from keras_fool.evolution import load_archive
 
-    folder = out / STUDY_FOLDERS["transfer"]
-    logs = None if board_root is None else board_root / STUDY_FOLDERS["transfer"]
-    batch = evolve["population"]
-    start, raw_before = time.perf_counter(), model_throughput(second, batch * second.crops)
-    result = _evolve(second, "cppn", folder, logdir=logs, **evolve)
-    evolution = {"target": _name(second), **_confidence_row(result, second, batch, second.crops, raw_before, start)}
+    folder, row = _study_evolution("transfer", second, out, board_root, evolve)
+    evolution = {"target": _name(second), **row}
     evolve["log"](f"cppn against {_name(second)}: median {format_confidence_pct(evolution['median_pct'])}%")
     # The CPPN images both ways first (the paper's comparison), then the first network's other images.
     a, b = _name(first), _name(second)
@@ -563,12 +576,7 @@ def _ensemble(out, ensemble, first, second_at_first, board_root, evolve):
     from keras_fool.evaluation.metrics import predict_probabilities
     from keras_fool.evolution import load_archive
 
-    folder = out / STUDY_FOLDERS["ensemble"]
-    logs = None if board_root is None else board_root / STUDY_FOLDERS["ensemble"]
-    batch = evolve["population"]
-    start, raw_before = time.perf_counter(), model_throughput(ensemble, batch * ensemble.crops)
-    result = _evolve(ensemble, "cppn", folder, logdir=logs, **evolve)
-    row = _confidence_row(result, ensemble, batch, ensemble.crops, raw_before, start)
+    folder, row = _study_evolution("ensemble", ensemble, out, board_root, evolve)
     arrays = load_archive(folder / "archive.npz")
     cells = np.arange(len(arrays["labels"]))
     members = {}
