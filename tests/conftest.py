@@ -68,6 +68,19 @@ def batch_recorder(**kwargs):
     return BatchRecorder(**kwargs)
 
 
+def toy_imagenet_model(size=16, seed=0, name="toy_imagenet"):
+    """A fast stand-in with ImageNet's 1000 classes (size x size RGB inputs), for the ImageNet experiment's plumbing."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu",
+                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1000, activation="softmax",
+                                 kernel_initializer=keras.initializers.RandomNormal(stddev=2.0, seed=seed + 1))(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 def free_ports(n):
     """``n`` distinct free TCP ports on 127.0.0.1 (for worker processes the tests start)."""
     import socket

@@ -31,7 +31,6 @@ SCRIPT = textwrap.dedent(
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
     from click.testing import CliRunner
 
     from keras_fool.cli import main
@@ -40,6 +39,9 @@ SCRIPT = textwrap.dedent(
     from keras_fool.experiments.fooling_class import run_fooling_class_experiment
     from keras_fool.experiments.imagenet import run_imagenet_experiment
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
+
+    sys.path.insert(0, sys.argv[3])  # this folder, for the tests' shared stand-in network
+    from conftest import toy_imagenet_model
 
     root = Path(sys.argv[1])
     replicas = []  # of every evolver made, whatever made it
@@ -59,16 +61,6 @@ SCRIPT = textwrap.dedent(
     assert mirrored.num_replicas_in_sync == 2
 
 
-    def toy_imagenet_model(size=16, seed=0):  # a fast stand-in with ImageNet's 1000 classes (test_imagenet_experiment)
-        inputs = keras.Input((size, size, 3))
-        x = keras.layers.Conv2D(4, 3, strides=2, activation="relu",
-                                kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inputs)
-        x = keras.layers.GlobalAveragePooling2D()(x)
-        outputs = keras.layers.Dense(1000, activation="softmax",
-                                     kernel_initializer=keras.initializers.RandomNormal(stddev=2.0, seed=seed + 1))(x)
-        return keras.Model(inputs, outputs, name=f"toy_imagenet_{size}")
-
-
     tiny = {"generations": 2, "population": 10, "test_images": 50, "seed": 5}
     evolvers = {}
     for mode, strategy in (("default", None), ("mirrored", mirrored)):
@@ -76,10 +68,11 @@ SCRIPT = textwrap.dedent(
         run_ensemble_experiment(root / mode / "ensemble", runs=1, members=False, strategy=strategy, **tiny)
         run_fooling_class_experiment(root / mode / "fooling_class", iterations=2, images_per_iteration=2,
                                      train_steps=2, min_runs=1, train_images=64, strategy=strategy, **tiny)
-        run_imagenet_experiment(root / mode / "imagenet", model=toy_imagenet_model(), class_names=IMAGENET_CLASSES,
+        run_imagenet_experiment(root / mode / "imagenet", model=toy_imagenet_model(16, name="toy_imagenet_16"),
+                                class_names=IMAGENET_CLASSES,
                                 classes="king penguin,starfish,Windsor tie", generations=2, population=4,
                                 methods=("direct", "gradient"), stop_at=None, seed=5, strategy=strategy,
-                                second_model=toy_imagenet_model(20, seed=5))
+                                second_model=toy_imagenet_model(20, seed=5, name="toy_imagenet_20"))
         evolvers[mode] = list(replicas)
     (root / "evolvers.json").write_text(json.dumps(evolvers))
 
@@ -137,8 +130,9 @@ def runs(tmp_path_factory):
     env.pop("TF_CONFIG", None)
     command = [sys.executable, "-m", "keras_fool", *TRANSFER, "--strategy", "mirrored", "--cpu-replicas", "2",
                "--out", str(root / "cli_mirrored")]
+    script = [sys.executable, "-c", SCRIPT, str(root), json.dumps(TRANSFER), os.path.dirname(__file__)]
     processes = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                 for argv in ([sys.executable, "-c", SCRIPT, str(root), json.dumps(TRANSFER)], command)]
+                 for argv in (script, command)]
     try:
         (script_out, script_err), (cli_out, cli_err) = (p.communicate(timeout=400) for p in processes)
     finally:

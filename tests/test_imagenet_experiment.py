@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import toy_imagenet_model
 
 from keras_fool.experiments.imagenet import DEFAULT_CLASSES, check_imagenet_options, run_imagenet_experiment
 
@@ -21,17 +22,6 @@ def efficientnet(tmp_path_factory):
         mp.setenv("KERAS_FOOL_HOME", str(home))
         model = zoo.load_model(PRESET)
     return model
-
-
-def _toy_imagenet_model(size=16, seed=0, name="toy_imagenet"):
-    """A fast stand-in with ImageNet's 1000 classes, for the experiment's plumbing."""
-    inputs = keras.Input((size, size, 3))
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu",
-                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(1000, activation="softmax",
-                                 kernel_initializer=keras.initializers.RandomNormal(stddev=2.0, seed=seed + 1))(x)
-    return keras.Model(inputs, outputs, name=name)
 
 
 def test_default_classes_are_the_papers_and_resolve_without_tensorflow():
@@ -72,7 +62,7 @@ def test_experiment_compares_three_methods_and_resumes(tmp_path):
 
     out = tmp_path / "imagenet"
     lines = []
-    report = run_imagenet_experiment(out, model=_toy_imagenet_model(), class_names=IMAGENET_CLASSES,
+    report = run_imagenet_experiment(out, model=toy_imagenet_model(), class_names=IMAGENET_CLASSES,
                                      classes="king penguin,starfish,Windsor tie", generations=3, population=4,
                                      stop_at=None, logdir=tmp_path / "tb", log=lines.append)
     assert "transfer" not in report.summary and "ensemble" not in report.summary  # "auto": none beside a toy
@@ -93,10 +83,10 @@ def test_experiment_compares_three_methods_and_resumes(tmp_path):
     assert any("budget 16 evaluations" in line for line in lines)
     assert list((tmp_path / "tb" / "imagenet").glob("events.out.tfevents.*"))
     with pytest.raises(ValueError, match="already holds a run"):
-        run_imagenet_experiment(out, model=_toy_imagenet_model(), class_names=IMAGENET_CLASSES)
+        run_imagenet_experiment(out, model=toy_imagenet_model(), class_names=IMAGENET_CLASSES)
 
     lines.clear()
-    again = run_imagenet_experiment(out, model=_toy_imagenet_model(), class_names=IMAGENET_CLASSES,
+    again = run_imagenet_experiment(out, model=toy_imagenet_model(), class_names=IMAGENET_CLASSES,
                                     classes="king penguin,starfish,Windsor tie", generations=5, population=4, steps=4,
                                     stop_at=None, resume=True, log=lines.append)
     rows = {row["method"]: row for row in again.summary["rows"]}
@@ -117,11 +107,11 @@ def test_experiment_options_are_checked_before_anything_runs(tmp_path):
     assert check_imagenet_options(studies=("ensemble", "transfer"))["studies"] == ("transfer", "ensemble")
     assert check_imagenet_options(methods=("gradient", "direct"))["methods"] == ("direct", "gradient")
     with pytest.raises(ValueError, match="is not one of the target's 1000 class names"):
-        run_imagenet_experiment(tmp_path / "x", model=_toy_imagenet_model(), classes="unicorn",
+        run_imagenet_experiment(tmp_path / "x", model=toy_imagenet_model(), classes="unicorn",
                                 class_names=[f"c{i}" for i in range(1000)])
     ten = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
     with pytest.raises(ValueError, match="The second network has 10 classes, the first 1000"):
-        run_imagenet_experiment(tmp_path / "y", model=_toy_imagenet_model(), second_model=ten,
+        run_imagenet_experiment(tmp_path / "y", model=toy_imagenet_model(), second_model=ten,
                                 class_names=[f"c{i}" for i in range(1000)], classes="c1,c2")
     assert not list((tmp_path / "y").iterdir())  # refused before any method ran
 
@@ -205,7 +195,7 @@ def test_at_size_shows_a_network_images_resized_bilinearly():
 
     from keras_fool.experiments.imagenet import at_size
 
-    model = _toy_imagenet_model(20)
+    model = toy_imagenet_model(20)
     assert at_size(model, (20, 20, 3)) is model
     wrapped = at_size(model, (16, 16, 3))
     assert wrapped.input_shape == (None, 16, 16, 3) and wrapped.name == "toy_imagenet_at_16x16"
@@ -222,7 +212,7 @@ def test_transfer_and_ensemble_with_a_second_network_of_another_size(tmp_path):
     from keras_fool.evolution import load_archive
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
-    first, second = _toy_imagenet_model(16), _toy_imagenet_model(20, seed=5, name="toy_b")
+    first, second = toy_imagenet_model(16), toy_imagenet_model(20, seed=5, name="toy_b")
     out, lines = tmp_path / "two", []
     options = dict(model=first, class_names=IMAGENET_CLASSES, classes="king penguin,starfish,Windsor tie",
                    generations=2, population=4, stop_at=None, second_model=second)
