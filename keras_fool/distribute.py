@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
 from keras_fool.validation import check_int
 
-__all__ = ["STRATEGIES", "configure_cpu_replicas", "is_chief", "make_strategy", "resolve_strategy"]
+__all__ = ["STRATEGIES", "configure_cpu_replicas", "is_chief", "make_strategy", "replica_count", "resolve_strategy",
+           "strategy_scope"]
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -73,7 +75,6 @@ def make_strategy(name="default", cpu_replicas=None):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-
 def resolve_strategy(strategy="default", cpu_replicas=None):
     """A strategy given by name (see :func:`make_strategy`) or as an object; None for one device.
 
@@ -85,6 +86,17 @@ def resolve_strategy(strategy="default", cpu_replicas=None):
     if strategy == "default" and cpu_replicas is None:
         return None
     return make_strategy(strategy, cpu_replicas)
+
+
+def strategy_scope(strategy):
+    """``strategy.scope()`` (models built inside get mirrored variables), or a scope that does nothing for None."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def replica_count(strategy):
+    """How many replicas ``strategy`` runs: 1 for None (one device)."""
+    return 1 if strategy is None else strategy.num_replicas_in_sync
+
 
 def is_chief(strategy=None):
     """Whether this process writes files: always, except a non-chief worker of a multi-worker cluster.

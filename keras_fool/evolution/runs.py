@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
-from keras_fool.distribute import is_chief, resolve_strategy
+from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.callbacks import Checkpoint, EarlyStopping, ProgressBar, TensorBoard
@@ -99,7 +98,7 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
 
 def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None):
     models = list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]]
-    with (strategy.scope() if strategy is not None else contextlib.nullcontext()):  # mirrored model variables
+    with strategy_scope(strategy):  # mirrored model variables
         target = Target(models, logits=options["logits"], class_names=options["class_names"],
                         input_range=options["input_range"], preprocess=options["preprocess"], crops=options["crops"])
     if "_encoding" in options:  # resuming: the checkpoint's encoding, with any option given now applied
@@ -231,7 +230,7 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         "wall_seconds": time.perf_counter() - started,
         "evolution_seconds": time.perf_counter() - loop_start,
         "startup_seconds": startup_seconds,
-        "replicas": 1 if evolver.strategy is None else evolver.strategy.num_replicas_in_sync,
+        "replicas": replica_count(evolver.strategy),
         "files": [str(f) for f in files] if chief else [],
     }
     if not chief:

@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from pathlib import Path
 
 import numpy as np
 
-from keras_fool.distribute import is_chief, resolve_strategy
+from keras_fool.distribute import replica_count, strategy_scope
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, threshold_shares
 from keras_fool.evolution.outputs import runs_montage
@@ -20,13 +18,13 @@ from keras_fool.evolution.target import Target
 from keras_fool.experiments.report import (
     ExperimentReport,
     check_evolution_budget,
+    experiment_outputs,
     format_confidence_pct,
     format_number,
     load_test_set,
     real_confidence_markdown,
 )
-from keras_fool.io import ensure_writable_dir, save_csv, save_json, save_npz, save_png, save_text
-from keras_fool.summaries import SummaryWriter, run_logdir
+from keras_fool.io import save_csv, save_json, save_npz, save_png, save_text
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_ENSEMBLE", "run_ensemble_experiment"]
@@ -81,11 +79,8 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     if len(models) < 2 or len(set(names)) != len(names):
         raise ValueError(f"an ensemble needs two or more distinct models. Received: models={names}")
     log = log or (lambda line: None)
-    strategy = resolve_strategy(strategy, cpu_replicas)
-    chief = is_chief(strategy)
-    out = ensure_writable_dir(out) if chief else Path(out)
-    board = SummaryWriter(run_logdir(logdir, out) if chief else None)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():  # mirrored model variables
+    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas)
+    with strategy_scope(strategy):  # mirrored model variables
         ensemble = Target(models)
     singles = [Target(m) for m in ensemble.models]
     (_, _), (x_test, y_test) = load_test_set(test_images)
@@ -121,7 +116,7 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
         "member_confidence_on_ensemble_images_pct": member_confidence,
         "real_images": real,
         "evolve_seconds": round(evolve_seconds, 2),
-        "replicas": 1 if strategy is None else strategy.num_replicas_in_sync,
+        "replicas": replica_count(strategy),
     }
     if not chief:  # another worker of a cluster: the same numbers, nothing written
         return ExperimentReport(report, summary, [])

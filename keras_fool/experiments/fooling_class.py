@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from keras_fool import zoo
-from keras_fool.distribute import is_chief, resolve_strategy
+from keras_fool.distribute import replica_count
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, fooling_share
 from keras_fool.evolution.runs import evolve_fooling_images
 from keras_fool.experiments.report import (
     ExperimentReport,
     check_evolution_budget,
+    experiment_outputs,
     format_number,
     load_test_set,
     real_confidence_markdown,
@@ -29,7 +29,6 @@ from keras_fool.experiments.report import (
 )
 from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_npz, save_text
 from keras_fool.schedules import CaffeInverseDecay
-from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.training.fooling_class import train_on_fooling_images
 from keras_fool.training.loops import snapshot
 from keras_fool.validation import check_bool, check_int, derive_seed
@@ -233,11 +232,8 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
                          f"{', '.join(zoo.list_presets())}. Received: model={model!r}")
     preset = zoo.get_preset(model)
     log = log or (lambda line: None)
-    strategy = resolve_strategy(strategy, cpu_replicas)
-    chief = is_chief(strategy)
-    out = ensure_writable_dir(out) if chief else Path(out)
+    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas)
     models_dir = ensure_writable_dir(out / "models") if chief else None
-    board = SummaryWriter(run_logdir(logdir, out) if chief else None)
 
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_test_set(test_images, train_images)
@@ -294,7 +290,7 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
                        "size/val": row["val"], "seconds/train": train_seconds, "seconds/evolve": evolve_seconds}, i)
 
         summary = {"config": config, "rows": rows, "data_seconds": round(data_seconds, 2),
-                   "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
+                   "replicas": replica_count(strategy)}
         if chief:
             report = _write_iteration(out, rows, summary, fooling_train, fooling_val)
         else:  # another worker of a cluster: the same numbers, nothing written

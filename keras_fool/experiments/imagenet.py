@@ -36,7 +36,6 @@ check its options with :func:`check_imagenet_options` before TensorFlow starts.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_fool.distribute import is_chief, resolve_strategy
+from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.experiments.report import ExperimentReport, format_confidence_pct, format_number
 from keras_fool.gradient import ascent_settings
 from keras_fool.io import check_output_dir, ensure_writable_dir, montage, save_csv, save_json, save_png, save_text
@@ -257,7 +256,7 @@ def _evolve(target, method, out, labels, generations, population, seed, paper, s
     start = time.perf_counter()
     evolver.run(generations, callbacks)
     extra = {"evolution_seconds": time.perf_counter() - start,
-             "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
+             "replicas": replica_count(strategy)}
     return write_outputs(evolver, out, extra) if chief else {**evolver.summary(), **extra}
 
 
@@ -359,8 +358,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         out = ensure_writable_dir(out)
     out = Path(out)
     board_root = run_logdir(logdir, out) if chief else None
-    scope = strategy.scope if strategy is not None else contextlib.nullcontext
-    with scope():  # mirrored model variables
+    with strategy_scope(strategy):  # mirrored model variables
         target = Target(model, class_names=class_names, crops=crops)
     labels = target.class_indices(classes)
     labels = list(range(target.num_classes)) if labels is None else labels
@@ -376,7 +374,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
               "methods": list(options["methods"]),
               "crops": crops, "regularization": regularization, "stop_at": stop_at, "paper": paper, "seed": seed}
     if studies:  # before anything runs: a second network that does not fit fails now
-        with scope():
+        with strategy_scope(strategy):
             second = Target(second_model, crops=crops)
             if second.num_classes != target.num_classes:
                 raise ValueError(f"The second network has {second.num_classes} classes, the first "
@@ -392,7 +390,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
                   stop_at=stop_at, resume=resume, checkpoint_every=checkpoint_every, progress=progress, log=log,
                   strategy=strategy, chief=chief)
     summary = {"config": config, "rows": [], "paper": PAPER_IMAGENET,
-               "replicas": 1 if strategy is None else strategy.num_replicas_in_sync, "complete": False}
+               "replicas": replica_count(strategy), "complete": False}
 
     def save_progress():  # after every method, so a killed run keeps what it finished
         if chief:
@@ -429,7 +427,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             if reuse and "ensemble" in previous:
                 summary["ensemble"] = previous["ensemble"]
             else:
-                with scope():
+                with strategy_scope(strategy):
                     ensemble = Target([target.models[0], second_at_first.models[0]], **kwargs)
                 summary["ensemble"] = _ensemble(out, ensemble, target, second_at_first, board_root, evolve)
             save_progress()

@@ -1,5 +1,5 @@
-"""What every experiment shares: its returned report, number formats, the real-image confidence table,
-the MNIST test set at a budget, and the checks of an evolution budget.
+"""What every experiment shares: where it writes under a strategy, its returned report, number formats,
+the real-image confidence table, the MNIST test set at a budget, and the checks of an evolution budget.
 
 Every experiment function returns an :class:`ExperimentReport` -- the Markdown report, the dict
 written to ``summary.json`` and the files written -- so the command line only prints it, and a
@@ -13,12 +13,16 @@ import math
 from pathlib import Path
 
 from keras_fool.data import load_mnist
+from keras_fool.distribute import is_chief, resolve_strategy
+from keras_fool.io import ensure_writable_dir
+from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import check_int, check_seed
 
 __all__ = [
     "PAPER_REAL_CONFIDENCE",
     "ExperimentReport",
     "check_evolution_budget",
+    "experiment_outputs",
     "format_confidence_pct",
     "format_number",
     "load_test_set",
@@ -46,6 +50,21 @@ class ExperimentReport:
 
     def __post_init__(self):
         self.files = [Path(f) for f in self.files]
+
+
+def experiment_outputs(out, logdir, strategy, cpu_replicas):
+    """Where an experiment writes, under ``strategy`` (a name or an object, see :func:`resolve_strategy`).
+
+    Returns:
+        ``(strategy, chief, out, board)``: the resolved strategy (None for one device), whether this
+        process writes files (:func:`is_chief`), ``out`` as a Path (created only by the chief) and
+        the TensorBoard writer of ``logdir/<name of out>`` (one that writes nothing unless this is the
+        chief and ``logdir`` is given).
+    """
+    strategy = resolve_strategy(strategy, cpu_replicas)
+    chief = is_chief(strategy)
+    out = ensure_writable_dir(out) if chief else Path(out)
+    return strategy, chief, out, SummaryWriter(run_logdir(logdir, out) if chief else None)
 
 
 def format_number(value, digits=2):

@@ -7,13 +7,11 @@ beside the paper's.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from pathlib import Path
 
 import numpy as np
 
-from keras_fool.distribute import is_chief, resolve_strategy
+from keras_fool.distribute import replica_count, strategy_scope
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, per_class_matches, transfer_statistics
 from keras_fool.evolution.outputs import runs_montage
@@ -22,13 +20,13 @@ from keras_fool.evolution.target import Target
 from keras_fool.experiments.report import (
     ExperimentReport,
     check_evolution_budget,
+    experiment_outputs,
     format_number,
     load_test_set,
     real_confidence_markdown,
     with_paper,
 )
-from keras_fool.io import ensure_writable_dir, save_csv, save_json, save_npz, save_png, save_text
-from keras_fool.summaries import SummaryWriter, run_logdir
+from keras_fool.io import save_csv, save_json, save_npz, save_png, save_text
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_TABLE_S1", "TABLE_S1_LABELS", "TRANSFER_IMAGES", "run_transfer_experiment"]
@@ -97,11 +95,8 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
     if images not in TRANSFER_IMAGES:
         raise ValueError(f"images must be one of {', '.join(map(repr, TRANSFER_IMAGES))}. Received: images={images!r}")
     log = log or (lambda line: None)
-    strategy = resolve_strategy(strategy, cpu_replicas)
-    chief = is_chief(strategy)
-    out = ensure_writable_dir(out) if chief else Path(out)
-    board = SummaryWriter(run_logdir(logdir, out) if chief else None)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():  # mirrored model variables
+    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas)
+    with strategy_scope(strategy):  # mirrored model variables
         target_a, target_b = Target(model_a), Target(model_b)
     if target_a.image_shape != target_b.image_shape or target_a.num_classes != target_b.num_classes:
         raise ValueError(
@@ -155,7 +150,7 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         "top1_match_pct_by_class": per_class,
         "real_images": {names[k]: v for k, v in real.items()},
         "evolve_seconds": round(evolve_seconds, 2),
-        "replicas": 1 if strategy is None else strategy.num_replicas_in_sync,
+        "replicas": replica_count(strategy),
     }
     if not chief:  # another worker of a cluster: the same numbers, nothing written
         return ExperimentReport(report, summary, [])
