@@ -61,6 +61,22 @@ def import_tensorflow_quietly():
     return tensorflow
 
 
+def echo_written(files):
+    """A command's closing line: the files it wrote, or why there are none (a worker that is not the chief)."""
+    if files:
+        click.echo("wrote: " + ", ".join(str(path) for path in files))
+    else:
+        click.echo("wrote nothing: this worker is not the chief, which writes the outputs.")
+
+
+def echo_report(report, start):
+    """An experiment's report, its seconds since ``start`` (``time.perf_counter()``) and what it wrote."""
+    click.echo(report.markdown.rstrip())
+    click.echo("")
+    click.echo(f"seconds: {time.perf_counter() - start:.1f}")
+    echo_written(report.files)
+
+
 def _cause(error):
     """One line that names what went wrong, even when the exception's first line does not.
 

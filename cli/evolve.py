@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from keras_fool.cli import echo_written
 from keras_fool.cli.options import (
     CPU_REPLICAS,
     LOGDIR,
@@ -116,8 +117,6 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
         f"{summary['generations']} generations, {summary['evaluations']:,} evaluations "
         f"({summary['evaluations_per_second']:,.0f}/s); {at_target}/{len(confidences)} classes at >= 99.99%."
     )
+    echo_written(summary["files"])
     if summary["files"]:
-        click.echo("wrote: " + ", ".join(summary["files"]))
         click.echo(f"montage: {summary['files'][1]}")
-    else:
-        click.echo("wrote nothing: this worker is not the chief, which writes the outputs.")

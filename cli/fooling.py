@@ -9,6 +9,7 @@ import time
 
 import click
 
+from keras_fool.cli import echo_report
 from keras_fool.cli.options import (
     CPU_REPLICAS,
     LOGDIR,
@@ -54,16 +55,6 @@ def _log(line):
     click.echo(line, err=True)
 
 
-def _finish(report, start):
-    click.echo(report.markdown.rstrip())
-    click.echo("")
-    click.echo(f"seconds: {time.perf_counter() - start:.1f}")
-    if report.files:
-        click.echo("wrote: " + ", ".join(str(path) for path in report.files))
-    else:
-        click.echo("wrote nothing: this worker is not the chief, which writes the outputs.")
-
-
 @click.command("fooling-class")
 @click.option("--iterations", type=click.IntRange(min=1), default=15, show_default=True,
               help="K: the networks DNN_1..DNN_K (the paper: 15).")
@@ -107,7 +98,7 @@ def fooling_class(iterations, images_per_iteration, generations, population, enc
         population=population, encoding=encoding, train_steps=train_steps, from_scratch=from_scratch,
         min_runs=min_runs, model=model, train_images=train_images, test_images=test_images, seed=seed,
         logdir=logdir, log=_log, strategy=strategy, cpu_replicas=cpu_replicas)
-    _finish(report, start)
+    echo_report(report, start)
 
 
 @click.command("transfer")
@@ -143,7 +134,7 @@ def transfer(model_a, model_b, runs, generations, population, encoding, kept, te
                             population=population, encoding=encoding, images=kept.replace("-", "_"),
                             test_images=test_images, seed=seed, logdir=logdir, log=_log, strategy=strategy,
                             cpu_replicas=cpu_replicas)
-    _finish(report, start)
+    echo_report(report, start)
 
 
 @click.command("ensemble")
@@ -176,4 +167,4 @@ def ensemble(models, runs, generations, population, encoding, members, test_imag
     report = run_ensemble_experiment(out, models=list(models), runs=runs, generations=generations, population=population,
                             encoding=encoding, members=members, test_images=test_images, seed=seed, logdir=logdir,
                             log=_log, strategy=strategy, cpu_replicas=cpu_replicas)
-    _finish(report, start)
+    echo_report(report, start)

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from keras_fool.cli import echo_report
 from keras_fool.cli.options import (
     CPU_REPLICAS,
     LOGDIR,
@@ -102,10 +103,4 @@ def imagenet(model, classes, generations, population, steps, methods, second_mod
         overwrite=overwrite, checkpoint_every=checkpoint_every, logdir=logdir, progress=not quiet,
         log=lambda line: click.echo(line, err=True), strategy=strategy, cpu_replicas=cpu_replicas,
         second_model=second_model, studies=study_list)
-    click.echo(report.markdown.rstrip())
-    click.echo("")
-    click.echo(f"seconds: {time.perf_counter() - start:.1f}")
-    if report.files:
-        click.echo("wrote: " + ", ".join(str(path) for path in report.files))
-    else:
-        click.echo("wrote nothing: this worker is not the chief, which writes the outputs.")
+    echo_report(report, start)

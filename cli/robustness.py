@@ -6,7 +6,8 @@ import time
 
 import click
 
-from keras_fool.cli.options import OVERWRITE, out_option
+from keras_fool.cli import echo_written
+from keras_fool.cli.options import LOGDIR, OVERWRITE, out_option
 
 # keras_fool.evaluation.worst_case.ATTACKS (checked here without importing TensorFlow; a test keeps them equal)
 ATTACK_NAMES = ("fgsm", "pgd", "transfer", "square")
@@ -30,7 +31,7 @@ def _parse_attacks(ctx, param, value):
 @out_option("runs/robustness", "Output folder (models trained for --quick or --train-steps are cached in "
             "OUT/models and reused, with --overwrite too; the full run uses the zoo presets)")
 @OVERWRITE
-@click.option("--logdir", type=click.Path(file_okay=False), default=None, help="Write TensorBoard logs here.")
+@LOGDIR
 @click.option("--methods", default="all", show_default=True,
               help="'all' or comma-separated rows of Table 2 (no_method, dropout, low_pass, dae, low_pass_dropout, "
               "dae_dropout, standard_committee, adversarial_training, adversarial_committee, pgd_training).")
@@ -101,4 +102,4 @@ def robustness(quick, out, overwrite, logdir, methods, attacks, worst_case_image
     parts = ("data", "models", "curves") + (("worst_case",) if attacks is not None else ()) + ("outputs",)
     click.echo("seconds: " + ", ".join(f"{part} {report.summary['timings'][part]:.1f}" for part in parts)
                + f", total {time.perf_counter() - start:.1f}")
-    click.echo("wrote: " + ", ".join(str(path) for path in report.files))
+    echo_written(report.files)
