@@ -256,8 +256,9 @@ class MapElites:
                     values.min() < -1 or values.max() > generation):
                 raise ValueError(f"'first_{k}' must be {cells} generations in -1..{generation}")
             first[k] = values.astype(np.int64)
-        genomes = unflatten_genomes(arrays, self.archive.genomes)
-        spec = tf.nest.map_structure(lambda t: (tuple(t.shape), t.dtype.name), self.archive.genomes)
+        # The archive's spec, not its genomes: reading those would stack every row of a run that already started.
+        genomes = unflatten_genomes(arrays, self.archive.spec)
+        spec = tf.nest.map_structure(lambda t: (tuple(t.shape), t.dtype.name), self.archive.spec)
         found = tf.nest.map_structure(lambda a: (tuple(a.shape), a.dtype.name), genomes)
         if spec != found:
             raise ValueError(f"the genomes do not fit this encoding: expected {spec}, found {found}")
