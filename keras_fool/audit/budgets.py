@@ -17,7 +17,7 @@ import dataclasses
 
 from keras_fool.validation import check_int, check_number
 
-__all__ = ["BUDGETS", "BUDGET_NAMES", "LARGE_IMAGE_PIXELS", "AuditBudget", "budget_for"]
+__all__ = ["BUDGETS", "BUDGET_NAMES", "LARGE_IMAGE_PIXELS", "AuditBudget", "budget_for", "check_budget"]
 
 BUDGET_NAMES = ("quick", "standard", "thorough")
 LARGE_IMAGE_PIXELS = 96 * 96  # images with more pixels than this take the "large" sizes
@@ -117,15 +117,24 @@ _LARGE = {
 BUDGETS = {"small": _SMALL, "large": _LARGE}
 
 
+def check_budget(budget):
+    """Refuse a ``budget`` that is neither a budget name nor an :class:`AuditBudget`.
+
+    Raises:
+        ValueError: an unknown budget name.
+    """
+    if not isinstance(budget, AuditBudget) and budget not in BUDGET_NAMES:
+        raise ValueError(f"budget must be one of {', '.join(BUDGET_NAMES)}. Received: budget={budget!r}")
+
+
 def budget_for(name, image_shape):
     """The budget ``name`` for a model taking images of ``image_shape`` (H, W, C).
 
     Raises:
         ValueError: an unknown budget name.
     """
+    check_budget(name)
     if isinstance(name, AuditBudget):
         return name
-    if name not in BUDGET_NAMES:
-        raise ValueError(f"budget must be one of {', '.join(BUDGET_NAMES)}. Received: budget={name!r}")
     size = "large" if int(image_shape[0]) * int(image_shape[1]) > LARGE_IMAGE_PIXELS else "small"
     return BUDGETS[size][name]

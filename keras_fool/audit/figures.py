@@ -9,7 +9,8 @@ import numpy as np
 from keras_fool.evolution.outputs import elite_captions
 from keras_fool.io import montage, new_figure
 
-__all__ = ["FIGURES", "confidence_figure", "fooling_montage", "progress_figure", "robustness_figure"]
+__all__ = ["FIGURES", "HISTOGRAM_BINS", "METHOD_TITLES", "confidence_figure", "fooling_montage", "progress_figure",
+           "robustness_figure"]
 
 # figure key -> file name beside report.html
 FIGURES = {
@@ -20,6 +21,7 @@ FIGURES = {
     "confidence": "confidence.png",
     "robustness": "robustness.png",
 }
+HISTOGRAM_BINS = 25  # of the confidence histograms, over [0, 1] (report.json's and the figure's)
 METHOD_TITLES = {"direct": "direct encoding", "cppn": "CPPN encoding", "gradient": "gradient ascent"}
 COLOURS = {"direct": "#1f77b4", "cppn": "#d62728", "gradient": "#2ca02c", "gaussian": "#7f7f7f",
            "gradient_sign": "#1f77b4", "worst": "#d62728"}
@@ -34,7 +36,7 @@ def _png(image_or_figure):
     return buffer.getvalue()
 
 
-def fooling_montage(arrays, summary, class_names, title, max_images=50):
+def fooling_montage(arrays, class_names, title, max_images=50):
     """The fooling images of one method in a grid, each captioned with its class and confidence."""
     images, labels, confidences = arrays["images"], arrays["labels"], arrays["confidences"]
     shown = min(len(images), max_images)
@@ -91,7 +93,7 @@ def confidence_figure(card_arrays, methods):
     fooling = np.concatenate([np.asarray(arrays["top_confidence"]) for _, arrays in methods.values()])
     groups.append(("fooling images (all three methods)", fooling, "#d62728"))
     figure = new_figure(7.0, 1.0 + 1.5 * len(groups))
-    bins = np.linspace(0.0, 1.0, 26)
+    bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     for i, (label, values, colour) in enumerate(groups):
         axes = figure.add_subplot(len(groups), 1, i + 1)
         if len(values):

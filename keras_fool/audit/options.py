@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_fool.audit.budgets import BUDGET_NAMES, AuditBudget
+from keras_fool.audit.budgets import check_budget
 from keras_fool.io import check_output_dir
 from keras_fool.validation import check_seed
 
@@ -39,8 +39,7 @@ def check_audit_options(out, data=None, budget="quick", compare=(), seed=0, resu
     """
     from keras_fool.zoo import check_model_source
 
-    if not isinstance(budget, AuditBudget) and budget not in BUDGET_NAMES:
-        raise ValueError(f"budget must be one of {', '.join(BUDGET_NAMES)}. Received: budget={budget!r}")
+    check_budget(budget)
     check_seed(seed)
     check_output_dir(out, MARKER, resume, overwrite)
     check_data_source(data)

@@ -6,13 +6,12 @@ import numpy as np
 
 import keras_fool
 from keras_fool.audit import figures
+from keras_fool.audit.figures import HISTOGRAM_BINS
 from keras_fool.audit.schema import SCHEMA_ID, SCHEMA_VERSION
+from keras_fool.audit.stages import FOOLING_METHODS
 from keras_fool.audit.verdict import defenses, verdict
 
 __all__ = ["HISTOGRAM_BINS", "build_report", "build_figures"]
-
-HISTOGRAM_BINS = 25  # over [0, 1]
-METHODS = ("direct", "cppn", "gradient")
 
 
 def _histogram(values):
@@ -23,11 +22,11 @@ def _histogram(values):
 
 
 def _fooling_section(ctx, results):
-    methods = {m: results[f"fooling_{m}"][0] for m in METHODS}
-    arrays = {m: results[f"fooling_{m}"][1] for m in METHODS}
+    methods = {m: results[f"fooling_{m}"][0] for m in FOOLING_METHODS}
+    arrays = {m: results[f"fooling_{m}"][1] for m in FOOLING_METHODS}
     labels = [int(c) for c in ctx.classes]
     fooled_any = np.zeros(len(labels), bool)
-    for m in METHODS:
+    for m in FOOLING_METHODS:
         fooled_any |= np.asarray(arrays[m]["confidences"]) >= 0.99
     total = ctx.target.num_classes
     note = None
@@ -39,14 +38,14 @@ def _fooling_section(ctx, results):
         "classes": labels, "class_names": [ctx.target.class_names[c] for c in labels],
         "classes_tried": len(labels), "classes_total": total, "subset_note": note,
         "methods": methods, "fooled_99_any": int(fooled_any.sum()), "share_fooled_99": float(fooled_any.mean()),
-        "figures": {m: figures.FIGURES[f"fooling_{m}"] for m in METHODS} | {"progress": figures.FIGURES[
+        "figures": {m: figures.FIGURES[f"fooling_{m}"] for m in FOOLING_METHODS} | {"progress": figures.FIGURES[
             "fooling_progress"]},
     }
 
 
 def _confidence_section(results):
     card, card_arrays = results["model_card"]
-    fooling = np.concatenate([np.asarray(results[f"fooling_{m}"][1]["top_confidence"]) for m in METHODS])
+    fooling = np.concatenate([np.asarray(results[f"fooling_{m}"][1]["top_confidence"]) for m in FOOLING_METHODS])
     section = {"available": bool(card["available"]), "bins": [float(b) for b in np.linspace(0, 1, HISTOGRAM_BINS + 1)],
                "fooling": _histogram(fooling), "figure": figures.FIGURES["confidence"]}
     if card["available"]:
@@ -121,14 +120,13 @@ def _figure_names(report):
 
 def build_figures(ctx, results, report):
     """{file name: PNG bytes} of every figure the report shows."""
-    methods = {m: results[f"fooling_{m}"] for m in METHODS}
-    titles = {"direct": "direct encoding", "cppn": "CPPN encoding", "gradient": "gradient ascent"}
+    methods = {m: results[f"fooling_{m}"] for m in FOOLING_METHODS}
     out = {}
-    for m in METHODS:
+    for m in FOOLING_METHODS:
         summary, arrays = methods[m]
         unit = summary["unit"]
-        title = f"{ctx.name}: {titles[m]}, {summary[unit + 's']} {unit}s"
-        out[figures.FIGURES[f"fooling_{m}"]] = figures.fooling_montage(arrays, summary, ctx.target.class_names, title)
+        title = f"{ctx.name}: {figures.METHOD_TITLES[m]}, {summary[unit + 's']} {unit}s"
+        out[figures.FIGURES[f"fooling_{m}"]] = figures.fooling_montage(arrays, ctx.target.class_names, title)
     out[figures.FIGURES["fooling_progress"]] = figures.progress_figure(methods)
     card, card_arrays = results["model_card"]
     out[figures.FIGURES["confidence"]] = figures.confidence_figure(card_arrays if card["available"] else None, methods)

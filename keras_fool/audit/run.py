@@ -9,15 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_fool.audit.budgets import budget_for
+from keras_fool.audit.budgets import LARGE_IMAGE_PIXELS, budget_for
 from keras_fool.audit.options import check_audit_options
 from keras_fool.io import ensure_writable_dir, remove_stale_temporaries, save_json, save_text
 from keras_fool.validation import check_seed
 
 __all__ = ["AuditReport", "audit_model", "report_files"]
-
-STAGE_ORDER = ("model_card", "fooling_direct", "fooling_cppn", "fooling_gradient", "robustness_curves", "worst_case",
-               "transfer")
 
 
 @dataclasses.dataclass
@@ -56,7 +53,7 @@ def _model_identity(target):
 
 
 def _batch_size(image_shape):
-    return 1000 if int(image_shape[0]) * int(image_shape[1]) <= 96 * 96 else 32
+    return 1000 if int(image_shape[0]) * int(image_shape[1]) <= LARGE_IMAGE_PIXELS else 32
 
 
 def audit_model(model, out, data=None, budget="quick", compare=(), classes=None, seed=0, logits=False,
@@ -110,7 +107,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     )
     from keras_fool.audit.report import build_figures, build_report
     from keras_fool.audit.schema import validate_report
-    from keras_fool.audit.stages import AuditContext, StageStore, run_stages
+    from keras_fool.audit.stages import STAGES, AuditContext, StageStore, run_stages
     from keras_fool.evolution.target import Target
     from keras_fool.io import atomic_write
 
@@ -165,7 +162,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     ctx = AuditContext(name=name, target=target, model=wrapped, data=audit_data, budget=budget, classes=chosen,
                        seed=seed, compare=compared, batch_size=_batch_size(target.image_shape), progress=progress,
                        log=log, classes_given=classes_given, parameters=model_parameters(target.models[0]))
-    results, timings, resumed = run_stages(ctx, store, STAGE_ORDER, resume, announce)
+    results, timings, resumed = run_stages(ctx, store, tuple(STAGES), resume, announce)
 
     start = time.perf_counter()
     report = build_report(ctx, results, timings, resumed, settings)

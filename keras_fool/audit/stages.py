@@ -93,10 +93,6 @@ class AuditContext:
     parameters: int = 0
 
 
-def _none_if_nan(value):
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
 def _median(values):
     return float(np.median(values)) if len(values) else None
 
@@ -150,7 +146,7 @@ def _fooling_summary(method, unit, budget_steps, labels, class_names, confidence
         for k in THRESHOLDS:
             entry[f"first_{k}"] = int(first[k][i]) if first[k][i] >= 0 else None
         classes.append(entry)
-    reached = {k: [c[f"first_{k}"] for c in classes if c[f"first_{k}"] is not None] for k in THRESHOLDS}
+    reached = [c["first_99"] for c in classes if c["first_99"] is not None]
     # The counts describe the images the report keeps (an evolution's elites never lose confidence,
     # but a gradient ascent that crossed 99% may have fallen back below it by its last step).
     kept = {k: int(np.sum(np.asarray(confidences) >= threshold)) for k, threshold in THRESHOLDS.items()}
@@ -160,7 +156,7 @@ def _fooling_summary(method, unit, budget_steps, labels, class_names, confidence
         "fooled_99": kept["99"], "fooled_9999": kept["9999"],
         "share_fooled_99": kept["99"] / len(classes),
         "median_confidence": float(np.median(confidences)), "min_confidence": float(np.min(confidences)),
-        "median_first_99": _median(reached["99"]), "max_first_99": max(reached["99"]) if reached["99"] else None,
+        "median_first_99": _median(reached), "max_first_99": max(reached) if reached else None,
         **extra,
     }
 
@@ -170,6 +166,19 @@ def _top(ctx, images):
 
     p = predict_probabilities(ctx.target, images, ctx.batch_size)
     return p.max(axis=1).astype(np.float32), p.argmax(axis=1).astype(np.int32)
+
+
+def _fooling_result(ctx, method, unit, steps, images, labels, confidences, first, evaluations, extra):
+    """A fooling stage's ``(summary, arrays)`` from its images (the best of each class) and their history."""
+    top_confidence, top_label = _top(ctx, images)
+    summary = _fooling_summary(method, unit, steps, labels, ctx.target.class_names, confidences, first, evaluations,
+                               extra)
+    ctx.log(f"{summary['fooled_99']} of {len(ctx.classes)} classes at >= 99%, median confidence "
+            f"{100 * summary['median_confidence']:.4f}%")
+    arrays = {"images": images, "labels": labels.astype(np.int32), "confidences": confidences,
+              "top_confidence": top_confidence, "top_label": top_label,
+              **{f"first_{k}": v.astype(np.int64) for k, v in first.items()}}
+    return summary, arrays
 
 
 def _evolve(ctx, method, generations, stage):
@@ -186,16 +195,9 @@ def _evolve(ctx, method, generations, stage):
     archive = evolver.archive
     images = np.asarray(encoding.decode(archive.genomes), np.float32)
     confidences = archive.confidences.astype(np.float32)
-    top_confidence, top_label = _top(ctx, images)
-    summary = _fooling_summary(method, "generation", evolver.generation, archive.labels, ctx.target.class_names,
-                               confidences, evolver.first_reached, evolver.evaluations,
-                               {"population": ctx.budget.population, "settings": {k: v for k, v in settings.items()}})
-    ctx.log(f"{summary['fooled_99']} of {len(ctx.classes)} classes at >= 99%, median confidence "
-            f"{100 * summary['median_confidence']:.4f}%")
-    arrays = {"images": images, "labels": archive.labels.astype(np.int32), "confidences": confidences,
-              "top_confidence": top_confidence, "top_label": top_label,
-              **{f"first_{k}": v.astype(np.int64) for k, v in evolver.first_reached.items()}}
-    return summary, arrays
+    return _fooling_result(ctx, method, "generation", evolver.generation, images, archive.labels, confidences,
+                           evolver.first_reached, evolver.evaluations,
+                           {"population": ctx.budget.population, "settings": dict(settings)})
 
 
 def fooling_direct(ctx, results):
@@ -219,16 +221,8 @@ def fooling_gradient(ctx, results):
     ascent.run(ctx.log if ctx.progress else None)
     images = np.asarray(ascent.archive.genomes, np.float32)
     confidences = ascent.archive.confidences.astype(np.float32)
-    top_confidence, top_label = _top(ctx, images)
-    summary = _fooling_summary("gradient", "step", ctx.budget.ascent_steps, ascent.labels, ctx.target.class_names,
-                               confidences, ascent.first_reached, ascent.evaluations,
-                               {"settings": {k: v for k, v in ascent.settings.items()}})
-    ctx.log(f"{summary['fooled_99']} of {len(ctx.classes)} classes at >= 99%, median confidence "
-            f"{100 * summary['median_confidence']:.4f}%")
-    arrays = {"images": images, "labels": ascent.labels.astype(np.int32), "confidences": confidences,
-              "top_confidence": top_confidence, "top_label": top_label,
-              **{f"first_{k}": v.astype(np.int64) for k, v in ascent.first_reached.items()}}
-    return summary, arrays
+    return _fooling_result(ctx, "gradient", "step", ctx.budget.ascent_steps, images, ascent.labels, confidences,
+                           ascent.first_reached, ascent.evaluations, {"settings": dict(ascent.settings)})
 
 
 def robustness_curves(ctx, results):
@@ -424,9 +418,12 @@ class StageStore:
         return record["summary"], arrays, record["seconds"]
 
     def save(self, name, summary, arrays, seconds):
+        """Write a finished stage; returns its summary as saved (JSON-ready, :func:`_plain`)."""
+        summary = _plain(summary)
         remove_stale_temporaries(self.folder / f"{name}.npz")
         save_npz(self.folder / f"{name}.npz", **arrays)
-        save_json(self.folder / f"{name}.json", {"stage": name, "summary": _plain(summary), "seconds": seconds})
+        save_json(self.folder / f"{name}.json", {"stage": name, "summary": summary, "seconds": seconds})
+        return summary
 
 
 def run_stages(ctx, store, names, resume, announce=None):
@@ -450,8 +447,7 @@ def run_stages(ctx, store, names, resume, announce=None):
         start = time.perf_counter()
         summary, arrays = STAGES[name](ctx, results)
         seconds = round(time.perf_counter() - start, 3)
-        store.save(name, summary, arrays, seconds)
-        results[name] = (_plain(summary), arrays)
+        results[name] = (store.save(name, summary, arrays, seconds), arrays)
         timings[name] = seconds
         announce(index, len(names), name, "done", seconds)
     return results, timings, resumed
