@@ -8,9 +8,9 @@ import click
 
 from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGDIR, LOGITS, OVERWRITE, PREPROCESS, SEED
 
-# The regularization presets of keras_fool.gradient.REGULARIZATIONS (that module imports no
+# The regularization presets of keras_fool.evolution.gradient.REGULARIZATIONS (that module imports no
 # TensorFlow, so the choices are read from it).
-from keras_fool.gradient import REGULARIZATIONS
+from keras_fool.evolution.gradient import REGULARIZATIONS
 
 
 @click.command()
@@ -59,7 +59,7 @@ def ascend(models, classes, steps, regularization, objective, step_size, decay, 
     OUT/summary.json in evolve's format.
     """
     from keras_fool.cli import STARTED, import_tensorflow_quietly
-    from keras_fool.gradient import ascent_settings
+    from keras_fool.evolution.gradient import ascent_settings
     from keras_fool.io import check_output_dir
     from keras_fool.zoo import check_model_source
 
@@ -71,7 +71,7 @@ def ascend(models, classes, steps, regularization, objective, step_size, decay, 
         raise click.BadParameter(f"no file at {class_names}.", param_hint="--class-names")
     seed = 0 if seed is None else seed
     import_tensorflow_quietly()
-    from keras_fool.gradient import run_gradient_ascent
+    from keras_fool.evolution.gradient import run_gradient_ascent
 
     summary = run_gradient_ascent(
         out, models=list(models), classes=classes, steps=steps, regularization=regularization, objective=objective,

@@ -8,7 +8,6 @@ import argparse
 import keras_fool as kf
 from keras_fool.encodings import DirectEncoding
 from keras_fool.evolution import EarlyStopping, MapElites, ProgressBar, Target
-from keras_fool.evolution import elite_montage
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--model", default="lenet_mnist")
@@ -24,5 +23,5 @@ evolver.run(args.generations, callbacks=[ProgressBar(), EarlyStopping(confidence
 for entry in evolver.summary()["classes"]:
     print(f"class {entry['name']}: confidence {100 * entry['confidence']:.4f}% "
           f"(99.99% first at generation {entry['generation_9999']})")
-kf.io.save_png(args.out, elite_montage(evolver))
+kf.io.save_png(args.out, evolver.montage())
 print(f"median confidence {100 * evolver.archive.stats()['median']:.4f}%; montage in {args.out}")

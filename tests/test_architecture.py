@@ -21,10 +21,10 @@ LAYERS = (
     ("keras_fool", "errors", "lazy"),
     ("validation", "io"),
     ("data", "summaries", "distribute"),
+    ("run_folder",),  # the one output-folder policy: io and summaries below it, every run above
     ("schedules", "attacks", "encodings", "defenses"),
     ("zoo",),
     ("evolution",),
-    ("gradient",),  # gradient ascent: uses the Target and evolve's output files, so it stands above evolution
     ("evaluation",),
     ("training",),
     ("experiments", "human_study", "audit"),

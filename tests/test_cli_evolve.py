@@ -87,7 +87,7 @@ def test_resume_continues_and_refuses_other_options(evolved, tmp_path):
     result = run("evolve", "--generations", 8, "--population", 30, "--classes", "0,3,7", "--seed", 5,
                  "--out", out, "--resume", "--quiet")
     assert result.exit_code == 0, result.output
-    assert "Resuming from generation 6" in result.stderr
+    assert "resuming from generation 6" in result.stderr
     assert json.loads((out / "summary.json").read_text())["generations"] == 8
     message = _one_line_error(run("evolve", "--generations", 9, "--population", 30, "--classes", "0,3,7",
                                   "--seed", 6, "--out", out, "--resume"), 1)

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_fool.evolution import Target, load_archive
-from keras_fool.gradient import (
+from keras_fool.evolution import EarlyStopping, Target, load_archive
+from keras_fool.evolution.gradient import (
     IMAGENET_MEAN_RGB,
     REGULARIZATIONS,
     GradientAscent,
@@ -131,7 +131,8 @@ def test_regularized_ascent_stays_nearer_the_mean():
     target = Target("lenet_mnist")
     deviation = {}
     for name in ("none", "s6"):
-        ascent = GradientAscent(target, classes=[2, 8], steps=12, settings=ascent_settings(name)).run()
+        ascent = GradientAscent(target, classes=[2, 8], steps=12, settings=ascent_settings(name))
+        ascent.run()
         deviation[name] = float(np.abs(np.asarray(ascent.archive.genomes) - ascent.mean).mean())
         if name == "s6":
             norms = np.linalg.norm(np.asarray(ascent.archive.genomes) - ascent.mean, axis=-1)
@@ -141,18 +142,22 @@ def test_regularized_ascent_stays_nearer_the_mean():
 
 def test_batches_pad_the_last_and_keep_every_class(tmp_path):
     target = Target("lenet_mnist")
-    ascent = GradientAscent(target, classes=[9, 1, 4, 6, 0], steps=3, batch_size=2).run()
+    ascent = GradientAscent(target, classes=[9, 1, 4, 6, 0], steps=3, batch_size=2)
+    ascent.run()
     assert ascent.archive.labels.tolist() == [9, 1, 4, 6, 0]
     assert ascent.evaluations == 6 * 4  # 3 batches of 2 (the last padded), 3 steps + a final forward each
-    whole = GradientAscent(target, classes=[9, 1, 4, 6, 0], steps=3, batch_size=5).run()
+    whole = GradientAscent(target, classes=[9, 1, 4, 6, 0], steps=3, batch_size=5)
+    whole.run()
     np.testing.assert_allclose(np.asarray(ascent.archive.genomes), np.asarray(whole.archive.genomes), atol=1e-4)
 
 
 def test_stop_at_ends_a_batch_early_and_logit_objective_fools_too():
     target = Target("lenet_mnist")
-    ascent = GradientAscent(target, classes=[3], steps=200, stop_at=0.99).run()
+    ascent = GradientAscent(target, classes=[3], steps=200)
+    ascent.run(callbacks=[EarlyStopping(0.99)])
     assert ascent.steps_done[0] < 200 and ascent.archive.confidences[0] >= 0.99
-    logit = GradientAscent(target, classes=[3, 5], steps=60, settings=ascent_settings(objective="logit")).run()
+    logit = GradientAscent(target, classes=[3, 5], steps=60, settings=ascent_settings(objective="logit"))
+    logit.run()
     assert np.all(logit.archive.confidences >= 0.99)
     with pytest.raises(ValueError, match="does not end in a softmax"):
         GradientAscent(Target("lenet_mnist_committee"), classes=[1], steps=1,

@@ -45,11 +45,12 @@ def test_ten_crops_of_the_real_network_at_256(efficientnet):
 
 def test_gradient_ascent_raises_the_real_networks_confidence(efficientnet, tmp_path):
     from keras_fool.evolution import Target
-    from keras_fool.gradient import IMAGENET_MEAN_RGB, GradientAscent
+    from keras_fool.evolution.gradient import IMAGENET_MEAN_RGB, GradientAscent
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
     target = Target(efficientnet, class_names=IMAGENET_CLASSES)
-    ascent = GradientAscent(target, classes=["king penguin", "starfish"], steps=3, mean="imagenet").run()
+    ascent = GradientAscent(target, classes=["king penguin", "starfish"], steps=3, mean="imagenet")
+    ascent.run()
     np.testing.assert_allclose(ascent.mean[100, 100], IMAGENET_MEAN_RGB, atol=1e-7)
     history = ascent.history
     assert history.shape == (4, 2) and np.all(history[3] > 3 * history[0]), history

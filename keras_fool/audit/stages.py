@@ -38,12 +38,12 @@ import numpy as np
 
 from keras_fool.audit.inputs import classifier_model
 from keras_fool.errors import ResumeError
+from keras_fool.evolution.search import THRESHOLDS, threshold_counts
 from keras_fool.io import load_npz, remove_stale_temporaries, save_json, save_npz
 from keras_fool.validation import derive_seed
 
 __all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "run_stages"]
 
-THRESHOLDS = {"99": 0.99, "9999": 0.9999}
 FOOLING_METHODS = ("direct", "cppn", "gradient")
 STAGE_TITLES = {
     "model_card": "model card: clean accuracy and confidence",
@@ -149,12 +149,12 @@ def _fooling_summary(method, unit, budget_steps, labels, class_names, confidence
     reached = [c["first_99"] for c in classes if c["first_99"] is not None]
     # The counts describe the images the report keeps (an evolution's elites never lose confidence,
     # but a gradient ascent that crossed 99% may have fallen back below it by its last step).
-    kept = {k: int(np.sum(np.asarray(confidences) >= threshold)) for k, threshold in THRESHOLDS.items()}
+    kept = threshold_counts(confidences)
     return {
         "method": method, "unit": unit, unit + "s": int(budget_steps), "evaluations": int(evaluations),
         "classes": classes,
-        "fooled_99": kept["99"], "fooled_9999": kept["9999"],
-        "share_fooled_99": kept["99"] / len(classes),
+        "fooled_99": kept["classes_at_99"], "fooled_9999": kept["classes_at_9999"],
+        "share_fooled_99": kept["classes_at_99"] / len(classes),
         "median_confidence": float(np.median(confidences)), "min_confidence": float(np.min(confidences)),
         "median_first_99": _median(reached), "max_first_99": max(reached) if reached else None,
         **extra,
@@ -168,23 +168,24 @@ def _top(ctx, images):
     return p.max(axis=1).astype(np.float32), p.argmax(axis=1).astype(np.int32)
 
 
-def _fooling_result(ctx, method, unit, steps, images, labels, confidences, first, evaluations, extra):
-    """A fooling stage's ``(summary, arrays)`` from its images (the best of each class) and their history."""
+def _fooling_result(ctx, method, unit, steps, search, extra):
+    """A fooling stage's ``(summary, arrays)`` from its finished search (the best image of each class)."""
+    images = search.images()
+    labels, confidences = search.archive.labels, search.archive.confidences.astype(np.float32)
     top_confidence, top_label = _top(ctx, images)
-    summary = _fooling_summary(method, unit, steps, labels, ctx.target.class_names, confidences, first, evaluations,
-                               extra)
+    summary = _fooling_summary(method, unit, steps, labels, ctx.target.class_names, confidences, search.first_reached,
+                               search.evaluations, extra)
     ctx.log(f"{summary['fooled_99']} of {len(ctx.classes)} classes at >= 99%, median confidence "
             f"{100 * summary['median_confidence']:.4f}%")
     arrays = {"images": images, "labels": labels.astype(np.int32), "confidences": confidences,
               "top_confidence": top_confidence, "top_label": top_label,
-              **{f"first_{k}": v.astype(np.int64) for k, v in first.items()}}
+              **{f"first_{k}": v.astype(np.int64) for k, v in search.first_reached.items()}}
     return summary, arrays
 
 
 def _evolve(ctx, method, generations, stage):
     from keras_fool.encodings import make_encoding
-    from keras_fool.evolution.callbacks import ProgressBar
-    from keras_fool.evolution.map_elites import MapElites
+    from keras_fool.evolution import MapElites, ProgressBar
     from keras_fool.evolution.runs import BEST_SETTINGS
 
     settings = BEST_SETTINGS[method]
@@ -192,11 +193,7 @@ def _evolve(ctx, method, generations, stage):
     evolver = MapElites(ctx.target, encoding, population=ctx.budget.population, classes=ctx.classes,
                         seed=derive_seed(ctx.seed, _SEED_PATH[stage]), selection=settings["selection"])
     evolver.run(generations, [ProgressBar()] if ctx.progress else [])
-    archive = evolver.archive
-    images = np.asarray(encoding.decode(archive.genomes), np.float32)
-    confidences = archive.confidences.astype(np.float32)
-    return _fooling_result(ctx, method, "generation", evolver.generation, images, archive.labels, confidences,
-                           evolver.first_reached, evolver.evaluations,
+    return _fooling_result(ctx, method, "generation", evolver.generation, evolver,
                            {"population": ctx.budget.population, "settings": dict(settings)})
 
 
@@ -212,17 +209,15 @@ def fooling_cppn(ctx, results):
 
 def fooling_gradient(ctx, results):
     """Gradient ascent on each class's probability from the mean image (supplement E, no regularizer)."""
-    from keras_fool.gradient import GradientAscent
+    from keras_fool.evolution import EarlyStopping, GradientAscent
 
     # A class stops once it reaches 99.99% and keeps that image: an unregularised ascent may
     # overshoot and lose confidence again by its last step.
     ascent = GradientAscent(ctx.target, classes=ctx.classes, steps=ctx.budget.ascent_steps,
-                            stop_at=THRESHOLDS["9999"], seed=derive_seed(ctx.seed, _SEED_PATH["fooling_gradient"]))
-    ascent.run(ctx.log if ctx.progress else None)
-    images = np.asarray(ascent.archive.genomes, np.float32)
-    confidences = ascent.archive.confidences.astype(np.float32)
-    return _fooling_result(ctx, "gradient", "step", ctx.budget.ascent_steps, images, ascent.labels, confidences,
-                           ascent.first_reached, ascent.evaluations, {"settings": dict(ascent.settings)})
+                            seed=derive_seed(ctx.seed, _SEED_PATH["fooling_gradient"]))
+    ascent.run(callbacks=[EarlyStopping(THRESHOLDS["9999"])], log_batches=ctx.log if ctx.progress else None)
+    return _fooling_result(ctx, "gradient", "step", ctx.budget.ascent_steps, ascent,
+                           {"settings": dict(ascent.settings)})
 
 
 def robustness_curves(ctx, results):

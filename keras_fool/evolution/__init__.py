@@ -1,28 +1,35 @@
-"""Evolving fooling images: the target, the one-elite-per-class archive, MAP-Elites and whole runs."""
+"""Searching for fooling images: one protocol (:mod:`~keras_fool.evolution.search`) for MAP-Elites and
+gradient ascent, the one-elite-per-class archive, callbacks, checkpoints, and whole runs into a folder.
 
-from keras_fool.evolution.archive import AddInfo, ClassArchive, update_elites
-from keras_fool.evolution.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar, TensorBoard
-from keras_fool.evolution.map_elites import MapElites
-from keras_fool.evolution.outputs import elite_montage, load_archive, render_archive, write_outputs
-from keras_fool.evolution.runs import EvolvedImages, evolve_fooling_images, run_evolution
-from keras_fool.evolution.target import Target
+The names load their submodule (and TensorFlow) on first use, so the command line can read
+:data:`~keras_fool.evolution.gradient.REGULARIZATIONS` and check options without TensorFlow.
+"""
 
-__all__ = [
-    "AddInfo",
-    "Callback",
-    "Checkpoint",
-    "ClassArchive",
-    "EarlyStopping",
-    "EvolvedImages",
-    "MapElites",
-    "ProgressBar",
-    "TensorBoard",
-    "Target",
-    "elite_montage",
-    "evolve_fooling_images",
-    "load_archive",
-    "render_archive",
-    "run_evolution",
-    "update_elites",
-    "write_outputs",
-]
+from keras_fool.lazy import lazy_namespace
+
+_NAMES = {
+    "AddInfo": "archive",
+    "ClassArchive": "archive",
+    "update_elites": "archive",
+    "Callback": "callbacks",
+    "Checkpoint": "callbacks",
+    "EarlyStopping": "callbacks",
+    "ProgressBar": "callbacks",
+    "TensorBoard": "callbacks",
+    "GradientAscent": "gradient",
+    "run_gradient_ascent": "gradient",
+    "MapElites": "map_elites",
+    "load_archive": "outputs",
+    "render_archive": "outputs",
+    "write_outputs": "outputs",
+    "run_search": "runner",
+    "search_callbacks": "runner",
+    "EvolvedImages": "runs",
+    "evolve_fooling_images": "runs",
+    "run_evolution": "runs",
+    "THRESHOLDS": "search",
+    "Search": "search",
+    "Target": "target",
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)

@@ -1,9 +1,11 @@
-"""Callbacks on the evolution loop, named the Keras way.
+"""Callbacks on a search's loop (:class:`~keras_fool.evolution.search.Search`), named the Keras way.
 
-``MapElites.run`` calls ``on_run_begin``, then ``on_generation_end(generation, logs)`` for every
-generation, then ``on_run_end``. Generations are computed in compiled chunks; a callback that
-needs the archive itself at certain generations sets ``sync_every = K`` and the loop makes every
-multiple of K a chunk boundary (``logs["synced"]`` is True there).
+``run`` calls ``on_run_begin``, then ``on_generation_end(generation, logs)`` for every generation
+(a gradient step counts as one), then ``on_run_end``. MAP-Elites computes generations in compiled
+chunks; a callback that needs the archive itself at certain generations sets ``sync_every = K``
+and the loop makes every multiple of K a chunk boundary. ``logs["synced"]`` is True where the
+archive is the one of that generation (gradient ascent, which runs all its steps before it
+reports them, syncs only at its last).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-from keras_fool.evolution.outputs import elite_montage
 from keras_fool.io import remove_stale_temporaries
 from keras_fool.summaries import SummaryWriter
 
@@ -22,9 +23,15 @@ __all__ = ["Callback", "Checkpoint", "EarlyStopping", "ProgressBar", "TensorBoar
 
 
 class Callback:
-    """Base class. ``self.evolver`` is the running :class:`MapElites`."""
+    """Base class. ``self.evolver`` is the running search.
+
+    Attributes:
+        sync_every: make every multiple of this many generations a point where the archive is synced.
+        stop_confidence: ask the run to stop once every class reaches this confidence (None: never).
+    """
 
     sync_every = None
+    stop_confidence = None
 
     def set_evolver(self, evolver):
         self.evolver = evolver
@@ -65,16 +72,17 @@ class Checkpoint(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop as soon as every class's elite reaches ``confidence`` (checked inside the compiled loop)."""
+    """Stop as soon as every class's elite reaches ``confidence`` (checked inside the compiled loop).
+
+    Only the run it is passed to stops early: the search keeps no trace of it. Gradient ascent also
+    stops each class as it reaches ``confidence`` and keeps that image.
+    """
 
     def __init__(self, confidence=0.9999):
         if not 0.0 < confidence <= 1.0:
             raise ValueError(f"confidence must be in (0, 1]. Received: confidence={confidence}")
-        self.confidence = float(confidence)
+        self.confidence = self.stop_confidence = float(confidence)
         self.stopped_generation = None
-
-    def on_run_begin(self, logs=None):
-        self.evolver.stop_confidence = self.confidence
 
     def on_generation_end(self, generation, logs=None):
         if logs["min_confidence"] >= self.confidence:
@@ -102,7 +110,7 @@ class TensorBoard(Callback):
 
     def _image(self, generation):
         scale = max(1, 56 // self.evolver.target.image_shape[0])  # 2 for MNIST, 1 for ImageNet sizes
-        self.writer.image("elites/montage", elite_montage(self.evolver, scale=scale), generation)
+        self.writer.image("elites/montage", self.evolver.montage(scale=scale), generation)
 
     def on_run_begin(self, logs=None):
         config = json.dumps(self.evolver.get_config(), indent=2)
@@ -123,7 +131,7 @@ class TensorBoard(Callback):
             names = archive.class_names
             self.writer.scalars({f"class_confidence/{names[label]}": max(float(c), 0.0)
                                  for label, c in zip(archive.labels, logs["confidences"])}, generation)
-        if generation % self.image_every == 0:
+        if generation % self.image_every == 0 and logs.get("synced", True):
             self._image(generation)
 
     def on_run_end(self, logs=None):

@@ -10,56 +10,23 @@ is stopped and resumed from a checkpoint equals one that never stopped.
 
 from __future__ import annotations
 
-import json
-import math
-import signal
-import threading
 import time
 
 import numpy as np
 import tensorflow as tf
 
 from keras_fool.encodings.base import Encoding, flatten_genomes, unflatten_genomes, where_genomes
-from keras_fool.errors import CorruptFileError, NonFiniteError, ResumeError
+from keras_fool.errors import NonFiniteError
 from keras_fool.evolution.archive import EMPTY, ClassArchive, gather_rows, sample_filled, scatter_rows, select_elites
+from keras_fool.evolution.search import CHECKPOINT_FORMAT, NEVER, THRESHOLDS, DeferredInterrupt, Search, stop_confidence
 from keras_fool.evolution.target import Target
-from keras_fool.io import load_npz, save_npz
 from keras_fool.validation import check_int
 
 __all__ = ["MapElites", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "keras-fool-checkpoint-1"
-THRESHOLDS = {"99": 0.99, "9999": 0.9999}
-_NEVER = 2.0  # a stop confidence no probability reaches
 
 
-class _DeferredInterrupt:
-    """Within the ``with`` block, the first SIGINT only sets ``requested``; a second one raises at once.
-
-    Only in the main thread (where Python delivers signals); elsewhere it changes nothing.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-class MapElites:
+class MapElites(Search):
     """Evolve fooling images against a target, one elite per class.
 
     Args:
@@ -93,6 +60,8 @@ class MapElites:
         evaluations: images scored so far.
         stop_training: set by a callback to stop after the current call.
     """
+
+    config_keys = ("target", "encoding", "population", "classes", "seed")
 
     def __init__(self, target, encoding, population=200, classes=None, seed=0, crossover=0.0, selection="uniform",
                  selection_power=0.5, steps_per_call=10, eval_batch_size=4096, strategy=None):
@@ -140,7 +109,6 @@ class MapElites:
         self.first_reached = {k: np.full(self.archive.cells, -1, np.int64) for k in THRESHOLDS}
         self.history = {"median": [], "min": [], "max": []}
         self.stop_training = False
-        self.stop_confidence = _NEVER
         self.steady_seconds = 0.0
         self.steady_evaluations = 0
         self.trace_seconds = None
@@ -160,68 +128,22 @@ class MapElites:
             "selection_power": self.selection_power if self.selection == "weakest" else None,
         }
 
-    def save_checkpoint(self, path):
-        """Write the full state atomically to ``path`` (an ``.npz``)."""
-        save_npz(
-            path,
-            format=np.array(CHECKPOINT_FORMAT),
-            config=np.array(json.dumps(self.get_config(), sort_keys=True)),
-            generation=np.array(self.generation),
-            evaluations=np.array(self.evaluations),
-            fitness=self.archive.fitness.numpy(),
-            history=np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
+    def checkpoint_state(self):
+        return {
+            "generation": np.array(self.generation),
+            "evaluations": np.array(self.evaluations),
+            "fitness": self.archive.fitness.numpy(),
+            "history": np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
             **{f"first_{k}": v for k, v in self.first_reached.items()},
             **flatten_genomes(tf.nest.map_structure(lambda t: t.numpy(), self.archive.genomes)),
-        )
+        }
 
-    @staticmethod
-    def read_checkpoint_config(path):
-        """The configuration (:meth:`get_config`) a checkpoint was written with.
-
-        Raises:
-            ResumeError: no checkpoint, not a keras-fool checkpoint, or an unreadable config.
-        """
-        try:
-            arrays = load_npz(path, required=("format", "config"))
-        except (CorruptFileError, FileNotFoundError) as e:
-            raise ResumeError(f"Cannot resume: {e}") from None
-        if arrays["format"].shape != () or str(arrays["format"]) != CHECKPOINT_FORMAT:
-            raise ResumeError(f"Cannot resume: {path} is not a keras-fool evolution checkpoint.")
-        try:
-            config = json.loads(str(arrays["config"]))
-            if not isinstance(config, dict) or not {"target", "encoding", "population", "classes", "seed"} <= set(config):
-                raise ValueError("keys")
-        except ValueError:
-            raise ResumeError(f"Cannot resume: the configuration stored in {path} is damaged.") from None
-        return config
-
-    def load_checkpoint(self, path):
-        """Restore the state saved by :meth:`save_checkpoint`, after checking every array in it.
-
-        Raises:
-            ResumeError: no checkpoint, not a keras-fool checkpoint, written under a different
-                configuration, or an array with a wrong key, shape, dtype or value (named).
-        """
-        saved = self.read_checkpoint_config(path)
-        current = json.loads(json.dumps(self.get_config(), sort_keys=True))
-        if saved != current:
-            differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-            raise ResumeError(
-                f"Cannot resume: the checkpoint {path} was written with a different {', '.join(differ)}; "
-                "use the same options or a new output directory."
-            )
-        arrays = load_npz(path)
-        try:
-            state = self._checked_state(arrays)
-        except (KeyError, ValueError) as e:
-            reason = f"it lacks the array {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
-            raise ResumeError(f"Cannot resume from {path}: {reason}.") from None
-        genomes, fitness, generation, evaluations, first, history = state
+    def restore_state(self, arrays):
+        genomes, fitness, generation, evaluations, first, history = self._checked_state(arrays)
         self.archive.set_state(genomes, fitness)
         self.generation, self.evaluations = generation, evaluations
         self.first_reached = first
         self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
-        return self
 
     def _checked_state(self, arrays):
         """The state in a checkpoint's ``arrays``, each checked; KeyError or ValueError names the bad one."""
@@ -361,30 +283,17 @@ class MapElites:
 
     def _record(self, generation, fitness_row, seconds_per_generation):
         conf = np.asarray(fitness_row, np.float64)
-        for k, threshold in THRESHOLDS.items():
-            newly = (conf >= threshold) & (self.first_reached[k] < 0)
-            self.first_reached[k][newly] = generation
-        median, low, high = float(np.median(conf)), float(conf.min()), float(conf.max())
-        self.history["median"].append(median)
-        self.history["min"].append(low)
-        self.history["max"].append(high)
-        return {
-            "generation": generation,
-            "median_confidence": median,
-            "min_confidence": low,
-            "max_confidence": high,
-            "classes_at_99": int(np.sum(conf >= THRESHOLDS["99"])),
-            "classes_at_9999": int(np.sum(conf >= THRESHOLDS["9999"])),
-            "evaluations": self.evaluations,
-            "evaluations_per_second": self.population / seconds_per_generation if seconds_per_generation else float("nan"),
-            "confidences": conf,  # (cells,) every class's elite confidence
-        }
+        self.history["median"].append(float(np.median(conf)))
+        self.history["min"].append(float(conf.min()))
+        self.history["max"].append(float(conf.max()))
+        speed = self.population / seconds_per_generation if seconds_per_generation else float("nan")
+        return self.generation_logs(generation, conf, speed)
 
     def trace(self):
         """Compile the loop without running a generation; returns the seconds it took."""
         start = time.perf_counter()
         g = tf.constant(self.generation, tf.int32)
-        self._chunk(self.archive.rows, self.archive.fitness, g, g, tf.constant(_NEVER))
+        self._chunk(self.archive.rows, self.archive.fitness, g, g, tf.constant(NEVER))
         self.trace_seconds = time.perf_counter() - start
         return self.trace_seconds
 
@@ -416,15 +325,15 @@ class MapElites:
             self.trace()
         for cb in callbacks:
             cb.on_run_begin({"generation": self.generation, "generations": generations})
-        with _DeferredInterrupt() as interrupt:
-            self._run_chunks(generations, callbacks, interrupt)
+        with DeferredInterrupt() as interrupt:
+            self._run_chunks(generations, callbacks, interrupt, stop_confidence(callbacks))
         for cb in callbacks:
             cb.on_run_end({"generation": self.generation})
         if interrupt.requested:
             raise KeyboardInterrupt(f"interrupted after generation {self.generation}")
         return self.archive
 
-    def _run_chunks(self, generations, callbacks, interrupt):
+    def _run_chunks(self, generations, callbacks, interrupt, stop_at):
         first_call = True
         while self.generation < generations and not self.stop_training and not interrupt.requested:
             stop = self._boundary(self.generation, generations, callbacks)
@@ -434,7 +343,7 @@ class MapElites:
                 self.archive.fitness,
                 tf.constant(self.generation, tf.int32),
                 tf.constant(stop, tf.int32),
-                tf.constant(self.stop_confidence, tf.float32),
+                tf.constant(stop_at, tf.float32),
             )
             seconds = time.perf_counter() - start_time
             done = int(done)
@@ -457,7 +366,7 @@ class MapElites:
                     f"The target returned NaN or infinite probabilities at generation {self.generation + 1}; "
                     f"evolution stopped after generation {self.generation}."
                 )
-            if done == 0 or self.archive.fitness.numpy().min() >= self.stop_confidence:
+            if done == 0 or self.archive.fitness.numpy().min() >= stop_at:
                 break
 
     @property
@@ -465,22 +374,11 @@ class MapElites:
         """Steady-state evaluations per second (excludes the first, possibly warming-up, call)."""
         return self.steady_evaluations / self.steady_seconds if self.steady_seconds else float("nan")
 
-    def summary(self):
-        """A JSON-ready dict describing the archive and the run (see the README's file formats)."""
-        conf = self.archive.confidences
-        classes = []
-        for i, label in enumerate(self.archive.labels.tolist()):
-            entry = {"label": label, "name": self.archive.class_names[label], "confidence": None if math.isnan(conf[i]) else float(conf[i])}
-            for k in THRESHOLDS:
-                first = int(self.first_reached[k][i])
-                entry[f"generation_{k}"] = first if first >= 0 else None
-            classes.append(entry)
-        return {
-            "classes": classes,
-            "generations": self.generation,
-            "evaluations": self.evaluations,
-            "evaluations_per_second": self.evaluations_per_second,
-            "trace_seconds": self.trace_seconds,
-            "seed": self.seed,
-            "config": self.get_config(),
-        }
+    def images(self, count=None):
+        genomes = self.archive.genomes
+        if count is not None:
+            genomes = tf.nest.map_structure(lambda t: t[:count], genomes)
+        return np.asarray(self.encoding.decode(genomes), np.float32)
+
+    def title(self):
+        return f"{self.model_names()}, {self.encoding.name} encoding, generation {self.generation}"

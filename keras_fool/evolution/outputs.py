@@ -27,8 +27,7 @@ from keras_fool.encodings import CPPNEncoding, encoding_from_config, flatten_gen
 from keras_fool.errors import CorruptFileError
 from keras_fool.io import load_npz, montage, save_json, save_npz, save_png
 
-__all__ = ["elite_captions", "elite_montage", "format_confidence", "load_archive", "montage_title", "render_archive",
-           "runs_montage", "write_outputs"]
+__all__ = ["elite_captions", "format_confidence", "load_archive", "render_archive", "runs_montage", "write_outputs"]
 
 
 def format_confidence(confidence):
@@ -41,30 +40,6 @@ def format_confidence(confidence):
 def elite_captions(labels, confidences, class_names):
     """One caption ``"<class name>: <confidence>"`` per elite."""
     return [f"{class_names[int(label)]}: {format_confidence(float(conf))}" for label, conf in zip(labels, confidences)]
-
-
-def montage_title(evolver):
-    """``"lenet_mnist, direct encoding, generation 200"``: what a montage of this run shows."""
-    models = " + ".join(next(iter(source.values())) for source in evolver.target.get_config()["models"])
-    return f"{Path(models).name}, {evolver.encoding.name} encoding, generation {evolver.generation}"
-
-
-def elite_montage(evolver, scale=None, max_images=100):
-    """The archive's elites as a labelled PIL image (a title; class name and confidence under each).
-
-    Args:
-        evolver: the :class:`~keras_fool.evolution.MapElites` whose archive to show.
-        scale: integer upscaling; 3 for 28x28 images, 1 from 84 pixels up, by default.
-        max_images: show the first ``max_images`` classes' elites at most (the title says so).
-    """
-    archive = evolver.archive
-    shown = min(archive.cells, max_images)
-    genomes = tf.nest.map_structure(lambda t: t[:shown], archive.genomes)
-    images = np.asarray(evolver.encoding.decode(genomes))
-    captions = elite_captions(archive.labels[:shown], archive.confidences[:shown], archive.class_names)
-    title = montage_title(evolver) + (f" (first {shown} of {archive.cells} classes)" if shown < archive.cells else "")
-    scale = scale or max(1, 84 // max(images.shape[1], 1))
-    return montage(images, captions, columns=min(len(images), 10), scale=scale, title=title)
 
 
 def runs_montage(images, labels, runs, confidences, class_names, title=None, scale=3):
@@ -90,10 +65,19 @@ def runs_montage(images, labels, runs, confidences, class_names, title=None, sca
 
 
 def write_outputs(evolver, out_dir, extra_summary=None):
-    """Write archive.npz, montage.png and summary.json (each atomically) into ``out_dir``; returns the summary."""
+    """Write a search's archive.npz, montage.png and summary.json (each atomically) into ``out_dir``.
+
+    Args:
+        evolver: a :class:`~keras_fool.evolution.search.Search` (MAP-Elites or gradient ascent).
+        out_dir: an existing folder.
+        extra_summary: entries added to the summary (timings, the files written).
+
+    Returns:
+        The summary as written.
+    """
     out_dir = Path(out_dir)
     archive = evolver.archive
-    images = np.asarray(evolver.encoding.decode(archive.genomes), np.float32)
+    images = evolver.images()
     genomes = tf.nest.map_structure(lambda t: np.asarray(t), archive.genomes)
     save_npz(
         out_dir / "archive.npz",
@@ -104,7 +88,7 @@ def write_outputs(evolver, out_dir, extra_summary=None):
         encoding=np.array(json.dumps(evolver.encoding.get_config())),
         **flatten_genomes(genomes),
     )
-    save_png(out_dir / "montage.png", elite_montage(evolver))
+    save_png(out_dir / "montage.png", evolver.montage())
     summary = evolver.summary()
     summary.update(extra_summary or {})
     save_json(out_dir / "summary.json", summary)

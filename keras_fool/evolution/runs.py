@@ -19,13 +19,11 @@ import numpy as np
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
-from keras_fool.evolution.callbacks import Checkpoint, EarlyStopping, ProgressBar, TensorBoard
 from keras_fool.evolution.map_elites import MapElites
 from keras_fool.evolution.memory import available_memory, estimate_run_memory, format_bytes
-from keras_fool.evolution.outputs import write_outputs
+from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbacks
 from keras_fool.evolution.target import Target
-from keras_fool.io import check_output_dir, ensure_writable_dir, remove_stale_temporaries
-from keras_fool.summaries import run_logdir
+from keras_fool.run_folder import CHECKPOINT, RunFolder
 from keras_fool.validation import check_int, check_seed, derive_seed
 
 __all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "EvolvedImages", "evolve_fooling_images", "output_files", "run_evolution"]
@@ -186,56 +184,24 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         KeyboardInterrupt: interrupted; the checkpoint holds the generation reached.
     """
     started = time.perf_counter() if started is None else started
-    log = log or (lambda line: None)
     if population is not None:
         population = check_int("population", population)
     check_int("checkpoint_every", checkpoint_every)
-    chief = is_chief(strategy if not isinstance(strategy, str) else None)
-    if chief:  # a non-chief worker writes nothing, and must not refuse the folder its chief is filling
-        check_output_dir(out, "checkpoint.npz", resume, overwrite)
-        out = ensure_writable_dir(out)
-    out = Path(out)
-    checkpoint = out / "checkpoint.npz"
-    if checkpoint.exists() and not checkpoint.is_file():
-        raise ValueError(f"{checkpoint} exists and is not a file; the run could not write its checkpoint there.")
-    if resume and not checkpoint.is_file():
-        raise ResumeError(f"Cannot resume: there is no checkpoint in {out}.")
-    board = None if logdir is None or not chief else ensure_writable_dir(run_logdir(logdir, out))
-    if chief:
-        remove_stale_temporaries(out / "archive.npz")
+    # A non-chief worker writes nothing, and must not refuse the folder its chief is filling.
+    folder = RunFolder(out, CHECKPOINT, resume, overwrite, logdir=logdir,
+                       chief=is_chief(strategy if not isinstance(strategy, str) else None))
+    if resume and not folder.checkpoint.is_file():
+        raise ResumeError(f"Cannot resume: there is no checkpoint in {folder.path}.")
     strategy = resolve_strategy(strategy, cpu_replicas)
     given = {"models": models, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
              "capacity": capacity, "logits": logits, "input_range": input_range, "preprocess": preprocess,
              "crops": crops, "class_names": class_names}
-    options = _settle_options(given, checkpoint if resume else None, paper)
+    options = _settle_options(given, folder.checkpoint if resume else None, paper)
     evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit, strategy)
-    if resume:
-        evolver.load_checkpoint(checkpoint)
-        log(f"Resuming from generation {evolver.generation} ({checkpoint}).")
-
-    callbacks = [Checkpoint(checkpoint, every=checkpoint_every)] if chief else []
-    if stop_at is not None:
-        callbacks.append(EarlyStopping(stop_at))
-    if board is not None:
-        callbacks.append(TensorBoard(board, image_every=checkpoint_every))
-    if progress:
-        callbacks.append(ProgressBar())
-    evolver.trace()
-    startup_seconds = time.perf_counter() - started
-    loop_start = time.perf_counter()
-    evolver.run(generations, callbacks)
-    files = output_files(out) + ([board] if board is not None else [])
-    extra = {
-        "wall_seconds": time.perf_counter() - started,
-        "evolution_seconds": time.perf_counter() - loop_start,
-        "startup_seconds": startup_seconds,
-        "replicas": replica_count(evolver.strategy),
-        "files": [str(f) for f in files] if chief else [],
-    }
-    if not chief:
-        return {**evolver.summary(), **extra}
-    return write_outputs(evolver, out, extra)
+    callbacks = search_callbacks(folder, checkpoint_every, stop_at, progress)
+    return run_search(evolver, folder, generations, callbacks, started=started, log=log,
+                      extra={"replicas": replica_count(evolver.strategy)})
 
 
 @dataclasses.dataclass
@@ -347,5 +313,4 @@ def evolve_fooling_images(target, runs=1, generations=200, population=200, encod
 
 def output_files(out):
     """The files an evolution run writes into ``out``, in the order the CLI lists them."""
-    out = Path(out)
-    return [out / name for name in ("archive.npz", "montage.png", "summary.json", "checkpoint.npz")]
+    return [Path(out) / name for name in OUTPUT_FILES]

@@ -45,9 +45,10 @@ import numpy as np
 
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.experiments.report import ExperimentReport, format_confidence_pct, format_number
-from keras_fool.gradient import ascent_settings
-from keras_fool.io import check_output_dir, ensure_writable_dir, montage, save_csv, save_json, save_png, save_text
-from keras_fool.summaries import SummaryWriter, run_logdir
+from keras_fool.evolution.gradient import ascent_settings
+from keras_fool.io import montage, save_csv, save_json, save_png, save_text
+from keras_fool.run_folder import RunFolder
+from keras_fool.summaries import SummaryWriter
 from keras_fool.validation import check_int, check_number, check_seed
 
 __all__ = [
@@ -188,7 +189,7 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import MapElites, Target
     from keras_fool.evolution.runs import BEST_SETTINGS
-    from keras_fool.gradient import GradientAscent
+    from keras_fool.evolution.gradient import GradientAscent
 
     log = log or (lambda line: None)
     repeats = check_int("repeats", repeats, minimum=2)
@@ -230,64 +231,35 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
                 "raw_images_per_second": float(np.median(r["raws"]))} for m, r in results.items()}
 
 
-def _evolve(target, method, out, labels, generations, population, seed, paper, stop_at, resume, checkpoint_every,
-            logdir, progress, log, strategy=None, chief=True):
-    """One MAP-Elites run into ``out`` (evolve's files and checkpoint; none if not ``chief``); returns its summary."""
+def _evolve(target, method, folder, labels, generations, population, seed, paper, stop_at, checkpoint_every, progress,
+            log, strategy=None):
+    """One MAP-Elites run into ``folder`` (a :class:`~keras_fool.run_folder.RunFolder`); returns its summary."""
     from keras_fool.encodings import make_encoding
-    from keras_fool.evolution import Checkpoint, EarlyStopping, MapElites, ProgressBar, TensorBoard, write_outputs
+    from keras_fool.evolution import MapElites, run_search, search_callbacks
     from keras_fool.evolution.runs import BEST_SETTINGS, PAPER_SETTINGS
 
     settings = PAPER_SETTINGS if paper else BEST_SETTINGS[method]
     encoding = make_encoding(method, target.image_shape, eta=settings["eta"])
     evolver = MapElites(target, encoding, population=population, classes=labels, seed=seed,
                         selection=settings["selection"], strategy=strategy)
-    checkpoint = (ensure_writable_dir(out) if chief else Path(out)) / "checkpoint.npz"
-    if resume and checkpoint.is_file():  # every worker reads it: --out on a filesystem they share
-        evolver.load_checkpoint(checkpoint)
-        log(f"{method}: resuming from generation {evolver.generation} ({checkpoint}).")
-    callbacks = [Checkpoint(checkpoint, every=checkpoint_every)] if chief else []
-    if stop_at is not None:
-        callbacks.append(EarlyStopping(stop_at))
-    if logdir is not None and chief:
-        callbacks.append(TensorBoard(logdir, image_every=checkpoint_every))
-    if progress:
-        callbacks.append(ProgressBar())
-    evolver.trace()
-    start = time.perf_counter()
-    evolver.run(generations, callbacks)
-    extra = {"evolution_seconds": time.perf_counter() - start,
-             "replicas": replica_count(strategy)}
-    return write_outputs(evolver, out, extra) if chief else {**evolver.summary(), **extra}
+    return run_search(evolver, folder, generations, search_callbacks(folder, checkpoint_every, stop_at, progress),
+                      log=lambda line: log(f"{method}: {line}"), extra={"replicas": replica_count(strategy)})
 
 
-def _ascend(target, out, labels, steps, settings, stop_at, seed, resume, logdir, log, chief=True):
-    """Gradient ascent into ``out`` (evolve's files; nothing if not ``chief``); a finished run with the same config
-    is reused."""
-    from keras_fool.gradient import GradientAscent
+def _ascend(target, folder, labels, steps, settings, stop_at, seed, log):
+    """Gradient ascent into ``folder``; a finished ascent there with the same configuration is reused."""
+    from keras_fool.errors import ResumeError
+    from keras_fool.evolution import GradientAscent, run_search, search_callbacks
 
-    ascent = GradientAscent(target, classes=labels, steps=steps, settings=settings, stop_at=stop_at, seed=seed,
-                            batch_size=ASCENT_BATCH)
-    previous = Path(out) / "summary.json"
-    if resume and previous.is_file() and (Path(out) / "archive.npz").is_file():
-        saved = json.loads(previous.read_text())
-        if saved.get("config") == json.loads(json.dumps(ascent.get_config())):
-            log(f"gradient: reusing the finished ascent in {out}.")
-            return saved
-    if chief:
-        ensure_writable_dir(out)
-    ascent.trace()
-    start = time.perf_counter()
-    ascent.run(lambda line: log(f"gradient: {line}"))
-    seconds = time.perf_counter() - start
-    extra = {"evolution_seconds": seconds, "image_steps_per_second": ascent.image_steps_per_second}
-    if not chief:
-        return {**ascent.summary(), **extra}
-    board = SummaryWriter(logdir)
-    for step, row in enumerate(ascent.history[:ascent.iterations + 1]):
-        board.scalars({"confidence/median": float(np.median(row)), "confidence/min": float(row.min()),
-                       "confidence/max": float(row.max())}, step)
-    board.close()
-    return ascent.write(out, extra)
+    ascent = GradientAscent(target, classes=labels, steps=steps, settings=settings, seed=seed, batch_size=ASCENT_BATCH)
+    if folder.resume and folder.checkpoint.is_file():
+        try:
+            ascent.load_checkpoint(folder.checkpoint)
+            log(f"gradient: reusing the finished ascent in {folder.path}.")
+        except ResumeError:
+            pass  # another budget or class list: ascend again
+    return run_search(ascent, folder, steps, search_callbacks(folder, stop_at=stop_at), resume=False,
+                      log_batches=lambda line: log(f"gradient: {line}"))
 
 
 def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, generations=1000,
@@ -353,11 +325,9 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
     studies = options["studies"] if second_model is not None else ()
     strategy = resolve_strategy(strategy, cpu_replicas)
     chief = is_chief(strategy)
-    if chief:  # another worker writes nothing, and must not refuse the folder its chief is filling
-        check_output_dir(out, "summary.json", resume, overwrite)
-        out = ensure_writable_dir(out)
-    out = Path(out)
-    board_root = run_logdir(logdir, out) if chief else None
+    # Another worker writes nothing, and must not refuse the folder its chief is filling.
+    folder = RunFolder(out, "summary.json", resume, overwrite, logdir=logdir, chief=chief)
+    out, board_root = folder.path, folder.board
     with strategy_scope(strategy):  # mirrored model variables
         target = Target(model, class_names=class_names, crops=crops)
     labels = target.class_indices(classes)
@@ -387,8 +357,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         config.update(second_model=second.get_config()["models"], studies=list(studies))
     previous = _previous_summary(out, config) if resume else {}
     evolve = dict(labels=labels, generations=generations, population=population, seed=seed, paper=paper,
-                  stop_at=stop_at, resume=resume, checkpoint_every=checkpoint_every, progress=progress, log=log,
-                  strategy=strategy, chief=chief)
+                  stop_at=stop_at, checkpoint_every=checkpoint_every, progress=progress, log=log, strategy=strategy)
     summary = {"config": config, "rows": [], "paper": PAPER_IMAGENET,
                "replicas": replica_count(strategy), "complete": False}
 
@@ -402,12 +371,11 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             log(f"{method}: reusing the finished run in {out / method}.")
             summary["rows"].append(reused)
             continue
-        logs = None if board_root is None else board_root / method
         if method == "gradient":
             row = _timed_row(target, _ascent_batch(len(labels)), lambda: _ascend(
-                target, out / method, labels, steps, settings, stop_at, seed, resume, logs, log, chief), backward=True)
+                target, folder.sub(method), labels, steps, settings, stop_at, seed, log), backward=True)
         else:
-            row = _timed_row(target, population, lambda: _evolve(target, method, out / method, logdir=logs, **evolve))
+            row = _timed_row(target, population, lambda: _evolve(target, method, folder.sub(method), **evolve))
         row = {"method": method, **row, "paper_median_pct": PAPER_IMAGENET[method]["median_pct"]}
         summary["rows"].append(row)
         log(f"{method}: median {format_confidence_pct(row['median_pct'])}%, max "
@@ -420,8 +388,8 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         reuse = saved.get("second_model") == config["second_model"] and saved.get("methods") == config["methods"]
         if "transfer" in studies:
             summary["transfer"] = (previous["transfer"] if reuse and "transfer" in previous else
-                                   _transfer(out, target, second, first_at_second, second_at_first,
-                                             options["methods"], board_root, evolve))
+                                   _transfer(folder, target, second, first_at_second, second_at_first,
+                                             options["methods"], evolve))
             save_progress()
         if "ensemble" in studies:
             if reuse and "ensemble" in previous:
@@ -429,7 +397,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             else:
                 with strategy_scope(strategy):
                     ensemble = Target([target.models[0], second_at_first.models[0]], **kwargs)
-                summary["ensemble"] = _ensemble(out, ensemble, target, second_at_first, board_root, evolve)
+                summary["ensemble"] = _ensemble(folder, ensemble, target, second_at_first, evolve)
             save_progress()
 
     summary["complete"] = True
@@ -528,12 +496,10 @@ def _timed_row(target, batch, run, backward=False):
     }
 
 
-def _study_evolution(study, target, out, board_root, evolve):
-    """A study's CPPN evolution against ``target`` into its folder; returns the folder and the run's row."""
-    folder = out / STUDY_FOLDERS[study]
-    logs = None if board_root is None else board_root / STUDY_FOLDERS[study]
-    return folder, _timed_row(target, evolve["population"],
-                              lambda: _evolve(target, "cppn", folder, logdir=logs, **evolve))
+def _study_evolution(study, target, folder, evolve):
+    """A study's CPPN evolution against ``target`` into its sub-folder; returns that folder's path and the run's row."""
+    inner = folder.sub(STUDY_FOLDERS[study])
+    return inner.path, _timed_row(target, evolve["population"], lambda: _evolve(target, "cppn", inner, **evolve))
 
 
 def _name(target):
@@ -544,13 +510,14 @@ def _name(target):
     return Path(source["path"]).stem if "path" in source else source["model"]
 
 
-def _transfer(out, first, second, first_at_second, second_at_first, methods, board_root, evolve):
+def _transfer(folder, first, second, first_at_second, second_at_first, methods, evolve):
     """Supplement A.2: CPPN images evolved against the second network, and each network's images shown to the other."""
     from keras_fool.evaluation.metrics import predict_probabilities
     from keras_fool.evaluation.statistics import transfer_statistics
     from keras_fool.evolution import load_archive
 
-    folder, row = _study_evolution("transfer", second, out, board_root, evolve)
+    out = folder.path
+    folder, row = _study_evolution("transfer", second, folder, evolve)
     evolution = {"target": _name(second), **row}
     evolve["log"](f"cppn against {_name(second)}: median {format_confidence_pct(evolution['median_pct'])}%")
     # The CPPN images both ways first (the paper's comparison), then the first network's other images.
@@ -569,13 +536,13 @@ def _transfer(out, first, second, first_at_second, second_at_first, methods, boa
     return {"second_model": _name(second), "evolution": evolution, "rows": rows, "paper": PAPER_TRANSFER}
 
 
-def _ensemble(out, ensemble, first, second_at_first, board_root, evolve):
+def _ensemble(folder, ensemble, first, second_at_first, evolve):
     """Supplement B: CPPN images evolved against the mean of the two networks, and what each member says of them."""
     from keras_fool.evaluation.metrics import predict_probabilities
     from keras_fool.evolution import load_archive
 
-    folder, row = _study_evolution("ensemble", ensemble, out, board_root, evolve)
-    arrays = load_archive(folder / "archive.npz")
+    path, row = _study_evolution("ensemble", ensemble, folder, evolve)
+    arrays = load_archive(path / "archive.npz")
     cells = np.arange(len(arrays["labels"]))
     members = {}
     for name, member in ((_name(first), first), (_name(second_at_first), second_at_first)):

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
+from keras_fool.evolution.search import THRESHOLDS, Search, stop_confidence
 from keras_fool.validation import check_int, check_number, check_seed
 
 __all__ = [
@@ -67,7 +67,6 @@ REGULARIZATIONS = {
     "s7": {"step_size": DEFAULT_STEP_SIZE / 4, "decay": 0.001, "blur_radius": 0.5, "blur_every": 1,
            "percentile": 0.0},
 }
-THRESHOLDS = {"99": 0.99, "9999": 0.9999}
 
 
 def ascent_settings(regularization="none", step_size=None, decay=None, blur_radius=None, blur_every=None,
@@ -208,24 +207,22 @@ def mean_image(image_shape, mean=None, dataset=None):
     return result
 
 
-class GradientAscent:
+class GradientAscent(Search):
     """Gradient-ascent fooling images for some classes of a target (supplement E).
 
-    Duck-types what :func:`keras_fool.evolution.write_outputs` reads from an evolver
-    (``target``, ``archive``, ``encoding``, ``generation``, ``summary()``), so :meth:`write`
-    puts the results into ``evolve``'s files.
+    A search like :class:`~keras_fool.evolution.MapElites` (:class:`~keras_fool.evolution.search.Search`):
+    ``run(steps, callbacks)`` fills its archive, a gradient step counts as a generation, and the
+    same callbacks, summary, files and checkpoints serve both.
 
     Args:
-        target: a :class:`~keras_fool.evolution.Target`.
-        classes: class indices (see :func:`~keras_fool.evolution.target.resolve_classes` for names);
-            all of the target's by default.
-        steps: gradient steps per class (>= 1).
+        target: a :class:`~keras_fool.target.Target`.
+        classes: class indices (see :func:`~keras_fool.target.resolve_classes` for names); all of
+            the target's by default.
+        steps: gradient steps per class (>= 1) a :meth:`run` takes unless told otherwise.
         settings: :func:`ascent_settings`'s dict (None: ``--regularization none``).
         mean: what :func:`mean_image` takes; None picks by the target's preset or image shape.
         noise: standard deviation of the starting noise (1/255, the paper's).
         batch_size: classes ascending together in one compiled loop.
-        stop_at: a class stops (its image is kept) once it reaches this confidence, and a batch
-            once all its classes have (None: never).
         seed: the noise of class c comes from ``(seed, c)``, whatever the batching.
 
     Attributes:
@@ -233,14 +230,16 @@ class GradientAscent:
             :class:`~keras_fool.encodings.DirectEncoding`) and their confidences.
         history: (steps + 1, C) float32: each class's confidence after 0, 1, ... steps (after it
             stopped, its last value repeats).
-        steps_done: (C,) int: the steps each class took (fewer than ``steps`` if it reached ``stop_at``).
+        steps_done: (C,) int: the steps each class took (fewer than ``steps`` if it stopped early).
         iterations: the most loop iterations a batch ran (a frozen class's image stays as it is).
         first_reached: ``{"99": (C,), "9999": (C,)}`` the first step at which the confidence
             reached 99% / 99.99%, or -1.
     """
 
+    method = "gradient_ascent"
+
     def __init__(self, target, classes=None, steps=200, settings=None, mean=None, noise=1.0 / 255.0, batch_size=32,
-                 stop_at=None, seed=0):
+                 seed=0):
         import tensorflow as tf
 
         from keras_fool.encodings import DirectEncoding
@@ -254,7 +253,6 @@ class GradientAscent:
         self.settings = ascent_settings(**(settings or {}))
         self.noise = check_number("noise", noise, 0.0)
         self.batch_size = check_int("batch_size", batch_size)
-        self.stop_at = None if stop_at is None else check_number("stop_at", stop_at, 0.0, strict=True, maximum=1.0)
         self.seed = check_seed(seed)
         labels = list(range(target.num_classes)) if classes is None else target.class_indices(list(classes))
         dataset = None
@@ -268,28 +266,33 @@ class GradientAscent:
         self.encoding = DirectEncoding(target.image_shape)
         self.archive = ClassArchive(labels, target.class_names, self.encoding.genome_spec())
         self.labels = self.archive.labels
-        self.history = None
-        self.steps_done = np.zeros(len(labels), np.int64)
-        self.iterations = 0
-        self.first_reached = {k: np.full(len(labels), -1, np.int64) for k in THRESHOLDS}
-        self.evaluations = 0
         self.trace_seconds = None
-        self.steady_seconds = 0.0
-        self.steady_image_steps = 0
         self._exact_confidence = len(target.models) == 1 and target.crops == 1
         self._loop = tf.function(self._loop_impl, reduce_retracing=True)
+        self._reset()
+
+    def _reset(self):
+        cells = len(self.labels)
+        self.history = None
+        self.generation = -1
+        self.steps_done = np.zeros(cells, np.int64)
+        self.iterations = 0
+        self.first_reached = {k: np.full(cells, -1, np.int64) for k in THRESHOLDS}
+        self.evaluations = 0
+        self.steady_seconds = 0.0
+        self.steady_image_steps = 0
+        self._restored_steps = None
 
     # ---- configuration -----------------------------------------------------------------------
     def get_config(self):
         return {
-            "method": "gradient_ascent",
+            "method": self.method,
             "target": self.target.get_config(),
             "classes": self.labels.tolist(),
             "steps": self.steps,
             **self.settings,
             "mean": self.mean_spec,
             "noise": self.noise,
-            "stop_at": self.stop_at,
             "seed": self.seed,
         }
 
@@ -391,8 +394,17 @@ class GradientAscent:
         self.trace_seconds = time.perf_counter() - start
         return self.trace_seconds
 
-    def run(self, log=None):
-        """Ascend every class; returns ``self`` (its ``archive`` holds the images).
+    def run(self, n=None, callbacks=(), log_batches=None):
+        """Ascend every class for ``n`` steps (``steps`` by default); returns the archive.
+
+        The callbacks see every step once the classes are done (``logs["synced"]`` only at the
+        last); an :class:`~keras_fool.evolution.EarlyStopping` stops each class at its
+        confidence (keeping that image) and a batch once all its classes have.
+
+        Args:
+            n: gradient steps per class; None: the ``steps`` given at construction.
+            callbacks: :class:`~keras_fool.evolution.callbacks.Callback` instances.
+            log_batches: callable taking one progress line per batch of classes, or None.
 
         Raises:
             NonFiniteError: the target returned NaN or infinity.
@@ -401,20 +413,29 @@ class GradientAscent:
 
         from keras_fool.errors import NonFiniteError
 
-        log = log or (lambda line: None)
+        steps = self.steps if n is None else check_int("n", n)
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            cb.set_evolver(self)
+        log = log_batches or (lambda line: None)
+        if self._restored_steps == steps:  # resumed from the checkpoint of this very run: nothing left to do
+            log(f"the ascent of {steps} steps is already done.")
+            return self.archive
+        self._reset()
         cells = len(self.labels)
         images = np.zeros((cells, *self.target.image_shape), np.float32)
-        history = np.zeros((self.steps + 1, cells), np.float32)
-        stop_at = 2.0 if self.stop_at is None else self.stop_at
-        batches = list(self._batches())
+        history = np.zeros((steps + 1, cells), np.float32)
+        stop_at = stop_confidence(callbacks)
         if self.trace_seconds is None:
             self.trace()
-        for number, (rows, padded) in enumerate(batches, 1):
+        for cb in callbacks:
+            cb.on_run_begin({"generation": self.generation, "generations": steps})
+        for rows, padded in self._batches():
             labels = self.labels[padded]
             start = time.perf_counter()
             x, confidences, done, taken = self._loop(
                 tf.constant(self.start_images(labels)), tf.constant(labels, tf.int32),
-                tf.constant(self.steps, tf.int32), tf.constant(stop_at, tf.float32))
+                tf.constant(steps, tf.int32), tf.constant(stop_at, tf.float32))
             seconds = time.perf_counter() - start
             done, confidences = int(done), confidences.numpy()[:, :len(rows)]
             if not np.all(np.isfinite(confidences)):
@@ -431,64 +452,95 @@ class GradientAscent:
             log(f"classes {rows[0] + 1}-{rows[-1] + 1} of {cells}: {done} steps, median confidence "
                 f"{100 * np.median(confidences[-1]):.4f}% ({len(padded) * done / seconds:.1f} image-steps/s)")
         self.history = history
-        for k, threshold in THRESHOLDS.items():
-            reached = history >= threshold
-            self.first_reached[k] = np.where(reached.any(axis=0), reached.argmax(axis=0), -1)
         self.archive.set_state(images, history[-1])
-        return self
+        self._report(callbacks)
+        return self.archive
 
-    @property
-    def generation(self):
-        """Loop iterations so far (what ``keras_fool.evolution.outputs`` reads as an evolver's generation)."""
-        return self.iterations
+    def _report(self, callbacks):
+        """Tell the callbacks every step of the finished run, and record when each class reached the thresholds."""
+        speed = self.evaluations_per_second
+        for step, row in enumerate(self.history[:self.iterations + 1]):
+            self.generation = step
+            logs = self.generation_logs(step, row, speed)
+            logs["synced"] = step == self.iterations
+            for cb in callbacks:
+                cb.on_generation_end(step, logs)
+        for cb in callbacks:
+            cb.on_run_end({"generation": self.generation})
 
-    def montage(self, scale=None):
-        """The images as a labelled PIL image: class name and confidence under each, the run in the title."""
-        from keras_fool.evolution.outputs import elite_captions
-        from keras_fool.io import montage
+    def checkpoint_state(self):
+        """A finished run's state (a gradient-ascent checkpoint is written at the end of its run)."""
+        if self.history is None:
+            raise ValueError("gradient ascent writes a checkpoint only once its run has finished")
+        return {"steps_run": np.array(self.history.shape[0] - 1), "images": np.asarray(self.archive.genomes),
+                "history": self.history, "steps_done": self.steps_done, "iterations": np.array(self.iterations),
+                "evaluations": np.array(self.evaluations),
+                "steady": np.array([self.steady_seconds, self.steady_image_steps], np.float64),
+                **{f"first_{k}": v for k, v in self.first_reached.items()}}
 
-        scale = scale or (3 if self.target.image_shape[0] <= 64 else 1)
-        models = " + ".join(str(next(iter(m.values()))) for m in self.target.get_config()["models"])
-        title = (f"{models}, gradient ascent ({self.settings['regularization']}, {self.settings['objective']}), "
-                 f"step {int(self.steps_done.max()) if len(self.steps_done) else 0}")
-        captions = elite_captions(self.archive.labels, self.archive.confidences, self.archive.class_names)
-        images = np.asarray(self.archive.genomes)
-        return montage(images, captions, columns=min(len(images), 10), scale=scale, title=title)
+    def restore_state(self, arrays):
+        cells = len(self.labels)
+        steps = int(arrays["steps_run"])
+        images, history, steps_done = arrays["images"], arrays["history"], arrays["steps_done"]
+        if images.shape != (cells, *self.target.image_shape) or images.dtype != np.float32:
+            raise ValueError(f"'images' must be float32 of shape {(cells, *self.target.image_shape)}")
+        if not (np.isfinite(images).all() and images.min(initial=0.0) >= 0.0 and images.max(initial=0.0) <= 1.0):
+            raise ValueError("'images' must hold pixels in [0, 1]")
+        if history.shape != (steps + 1, cells) or not np.isfinite(history).all():
+            raise ValueError(f"'history' must be finite, of shape {(steps + 1, cells)}")
+        if steps_done.shape != (cells,) or steps_done.min(initial=0) < 0 or steps_done.max(initial=0) > steps:
+            raise ValueError(f"'steps_done' must be {cells} step counts in 0..{steps}")
+        first = {k: arrays[f"first_{k}"].astype(np.int64) for k in THRESHOLDS}
+        if any(v.shape != (cells,) for v in first.values()):
+            raise ValueError(f"'first_99' and 'first_9999' must hold {cells} steps")
+        self._reset()
+        self.history, self.steps_done, self.first_reached = history.astype(np.float32), steps_done.astype(np.int64), first
+        self.iterations = self.generation = int(arrays["iterations"])
+        self.evaluations = int(arrays["evaluations"])
+        self.steady_seconds, self.steady_image_steps = float(arrays["steady"][0]), int(arrays["steady"][1])
+        # A checkpoint's numbers are not trusted: the images must score what it says they score.
+        if not np.allclose(self._confidences(images), history[-1], rtol=0.0, atol=1e-4):
+            raise ValueError("the confidences it records are not what the target gives its images")
+        self.archive.set_state(images, history[-1])
+        self._restored_steps = steps
+
+    def _confidences(self, images):
+        import tensorflow as tf
+
+        p = self.target(tf.constant(images))
+        return tf.gather(p, tf.constant(self.labels, tf.int32), axis=1, batch_dims=1).numpy()
+
+    def images(self, count=None):
+        return np.asarray(self.archive.genomes if count is None else self.archive.genomes[:count], np.float32)
+
+    def title(self):
+        return (f"{self.model_names()}, gradient ascent ({self.settings['regularization']}, "
+                f"{self.settings['objective']}), step {int(self.steps_done.max()) if len(self.steps_done) else 0}")
+
+    def montage(self, scale=None, max_images=100):
+        return super().montage(scale or (3 if self.target.image_shape[0] <= 64 else 1), max_images)
 
     def write(self, out, extra_summary=None):
         """Write evolve's files (archive.npz, montage.png, summary.json) into ``out``; returns the summary."""
         from keras_fool.evolution.outputs import write_outputs
-        from keras_fool.io import save_png
 
-        summary = write_outputs(self, out, extra_summary)
-        save_png(Path(out) / "montage.png", self.montage())  # titled as gradient ascent, not as an evolution
-        return summary
+        return write_outputs(self, out, extra_summary)
 
     @property
-    def image_steps_per_second(self):
+    def evaluations_per_second(self):
         """Images x gradient steps per second, tracing excluded (each a forward and a backward pass)."""
         return self.steady_image_steps / self.steady_seconds if self.steady_seconds else float("nan")
 
+    image_steps_per_second = evaluations_per_second
+
+    def class_entry(self, index):
+        return {"steps": int(self.steps_done[index])}
+
     def summary(self):
         """A JSON-ready dict in ``keras-fool evolve``'s summary format; steps stand for generations."""
-        conf = self.archive.confidences
-        classes = []
-        for i, label in enumerate(self.labels.tolist()):
-            entry = {"label": label, "name": self.archive.class_names[label],
-                     "confidence": None if math.isnan(conf[i]) else float(conf[i]), "steps": int(self.steps_done[i])}
-            for k in THRESHOLDS:
-                first = int(self.first_reached[k][i])
-                entry[f"generation_{k}"] = first if first >= 0 else None
-            classes.append(entry)
-        return {
-            "classes": classes,
-            "generations": int(self.steps_done.max()) if len(self.steps_done) else 0,
-            "evaluations": self.evaluations,
-            "evaluations_per_second": self.image_steps_per_second,
-            "trace_seconds": self.trace_seconds,
-            "seed": self.seed,
-            "config": self.get_config(),
-        }
+        summary = super().summary()
+        summary["generations"] = int(self.steps_done.max()) if len(self.steps_done) else 0
+        return summary
 
 
 def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, regularization="none",
@@ -524,37 +576,16 @@ def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, r
     Returns:
         The summary dict written to ``summary.json``.
     """
+    from keras_fool.evolution.runner import run_search, search_callbacks
+    from keras_fool.run_folder import RunFolder
     from keras_fool.evolution.target import Target
-    from keras_fool.io import check_output_dir, ensure_writable_dir
-    from keras_fool.summaries import SummaryWriter, run_logdir
 
     started = time.perf_counter() if started is None else started
     settings = ascent_settings(regularization, step_size, decay, blur_radius, blur_every, percentile, objective)
-    check_output_dir(out, "archive.npz", overwrite=overwrite)
-    out = ensure_writable_dir(out)
-    board = SummaryWriter(run_logdir(logdir, out))
+    folder = RunFolder(out, "archive.npz", overwrite=overwrite, resumable=False, logdir=logdir)
     target = Target(list(models) if isinstance(models, (list, tuple)) else [models], logits=logits,
                     class_names=class_names, input_range=input_range, preprocess=preprocess, crops=crops)
     ascent = GradientAscent(target, classes=target.class_indices(classes), steps=steps, settings=settings, mean=mean,
-                            batch_size=batch_size, stop_at=stop_at, seed=seed)
-    ascent.trace()
-    startup_seconds = time.perf_counter() - started
-    loop_start = time.perf_counter()
-    ascent.run(log)
-    ascent_seconds = time.perf_counter() - loop_start
-    for step, row in enumerate(ascent.history[:ascent.iterations + 1]):
-        board.scalars({
-            "confidence/median": float(np.median(row)), "confidence/min": float(row.min()),
-            "confidence/max": float(row.max()), "classes/at_99": int(np.sum(row >= 0.99)),
-            "classes/at_9999": int(np.sum(row >= 0.9999)),
-        }, step)
-    board.image("elites", ascent.montage(), ascent.iterations)
-    board.close()
-    files = [out / "archive.npz", out / "montage.png", out / "summary.json"] + ([board.logdir] if board.enabled else [])
-    return ascent.write(out, {
-        "wall_seconds": time.perf_counter() - started,
-        "evolution_seconds": ascent_seconds,
-        "startup_seconds": startup_seconds,
-        "image_steps_per_second": ascent.image_steps_per_second,
-        "files": [str(f) for f in files],
-    })
+                            batch_size=batch_size, seed=seed)
+    return run_search(ascent, folder, steps, search_callbacks(folder, stop_at=stop_at), started=started, log=log,
+                      log_batches=log)
