@@ -97,7 +97,7 @@ def fooling_class(iterations, images_per_iteration, generations, population, enc
         out, iterations=iterations, images_per_iteration=images_per_iteration, generations=generations,
         population=population, encoding=encoding, train_steps=train_steps, from_scratch=from_scratch,
         min_runs=min_runs, model=model, train_images=train_images, test_images=test_images, seed=seed,
-        logdir=logdir, log=_log, strategy=strategy, cpu_replicas=cpu_replicas)
+        logdir=logdir, log=_log, strategy=strategy, cpu_replicas=cpu_replicas, overwrite=overwrite)
     echo_report(report, start)
 
 
@@ -133,7 +133,7 @@ def transfer(model_a, model_b, runs, generations, population, encoding, kept, te
     report = run_transfer_experiment(out, model_a=model_a, model_b=model_b, runs=runs, generations=generations,
                             population=population, encoding=encoding, images=kept.replace("-", "_"),
                             test_images=test_images, seed=seed, logdir=logdir, log=_log, strategy=strategy,
-                            cpu_replicas=cpu_replicas)
+                            cpu_replicas=cpu_replicas, overwrite=overwrite)
     echo_report(report, start)
 
 
@@ -166,5 +166,5 @@ def ensemble(models, runs, generations, population, encoding, members, test_imag
 
     report = run_ensemble_experiment(out, models=list(models), runs=runs, generations=generations, population=population,
                             encoding=encoding, members=members, test_images=test_images, seed=seed, logdir=logdir,
-                            log=_log, strategy=strategy, cpu_replicas=cpu_replicas)
+                            log=_log, strategy=strategy, cpu_replicas=cpu_replicas, overwrite=overwrite)
     echo_report(report, start)

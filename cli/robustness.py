@@ -90,7 +90,7 @@ def robustness(quick, out, overwrite, logdir, methods, attacks, worst_case_image
     chosen = None if methods.strip().lower() == "all" else methods
     report = run_robustness_experiment(out, budget=budget, methods=chosen, logdir=logdir, seed=seed,
                                        log=lambda line: click.echo(line, err=True), gray_box=gray_box,
-                                       attacks=attacks)
+                                       attacks=attacks, overwrite=overwrite)
     click.echo(report.markdown.rstrip())
     click.echo("")
     flags = report.summary.get("masking_flags", [])

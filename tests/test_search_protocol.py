@@ -102,3 +102,18 @@ def test_the_run_folder_refuses_a_folder_that_holds_a_run_from_python(tmp_path):
     assert folder.files == [str(out / "cppn" / "archive.npz"), str(tmp_path / "tb" / "out")]
     assert RunFolder(tmp_path / "elsewhere", "summary.json", chief=False).files == []
     assert not (tmp_path / "elsewhere").exists()  # a non-chief worker creates nothing
+
+
+def test_every_experiment_refuses_a_folder_with_results_from_python_too(tmp_path):
+    """Python callers no longer overwrite silently: the library refuses, as the command line always did."""
+    from keras_fool.experiments.ensemble import run_ensemble_experiment
+    from keras_fool.experiments.fooling_class import run_fooling_class_experiment
+    from keras_fool.experiments.robustness import run_robustness_experiment
+    from keras_fool.experiments.transfer import run_transfer_experiment
+
+    (tmp_path / "summary.json").write_text("{}")
+    for run in (run_transfer_experiment, run_ensemble_experiment, run_fooling_class_experiment,
+                run_robustness_experiment):
+        with pytest.raises(ValueError, match="already holds a run"):
+            run(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from keras_fool.audit.budgets import LARGE_IMAGE_PIXELS, budget_for
-from keras_fool.audit.options import check_audit_options
-from keras_fool.io import ensure_writable_dir, remove_stale_temporaries, save_json, save_text
+from keras_fool.audit.options import MARKER, check_audit_options
+from keras_fool.io import remove_stale_temporaries, save_json, save_text
+from keras_fool.run_folder import RunFolder
 from keras_fool.validation import check_seed
 
 __all__ = ["AuditReport", "audit_model", "report_files"]
@@ -152,7 +153,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
         "classes": [int(c) for c in chosen],
         "seed": seed,
     }
-    out = ensure_writable_dir(out)
+    out = RunFolder(out, MARKER, resume, overwrite).path
     if overwrite:
         for path in report_files(out):
             path.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ PAPER_ENSEMBLE = {"cells": 1000, "at_90_pct": 23.1, "at_99_pct": None, "median_p
 
 def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=10, generations=200, population=200,
                             encoding="direct", members=True, test_images=None, seed=0, logdir=None, log=None,
-                            strategy="default", cpu_replicas=None):
+                            strategy="default", cpu_replicas=None, overwrite=False):
     """Evolving against an ensemble: the mean of several networks' probabilities (supplement B).
 
     Evolves ``runs`` runs against the ensemble and reports the share of its elites (one per class
@@ -64,6 +64,7 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
             the chief writes files and TensorBoard logs; another worker returns the same report
             with no files.
         cpu_replicas: split the CPU into this many logical devices for ``strategy``.
+        overwrite: replace the results in ``out``; a folder holding a ``summary.json`` is refused otherwise.
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport` (its ``summary`` is what
@@ -79,7 +80,7 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     if len(models) < 2 or len(set(names)) != len(names):
         raise ValueError(f"an ensemble needs two or more distinct models. Received: models={names}")
     log = log or (lambda line: None)
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas)
+    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
     with strategy_scope(strategy):  # mirrored model variables
         ensemble = Target(models)
     singles = [Target(m) for m in ensemble.models]

@@ -158,7 +158,7 @@ def _optimizer_factory(preset, from_scratch):
 def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, generations=200, population=200,
                                  encoding="direct", train_steps=1000, from_scratch=False, min_runs=5,
                                  model="lenet_mnist", train_images=None, test_images=None, seed=0, logdir=None,
-                                 log=None, strategy="default", cpu_replicas=None):
+                                 log=None, strategy="default", cpu_replicas=None, overwrite=False):
     """The iterated fooling-class experiment of supplement C (Table S2) on MNIST.
 
     DNN_1 is the zoo preset ``model``. Iteration ``i`` evaluates DNN_i and evolves fooling images
@@ -210,6 +210,7 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
             Only the chief writes files and TensorBoard logs; another worker returns the same
             report with no files.
         cpu_replicas: split the CPU into this many logical devices for ``strategy``.
+        overwrite: replace the results in ``out``; a folder holding a ``summary.json`` is refused otherwise.
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport`; ``report.summary["rows"]``
@@ -232,7 +233,7 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
                          f"{', '.join(zoo.list_presets())}. Received: model={model!r}")
     preset = zoo.get_preset(model)
     log = log or (lambda line: None)
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas)
+    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
     models_dir = ensure_writable_dir(out / "models") if chief else None
 
     start = time.perf_counter()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
-from keras_fool.io import ensure_writable_dir
-from keras_fool.summaries import SummaryWriter, run_logdir
+from keras_fool.run_folder import RunFolder
+from keras_fool.summaries import SummaryWriter
 from keras_fool.validation import check_int, check_seed
 
 __all__ = [
@@ -52,8 +52,11 @@ class ExperimentReport:
         self.files = [Path(f) for f in self.files]
 
 
-def experiment_outputs(out, logdir, strategy, cpu_replicas):
+def experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite=False):
     """Where an experiment writes, under ``strategy`` (a name or an object, see :func:`resolve_strategy`).
+
+    The folder is opened as a :class:`~keras_fool.run_folder.RunFolder`: one that holds a
+    ``summary.json`` is refused unless ``overwrite``.
 
     Returns:
         ``(strategy, chief, out, board)``: the resolved strategy (None for one device), whether this
@@ -63,8 +66,8 @@ def experiment_outputs(out, logdir, strategy, cpu_replicas):
     """
     strategy = resolve_strategy(strategy, cpu_replicas)
     chief = is_chief(strategy)
-    out = ensure_writable_dir(out) if chief else Path(out)
-    return strategy, chief, out, SummaryWriter(run_logdir(logdir, out) if chief else None)
+    folder = RunFolder(out, "summary.json", overwrite=overwrite, resumable=False, logdir=logdir, chief=chief)
+    return strategy, chief, folder.path, SummaryWriter(folder.board)
 
 
 def format_number(value, digits=2):

@@ -26,8 +26,9 @@ from keras_fool.defenses import Committee, LowPassFilter, stack_front_end
 from keras_fool.evaluation.curves import NOISE_TITLES, RobustnessCurves, robustness_curves
 from keras_fool.evaluation.worst_case import ATTACKS, AttackSettings, check_attack_names, worst_case_robustness
 from keras_fool.experiments.report import ExperimentReport
-from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_text, sha256_file
-from keras_fool.summaries import SummaryWriter, run_logdir
+from keras_fool.io import new_figure, save_csv, save_figure, save_json, save_text, sha256_file
+from keras_fool.run_folder import RunFolder
+from keras_fool.summaries import SummaryWriter
 from keras_fool.training import robust_models
 from keras_fool.training.recipes import compile_with_recipe, train_preset
 from keras_fool.validation import check_seed
@@ -661,7 +662,7 @@ def _worst_case_text(worst_case, flagged):
 
 
 def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None,
-                              gray_box=False, attacks=ATTACKS):
+                              gray_box=False, attacks=ATTACKS, overwrite=False):
     """Reproduce Table 2 and Figures 3-7 of Uličný et al. on MNIST, with a worst case beside FGSM.
 
     Trains (or reloads from ``out/models``, or from the zoo under the full budget) the methods of Table 2
@@ -697,6 +698,8 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
         attacks: the worst case's attacks, names from
             :data:`~keras_fool.evaluation.worst_case.ATTACKS` (or a comma-separated string);
             None or ``"none"`` for the FGSM and Gaussian curves only.
+        overwrite: replace the results in ``out`` (its trained models in ``out/models`` are kept and
+            reused); a folder holding a ``summary.json`` is refused otherwise.
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport`; ``report.summary["timings"]``
@@ -709,10 +712,8 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     methods = _check_methods(methods)
     attacks = _check_attacks(attacks)
     log = log or (lambda line: None)
-    out = ensure_writable_dir(out)
-    logdir = run_logdir(logdir, out)  # each run in its own subfolder, as every command logs
-    if logdir is not None:
-        ensure_writable_dir(logdir)
+    folder = RunFolder(out, "summary.json", overwrite=overwrite, resumable=False, logdir=logdir)
+    out, logdir = folder.path, folder.board  # each run logs in its own subfolder, as every command does
     timings = {}
 
     start = time.perf_counter()

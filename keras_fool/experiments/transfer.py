@@ -48,7 +48,7 @@ TRANSFER_IMAGES = ("last", "first_and_last")
 
 def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b", runs=10, generations=200,
                             population=200, encoding="direct", images="last", test_images=None, seed=0,
-                            logdir=None, log=None, strategy="default", cpu_replicas=None):
+                            logdir=None, log=None, strategy="default", cpu_replicas=None, overwrite=False):
     """Transfer of fooling images between two networks (supplement A, Table S1).
 
     Evolves ``runs`` runs against A and against B and keeps the last generation's elites (the
@@ -82,6 +82,7 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
             the chief writes files and TensorBoard logs; another worker returns the same report
             with no files.
         cpu_replicas: split the CPU into this many logical devices for ``strategy``.
+        overwrite: replace the results in ``out``; a folder holding a ``summary.json`` is refused otherwise.
 
     Returns:
         An :class:`~keras_fool.experiments.report.ExperimentReport` (its ``summary`` is what
@@ -95,7 +96,7 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
     if images not in TRANSFER_IMAGES:
         raise ValueError(f"images must be one of {', '.join(map(repr, TRANSFER_IMAGES))}. Received: images={images!r}")
     log = log or (lambda line: None)
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas)
+    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
     with strategy_scope(strategy):  # mirrored model variables
         target_a, target_b = Target(model_a), Target(model_b)
     if target_a.image_shape != target_b.image_shape or target_a.num_classes != target_b.num_classes:
