@@ -308,7 +308,7 @@ def worst_case(ctx, results):
 
 def transfer(ctx, results):
     """How many of the fooling images fool each ``--compare`` model (its top-1 is the image's class at >= 99%)."""
-    from keras_fool.evaluation.metrics import predict_probabilities
+    from keras_fool.evaluation.transfer import fooled_by
 
     if not ctx.compare:
         return {"available": False, "reason": "no --compare model given"}, {}
@@ -317,17 +317,8 @@ def transfer(ctx, results):
         per_method = {}
         for method in FOOLING_METHODS:
             arrays = results[f"fooling_{method}"][1]
-            p = predict_probabilities(target, arrays["images"], ctx.batch_size)
-            labels = arrays["labels"]
-            own = p[np.arange(len(labels)), labels]
-            match = p.argmax(axis=1) == labels
-            fooled = match & (own >= THRESHOLDS["99"])
-            original = arrays["confidences"] >= THRESHOLDS["99"]
-            per_method[method] = {
-                "images": int(len(labels)), "fooled_99": int(fooled.sum()),
-                "fooled_99_of_original_99": int((fooled & original).sum()), "original_99": int(original.sum()),
-                "top1_match": int(match.sum()), "median_confidence": float(np.median(own)),
-            }
+            per_method[method] = fooled_by(target, arrays["images"], arrays["labels"], arrays["confidences"],
+                                           ctx.batch_size, THRESHOLDS["99"])
         total = {k: sum(m[k] for m in per_method.values())
                  for k in ("images", "fooled_99", "top1_match", "fooled_99_of_original_99", "original_99")}
         models.append({"model": name, "methods": per_method, **total, "share_fooled_99": total["fooled_99"] /

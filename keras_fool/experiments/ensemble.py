@@ -12,6 +12,7 @@ import numpy as np
 from keras_fool.distribute import replica_count, strategy_scope
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, threshold_shares
+from keras_fool.evaluation.transfer import member_medians
 from keras_fool.evolution.outputs import runs_montage
 from keras_fool.evolution.runs import evolve_fooling_images
 from keras_fool.evolution.target import Target
@@ -99,10 +100,7 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     evolve_seconds = time.perf_counter() - start
 
     images, labels = results["ensemble"].images, results["ensemble"].labels
-    member_confidence = {
-        name: 100.0 * float(np.median(_p(single, images)[np.arange(len(labels)), labels]))
-        for name, single in zip(names, singles)
-    }
+    member_confidence = member_medians(zip(names, singles), images, labels)
     real = {"ensemble": confidence_statistics(_p(ensemble, x_test), y_test)}
     for name, single in zip(names, singles):
         real[name] = confidence_statistics(_p(single, x_test), y_test)

@@ -512,8 +512,7 @@ def _name(target):
 
 def _transfer(folder, first, second, first_at_second, second_at_first, methods, evolve):
     """Supplement A.2: CPPN images evolved against the second network, and each network's images shown to the other."""
-    from keras_fool.evaluation.metrics import predict_probabilities
-    from keras_fool.evaluation.statistics import transfer_statistics
+    from keras_fool.evaluation.transfer import transfer_between
     from keras_fool.evolution import load_archive
 
     out = folder.path
@@ -529,8 +528,8 @@ def _transfer(folder, first, second, first_at_second, second_at_first, methods, 
     rows = []
     for key, method, path, original, other, evolved_for, shown_to, paper in shown:
         images = load_archive(path / "archive.npz")["images"]
-        statistics = transfer_statistics(predict_probabilities(original, images, batch_size=16),
-                                         predict_probabilities(other, images, batch_size=16))
+        statistics = transfer_between(images, original, other, batch_size=16)
+        del statistics["probabilities"]
         rows.append({"shown": key, "method": method, "evolved_for": evolved_for, "shown_to": shown_to,
                      **statistics, "paper_top1_match_pct": paper})
     return {"second_model": _name(second), "evolution": evolution, "rows": rows, "paper": PAPER_TRANSFER}
@@ -538,17 +537,14 @@ def _transfer(folder, first, second, first_at_second, second_at_first, methods, 
 
 def _ensemble(folder, ensemble, first, second_at_first, evolve):
     """Supplement B: CPPN images evolved against the mean of the two networks, and what each member says of them."""
-    from keras_fool.evaluation.metrics import predict_probabilities
+    from keras_fool.evaluation.transfer import member_medians
     from keras_fool.evolution import load_archive
 
     path, row = _study_evolution("ensemble", ensemble, folder, evolve)
     arrays = load_archive(path / "archive.npz")
-    cells = np.arange(len(arrays["labels"]))
-    members = {}
-    for name, member in ((_name(first), first), (_name(second_at_first), second_at_first)):
-        probabilities = predict_probabilities(member, arrays["images"], batch_size=16)
-        members[name] = 100.0 * float(np.median(probabilities[cells, arrays["labels"]]))
-    classes = len(cells)
+    members = member_medians(((_name(first), first), (_name(second_at_first), second_at_first)), arrays["images"],
+                             arrays["labels"], batch_size=16)
+    classes = len(arrays["labels"])
     row.update(members=[_name(first), _name(second_at_first)], member_median_pct=members,
                classes=classes, classes_at_90_pct=100.0 * row["classes_at_90"] / classes, paper=PAPER_ENSEMBLE)
     evolve["log"](f"cppn against the ensemble: median {format_confidence_pct(row['median_pct'])}%, "

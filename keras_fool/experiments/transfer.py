@@ -13,7 +13,8 @@ import numpy as np
 
 from keras_fool.distribute import replica_count, strategy_scope
 from keras_fool.evaluation.metrics import predict_probabilities
-from keras_fool.evaluation.statistics import confidence_statistics, per_class_matches, transfer_statistics
+from keras_fool.evaluation.statistics import confidence_statistics, per_class_matches
+from keras_fool.evaluation.transfer import transfer_between
 from keras_fool.evolution.outputs import runs_montage
 from keras_fool.evolution.runs import evolve_fooling_images
 from keras_fool.evolution.target import Target
@@ -115,16 +116,14 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
             f"(last generation)")
     evolve_seconds = time.perf_counter() - start
     images_a, images_b = evolved["a"].images, evolved["b"].images
-    directions = {
-        # "DNN_A on DNN_B images": images evolved against B (the original), shown to A.
-        "a_on_b_images": transfer_statistics(_p(target_b, images_b), _p(target_a, images_b)),
-        "b_on_a_images": transfer_statistics(_p(target_a, images_a), _p(target_b, images_a)),
-    }
+    # "DNN_A on DNN_B images": images evolved against B (the original), shown to A.
+    directions = {"a_on_b_images": transfer_between(images_b, target_b, target_a),
+                  "b_on_a_images": transfer_between(images_a, target_a, target_b)}
+    seen = {k: directions[k].pop("probabilities") for k in directions}
     average = {k: _mean_or_none(directions["a_on_b_images"][k], directions["b_on_a_images"][k])
                for k in PAPER_TABLE_S1}
-    per_class = per_class_matches(evolved["a"].labels, _p(target_a, images_a),
-                                   _p(target_b, images_a), evolved["b"].labels,
-                                   _p(target_b, images_b), _p(target_a, images_b))
+    per_class = per_class_matches(evolved["a"].labels, *seen["b_on_a_images"], evolved["b"].labels,
+                                  *seen["a_on_b_images"])
     (_, _), (x_test, y_test) = load_test_set(test_images)
     real = {"a": confidence_statistics(_p(target_a, x_test), y_test),
             "b": confidence_statistics(_p(target_b, x_test), y_test)}
