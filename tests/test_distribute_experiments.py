@@ -87,7 +87,7 @@ SCRIPT = textwrap.dedent(
 )
 NOT_COMPARED = {"replicas", "evolve_seconds", "train_seconds", "data_seconds", "seconds", "evolution_seconds",
                 "trace_seconds", "evaluations_per_second", "image_steps_per_second", "raw_images_per_second",
-                "speed_vs_raw_pct"}  # the replica count, and timings
+                "speed_vs_raw_pct", "files"}  # the replica count, timings, and the paths written (other folders)
 
 
 def _same_summary(a, b, where="summary"):
