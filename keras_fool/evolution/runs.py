@@ -127,10 +127,10 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
                   progress=True, started=None, log=None):
     """Evolve fooling images into the folder ``out``; what ``keras-fool evolve`` runs.
 
-    Writes ``archive.npz``, ``montage.png`` and ``summary.json`` (the public format, see
-    :mod:`keras_fool.evolution.outputs`) and ``checkpoint.npz`` every ``checkpoint_every``
-    generations, at the end, and when interrupted (Ctrl-C). A folder that holds a checkpoint is
-    continued with ``resume``, started afresh with ``overwrite``, and refused otherwise.
+    Writes ``archive.npz``, ``montage.png``, ``summary.json`` (:mod:`keras_fool.evolution.outputs`) and
+    ``checkpoint.npz`` (every ``checkpoint_every`` generations, at the end and on Ctrl-C) through a
+    :class:`~keras_fool.run_folder.RunFolder`: a folder holding a checkpoint is continued with
+    ``resume``, started afresh with ``overwrite``, and refused otherwise.
 
     The run options (``models`` ... ``logits``) left at None take, for a new run, the defaults:
     ``lenet_mnist``, the direct encoding, 200 offspring, every class, seed 0, no crossover and
@@ -148,8 +148,7 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
             ``"0,3,7"`` or ``"king penguin,starfish"``); all of the target's by default.
         seed: the run's seed.
         crossover: fraction of offspring made by crossover.
-        mutation_rate, eta, capacity: encoding options (None: the encoding's defaults, or the
-            best measured eta for the direct encoding).
+        mutation_rate, eta, capacity: encoding options (None: the encoding's or the best measured).
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
         logits: the models output logits.
         input_range, preprocess, crops, class_names: how the target adapts the [0, 1] images to a
@@ -162,16 +161,14 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         logdir: TensorBoard folder, or None; the run logs into ``logdir/<name of out>``.
         checkpoint_every: generations between checkpoints (and TensorBoard montages).
         eval_batch_size: offspring decoded and scored at once (bounds the model's activations).
-        ignore_memory_limit: start even when the run's estimated memory exceeds what the machine
-            has available (:func:`keras_fool.evolution.memory.estimate_run_memory`).
+        ignore_memory_limit: start even when the estimated memory exceeds what is available.
         strategy: ``"default"`` (one device), ``"mirrored"`` (this host's GPUs, or ``cpu_replicas``
             logical CPUs), ``"multi-worker"`` (hosts from ``TF_CONFIG``; only the chief writes
             files, and ``out`` must be visible to every worker to resume), or a
             ``tf.distribute.Strategy``. The archive equals the one-device run's.
         cpu_replicas: split the CPU into this many logical devices for the strategy.
         progress: show a progress bar on stderr.
-        started: ``time.perf_counter()`` when the process started, for ``startup_seconds``; the
-            time of this call by default.
+        started: ``time.perf_counter()`` at process start, for ``startup_seconds`` (default: now).
         log: callable taking one line of news (e.g. that a run resumes); silent if None.
 
     Returns:
