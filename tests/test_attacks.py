@@ -93,11 +93,12 @@ def test_fgsm_on_mnist_hurts_lenet_and_pgd_hurts_it_more(lenet, mnist):
 def test_gaussian_noise_is_seeded_and_clipped(mnist):
     _, (x_test, _) = mnist
     x = x_test[:50]
-    a = attacks.GaussianNoise(0.3, seed=4).generate(x)
-    np.testing.assert_array_equal(a, attacks.GaussianNoise(0.3, seed=4).generate(x))
-    assert not np.array_equal(a, attacks.GaussianNoise(0.3, seed=5).generate(x))
+    a = attacks.GaussianNoise(0.3, seed=4).generate(None, x, None)
+    np.testing.assert_array_equal(a, attacks.GaussianNoise(0.3, seed=4).generate(None, x, None))
+    assert not np.array_equal(a, attacks.GaussianNoise(0.3, seed=5).generate(None, x, None))
     assert a.min() >= 0.0 and a.max() <= 1.0
-    assert attacks.distortion(a, x) < attacks.distortion(attacks.GaussianNoise(0.6, seed=4).generate(x), x)
+    stronger = attacks.GaussianNoise(0.6, seed=4).generate(None, x, None)
+    assert attacks.distortion(a, x) < attacks.distortion(stronger, x)
 
 
 def test_eps_and_sigma_searches_hit_the_target_distortion(lenet, mnist):
@@ -107,7 +108,8 @@ def test_eps_and_sigma_searches_hit_the_target_distortion(lenet, mnist):
     assert 0.1 < eps < 1.0  # above 0.1: many MNIST pixels are clipped at 0
     assert attacks.distortion(attacks.FastGradientSign(eps).generate(lenet, x, y), x) == pytest.approx(0.1, abs=1e-3)
     sigma = attacks.find_sigma(x, target_dist=0.2, seed=3, tolerance=1e-3)
-    assert attacks.distortion(attacks.GaussianNoise(sigma, seed=3).generate(x), x) == pytest.approx(0.2, abs=1e-3)
+    noisy = attacks.GaussianNoise(sigma, seed=3).generate(None, x, None)
+    assert attacks.distortion(noisy, x) == pytest.approx(0.2, abs=1e-3)
     with pytest.raises(ValueError, match="reachable"):
         attacks.find_sigma(x, target_dist=0.9)  # at most 0.5: every pixel saturated at a random end
 
