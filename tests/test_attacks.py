@@ -185,6 +185,7 @@ _BAD_PARAMETERS = [
     _bad(attacks.SquareAttack, "iterations_per_call", 0, ValueError),
     _bad(attacks.SquareAttack, "iterations_per_call", 1.0, TypeError),
     _bad(attacks.TransferAttack, "attack", "pgd", TypeError, "Received: attack=str"),
+    _bad(attacks.TransferAttack, "attack", _PGD, TypeError, "Received: attack=type"),  # the class, not an attack
     _bad(attacks.TransferAttack, "surrogates", "lenet", TypeError, "Received: surrogates=str"),
     _bad(attacks.TransferAttack, "surrogates", [3], TypeError, "Received: surrogates[0]=3"),
     _bad(attacks.TransferAttack, "include_members", "yes", TypeError),

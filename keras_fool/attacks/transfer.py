@@ -46,7 +46,8 @@ class TransferAttack(Attack):
         self._check_params()
 
     def _check_params(self):
-        if not callable(getattr(self.attack, "perturb", None)) or not callable(getattr(self.attack, "generate", None)):
+        if (isinstance(self.attack, type) or not callable(getattr(self.attack, "perturb", None))
+                or not callable(getattr(self.attack, "generate", None))):  # a class has them too, unbound
             raise TypeError("attack must have perturb(model, x, y, seed) and generate(target, x, y) methods "
                             f"(e.g. ProjectedGradientDescent). Received: attack={type(self.attack).__name__}")
         surrogates = [self.surrogates] if isinstance(self.surrogates, keras.Model) else self.surrogates
