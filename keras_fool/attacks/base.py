@@ -229,9 +229,15 @@ class Attack:
         raise NotImplementedError
 
     def perturb(self, model, x, y, seed=None):  # pragma: no cover - every subclass defines it
-        """One batch inside the caller's graph, no checks: ``x`` float32 (N, H, W, C), ``y`` int (N,),
-        ``seed`` int32 (2,) or ``None`` -> float32 (N, H, W, C).
+        """One batch of tensors inside the caller's graph, with no checks.
 
-        ``model`` is a ``keras.Model`` (not a target: this runs inside a ``tf.function``).
+        Args:
+            model: the ``keras.Model`` under attack (not a target: this runs inside a ``tf.function``).
+            x: float32 tensor (N, H, W, C) in [0, 1].
+            y: int tensor (N,) of true classes.
+            seed: int32 tensor (2,), or ``None`` for ``(self.seed, 0)``; deterministic attacks ignore it.
+
+        Returns:
+            float32 tensor (N, H, W, C) in [0, 1].
         """
         raise NotImplementedError
