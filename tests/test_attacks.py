@@ -93,11 +93,12 @@ def test_fgsm_on_mnist_hurts_lenet_and_pgd_hurts_it_more(lenet, mnist):
 def test_gaussian_noise_is_seeded_and_clipped(mnist):
     _, (x_test, _) = mnist
     x = x_test[:50]
-    a = attacks.GaussianNoise(0.3, seed=4).generate(x)
-    np.testing.assert_array_equal(a, attacks.GaussianNoise(0.3, seed=4).generate(x))
-    assert not np.array_equal(a, attacks.GaussianNoise(0.3, seed=5).generate(x))
+    a = attacks.GaussianNoise(0.3, seed=4).generate(None, x, None)
+    np.testing.assert_array_equal(a, attacks.GaussianNoise(0.3, seed=4).generate(None, x, None))
+    assert not np.array_equal(a, attacks.GaussianNoise(0.3, seed=5).generate(None, x, None))
     assert a.min() >= 0.0 and a.max() <= 1.0
-    assert attacks.distortion(a, x) < attacks.distortion(attacks.GaussianNoise(0.6, seed=4).generate(x), x)
+    stronger = attacks.GaussianNoise(0.6, seed=4).generate(None, x, None)
+    assert attacks.distortion(a, x) < attacks.distortion(stronger, x)
 
 
 def test_eps_and_sigma_searches_hit_the_target_distortion(lenet, mnist):
@@ -107,7 +108,8 @@ def test_eps_and_sigma_searches_hit_the_target_distortion(lenet, mnist):
     assert 0.1 < eps < 1.0  # above 0.1: many MNIST pixels are clipped at 0
     assert attacks.distortion(attacks.FastGradientSign(eps).generate(lenet, x, y), x) == pytest.approx(0.1, abs=1e-3)
     sigma = attacks.find_sigma(x, target_dist=0.2, seed=3, tolerance=1e-3)
-    assert attacks.distortion(attacks.GaussianNoise(sigma, seed=3).generate(x), x) == pytest.approx(0.2, abs=1e-3)
+    noisy = attacks.GaussianNoise(sigma, seed=3).generate(None, x, None)
+    assert attacks.distortion(noisy, x) == pytest.approx(0.2, abs=1e-3)
     with pytest.raises(ValueError, match="reachable"):
         attacks.find_sigma(x, target_dist=0.9)  # at most 0.5: every pixel saturated at a random end
 
@@ -118,62 +120,198 @@ def _one_line(error_info):
     return message
 
 
-@pytest.mark.parametrize(
-    "make, error, message",
-    [
-        (lambda: attacks.FastGradientSign(-1), ValueError, "Received: eps=-1"),
-        (lambda: attacks.FastGradientSign(float("nan")), ValueError, "Received: eps=nan"),
-        (lambda: attacks.FastGradientSign("0.1"), TypeError, "Received: eps='0.1'"),
-        (lambda: attacks.FastGradientSign(0.1, from_logits="yes"), TypeError, "from_logits"),
-        (lambda: attacks.FastGradientSign(0.1, batch_size=0), ValueError, "Received: batch_size=0"),
-        (lambda: attacks.GaussianNoise(-0.5), ValueError, "Received: sigma=-0.5"),
-        (lambda: attacks.GaussianNoise(0.1, seed=-1), ValueError, "Received: seed=-1"),
-        (lambda: attacks.GradientScaledSign(eps=0.1, c=-1), ValueError, "Received: c=-1"),
-        (lambda: attacks.ProjectedGradientDescent(steps=0), ValueError, "Received: steps=0"),
-        (lambda: attacks.ProjectedGradientDescent(steps=2.5), TypeError, "Received: steps=2.5"),
-        (lambda: attacks.ProjectedGradientDescent(step_size=0), ValueError, "Received: step_size=0"),
-    ],
-)
-def test_bad_parameters_get_one_clear_error(make, error, message):
-    with pytest.raises(error) as info:
-        make()
-    assert message in _one_line(info)
-
-
 _PGD = attacks.ProjectedGradientDescent
+_REQUIRED = {  # the arguments without a default, set to good values under every bad one
+    attacks.GaussianNoise: {"sigma": 0.1},
+    attacks.FastGradientSign: {"eps": 0.1},
+    attacks.TransferAttack: {"attack": _PGD()},
+}
 
 
-@pytest.mark.parametrize(
-    "make, error, ending",
-    [
-        (lambda: _PGD(restarts=0), ValueError, "Received: restarts=0"),
-        (lambda: _PGD(restarts=1.5), TypeError, "Received: restarts=1.5"),
-        (lambda: _PGD(restarts=2, random_start=False), ValueError, "Received: restarts=2"),
-        (lambda: _PGD(random_start=1), TypeError, "Received: random_start=1"),
-        (lambda: _PGD(loss="hinge"), ValueError, "Received: loss='hinge'"),
-        (lambda: _PGD(loss=None), TypeError, "Received: loss=None"),
-        (lambda: _PGD(early_stop="no"), TypeError, "Received: early_stop='no'"),
-        (lambda: _PGD(eps=-0.3), ValueError, "Received: eps=-0.3"),
-        (lambda: attacks.SquareAttack(eps=-0.1), ValueError, "Received: eps=-0.1"),
-        (lambda: attacks.SquareAttack(max_queries=0), ValueError, "Received: max_queries=0"),
-        (lambda: attacks.SquareAttack(max_queries=10.0), TypeError, "Received: max_queries=10.0"),
-        (lambda: attacks.SquareAttack(p_init=0), ValueError, "Received: p_init=0"),
-        (lambda: attacks.SquareAttack(p_init=1.5), ValueError, "Received: p_init=1.5"),
-        (lambda: attacks.SquareAttack(seed=2**31), ValueError, f"Received: seed={2**31}"),
-        (lambda: attacks.SquareAttack(from_logits=1), TypeError, "Received: from_logits=1"),
-        (lambda: attacks.SquareAttack(batch_size=0), ValueError, "Received: batch_size=0"),
-        (lambda: attacks.SquareAttack(iterations_per_call=0), ValueError, "Received: iterations_per_call=0"),
-        (lambda: attacks.TransferAttack("pgd"), TypeError, "Received: attack=str"),
-        (lambda: attacks.TransferAttack(_PGD(), surrogates="lenet"), TypeError, "Received: surrogates=str"),
-        (lambda: attacks.TransferAttack(_PGD(), surrogates=[3]), TypeError, "Received: surrogates[0]=3"),
-        (lambda: attacks.TransferAttack(_PGD(), include_members="yes"), TypeError, "Received: include_members='yes'"),
-        (lambda: attacks.TransferAttack(_PGD(), batch_size=-2), ValueError, "Received: batch_size=-2"),
-    ],
-)
-def test_bad_parameters_of_the_stronger_attacks_get_one_sentence_ending_in_the_value(make, error, ending):
+def _bad(cls, name, value, error, ending=None, **others):
+    """A table row: ``cls(**{name: value}, **others)`` raises ``error``, one sentence ending in ``ending``."""
+    ending = f"Received: {name}={value!r}" if ending is None else ending
+    return pytest.param(cls, name, {name: value, **others}, error, ending, id=f"{cls.__name__}-{name}={value!r}")
+
+
+_BAD_PARAMETERS = [
+    _bad(attacks.GaussianNoise, "sigma", -0.5, ValueError),
+    _bad(attacks.GaussianNoise, "sigma", float("inf"), ValueError),
+    _bad(attacks.GaussianNoise, "sigma", "0.1", TypeError),
+    _bad(attacks.GaussianNoise, "seed", -1, ValueError),
+    _bad(attacks.GaussianNoise, "seed", 2**31, ValueError),
+    _bad(attacks.GaussianNoise, "seed", 1.0, TypeError),
+    _bad(attacks.GaussianNoise, "batch_size", 0, ValueError),
+    _bad(attacks.GaussianNoise, "batch_size", True, TypeError),
+    _bad(attacks.FastGradientSign, "eps", -1, ValueError),
+    _bad(attacks.FastGradientSign, "eps", float("nan"), ValueError),
+    _bad(attacks.FastGradientSign, "eps", "0.1", TypeError),
+    _bad(attacks.FastGradientSign, "from_logits", "yes", TypeError),
+    _bad(attacks.FastGradientSign, "batch_size", 0, ValueError),
+    _bad(attacks.FastGradientSign, "batch_size", 2.0, TypeError),
+    _bad(attacks.GradientScaledSign, "eps", -0.1, ValueError),
+    _bad(attacks.GradientScaledSign, "eps", None, TypeError),
+    _bad(attacks.GradientScaledSign, "c", -1, ValueError),
+    _bad(attacks.GradientScaledSign, "c", "0.1", TypeError),
+    _bad(attacks.GradientScaledSign, "from_logits", 0, TypeError),
+    _bad(attacks.GradientScaledSign, "batch_size", -5, ValueError),
+    _bad(_PGD, "eps", -0.3, ValueError),
+    _bad(_PGD, "eps", [0.3], TypeError),
+    _bad(_PGD, "step_size", 0, ValueError),
+    _bad(_PGD, "step_size", "0.01", TypeError),
+    _bad(_PGD, "steps", 0, ValueError),
+    _bad(_PGD, "steps", 2.5, TypeError),
+    _bad(_PGD, "random_start", 1, TypeError),
+    _bad(_PGD, "seed", -3, ValueError),
+    _bad(_PGD, "seed", "0", TypeError),
+    _bad(_PGD, "from_logits", None, TypeError),
+    _bad(_PGD, "batch_size", 0, ValueError),
+    _bad(_PGD, "restarts", 0, ValueError),
+    _bad(_PGD, "restarts", 1.5, TypeError),
+    _bad(_PGD, "restarts", 2, ValueError, random_start=False),  # every start would be X
+    _bad(_PGD, "loss", "hinge", ValueError),
+    _bad(_PGD, "loss", None, TypeError),
+    _bad(_PGD, "early_stop", "no", TypeError),
+    _bad(attacks.SquareAttack, "eps", -0.1, ValueError),
+    _bad(attacks.SquareAttack, "eps", "0.1", TypeError),
+    _bad(attacks.SquareAttack, "max_queries", 0, ValueError),
+    _bad(attacks.SquareAttack, "max_queries", 10.0, TypeError),
+    _bad(attacks.SquareAttack, "p_init", 0, ValueError),
+    _bad(attacks.SquareAttack, "p_init", 1.5, ValueError),
+    _bad(attacks.SquareAttack, "p_init", "0.8", TypeError),
+    _bad(attacks.SquareAttack, "seed", 2**31, ValueError),
+    _bad(attacks.SquareAttack, "from_logits", 1, TypeError),
+    _bad(attacks.SquareAttack, "batch_size", 0, ValueError),
+    _bad(attacks.SquareAttack, "iterations_per_call", 0, ValueError),
+    _bad(attacks.SquareAttack, "iterations_per_call", 1.0, TypeError),
+    _bad(attacks.TransferAttack, "attack", "pgd", TypeError, "Received: attack=str"),
+    _bad(attacks.TransferAttack, "attack", _PGD, TypeError, "Received: attack=type"),  # the class, not an attack
+    _bad(attacks.TransferAttack, "surrogates", "lenet", TypeError, "Received: surrogates=str"),
+    _bad(attacks.TransferAttack, "surrogates", [3], TypeError, "Received: surrogates[0]=3"),
+    _bad(attacks.TransferAttack, "include_members", "yes", TypeError),
+    _bad(attacks.TransferAttack, "batch_size", -2, ValueError),
+]
+
+
+@pytest.mark.parametrize("cls, name, arguments, error, ending", _BAD_PARAMETERS)
+def test_each_bad_parameter_of_each_attack_gets_one_sentence_naming_it(cls, name, arguments, error, ending):
     with pytest.raises(error) as info:
-        make()
-    assert _one_line(info).endswith(ending)
+        cls(**{**_REQUIRED.get(cls, {}), **arguments})
+    message = _one_line(info)
+    assert name in message and message.endswith(ending)
+
+
+def _attack_classes():
+    """Every class defined in a module of keras_fool.attacks that has ``generate`` or ``perturb``."""
+    import importlib
+    import pkgutil
+
+    found = []
+    for info in pkgutil.iter_modules(attacks.__path__, prefix="keras_fool.attacks."):
+        module = importlib.import_module(info.name)
+        found += [value for value in vars(module).values() if isinstance(value, type)
+                  and value.__module__ == module.__name__ and (hasattr(value, "generate") or hasattr(value, "perturb"))]
+    return found
+
+
+def _public_attacks():
+    """The attacks the package exports: the classes of its ``__all__`` with ``generate``."""
+    return [getattr(attacks, name) for name in attacks.__all__
+            if isinstance(getattr(attacks, name), type) and hasattr(getattr(attacks, name), "generate")]
+
+
+def _interface_problems(classes):
+    """What keeps each of ``classes`` from being an Attack with the base's ``generate`` and ``perturb``.
+
+    ``generate`` must have exactly the base's signature and come from the base (which checks the
+    data once for every attack); ``perturb`` must start with the base's parameters, any more
+    having defaults.
+    """
+    import inspect
+
+    from keras_fool.attacks.base import Attack
+
+    problems = []
+    for cls in classes:
+        if not issubclass(cls, Attack):
+            problems.append(f"{cls.__name__} does not subclass Attack")
+            continue
+        expected, got = inspect.signature(Attack.generate), inspect.signature(cls.generate)
+        if got != expected:
+            problems.append(f"{cls.__name__}.generate{got} is not generate{expected}")
+        if cls is not Attack and "generate" in vars(cls):
+            problems.append(f"{cls.__name__} overrides generate (the base's checks the data once for all)")
+        expected, got = inspect.signature(Attack.perturb), list(inspect.signature(cls.perturb).parameters.values())
+        if ([p.name for p in got[:len(expected.parameters)]] != list(expected.parameters)
+                or any(p.default is inspect.Parameter.empty for p in got[len(expected.parameters):])):
+            problems.append(f"{cls.__name__}.perturb{inspect.signature(cls.perturb)} is not perturb{expected}")
+    return problems
+
+
+def test_every_attack_subclasses_the_base_with_one_generate_signature():
+    import inspect
+
+    exported = _public_attacks()
+    assert {cls.__name__ for cls in exported} == {"GaussianNoise", "FastGradientSign", "GradientScaledSign",
+                                                   "ProjectedGradientDescent", "SquareAttack", "TransferAttack"}
+    assert not _interface_problems(exported + _attack_classes())
+    assert list(inspect.signature(attacks.GaussianNoise.generate).parameters) == ["self", "target", "x", "y"]
+    for cls in exported:  # each attack checks its own parameters, at construction
+        assert "_check_params" in vars(cls), cls.__name__
+
+
+def test_the_bad_parameter_table_covers_every_parameter_of_every_attack():
+    import inspect
+
+    covered = {(row.values[0], row.values[1]) for row in _BAD_PARAMETERS}
+    missing = [f"{cls.__name__}({name})" for cls in _public_attacks()
+               for name in list(inspect.signature(cls.__init__).parameters)[1:] if (cls, name) not in covered]
+    assert not missing, f"parameters without a bad value in _BAD_PARAMETERS: {missing}"
+
+
+def test_the_interface_check_sees_an_attack_off_the_base():
+    from keras_fool.attacks.base import Attack
+
+    class Loose:  # the old GaussianNoise: no base, its own generate
+        def generate(self, x):
+            return x
+
+    class Renamed(Attack):
+        def generate(self, model, images, labels):
+            return images
+
+    class Shorter(Attack):
+        def perturb(self, model, x, y):
+            return x
+
+    problems = _interface_problems([Loose, Renamed, Shorter])
+    assert any("Loose does not subclass Attack" in p for p in problems)
+    assert any("Renamed.generate" in p for p in problems) and any("Renamed overrides generate" in p for p in problems)
+    assert any("Shorter.perturb" in p for p in problems)
+
+
+def test_every_attack_takes_a_target_with_a_keras_model_method(linear_case):
+    model, _, _, x, y = linear_case
+
+    class Target:  # what keras_fool.target.Target offers the attacks
+        def keras_model(self):
+            return model
+
+    fgsm = attacks.FastGradientSign(0.1)
+    np.testing.assert_array_equal(fgsm.generate(Target(), x, y), fgsm.generate(model, x, y))
+    assert attacks.find_eps(Target(), x, y, 0.05) == attacks.find_eps(model, x, y, 0.05)
+    noise = attacks.GaussianNoise(0.1, seed=2)
+    np.testing.assert_array_equal(noise.generate(None, x, None), noise.generate(model, x, y))  # both ignored
+    with pytest.raises(TypeError) as info:
+        fgsm.generate(object(), x, y)
+    assert _one_line(info).endswith("Received: target=object") and "keras_model()" in str(info.value)
+
+    class Broken:
+        def keras_model(self):
+            return "lenet_mnist"
+
+    with pytest.raises(TypeError, match="must return a keras.Model"):
+        attacks.SquareAttack(eps=0.1).run(Broken(), x, y)
 
 
 # --------------------------------------------------------------------------- stronger attacks

@@ -143,7 +143,8 @@ def generate_image_set(config, verbose=False):
             if condition.noise == "clean":
                 perturbed = clean
             elif condition.noise == "gaussian":
-                perturbed = GaussianNoise(condition.level, seed=derive_seed(config.seed, 1, k)).generate(clean)
+                noise = GaussianNoise(condition.level, seed=derive_seed(config.seed, 1, k))
+                perturbed = noise.generate(None, clean, None)  # no target, no labels: noise ignores them
             else:
                 if model is None:
                     model = zoo.load_model(config.model)
