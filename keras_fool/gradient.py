@@ -245,7 +245,7 @@ class GradientAscent:
 
         from keras_fool.encodings import DirectEncoding
         from keras_fool.evolution.archive import ClassArchive
-        from keras_fool.evolution.target import Target
+        from keras_fool.target import Target
 
         if not isinstance(target, Target):
             raise TypeError(f"target must be a keras_fool Target. Received: {type(target).__name__}")
@@ -524,9 +524,9 @@ def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, r
     Returns:
         The summary dict written to ``summary.json``.
     """
-    from keras_fool.evolution.target import Target
     from keras_fool.io import check_output_dir, ensure_writable_dir
     from keras_fool.summaries import SummaryWriter, run_logdir
+    from keras_fool.target import Target
 
     started = time.perf_counter() if started is None else started
     settings = ascent_settings(regularization, step_size, decay, blur_radius, blur_every, percentile, objective)

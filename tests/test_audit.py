@@ -434,7 +434,7 @@ def test_a_model_of_logits_on_0_255_pixels_is_attacked_through_its_logits(tmp_pa
 
     from keras_fool.attacks import log_probability_model
     from keras_fool.audit.inputs import classifier_model
-    from keras_fool.evolution.target import Target
+    from keras_fool.target import Target
 
     keras.utils.set_random_seed(1)
     path = _save_model(tmp_path / "logits.keras", (16, 16, 3), outputs=4, activation=None)

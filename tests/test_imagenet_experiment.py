@@ -25,14 +25,14 @@ def efficientnet(tmp_path_factory):
 
 
 def test_default_classes_are_the_papers_and_resolve_without_tensorflow():
-    from keras_fool.evolution.target import resolve_classes
+    from keras_fool.target import resolve_classes
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
     assert resolve_classes(list(DEFAULT_CLASSES), IMAGENET_CLASSES) == [145, 327, 429, 546, 565, 761, 84, 87, 387, 906]
 
 
 def test_ten_crops_of_the_real_network_at_256(efficientnet):
-    from keras_fool.evolution import Target
+    from keras_fool.target import Target
 
     target = Target(efficientnet, crops=10, class_names=[str(i) for i in range(1000)])
     assert target.image_shape == (256, 256, 3)
@@ -44,7 +44,7 @@ def test_ten_crops_of_the_real_network_at_256(efficientnet):
 
 
 def test_gradient_ascent_raises_the_real_networks_confidence(efficientnet, tmp_path):
-    from keras_fool.evolution import Target
+    from keras_fool.target import Target
     from keras_fool.gradient import IMAGENET_MEAN_RGB, GradientAscent
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
@@ -153,7 +153,7 @@ print(codes)
                                             ("efficientnet_b0_imagenet", "efficientnet")])
 def test_applications_presets_wrap_their_familys_preprocess_input(preset, module, tmp_path):
     from keras_fool import zoo
-    from keras_fool.evolution import Target
+    from keras_fool.target import Target
     from keras_fool.zoo.applications import build_application
 
     family = preset[:-len("_imagenet")]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_fool.evolution import MapElites, Target
-from keras_fool.evolution.target import preprocess_pixels, read_class_names, resolve_classes, ten_crops
+from keras_fool.evolution import MapElites
+from keras_fool.target import Target, preprocess_pixels, read_class_names, resolve_classes, ten_crops
 
 
 def _colour_model(height=8, width=8, classes=5, softmax=True, seed=0, name="colour"):

@@ -25,8 +25,8 @@ import numpy as np
 
 from keras_fool.audit.options import check_data_source
 from keras_fool.errors import CorruptFileError
-from keras_fool.evolution.target import resolve_classes
 from keras_fool.io import load_npz, sha256_file
+from keras_fool.target import resolve_classes
 
 __all__ = ["AuditData", "classifier_model", "data_fingerprint", "load_audit_data", "model_parameters", "source_name"]
 

@@ -79,7 +79,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
             budget's ``max_classes``, evenly spaced.
         seed: everything random derives from it; the same seed gives the same report (timings aside).
         logits, input_range, preprocess, class_names: how to read the model
-            (:class:`~keras_fool.evolution.Target`).
+            (:class:`~keras_fool.target.Target`).
         resume: continue the audit in ``out`` (its settings must be the same).
         overwrite: replace the audit in ``out``.
         progress: progress bars for the evolutions.
@@ -108,8 +108,8 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     from keras_fool.audit.report import build_figures, build_report
     from keras_fool.audit.schema import validate_report
     from keras_fool.audit.stages import STAGES, AuditContext, StageStore, run_stages
-    from keras_fool.evolution.target import Target
     from keras_fool.io import atomic_write
+    from keras_fool.target import Target
 
     started = time.perf_counter()
     log = log or (lambda line: None)

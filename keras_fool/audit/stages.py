@@ -64,7 +64,7 @@ class AuditContext:
 
     Attributes:
         name: the model's name in the report.
-        target: the :class:`~keras_fool.evolution.Target` (probabilities of [0, 1] images).
+        target: the :class:`~keras_fool.target.Target` (probabilities of [0, 1] images).
         model: the same as a ``keras.Model`` (:func:`~keras_fool.audit.inputs.classifier_model`).
         data: an :class:`~keras_fool.audit.inputs.AuditData` or None.
         budget: the :class:`~keras_fool.audit.budgets.AuditBudget`.

@@ -20,7 +20,7 @@ def _check_pair(x, y):
 def predict_probabilities(model, x, batch_size=1000, dtype=np.float32):
     """Class probabilities of ``model`` on ``x`` (N, H, W, C), as an (N, classes) array of ``dtype``.
 
-    ``model`` is a Keras model or anything called like one (a :class:`~keras_fool.evolution.Target`);
+    ``model`` is a Keras model or anything called like one (a :class:`~keras_fool.target.Target`);
     it is called eagerly with ``training=False`` on batches of ``batch_size``, so no function is
     traced per call.
     """

@@ -22,8 +22,8 @@ import tensorflow as tf
 from keras_fool.encodings.base import Encoding, flatten_genomes, unflatten_genomes, where_genomes
 from keras_fool.errors import CorruptFileError, NonFiniteError, ResumeError
 from keras_fool.evolution.archive import EMPTY, ClassArchive, gather_rows, sample_filled, scatter_rows, select_elites
-from keras_fool.evolution.target import Target
 from keras_fool.io import load_npz, save_npz
+from keras_fool.target import Target
 from keras_fool.validation import check_int
 
 __all__ = ["MapElites", "CHECKPOINT_FORMAT"]
