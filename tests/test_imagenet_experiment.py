@@ -190,22 +190,6 @@ def test_applications_presets_fail_fast_offline_naming_the_offline_preset(tmp_pa
         assert not zoo.trained_weights_path(preset).exists()
 
 
-def test_at_size_shows_a_network_images_resized_bilinearly():
-    import tensorflow as tf
-
-    from keras_fool.experiments.imagenet import at_size
-
-    model = toy_imagenet_model(20)
-    assert at_size(model, (20, 20, 3)) is model
-    wrapped = at_size(model, (16, 16, 3))
-    assert wrapped.input_shape == (None, 16, 16, 3) and wrapped.name == "toy_imagenet_at_16x16"
-    images = np.random.default_rng(0).uniform(size=(3, 16, 16, 3)).astype(np.float32)
-    expected = model.predict(tf.image.resize(images, (20, 20), method="bilinear"), verbose=0)
-    np.testing.assert_allclose(wrapped.predict(images, verbose=0), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="takes 3 channels, the images have 1"):
-        at_size(model, (16, 16, 1))
-
-
 def test_transfer_and_ensemble_with_a_second_network_of_another_size(tmp_path):
     import tensorflow as tf
 

@@ -98,13 +98,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
         KeyboardInterrupt: interrupted; the finished stages stay in ``out/stages``.
     """
     from keras_fool.audit.html import render_html
-    from keras_fool.audit.inputs import (
-        classifier_model,
-        data_fingerprint,
-        load_audit_data,
-        model_parameters,
-        source_name,
-    )
+    from keras_fool.audit.inputs import data_fingerprint, load_audit_data, model_parameters, source_name
     from keras_fool.audit.report import build_figures, build_report
     from keras_fool.audit.schema import validate_report
     from keras_fool.audit.stages import STAGES, AuditContext, StageStore, run_stages
@@ -138,7 +132,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     if len(set(names)) != len(names):
         raise ValueError(f"the audited and --compare models need different names. Received: {names}")
     audit_data = load_audit_data(data, target.image_shape, target.class_names, budget.test_images, seed)
-    wrapped = classifier_model(target)
+    wrapped = target.keras_model()
 
     settings = {
         "model": _model_identity(target),

@@ -25,7 +25,7 @@ from keras_fool.evolution.memory import available_memory, estimate_run_memory, f
 from keras_fool.evolution.outputs import write_outputs
 from keras_fool.io import check_output_dir, ensure_writable_dir, remove_stale_temporaries
 from keras_fool.summaries import run_logdir
-from keras_fool.target import Target
+from keras_fool.target import Target, as_target
 from keras_fool.validation import check_int, check_seed, derive_seed
 
 __all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "EvolvedImages", "evolve_fooling_images", "output_files", "run_evolution"]
@@ -316,8 +316,7 @@ def evolve_fooling_images(target, runs=1, generations=200, population=200, encod
     Raises:
         TypeError, ValueError: bad arguments.
     """
-    if not isinstance(target, Target):
-        target = Target(target)
+    target = as_target(target)
     runs = check_int("runs", runs)
     generations = check_int("generations", generations)
     population = check_int("population", population)
