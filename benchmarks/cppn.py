@@ -34,7 +34,8 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from keras_fool.encodings import CPPNEncoding, DirectEncoding  # noqa: E402
-from keras_fool.evolution import MapElites, Target  # noqa: E402
+from keras_fool.evolution import MapElites  # noqa: E402
+from keras_fool.target import Target  # noqa: E402
 
 
 def genomes_with_hidden(hidden, n, seed=0):

@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_fool.encodings import DirectEncoding  # noqa: E402
-from keras_fool.evolution import MapElites, Target  # noqa: E402
+from keras_fool.evolution import MapElites  # noqa: E402
+from keras_fool.target import Target  # noqa: E402
 
 
 def forward_throughput(target, batch, repeats, iterations=50):

@@ -54,7 +54,7 @@ def check_strategy_options(strategy, cpu_replicas):
         raise click.UsageError("--cpu-replicas needs --strategy mirrored or multi-worker.")
 
 
-# How to read a model that is not a preset (keras_fool.evolution.Target's logits, input_range,
+# How to read a model that is not a preset (keras_fool.target.Target's logits, input_range,
 # preprocess and class names). `evolve` keeps its own: there every default is None, so that a
 # resumed run takes them from its checkpoint.
 LOGITS = click.option("--logits", is_flag=True, help="The model outputs logits; apply softmax.")

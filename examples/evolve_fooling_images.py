@@ -7,7 +7,8 @@ import argparse
 
 import keras_fool as kf
 from keras_fool.encodings import DirectEncoding
-from keras_fool.evolution import EarlyStopping, MapElites, ProgressBar, Target
+from keras_fool.evolution import EarlyStopping, MapElites, ProgressBar
+from keras_fool.target import Target
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--model", default="lenet_mnist")

@@ -4,6 +4,7 @@ Bad arguments raise the built-in ``ValueError`` (wrong value) or ``TypeError`` (
 object); the command line reports those as usage errors (exit code 2). Failures of the run
 itself -- a corrupt file, a checksum mismatch, data that cannot be found, a diverging model --
 raise a subclass of :class:`KerasFoolError` and exit with code 1.
+:class:`GradientsUnavailableError` is a ``TypeError``: a target of the wrong kind for a stage.
 """
 
 
@@ -29,3 +30,7 @@ class ResumeError(KerasFoolError):
 
 class NonFiniteError(KerasFoolError):
     """A model produced NaN or infinite outputs."""
+
+
+class GradientsUnavailableError(TypeError):
+    """A target answers only queries (images in, probabilities out): a stage that needs gradients needs a surrogate."""

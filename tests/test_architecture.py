@@ -22,8 +22,10 @@ LAYERS = (
     ("validation", "io"),
     ("data", "summaries", "distribute"),
     ("run_folder",),  # the one output-folder policy: io and summaries below it, every run above
-    ("schedules", "attacks", "encodings", "defenses"),
+    ("schedules", "encodings", "defenses"),
     ("zoo",),
+    ("target",),  # the model contract: resolves preset names through zoo
+    ("attacks",),  # attacks take a target
     ("evolution",),
     ("evaluation",),
     ("training",),
@@ -93,6 +95,16 @@ def _imports(module):
 def test_every_module_is_in_a_layer():
     units = {_unit(m) for m in MODULES}
     assert units <= set(LAYER_OF), f"modules outside the layer table: {sorted(units - set(LAYER_OF))}"
+
+
+def test_the_target_contract_stands_under_its_users():
+    # keras_fool.target sits on zoo and under everything that scores images through it.
+    assert "keras_fool.target" in MODULES
+    assert LAYER_OF["zoo"] < LAYER_OF["target"] < LAYER_OF["attacks"] < LAYER_OF["evolution"]
+    users = {"attacks", "evolution", "evaluation", "training", "experiments", "human_study", "audit"}
+    wrong = [f"{_where(module)}:{line} imports {imported}" for module in MODULES if _unit(module) == "target"
+             for imported, _, line in _imports(module) if _unit(imported) in users]
+    assert not wrong, "the target imports what uses it:\n" + "\n".join(wrong)
 
 
 def test_imports_only_go_down_the_layers():

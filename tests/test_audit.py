@@ -433,8 +433,7 @@ def test_a_model_of_logits_on_0_255_pixels_is_attacked_through_its_logits(tmp_pa
     import keras
 
     from keras_fool.attacks import log_probability_model
-    from keras_fool.audit.inputs import classifier_model
-    from keras_fool.evolution.target import Target
+    from keras_fool.target import Target
 
     keras.utils.set_random_seed(1)
     path = _save_model(tmp_path / "logits.keras", (16, 16, 3), outputs=4, activation=None)
@@ -442,10 +441,10 @@ def test_a_model_of_logits_on_0_255_pixels_is_attacked_through_its_logits(tmp_pa
     for logits, input_range in ((True, "0-255"), (True, "0-1"), (False, "0-255")):
         source = path if logits else _save_model(tmp_path / "p.keras", (16, 16, 3), outputs=4)
         target = Target(source, logits=logits, input_range=input_range)
-        model = classifier_model(target)
+        model = target.keras_model()
         np.testing.assert_allclose(np.asarray(model(x)), np.asarray(target(x)), rtol=1e-5, atol=1e-6)
         assert tuple(model.input_shape[1:]) == (16, 16, 3)
         # The attacks' margin loss reaches the pre-softmax values through the wrapper, not log p.
         assert log_probability_model(model)[1] == "pre_softmax"
     plain = Target("lenet_mnist")
-    assert classifier_model(plain) is plain.models[0]  # nothing to adapt: the model itself
+    assert plain.keras_model() is plain.models[0]  # nothing to adapt: the model itself

@@ -252,7 +252,8 @@ def test_a_run_too_big_for_the_machine_is_refused_with_its_estimate_before_it_st
 
 def test_large_populations_are_evaluated_in_batches_with_the_same_result(tmp_path):
     from keras_fool.encodings import DirectEncoding
-    from keras_fool.evolution import MapElites, Target
+    from keras_fool.evolution import MapElites
+    from keras_fool.target import Target
 
     target = Target("lenet_mnist")
     results = []

@@ -155,7 +155,8 @@ def test_cppn_evolution_fools_lenet_resumes_exactly_and_renders_from_the_cli(tmp
     from click.testing import CliRunner
 
     from keras_fool.cli import main
-    from keras_fool.evolution import Checkpoint, MapElites, Target
+    from keras_fool.evolution import Checkpoint, MapElites
+    from keras_fool.target import Target
 
     target = Target("lenet_mnist")
     straight = MapElites(target, CPPNEncoding(capacity=16), population=24, seed=2, classes=[0, 5])

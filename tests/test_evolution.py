@@ -10,8 +10,9 @@ import tensorflow as tf
 
 from keras_fool.encodings import DirectEncoding
 from keras_fool.errors import NonFiniteError, ResumeError
-from keras_fool.evolution import Checkpoint, ClassArchive, EarlyStopping, MapElites, Target
+from keras_fool.evolution import Checkpoint, ClassArchive, EarlyStopping, MapElites
 from keras_fool.evolution.archive import update_elites
+from keras_fool.target import Target
 
 
 @pytest.fixture(scope="module")

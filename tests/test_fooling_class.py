@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from keras_fool import zoo
-from keras_fool.evolution import Target, evolve_fooling_images
+from keras_fool.evolution import evolve_fooling_images
+from keras_fool.target import Target
 from keras_fool.training.fooling_class import (
     FoolingClassAugmentation,
     train_on_fooling_images,

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_fool.evolution import EarlyStopping, Target, load_archive
+from keras_fool.evolution import EarlyStopping, load_archive
 from keras_fool.evolution.gradient import (
     IMAGENET_MEAN_RGB,
     REGULARIZATIONS,
@@ -17,6 +17,7 @@ from keras_fool.evolution.gradient import (
     pseudo_l1,
     run_gradient_ascent,
 )
+from keras_fool.target import Target
 
 
 def _constant_model(shape=(28, 28, 1), classes=4):

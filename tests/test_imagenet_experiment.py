@@ -25,14 +25,14 @@ def efficientnet(tmp_path_factory):
 
 
 def test_default_classes_are_the_papers_and_resolve_without_tensorflow():
-    from keras_fool.evolution.target import resolve_classes
+    from keras_fool.target import resolve_classes
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
     assert resolve_classes(list(DEFAULT_CLASSES), IMAGENET_CLASSES) == [145, 327, 429, 546, 565, 761, 84, 87, 387, 906]
 
 
 def test_ten_crops_of_the_real_network_at_256(efficientnet):
-    from keras_fool.evolution import Target
+    from keras_fool.target import Target
 
     target = Target(efficientnet, crops=10, class_names=[str(i) for i in range(1000)])
     assert target.image_shape == (256, 256, 3)
@@ -44,8 +44,8 @@ def test_ten_crops_of_the_real_network_at_256(efficientnet):
 
 
 def test_gradient_ascent_raises_the_real_networks_confidence(efficientnet, tmp_path):
-    from keras_fool.evolution import Target
     from keras_fool.evolution.gradient import IMAGENET_MEAN_RGB, GradientAscent
+    from keras_fool.target import Target
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
     target = Target(efficientnet, class_names=IMAGENET_CLASSES)
@@ -154,7 +154,7 @@ print(codes)
                                             ("efficientnet_b0_imagenet", "efficientnet")])
 def test_applications_presets_wrap_their_familys_preprocess_input(preset, module, tmp_path):
     from keras_fool import zoo
-    from keras_fool.evolution import Target
+    from keras_fool.target import Target
     from keras_fool.zoo.applications import build_application
 
     family = preset[:-len("_imagenet")]
@@ -189,22 +189,6 @@ def test_applications_presets_fail_fast_offline_naming_the_offline_preset(tmp_pa
             zoo.load_model(preset)
         assert time.perf_counter() - start < 5.0
         assert not zoo.trained_weights_path(preset).exists()
-
-
-def test_at_size_shows_a_network_images_resized_bilinearly():
-    import tensorflow as tf
-
-    from keras_fool.experiments.imagenet import at_size
-
-    model = toy_imagenet_model(20)
-    assert at_size(model, (20, 20, 3)) is model
-    wrapped = at_size(model, (16, 16, 3))
-    assert wrapped.input_shape == (None, 16, 16, 3) and wrapped.name == "toy_imagenet_at_16x16"
-    images = np.random.default_rng(0).uniform(size=(3, 16, 16, 3)).astype(np.float32)
-    expected = model.predict(tf.image.resize(images, (20, 20), method="bilinear"), verbose=0)
-    np.testing.assert_allclose(wrapped.predict(images, verbose=0), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="takes 3 channels, the images have 1"):
-        at_size(model, (16, 16, 1))
 
 
 def test_transfer_and_ensemble_with_a_second_network_of_another_size(tmp_path):

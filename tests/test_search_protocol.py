@@ -14,11 +14,11 @@ from keras_fool.evolution import (
     GradientAscent,
     MapElites,
     Search,
-    Target,
     run_search,
     search_callbacks,
 )
 from keras_fool.run_folder import RunFolder
+from keras_fool.target import Target
 
 
 @pytest.fixture(scope="module")

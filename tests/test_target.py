@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_fool.evolution import MapElites, Target
-from keras_fool.evolution.target import preprocess_pixels, read_class_names, resolve_classes, ten_crops
+from keras_fool.errors import GradientsUnavailableError
+from keras_fool.evolution import MapElites
+from keras_fool.target import (
+    BaseTarget,
+    Target,
+    as_target,
+    preprocess_pixels,
+    read_class_names,
+    resolve_classes,
+    ten_crops,
+)
 
 
 def _colour_model(height=8, width=8, classes=5, softmax=True, seed=0, name="colour"):
@@ -196,3 +205,115 @@ def test_class_logits_are_the_softmax_input(lenet):
     clipped = keras.Model(inputs, keras.layers.Lambda(lambda p: p * 1.0)(_colour_model()(inputs)), name="wrapped")
     with pytest.raises(ValueError, match="does not end in a softmax layer"):
         Target(clipped).class_logits(_images())
+
+
+# --- the contract: a query-only target, a Keras model of a target, as_target ------------------------
+
+class _FixedTarget(BaseTarget):
+    """A query-only target (as an HTTP endpoint would be): fixed probabilities, and the size of every batch asked."""
+
+    image_shape = (4, 4, 3)
+    num_classes = 3
+    class_names = ["cat", "dog", "owl"]
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, images):
+        self.batches.append(len(images))
+        return np.tile(np.float32([0.2, 0.3, 0.5]), (len(images), 1))
+
+    def get_config(self):
+        return {"fixed": [0.2, 0.3, 0.5]}
+
+
+def test_a_query_only_target_keeps_the_contract_and_has_no_gradients():
+    from keras_fool.evaluation.metrics import predict_probabilities
+
+    target = _FixedTarget()
+    assert not target.has_gradients and Target.has_gradients
+    with pytest.raises(GradientsUnavailableError, match="_FixedTarget answers only queries.*need a surrogate"):
+        target.keras_model()
+    assert issubclass(GradientsUnavailableError, TypeError)  # the wrong kind of target: a usage error
+    probabilities = target.predict(np.zeros((5, 4, 4, 3)), batch_size=2)
+    assert target.batches == [2, 2, 1] and probabilities.dtype == np.float32 and probabilities.shape == (5, 3)
+    np.testing.assert_array_equal(probabilities, np.tile(np.float32([0.2, 0.3, 0.5]), (5, 1)))
+    assert target.predict(np.zeros((0, 4, 4, 3))).shape == (0, 3)
+    assert target.class_indices("owl, 0") == [2, 0]
+    target.batches.clear()
+    scored = predict_probabilities(target, np.zeros((3, 4, 4, 3)), batch_size=2, dtype=np.float64)
+    assert scored.dtype == np.float64 and scored.shape == (3, 3) and target.batches == [2, 1]
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        target.predict(np.zeros((1, 4, 4, 3)), batch_size=0)
+    with pytest.raises(TypeError, match="abstract"):  # __call__ is the contract: a target without it is no target
+        type("Silent", (BaseTarget,), {"get_config": lambda self: {}})()
+
+
+def test_keras_model_gives_the_targets_probabilities():
+    x = tf.random.stateless_uniform((4, 28, 28, 1), [5, 5]).numpy()
+    preset = Target("lenet_mnist")
+    assert preset.keras_model() is preset.models[0]  # nothing to adapt: the model itself
+    resized = Target("lenet_mnist", image_size=(32, 32))
+    big = tf.random.stateless_uniform((4, 32, 32, 1), [6, 6]).numpy()
+    assert resized.keras_model().input_shape == (None, 32, 32, 1)
+    np.testing.assert_allclose(resized.keras_model()(big).numpy(), resized(big).numpy(), rtol=1e-6, atol=1e-7)
+    logits = _colour_model(softmax=False)
+    target = Target(logits, logits=True, input_range="0-255")
+    model = target.keras_model()
+    assert model.input_shape == (None, 8, 8, 3) and isinstance(model.layers[-1], keras.layers.Softmax)
+    np.testing.assert_allclose(model(_images(5)).numpy(), target(_images(5)).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(model(_images(5)).numpy(), tf.nn.softmax(logits(255.0 * _images(5))).numpy(),
+                               rtol=1e-5, atol=1e-7)
+    assert np.abs(preset.keras_model()(x).numpy() - preset(x).numpy()).max() == 0.0
+    with pytest.raises(ValueError, match="one model scoring each image once; this target averages its 10 crops"):
+        Target(logits, logits=True, crops=10).keras_model()
+    with pytest.raises(ValueError, match="this target averages 2 models"):
+        Target([_colour_model(), _colour_model(seed=1)]).keras_model()
+
+
+def test_image_size_resizes_bilinearly_as_a_resizing_layer_does():
+    from conftest import toy_imagenet_model
+
+    model = toy_imagenet_model(20)
+    same = Target(model, image_size=(20, 20))
+    assert same.models[0] is model and same.image_size is None and "image_size" not in same.get_config()
+    target = Target(model, image_size=(16, 16))
+    assert target.image_shape == (16, 16, 3) and target.model_shape == (16, 16, 3)
+    assert target.models[0].name == "toy_imagenet_at_16x16" and target.image_size == (16, 16)
+    config = target.get_config()
+    assert config["image_size"] == [16, 16] and config["models"][0]["model"] == "toy_imagenet_at_16x16"
+    images = np.random.default_rng(0).uniform(size=(3, 16, 16, 3)).astype(np.float32)
+    expected = model.predict(tf.image.resize(images, (20, 20), method="bilinear"), verbose=0)
+    np.testing.assert_allclose(target(images).numpy(), expected, atol=1e-6)
+    inputs = keras.Input((16, 16, 3))  # what the ImageNet experiment built before: the very same numbers
+    before = keras.Model(inputs, model(keras.layers.Resizing(20, 20, interpolation="bilinear")(inputs)))
+    np.testing.assert_array_equal(target(images).numpy(), before(images).numpy())
+    ensemble = Target([toy_imagenet_model(16, seed=3), model], image_size=(16, 16))  # each at its own size
+    np.testing.assert_allclose(ensemble(images).numpy(), (toy_imagenet_model(16, seed=3)(images).numpy() + expected) / 2,
+                               atol=1e-6)
+    assert Target(model, image_size=(16, 16), crops=10).image_shape == (48, 48, 3)  # each crop is 16x16
+    with pytest.raises(ValueError, match="takes 3 channels, the images have 1"):
+        Target(model, image_size=(16, 16, 1))
+    with pytest.raises(ValueError, match=r"image_size must be \(height, width\)"):
+        Target(model, image_size=16)
+    with pytest.raises(ValueError, match="image_size must be at least 1"):
+        Target(model, image_size=(0, 16))
+
+
+def test_as_target_passes_a_target_through_and_refuses_options_for_it():
+    import keras_fool as kf
+
+    target = Target(_colour_model())
+    assert as_target(target) is target
+    assert as_target(target, logits=False, class_names=None, preprocess="none", crops=1, image_size=None) is target
+    query = _FixedTarget()
+    assert as_target(query) is query
+    with pytest.raises(ValueError, match=r"Target is already a target.*Received: crops=10, logits=True$"):
+        as_target(target, logits=True, crops=10)
+    with pytest.raises(ValueError, match="_FixedTarget is already a target"):
+        as_target(query, image_size=(8, 8))
+    with pytest.raises(TypeError, match="unexpected options: colour"):
+        as_target(target, colour=True)
+    built = as_target(_colour_model(softmax=False), logits=True)
+    assert isinstance(built, Target) and built.logits
+    assert (kf.Target, kf.BaseTarget, kf.as_target) == (Target, BaseTarget, as_target)

@@ -1,7 +1,7 @@
 """ImageNet classifiers of ``keras.applications``, wrapped like every preset: RGB in [0, 1] in, probabilities out.
 
 Each wrapper is ``input [0, 1] -> the family's preprocess_input of 255 x -> the network with its
-softmax``, so a :class:`~keras_fool.evolution.Target` scores it like any other preset. The
+softmax``, so a :class:`~keras_fool.target.Target` scores it like any other preset. The
 preprocessing is written with Keras's own layers (so a saved wrapper loads in Keras's safe mode
 without any class of ours), and a test checks each against ``keras.applications.<family>.
 preprocess_input``: MobileNetV2's ``"tf"`` mode is ``2 x - 1``; ResNet50's ``"caffe"`` mode, RGB

@@ -1,4 +1,4 @@
-"""What an audit reads: the model (as a Target and as a Keras model on [0, 1] images) and the labelled data.
+"""What an audit reads: the labelled data, and how the model is named and counted.
 
 Data, first that applies:
 
@@ -25,10 +25,10 @@ import numpy as np
 
 from keras_fool.audit.options import check_data_source
 from keras_fool.errors import CorruptFileError
-from keras_fool.evolution.target import resolve_classes
 from keras_fool.io import load_npz, sha256_file
+from keras_fool.target import resolve_classes
 
-__all__ = ["AuditData", "classifier_model", "data_fingerprint", "load_audit_data", "model_parameters", "source_name"]
+__all__ = ["AuditData", "data_fingerprint", "load_audit_data", "model_parameters", "source_name"]
 
 MNIST_SHAPE = (28, 28, 1)
 
@@ -187,35 +187,6 @@ def load_audit_data(data, image_shape, class_names, limit=None, seed=0):
         x, y = x[keep], y[keep]
     drawn = f"{len(x):,} drawn at random (seed {seed}) of {total:,} images" if len(x) < total else f"{total:,} images"
     return AuditData(x, y, source, f"{path.name}: {drawn}", total)
-
-
-def classifier_model(target):
-    """A ``keras.Model`` taking the target's [0, 1] images and returning its probabilities.
-
-    A model that already takes [0, 1] images and returns probabilities is returned as it is;
-    otherwise it is wrapped: the target's input range and preprocessing in front, a softmax
-    behind a model of logits (so the attacks reach the logits through it). Ten-crop targets are
-    not supported (an audit scores images at the model's own size).
-    """
-    import keras
-
-    if target.crops != 1 or len(target.models) != 1:
-        raise ValueError("An audit takes one model scoring images at its own size (no crops, no ensemble).")
-    model = target.models[0]
-    if target.input_range == "0-1" and target.preprocess == "none" and not target.logits:
-        return model
-
-    class TargetInputs(keras.layers.Layer):
-        """[0, 1] images -> what the model takes (the target's input range and preprocessing)."""
-
-        def call(self, images):
-            return target.model_inputs(images)
-
-    inputs = keras.Input(shape=tuple(target.image_shape))
-    outputs = model(TargetInputs(name="target_inputs")(inputs))
-    if target.logits:
-        outputs = keras.layers.Softmax(name="softmax")(outputs)
-    return keras.Model(inputs, outputs, name=f"{model.name}_as_target")
 
 
 def model_parameters(model):

@@ -80,7 +80,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
             budget's ``max_classes``, evenly spaced.
         seed: everything random derives from it; the same seed gives the same report (timings aside).
         logits, input_range, preprocess, class_names: how to read the model
-            (:class:`~keras_fool.evolution.Target`).
+            (:class:`~keras_fool.target.Target`).
         resume: continue the audit in ``out`` (its settings must be the same).
         overwrite: replace the audit in ``out``.
         progress: progress bars for the evolutions.
@@ -99,18 +99,12 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
         KeyboardInterrupt: interrupted; the finished stages stay in ``out/stages``.
     """
     from keras_fool.audit.html import render_html
-    from keras_fool.audit.inputs import (
-        classifier_model,
-        data_fingerprint,
-        load_audit_data,
-        model_parameters,
-        source_name,
-    )
+    from keras_fool.audit.inputs import data_fingerprint, load_audit_data, model_parameters, source_name
     from keras_fool.audit.report import build_figures, build_report
     from keras_fool.audit.schema import validate_report
     from keras_fool.audit.stages import STAGES, AuditContext, StageStore, run_stages
-    from keras_fool.evolution.target import Target
     from keras_fool.io import atomic_write
+    from keras_fool.target import Target
 
     started = time.perf_counter()
     log = log or (lambda line: None)
@@ -139,7 +133,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     if len(set(names)) != len(names):
         raise ValueError(f"the audited and --compare models need different names. Received: {names}")
     audit_data = load_audit_data(data, target.image_shape, target.class_names, budget.test_images, seed)
-    wrapped = classifier_model(target)
+    wrapped = target.keras_model()
 
     settings = {
         "model": _model_identity(target),

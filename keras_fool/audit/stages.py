@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_fool.audit.inputs import classifier_model
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.search import THRESHOLDS, threshold_counts
 from keras_fool.io import load_npz, remove_stale_temporaries, save_json, save_npz
@@ -64,8 +63,8 @@ class AuditContext:
 
     Attributes:
         name: the model's name in the report.
-        target: the :class:`~keras_fool.evolution.Target` (probabilities of [0, 1] images).
-        model: the same as a ``keras.Model`` (:func:`~keras_fool.audit.inputs.classifier_model`).
+        target: the :class:`~keras_fool.target.Target` (probabilities of [0, 1] images).
+        model: the same as a ``keras.Model`` (:meth:`~keras_fool.target.Target.keras_model`).
         data: an :class:`~keras_fool.audit.inputs.AuditData` or None.
         budget: the :class:`~keras_fool.audit.budgets.AuditBudget`.
         classes: the class indices fooled.
@@ -264,7 +263,7 @@ def worst_case(ctx, results):
     surrogates = None
     if ctx.compare:
         attacks += ("transfer",)
-        surrogates = {name: classifier_model(target) for name, target in ctx.compare}
+        surrogates = {name: target.keras_model() for name, target in ctx.compare}
     # Each PGD step is a share of eps such that the steps together travel at least 2.5 eps (0.1 from 25 steps on).
     step_fraction = min(0.5, max(0.1, 2.5 / budget.pgd_steps))
     settings = AttackSettings(pgd_steps=budget.pgd_steps, pgd_step_fraction=step_fraction,

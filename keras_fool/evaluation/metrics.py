@@ -20,12 +20,16 @@ def _check_pair(x, y):
 def predict_probabilities(model, x, batch_size=1000, dtype=np.float32):
     """Class probabilities of ``model`` on ``x`` (N, H, W, C), as an (N, classes) array of ``dtype``.
 
-    ``model`` is a Keras model or anything called like one (a :class:`~keras_fool.evolution.Target`);
-    it is called eagerly with ``training=False`` on batches of ``batch_size``, so no function is
-    traced per call.
+    ``model`` is a Keras model or anything called like one, called eagerly with ``training=False``
+    on batches of ``batch_size`` (so no function is traced per call), or a target
+    (:class:`~keras_fool.target.BaseTarget`), whose own batched :meth:`~keras_fool.target.BaseTarget.predict` scores them.
     """
     import tensorflow as tf
 
+    from keras_fool.target import BaseTarget
+
+    if isinstance(model, BaseTarget):
+        return model.predict(x, batch_size=batch_size).astype(dtype)
     x = np.asarray(x, dtype=np.float32)
     parts = [np.asarray(model(tf.constant(x[i : i + batch_size]), training=False))
              for i in range(0, len(x), batch_size)]

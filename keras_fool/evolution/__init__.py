@@ -29,7 +29,6 @@ _NAMES = {
     "run_evolution": "runs",
     "THRESHOLDS": "search",
     "Search": "search",
-    "Target": "target",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_namespace(__name__, _NAMES)

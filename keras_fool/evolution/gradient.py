@@ -244,10 +244,14 @@ class GradientAscent(Search):
 
         from keras_fool.encodings import DirectEncoding
         from keras_fool.evolution.archive import ClassArchive
-        from keras_fool.evolution.target import Target
+        from keras_fool.errors import GradientsUnavailableError
+        from keras_fool.target import BaseTarget
 
-        if not isinstance(target, Target):
-            raise TypeError(f"target must be a keras_fool Target. Received: {type(target).__name__}")
+        if not isinstance(target, BaseTarget):
+            raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
+        if not target.has_gradients:
+            raise GradientsUnavailableError(f"{type(target).__name__} answers only queries, so gradient ascent "
+                                            "cannot run on it; ascend a surrogate Keras model instead.")
         self.target = target
         self.steps = check_int("steps", steps)
         self.settings = ascent_settings(**(settings or {}))
@@ -558,7 +562,7 @@ def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, r
         out: the output folder (created if needed); refused if it holds an ``archive.npz``
             unless ``overwrite``.
         models: a preset name, a ``.keras`` path or a Keras model, or a list of them (an ensemble).
-        classes: class indices and/or names (:func:`~keras_fool.evolution.target.resolve_classes`);
+        classes: class indices and/or names (:func:`~keras_fool.target.resolve_classes`);
             all of the target's by default.
         steps: gradient steps per class.
         regularization, objective, step_size, decay, blur_radius, blur_every, percentile: see
@@ -567,7 +571,7 @@ def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, r
         batch_size: classes per compiled loop.
         stop_at: a class stops once it reaches this confidence (its image is kept), a batch once all have.
         seed: the seed of the starting noise.
-        logits, input_range, preprocess, crops, class_names: the :class:`~keras_fool.evolution.Target`'s.
+        logits, input_range, preprocess, crops, class_names: the :class:`~keras_fool.target.Target`'s.
         overwrite: replace the results in ``out``.
         logdir: TensorBoard folder, or None; the run logs into ``logdir/<name of out>``.
         started: ``time.perf_counter()`` at process start, for ``startup_seconds``.
@@ -578,7 +582,7 @@ def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, r
     """
     from keras_fool.evolution.runner import run_search, search_callbacks
     from keras_fool.run_folder import RunFolder
-    from keras_fool.evolution.target import Target
+    from keras_fool.target import Target
 
     started = time.perf_counter() if started is None else started
     settings = ascent_settings(regularization, step_size, decay, blur_radius, blur_every, percentile, objective)

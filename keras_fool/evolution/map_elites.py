@@ -19,7 +19,7 @@ from keras_fool.encodings.base import Encoding, flatten_genomes, unflatten_genom
 from keras_fool.errors import NonFiniteError
 from keras_fool.evolution.archive import EMPTY, ClassArchive, gather_rows, sample_filled, scatter_rows, select_elites
 from keras_fool.evolution.search import CHECKPOINT_FORMAT, NEVER, THRESHOLDS, DeferredInterrupt, Search, stop_confidence
-from keras_fool.evolution.target import Target
+from keras_fool.target import BaseTarget
 from keras_fool.validation import check_int
 
 __all__ = ["MapElites", "CHECKPOINT_FORMAT"]
@@ -30,7 +30,8 @@ class MapElites(Search):
     """Evolve fooling images against a target, one elite per class.
 
     Args:
-        target: a :class:`~keras_fool.evolution.Target`.
+        target: a :class:`~keras_fool.target.BaseTarget` (a Keras :class:`~keras_fool.target.Target`, or any
+            target that answers queries).
         encoding: an :class:`~keras_fool.encodings.Encoding` whose image shape fits the target.
         population: offspring per generation (P; the paper uses 200), and the initial population.
         classes: class indices that get a cell; all of the target's classes by default.
@@ -65,8 +66,8 @@ class MapElites(Search):
 
     def __init__(self, target, encoding, population=200, classes=None, seed=0, crossover=0.0, selection="uniform",
                  selection_power=0.5, steps_per_call=10, eval_batch_size=4096, strategy=None):
-        if not isinstance(target, Target):
-            raise TypeError(f"target must be a keras_fool Target. Received: {type(target).__name__}")
+        if not isinstance(target, BaseTarget):  # queries are all evolution needs
+            raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, Encoding):
             raise TypeError(f"encoding must be a keras_fool Encoding. Received: {type(encoding).__name__}")
         if tuple(encoding.image_shape) != tuple(target.image_shape):

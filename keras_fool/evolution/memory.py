@@ -64,7 +64,7 @@ def estimate_run_memory(target, encoding, population, eval_batch_size):
     """Bytes an evolution run of ``population`` offspring against ``target`` needs, about.
 
     Args:
-        target: a :class:`~keras_fool.evolution.Target`.
+        target: a :class:`~keras_fool.target.Target`.
         encoding: its :class:`~keras_fool.encodings.Encoding`.
         population: offspring per generation.
         eval_batch_size: offspring decoded and scored at once.

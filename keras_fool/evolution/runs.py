@@ -22,8 +22,8 @@ from keras_fool.errors import ResumeError
 from keras_fool.evolution.map_elites import MapElites
 from keras_fool.evolution.memory import available_memory, estimate_run_memory, format_bytes
 from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbacks
-from keras_fool.evolution.target import Target
 from keras_fool.run_folder import CHECKPOINT, RunFolder
+from keras_fool.target import Target, as_target
 from keras_fool.validation import check_int, check_seed, derive_seed
 
 __all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "EvolvedImages", "evolve_fooling_images", "output_files", "run_evolution"]
@@ -152,7 +152,7 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
         logits: the models output logits.
         input_range, preprocess, crops, class_names: how the target adapts the [0, 1] images to a
-            user's model (see :class:`~keras_fool.evolution.Target`): ``"0-1"``/``"0-255"``,
+            user's model (see :class:`~keras_fool.target.Target`): ``"0-1"``/``"0-255"``,
             ``"none"``/``"tf"``/``"torch"``/``"caffe"``, 1 or 10 crops, and a list or file of names.
         paper: the paper's settings (eta 15, uniform parents) instead of the best measured ones.
         stop_at: stop once every class reaches this confidence (None: never).
@@ -258,7 +258,7 @@ def evolve_fooling_images(target, runs=1, generations=200, population=200, encod
     after generation ``generations``: ``2 * len(classes)`` images per run.
 
     Args:
-        target: a :class:`~keras_fool.evolution.Target`, or what ``Target`` accepts (a Keras model
+        target: a :class:`~keras_fool.target.Target`, or what ``Target`` accepts (a Keras model
             that outputs probabilities, a preset name, a ``.keras`` path, or a list for an ensemble).
         runs: independent runs (>= 1), each with its own seed derived from ``seed``.
         generations: generations per run (>= 1; the paper: 200 on MNIST).
@@ -279,8 +279,7 @@ def evolve_fooling_images(target, runs=1, generations=200, population=200, encod
     Raises:
         TypeError, ValueError: bad arguments.
     """
-    if not isinstance(target, Target):
-        target = Target(target)
+    target = as_target(target)
     runs = check_int("runs", runs)
     generations = check_int("generations", generations)
     population = check_int("population", population)

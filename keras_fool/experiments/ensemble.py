@@ -15,7 +15,6 @@ from keras_fool.evaluation.statistics import confidence_statistics, threshold_sh
 from keras_fool.evaluation.transfer import member_medians
 from keras_fool.evolution.outputs import runs_montage
 from keras_fool.evolution.runs import evolve_fooling_images
-from keras_fool.evolution.target import Target
 from keras_fool.experiments.report import (
     ExperimentReport,
     check_evolution_budget,
@@ -26,6 +25,7 @@ from keras_fool.experiments.report import (
     real_confidence_markdown,
 )
 from keras_fool.io import save_csv, save_json, save_npz, save_png, save_text
+from keras_fool.target import Target
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_ENSEMBLE", "run_ensemble_experiment"]

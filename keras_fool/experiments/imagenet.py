@@ -58,7 +58,6 @@ __all__ = [
     "PAPER_IMAGENET",
     "PAPER_TRANSFER",
     "STUDIES",
-    "at_size",
     "check_imagenet_options",
     "measure_speed",
     "model_throughput",
@@ -187,7 +186,8 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
         ``evaluations_per_second`` and ``raw_images_per_second`` (medians).
     """
     from keras_fool.encodings import make_encoding
-    from keras_fool.evolution import MapElites, Target
+    from keras_fool.evolution import MapElites
+    from keras_fool.target import Target
     from keras_fool.evolution.runs import BEST_SETTINGS
     from keras_fool.evolution.gradient import GradientAscent
 
@@ -315,7 +315,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         TypeError, ValueError: bad options or classes; ResumeError: a checkpoint written with
         other options.
     """
-    from keras_fool.evolution import Target
+    from keras_fool.target import Target
 
     options = check_imagenet_options(generations, population, steps, methods, crops, regularization, stop_at, seed,
                                      checkpoint_every, studies)
@@ -352,8 +352,8 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             if second.class_names != target.class_names:  # a model of the user's: it takes the first's names
                 second = Target(second.models[0], class_names=target.class_names, crops=crops)
             kwargs = dict(class_names=target.class_names, crops=crops)
-            first_at_second = Target(at_size(target.models[0], second.model_shape), **kwargs)
-            second_at_first = Target(at_size(second.models[0], target.model_shape), **kwargs)
+            first_at_second = Target(target.models[0], image_size=second.model_shape, **kwargs)
+            second_at_first = Target(second.models[0], image_size=target.model_shape, **kwargs)
         config.update(second_model=second.get_config()["models"], studies=list(studies))
     previous = _previous_summary(out, config) if resume else {}
     evolve = dict(labels=labels, generations=generations, population=population, seed=seed, paper=paper,
@@ -427,24 +427,6 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
     files += [board_root] if board_root is not None else []
     return ExperimentReport(markdown, summary, files)
 
-
-
-def at_size(model, shape):
-    """``model`` taking images of ``shape`` (H, W, C) instead: they are resized bilinearly to its own size first.
-
-    The model itself when the sizes already agree. How a network of one input size is shown
-    images made for another (Caffe's networks each took their own crop of the same image).
-    """
-    import keras
-
-    own = tuple(model.input_shape[1:])
-    if own == tuple(shape):
-        return model
-    if own[-1] != shape[-1]:
-        raise ValueError(f"Model {model.name!r} takes {own[-1]} channels, the images have {shape[-1]}.")
-    inputs = keras.Input(tuple(shape))
-    resized = keras.layers.Resizing(own[0], own[1], interpolation="bilinear")(inputs)
-    return keras.Model(inputs, model(resized), name=f"{model.name}_at_{shape[0]}x{shape[1]}")
 
 
 def _previous_summary(out, config):

@@ -17,7 +17,6 @@ from keras_fool.evaluation.statistics import confidence_statistics, per_class_ma
 from keras_fool.evaluation.transfer import transfer_between
 from keras_fool.evolution.outputs import runs_montage
 from keras_fool.evolution.runs import evolve_fooling_images
-from keras_fool.evolution.target import Target
 from keras_fool.experiments.report import (
     ExperimentReport,
     check_evolution_budget,
@@ -28,6 +27,7 @@ from keras_fool.experiments.report import (
     with_paper,
 )
 from keras_fool.io import save_csv, save_json, save_npz, save_png, save_text
+from keras_fool.target import Target
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_TABLE_S1", "TABLE_S1_LABELS", "TRANSFER_IMAGES", "run_transfer_experiment"]

@@ -1,4 +1,8 @@
-"""The classifier under attack: always returns class probabilities.
+"""The model contract: images in [0, 1] in, class probabilities out.
+
+:class:`BaseTarget` is the contract every caller relies on (image shape, classes, probabilities,
+batched NumPy predictions, a Keras model for gradients or :class:`~keras_fool.errors.GradientsUnavailableError`);
+:class:`Target` is its Keras backend, and :func:`as_target` the one adapter at the edge.
 
 A :class:`Target` takes the images keras-fool makes -- RGB or grayscale, float32 in [0, 1] -- and
 adapts them to what its models expect before it scores them:
@@ -11,7 +15,8 @@ adapts them to what its models expect before it scores them:
 3. **preprocessing** (:func:`preprocess_pixels`): ``"tf"``, ``"torch"`` or ``"caffe"``, exactly as
    ``keras.applications``' ``preprocess_input`` of that mode does to pixels in 0-255 (so a
    preprocessing implies the 0-255 range); ``"none"`` passes the pixels on.
-4. the model(s); ``logits=True`` applies softmax; an ensemble averages its members' probabilities.
+4. **size** (``image_size``): images of another size are resized bilinearly to each model's own.
+5. the model(s); ``logits=True`` applies softmax; an ensemble averages its members' probabilities.
 
 A preset bakes its own preprocessing in and takes [0, 1] images, so a preset refuses
 ``input_range``/``preprocess`` other than the defaults. :func:`resolve_classes` turns class names
@@ -20,8 +25,10 @@ or indices (``"king penguin,starfish"``, ``"0,3,7"``) into class indices.
 
 from __future__ import annotations
 
+import abc
 import difflib
 import hashlib
+import inspect
 import numbers
 import os
 from pathlib import Path
@@ -29,13 +36,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from keras_fool.errors import NonFiniteError
+from keras_fool.errors import GradientsUnavailableError, NonFiniteError
+from keras_fool.validation import check_int
 
 __all__ = [
     "CROP_MARGIN",
     "INPUT_RANGES",
     "PREPROCESSING",
+    "BaseTarget",
     "Target",
+    "as_target",
     "preprocess_pixels",
     "read_class_names",
     "resolve_classes",
@@ -207,7 +217,82 @@ def _is_softmax(activation):
     return getattr(activation, "__name__", None) == "softmax"
 
 
-class Target:
+def _check_image_size(image_size):
+    """``image_size`` as a tuple (H, W) or (H, W, C) of positive ints."""
+    if not isinstance(image_size, (tuple, list)) or len(image_size) not in (2, 3):
+        raise ValueError(f"image_size must be (height, width). Received: image_size={image_size!r}")
+    return tuple(check_int("image_size", d) for d in image_size)
+
+
+def _resized(model, size):
+    """``model`` taking images of ``size`` (H, W[, C]) with a bilinear ``Resizing`` in front; itself if no need."""
+    import keras
+
+    own = tuple(model.input_shape[1:])
+    if len(own) != 3 or None in own:
+        return model
+    if len(size) == 3 and own[-1] != size[-1]:
+        raise ValueError(f"Model {model.name!r} takes {own[-1]} channels, the images have {size[-1]}.")
+    if own[:2] == size[:2]:
+        return model
+    inputs = keras.Input((*size[:2], own[-1]))
+    resized = keras.layers.Resizing(own[0], own[1], interpolation="bilinear")(inputs)
+    return keras.Model(inputs, model(resized), name=f"{model.name}_at_{size[0]}x{size[1]}")
+
+
+class BaseTarget(abc.ABC):
+    """The model contract: images in [0, 1] in, class probabilities out.
+
+    Everything keras-fool scores goes through a target, so a new kind of model (TFLite, ONNX
+    Runtime, a SavedModel, an HTTP endpoint) is a subclass of this class and no caller changes.
+    A subclass sets the attributes and implements ``__call__`` and ``get_config``; one whose
+    model can be differentiated sets ``has_gradients`` and implements :meth:`keras_model`.
+
+    Attributes:
+        image_shape: (H, W, C) of the images the target takes: float32 in [0, 1], C 1 or 3.
+        num_classes: the number of classes (>= 2).
+        class_names: ``num_classes`` strings, in class order.
+        has_gradients: whether :meth:`keras_model` gives a differentiable Keras model; False
+            for a target that answers only queries (gradient stages then need a surrogate).
+    """
+
+    has_gradients = False
+    image_shape: tuple
+    num_classes: int
+    class_names: list
+
+    @abc.abstractmethod
+    def __call__(self, images):
+        """Probabilities (n, num_classes) float32 (a tensor or an array) of images (n, *image_shape) in [0, 1]."""
+
+    @abc.abstractmethod
+    def get_config(self):
+        """A JSON-ready dict that identifies the target: checkpoints resume only under an equal one."""
+
+    def predict(self, images, batch_size=256):
+        """Probabilities (n, num_classes) as a NumPy float32 array of images (n, *image_shape), ``batch_size`` at a time."""
+        batch_size = check_int("batch_size", batch_size)
+        images = np.asarray(images, np.float32)
+        parts = [np.asarray(self(images[i:i + batch_size]), np.float32) for i in range(0, len(images), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), np.float32)
+
+    def class_indices(self, classes):
+        """:func:`resolve_classes` against this target's class names."""
+        return resolve_classes(classes, self.class_names)
+
+    def keras_model(self):
+        """A ``keras.Model`` taking this target's [0, 1] images and returning its probabilities.
+
+        Raises:
+            GradientsUnavailableError: the target answers only queries (here, by default).
+        """
+        raise GradientsUnavailableError(
+            f"{type(self).__name__} answers only queries (images in, probabilities out) and has no gradients, so the "
+            "stages that need gradients need a surrogate Keras model."
+        )
+
+
+class Target(BaseTarget):
     """Wraps one or several Keras classifiers into a function images -> probabilities.
 
     Several models form an ensemble target whose probabilities are the mean of the members'
@@ -227,11 +312,17 @@ class Target:
             ``preprocess_input`` of that mode, applied inside the target (it needs 0-255 pixels).
         crops: 1, or 10 for Caffe's ten crops (the images are then the model's size + 32 in
             height and width, and the ten crops' probabilities are averaged).
+        image_size: (H, W), or (H, W, C) to also check the channels: the target takes images of
+            this size (each crop of it, with crops) and resizes them bilinearly to each model's
+            own size (a ``keras.layers.Resizing`` in front of the model). None: the model's size.
 
     Attributes:
         image_shape: (H, W, C) of the images the target takes (the model's own plus 32 with crops).
-        model_shape: (H, W, C) the model takes.
-        num_classes, class_names, models (the Keras models), input_range, preprocess, crops.
+        model_shape: (H, W, C) the models take (``image_size``'s with one).
+        models: the Keras models scored, a resized one as a ``keras.Model`` named
+            ``<name>_at_<H>x<W>`` with the resizing in front.
+        image_size: (H, W) the models' images are resized from, or None when none is resized.
+        num_classes, class_names, input_range, preprocess, crops; ``has_gradients`` is True.
 
     Raises:
         TypeError: a member is not a Keras model, preset name or path.
@@ -242,8 +333,10 @@ class Target:
         NonFiniteError: a model returns NaN or infinity on the probe images.
     """
 
+    has_gradients = True
+
     def __init__(self, models, logits=False, class_names=None, image_shape=None, input_range=None,
-                 preprocess="none", crops=1):
+                 preprocess="none", crops=1, image_size=None):
         from keras_fool import zoo
 
         if preprocess not in PREPROCESSING:
@@ -258,6 +351,7 @@ class Target:
                              f"in 0-255; leave input_range at '0-255'. Received: input_range={input_range!r}")
         if isinstance(crops, bool) or crops not in CROPS:
             raise ValueError(f"crops must be 1 or 10. Received: crops={crops!r}")
+        size = None if image_size is None else _check_image_size(image_size)
         sources = list(models) if isinstance(models, (list, tuple)) else [models]
         if not sources:
             raise ValueError("A target needs at least one model.")
@@ -269,21 +363,30 @@ class Target:
         if presets and (preprocess != "none" or input_range != "0-1"):
             raise ValueError(f"Preset {presets[0]!r} takes images in [0, 1] and preprocesses them itself; "
                              "input_range and preprocess are for your own models.")
-        self.sources = [_describe(s) for s in sources]
-        self.models = [zoo.load_model(s) if isinstance(s, (str, os.PathLike)) else s for s in sources]
-        for m in self.models:
+        files = [_describe(s) if isinstance(s, (str, os.PathLike)) else None for s in sources]
+        loaded = [zoo.load_model(s) if isinstance(s, (str, os.PathLike)) else s for s in sources]
+        for m in loaded:
             if not _is_model(m):
                 raise TypeError(f"A target member must be a Keras model. Received: {type(m).__name__}")
+            if isinstance(m.input_shape, list):
+                raise ValueError(f"Model {m.name!r} takes {len(m.input_shape)} inputs; a target's model takes one "
+                                 "batch of images.")
+        self.models = loaded if size is None else [_resized(m, size) for m in loaded]
+        self.image_size = size[:2] if any(r is not m for r, m in zip(self.models, loaded)) else None
+        # An in-memory model is identified by the model scored (a resized one by its "_at_HxW" name).
+        self.sources = [d if d is not None else _describe(m) for d, m in zip(files, self.models)]
         self.logits = bool(logits)
         self.input_range = input_range
         self.preprocess = preprocess
         self.crops = int(crops)
-        shapes = set()
-        for m in self.models:
-            if isinstance(m.input_shape, list):
-                raise ValueError(f"Model {m.name!r} takes {len(m.input_shape)} inputs; a target's model takes one "
-                                 "batch of images.")
-            shapes.add(tuple(m.input_shape[1:]))
+        self._set_shapes(image_shape)
+        self.num_classes = self._check_outputs()
+        self.class_names = self._names(class_names, sources[0])
+        self._logit_functions = None
+
+    def _set_shapes(self, image_shape):
+        """``model_shape`` and ``image_shape`` from the models, checked against ``image_shape`` if given."""
+        shapes = {tuple(m.input_shape[1:]) for m in self.models}
         if len(shapes) != 1:
             raise ValueError(f"Ensemble members take different input shapes: {sorted(shapes, key=str)}.")
         self.model_shape = shapes.pop()
@@ -292,8 +395,8 @@ class Target:
                 f"The model takes inputs of shape {self.model_shape}; a target must take images of a fixed shape "
                 "(H, W, 1) or (H, W, 3)."
             )
-        if preprocess in ("torch", "caffe") and self.model_shape[-1] != 3:
-            raise ValueError(f"preprocess={preprocess!r} needs a model of RGB images; this one takes "
+        if self.preprocess in ("torch", "caffe") and self.model_shape[-1] != 3:
+            raise ValueError(f"preprocess={self.preprocess!r} needs a model of RGB images; this one takes "
                              f"{self.model_shape}.")
         margin = CROP_MARGIN if self.crops == 10 else 0
         height, width, channels = self.model_shape
@@ -304,9 +407,12 @@ class Target:
                 f"The model takes images of shape {self.image_shape}{crops_note}, the encoding makes "
                 f"{tuple(image_shape)}."
             )
-        self.num_classes = self._check_outputs()
+
+    def _names(self, class_names, first):
+        """The class names: given, read from a file, the first preset's, or "0", "1", ..."""
+        from keras_fool import zoo
+
         if class_names is None:
-            first = sources[0]
             if isinstance(first, str) and zoo.is_preset(first):
                 class_names = zoo.get_preset(first).class_names
             else:
@@ -316,8 +422,7 @@ class Target:
         class_names = [str(c) for c in class_names]
         if len(class_names) != self.num_classes:
             raise ValueError(f"{len(class_names)} class names for {self.num_classes} classes.")
-        self.class_names = class_names
-        self._logit_functions = None
+        return class_names
 
     # ---- adapting images ---------------------------------------------------------------------
     def model_inputs(self, images):
@@ -421,10 +526,6 @@ class Target:
             raise ValueError(f"Ensemble members have different numbers of classes: {sorted(sizes)}.")
         return sizes.pop()
 
-    def class_indices(self, classes):
-        """:func:`resolve_classes` against this target's class names."""
-        return resolve_classes(classes, self.class_names)
-
     def get_config(self):
         config = {"models": self.sources, "logits": self.logits, "class_names": self.class_names}
         # Only when not the defaults, so checkpoints written before these options existed still resume.
@@ -432,4 +533,66 @@ class Target:
             config.update(input_range=self.input_range, preprocess=self.preprocess)
         if self.crops != 1:
             config["crops"] = self.crops
+        if self.image_size is not None:
+            config["image_size"] = list(self.image_size)
         return config
+
+    def keras_model(self):
+        """A ``keras.Model`` taking this target's [0, 1] images and returning its probabilities.
+
+        The model itself when it already takes [0, 1] images and returns probabilities (a resized
+        one with its resizing); otherwise wrapped: the input range and preprocessing in front, a
+        ``Softmax`` behind a model of logits (so attacks reach the logits through it).
+
+        Raises:
+            ValueError: the target averages ten crops or an ensemble (no one Keras model scores it).
+        """
+        import keras
+
+        if self.crops != 1 or len(self.models) != 1:
+            averaged = f"its {self.crops} crops" if self.crops != 1 else f"{len(self.models)} models"
+            raise ValueError(f"A Keras model of a target needs one model scoring each image once; this target averages "
+                             f"{averaged}.")
+        model = self.models[0]
+        if self.input_range == "0-1" and self.preprocess == "none" and not self.logits:
+            return model
+        target = self
+
+        class TargetInputs(keras.layers.Layer):
+            """[0, 1] images -> what the model takes (the target's input range and preprocessing)."""
+
+            def call(self, images):
+                return target.model_inputs(images)
+
+        inputs = keras.Input(shape=tuple(self.image_shape))
+        outputs = model(TargetInputs(name="target_inputs")(inputs))
+        if self.logits:
+            outputs = keras.layers.Softmax(name="softmax")(outputs)
+        return keras.Model(inputs, outputs, name=f"{model.name}_as_target")
+
+
+def _is_default(value, default):
+    return value is None if default is None else (value is not None and value == default)
+
+
+def as_target(model, **options):
+    """The one adapter at the edge: a :class:`BaseTarget` as it is, anything else ``Target(model, **options)``.
+
+    ``options`` are :class:`Target`'s keyword arguments; a target takes only their defaults.
+
+    Raises:
+        TypeError: an option :class:`Target` does not take.
+        ValueError: a target with an option other than its default; what :class:`Target` raises.
+    """
+    if not isinstance(model, BaseTarget):
+        return Target(model, **options)
+    defaults = {k: p.default for k, p in inspect.signature(Target).parameters.items() if k != "models"}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"as_target() got unexpected options: {', '.join(unknown)}.")
+    given = {k: v for k, v in options.items() if not _is_default(v, defaults[k])}
+    if given:
+        shown = ", ".join(f"{k}={v!r}" for k, v in sorted(given.items()))
+        raise ValueError(f"{type(model).__name__} is already a target, so options for building one do not apply; pass "
+                         f"the model instead, or leave them at their defaults. Received: {shown}")
+    return model
