@@ -87,6 +87,26 @@ def _choose(mask, u):
     return index, counts > 0
 
 
+def _uniform(seeds, i, shape):
+    """Uniform [0, 1) draws of ``shape`` from the i-th of a mutation's split stateless seeds."""
+    return tf.random.stateless_uniform(shape, seeds[i])
+
+
+def _entry(rows, flat, N):
+    """(n, 3) scatter coordinates (genome, target, source) of one flat index into N x N per genome."""
+    return tf.stack([rows, flat // N, flat % N], axis=1)
+
+
+def _put(tensor, coords, do, value):
+    """tensor[coords] = value where do, else unchanged."""
+    return tf.tensor_scatter_nd_update(tensor, coords, tf.where(do, value, tf.gather_nd(tensor, coords)))
+
+
+def _one_hot(index, N):
+    """(n, N) bool, True at ``index`` (n,) of each row."""
+    return tf.one_hot(index, N, on_value=True, off_value=False)
+
+
 def _hls_to_rgb(h, l, s):
     """HLS in [0, 1] to RGB in [0, 1] (the colour space the original code read)."""
     def channel(n):
@@ -195,90 +215,115 @@ class CPPNEncoding(Encoding):
         return tf.where(live_hidden, (rank + 1.0) / (count + 1.0), position)
 
     def mutate(self, genomes, seed, generation=0):
+        """Mutated copies of ``genomes``: the six steps of the module docstring, in order, batched.
+
+        Args:
+            genomes: a batch of n genomes (the dict of arrays described in the module docstring).
+            seed: int32 tensor of shape (2,); split into 16 stateless seeds, one per draw.
+            generation: unused (the rates are fixed); part of the ``Encoding`` interface.
+
+        Returns:
+            The mutated batch, with the keys, dtypes and shapes of ``genomes``.
+        """
         g = dict(genomes)
         n = tf.shape(g["activation"])[0]
-        N = self.capacity
-        is_input, is_output, is_hidden = self._slot_kinds()
         s = tf.random.experimental.stateless_split(seed, 16)
-        u = lambda shape, i: tf.random.stateless_uniform(shape, s[i])  # noqa: E731
-        r = self.rates
-
-        # 1. weights of existing connections: work on the list of edges, not the N x N matrix.
-        edges = tf.where(g["connected"])  # (E, 3) indices of every connection in the batch
-        ue = tf.random.stateless_uniform(tf.shape(edges)[:1], s[0])
-        hit = ue < r["weight_rate"]  # u < rate picks the edge, u / rate (uniform again) steps it
-        delta = polynomial_delta(tf.minimum(ue / max(r["weight_rate"], 1e-12), 1.0 - 1e-7), self.eta)
-        old = tf.gather_nd(g["weight"], edges)
-        new = tf.where(hit, tf.clip_by_value(old + delta, 0.0, 1.0), old)
-        g["weight"] = tf.tensor_scatter_nd_update(g["weight"], edges, new)
-
-        # 2. activations of live non-input nodes.
-        resample = tf.logical_and(tf.logical_and(g["alive"], ~is_input), u((n, N), 2) < r["activation_rate"])
-        fresh = tf.random.stateless_uniform((n, N), s[3], 0, len(ACTIVATIONS), dtype=tf.int32)
-        g["activation"] = tf.where(resample, fresh, g["activation"])
-
+        g["weight"] = self._mutate_weights(g, s)
+        g["activation"] = self._mutate_activations(g, s, n)
         # Connection changes touch one entry per genome: they are written as scatters of (genome,
         # target, source) entries (n of them, or 3n for a split), not as whole (n, N, N) selects.
         rows = tf.range(n)
+        g["connected"], g["weight"] = self._add_connection(g, s, n, rows)
+        g["connected"], g["weight"] = self._delete_connection(g, s, n, rows)
+        g.update(self._add_node(g, s, n, rows))
+        g.update(self._delete_node(g, s, n))
+        g["position"] = self._renumber(g["alive"], g["position"])
+        return g
 
-        def entry(flat):
-            return tf.stack([rows, flat // N, flat % N], axis=1)
+    def _mutate_weights(self, g, s):
+        """Step 1: polynomial mutation of the weight genes of existing connections.
 
-        def put(tensor, coords, do, value):
-            """tensor[coords] = value where do, else unchanged."""
-            return tf.tensor_scatter_nd_update(tensor, coords, tf.where(do, value, tf.gather_nd(tensor, coords)))
+        Works on the list of edges, not the N x N matrix: an edge's draw u < rate picks it and
+        u / rate (uniform again) steps it. Returns the new ``weight`` (n, N, N).
+        """
+        r = self.rates
+        edges = tf.where(g["connected"])  # (E, 3) indices of every connection in the batch
+        ue = tf.random.stateless_uniform(tf.shape(edges)[:1], s[0])
+        hit = ue < r["weight_rate"]
+        delta = polynomial_delta(tf.minimum(ue / max(r["weight_rate"], 1e-12), 1.0 - 1e-7), self.eta)
+        old = tf.gather_nd(g["weight"], edges)
+        new = tf.where(hit, tf.clip_by_value(old + delta, 0.0, 1.0), old)
+        return tf.tensor_scatter_nd_update(g["weight"], edges, new)
 
-        # 3. add a feed-forward connection j -> i.
+    def _mutate_activations(self, g, s, n):
+        """Step 2: resample the activations of live non-input nodes; returns ``activation`` (n, N)."""
+        is_input, _, _ = self._slot_kinds()
+        resample = tf.logical_and(tf.logical_and(g["alive"], ~is_input),
+                                  _uniform(s, 2, (n, self.capacity)) < self.rates["activation_rate"])
+        fresh = tf.random.stateless_uniform((n, self.capacity), s[3], 0, len(ACTIVATIONS), dtype=tf.int32)
+        return tf.where(resample, fresh, g["activation"])
+
+    def _add_connection(self, g, s, n, rows):
+        """Step 3: add a feed-forward connection j -> i; returns (``connected``, ``weight``)."""
+        N = self.capacity
+        is_input, is_output, _ = self._slot_kinds()
         pos_i, pos_j = g["position"][:, :, None], g["position"][:, None, :]
         can_receive = tf.logical_and(g["alive"], ~is_input)[:, :, None]
         can_send = tf.logical_and(g["alive"], ~is_output)[:, None, :]
         candidates = can_receive & can_send & (pos_j < pos_i) & ~g["connected"]
-        flat, exists = _choose(tf.reshape(candidates, (n, N * N)), u((n,), 4))
-        do = exists & (u((n,), 5) < r["add_connection_rate"])
-        at = entry(flat)
-        g["connected"] = put(g["connected"], at, do, tf.ones_like(do))
-        g["weight"] = put(g["weight"], at, do, u((n,), 6))
+        flat, exists = _choose(tf.reshape(candidates, (n, N * N)), _uniform(s, 4, (n,)))
+        do = exists & (_uniform(s, 5, (n,)) < self.rates["add_connection_rate"])
+        at = _entry(rows, flat, N)
+        return _put(g["connected"], at, do, tf.ones_like(do)), _put(g["weight"], at, do, _uniform(s, 6, (n,)))
 
-        # 4. delete a random connection.
-        flat, exists = _choose(tf.reshape(g["connected"], (n, N * N)), u((n,), 7))
-        do = exists & (u((n,), 8) < r["delete_connection_rate"])
-        at = entry(flat)
-        g["connected"] = put(g["connected"], at, do, tf.zeros_like(do))
-        g["weight"] = put(g["weight"], at, do, tf.zeros((n,)))
+    def _delete_connection(self, g, s, n, rows):
+        """Step 4: delete a random connection; returns (``connected``, ``weight``)."""
+        N = self.capacity
+        flat, exists = _choose(tf.reshape(g["connected"], (n, N * N)), _uniform(s, 7, (n,)))
+        do = exists & (_uniform(s, 8, (n,)) < self.rates["delete_connection_rate"])
+        at = _entry(rows, flat, N)
+        return _put(g["connected"], at, do, tf.zeros_like(do)), _put(g["weight"], at, do, tf.zeros((n,)))
 
-        # 5. add a node by splitting a random connection a -> b into a -> new -> b.
-        flat, has_edge = _choose(tf.reshape(g["connected"], (n, N * N)), u((n,), 9))
+    def _add_node(self, g, s, n, rows):
+        """Step 5: add a node by splitting a random connection a -> b into a -> new -> b.
+
+        Returns the five updated genome arrays as a dict.
+        """
+        N = self.capacity
+        _, _, is_hidden = self._slot_kinds()
+        flat, has_edge = _choose(tf.reshape(g["connected"], (n, N * N)), _uniform(s, 9, (n,)))
         free = tf.logical_and(~g["alive"], is_hidden)
-        slot, has_slot = _choose(free, u((n,), 10))
-        do = has_edge & has_slot & (u((n,), 11) < r["add_node_rate"])
+        slot, has_slot = _choose(free, _uniform(s, 10, (n,)))
+        do = has_edge & has_slot & (_uniform(s, 11, (n,)) < self.rates["add_node_rate"])
         b, a = flat // N, flat % N
         old_gene = tf.gather_nd(g["weight"], tf.stack([rows, b, a], axis=1))
         unit_gene = (1.0 + WEIGHT_RANGE) / (2.0 * WEIGHT_RANGE)  # the gene of weight +1
         # The three entries differ (the new slot is neither a nor b) wherever do holds.
-        at = tf.concat([entry(flat), tf.stack([rows, slot, a], 1), tf.stack([rows, b, slot], 1)], axis=0)
+        at = tf.concat([_entry(rows, flat, N), tf.stack([rows, slot, a], 1), tf.stack([rows, b, slot], 1)], axis=0)
         do3 = tf.tile(do, [3])
-        g["connected"] = put(g["connected"], at, do3, tf.concat([tf.zeros_like(do), tf.ones_like(do), tf.ones_like(do)], 0))
-        g["weight"] = put(g["weight"], at, do3, tf.concat([tf.zeros((n,)), tf.fill((n,), unit_gene), old_gene], 0))
-        one = lambda idx: tf.one_hot(idx, N, on_value=True, off_value=False)  # noqa: E731
-        new_node = one(slot) & do[:, None]
+        connected = _put(g["connected"], at, do3, tf.concat([tf.zeros_like(do), tf.ones_like(do), tf.ones_like(do)], 0))
+        weight = _put(g["weight"], at, do3, tf.concat([tf.zeros((n,)), tf.fill((n,), unit_gene), old_gene], 0))
+        new_node = _one_hot(slot, N) & do[:, None]
         mid = 0.5 * (tf.gather(g["position"], a, batch_dims=1) + tf.gather(g["position"], b, batch_dims=1))
-        g["alive"] = g["alive"] | new_node
-        g["position"] = tf.where(new_node, mid[:, None], g["position"])
         fresh = tf.random.stateless_uniform((n, N), s[12], 0, len(ACTIVATIONS), dtype=tf.int32)
-        g["activation"] = tf.where(new_node, fresh, g["activation"])
+        return {"connected": connected, "weight": weight, "alive": g["alive"] | new_node,
+                "position": tf.where(new_node, mid[:, None], g["position"]),
+                "activation": tf.where(new_node, fresh, g["activation"])}
 
-        # 6. delete a random hidden node; its connections go in the clean-up below.
-        victim, exists = _choose(tf.logical_and(g["alive"], is_hidden), u((n,), 13))
-        do = exists & (u((n,), 14) < r["delete_node_rate"])
-        dead = one(victim) & do[:, None]
-        g["alive"] = g["alive"] & ~dead
-        g["position"] = tf.where(dead, 0.0, g["position"])
-        # Only connections between live nodes remain, and only they keep a weight gene.
-        g["connected"] = g["connected"] & g["alive"][:, :, None] & g["alive"][:, None, :]
-        g["weight"] = tf.where(g["connected"], g["weight"], 0.0)
+    def _delete_node(self, g, s, n):
+        """Step 6: delete a random hidden node, then keep only connections between live nodes.
 
-        g["position"] = self._renumber(g["alive"], g["position"])
-        return g
+        Only those connections keep a weight gene. Returns the updated ``alive``, ``position``,
+        ``connected`` and ``weight`` as a dict.
+        """
+        _, _, is_hidden = self._slot_kinds()
+        victim, exists = _choose(tf.logical_and(g["alive"], is_hidden), _uniform(s, 13, (n,)))
+        do = exists & (_uniform(s, 14, (n,)) < self.rates["delete_node_rate"])
+        dead = _one_hot(victim, self.capacity) & do[:, None]
+        alive = g["alive"] & ~dead
+        connected = g["connected"] & alive[:, :, None] & alive[:, None, :]
+        return {"alive": alive, "position": tf.where(dead, 0.0, g["position"]), "connected": connected,
+                "weight": tf.where(connected, g["weight"], 0.0)}
 
     # ---- rendering ----------------------------------------------------------------------------
     def coordinate_inputs(self, height, width):
