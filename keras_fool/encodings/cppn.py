@@ -38,6 +38,7 @@ s-th hidden node in position order, the last step the outputs, so a population r
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 
@@ -69,6 +70,39 @@ _RENDER_FUNCTIONS = (
     lambda p: tf.exp(-tf.square(p)),
     lambda p: tf.clip_by_value(p, -1.0, 1.0),
 )
+
+
+# The buffer rows of one render (see CPPNEncoding._render_rows).
+_RenderRows = collections.namedtuple(
+    "_RenderRows", "steps evaluate scale nodes key rows row_of counts step_rows step_first")
+
+
+def _to_weight(gene, target_scale):
+    """Weights in [-10, 10] of genes in [0, 1], the target node's activation's input scale folded in."""
+    return (gene * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE) * target_scale
+
+
+def _split_by_step(t, lengths, steps):
+    """A TensorArray of ``steps + 1`` elements: ``t`` split along its first axis into ``lengths``."""
+    shape = tf.TensorShape([None]).concatenate(t.shape[1:])
+    return tf.TensorArray(t.dtype, size=steps + 1, infer_shape=False, element_shape=shape).split(
+        t, tf.cast(lengths, tf.int64))
+
+
+def _fit_buffer(buffer, rows, pixels):
+    """Reallocate the scratch ``buffer`` as zeros (rows + 1, pixels) if it has too few rows or another width.
+
+    Row 0 is zero from then on (no step writes it). The buffer's shape is read without reading
+    (nor copying) the buffer.
+    """
+    shape = tf.raw_ops.VariableShape(input=buffer.handle)
+    stale = tf.logical_or(shape[0] < rows + 1, tf.not_equal(shape[1], pixels))
+
+    def allocate():
+        buffer.assign(tf.zeros(tf.stack([rows + 1, pixels])))
+        return tf.constant(0)
+
+    tf.cond(stale, allocate, lambda: tf.constant(0))
 
 
 def _choose(mask, u):
@@ -405,20 +439,51 @@ class CPPNEncoding(Encoding):
         Row 0 stays zero: every step gets one zero-weight edge from it into its last row, so
         the segment sum always covers the whole block.
         """
-        C = self.channels
-        kinds = len(_RENDER_FUNCTIONS)
         n = tf.shape(genomes["activation"])[0]
+        plan = self._render_rows(genomes)
+        input_weights, edge_sources, edge_targets, edge_w = self._step_operands(genomes, plan)
+        buffer = self._scratch()
+        pixels = tf.shape(inputs)[1]
+        _fit_buffer(buffer, plan.rows, pixels)
+
+        def body(s):
+            incoming = buffer.sparse_read(edge_sources.read(s)) * edge_w.read(s)[:, None]
+            pre = tf.matmul(input_weights.read(s), inputs) + tf.math.segment_sum(incoming, edge_targets.read(s))
+            parts = tf.split(pre, plan.counts[s], num=len(_RENDER_FUNCTIONS))
+            values = tf.concat([f(p) for f, p in zip(_RENDER_FUNCTIONS, parts)], axis=0)
+            rows = tf.range(plan.step_first[s], plan.step_first[s] + plan.step_rows[s])
+            buffer.scatter_update(tf.IndexedSlices(values, rows))
+            return (s + 1,)
+
+        tf.while_loop(lambda s: s <= plan.steps, body, (tf.constant(1),))
+        output_rows = tf.reshape(tf.gather(plan.row_of, self.outputs, axis=1), (-1,))  # (n * C,), genome-major
+        out = tf.reshape(buffer.sparse_read(output_rows), (n, self.channels, pixels))
+        return self._to_image(tf.minimum(tf.abs(out), 1.0), n, height, width)
+
+    def _render_rows(self, genomes):
+        """The buffer rows of a render: which (genome, node) pairs are evaluated, at which step.
+
+        Args:
+            genomes: a batch of n genomes.
+
+        Returns:
+            A ``_RenderRows``: ``steps`` (the last step, the outputs'); ``scale`` (n, N), each
+            node's activation's input scale; ``nodes`` (R, 2), the evaluated (genome, node) pairs
+            of rows 1..R sorted by (step, activation), with ``key`` (R,) = step * 4 + activation;
+            ``rows`` = R; ``row_of`` (n, N), each pair's row (0: not evaluated); ``counts``
+            (steps + 1, 4), rows per (step, activation); ``step_rows`` and ``step_first``
+            (steps + 1,), each step's row count and first row.
+        """
+        kinds = len(_RENDER_FUNCTIONS)
         _, is_output, is_hidden = self._slot_kinds()
-        connected = genomes["connected"]
-        hidden = genomes["alive"] & is_hidden & self._feeds_outputs(connected)
+        hidden = genomes["alive"] & is_hidden & self._feeds_outputs(genomes["connected"])
         evaluate = hidden | is_output
         rank = tf.argsort(tf.argsort(tf.where(hidden, genomes["position"], 3.0), axis=1, stable=True), axis=1,
                           stable=True)
         steps = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(hidden, tf.int32), axis=1)), 0) + 1  # n may be 0
         step = tf.where(hidden, rank + 1, tf.where(is_output, steps, 0))
-        # Weights in [-10, 10], each node's activation's input scale folded in (see _RENDER_FUNCTIONS).
+        # Each node's activation's input scale, folded into its incoming weights (see _RENDER_FUNCTIONS).
         scale = tf.gather(tf.constant(_INPUT_SCALE), genomes["activation"])  # (n, N), of each target node
-        to_weight = lambda gene, target_scale: (gene * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE) * target_scale  # noqa: E731
 
         # Rows 1..R: evaluated (genome, node) pairs sorted by (step, activation).
         nodes = tf.cast(tf.where(evaluate), tf.int32)  # (R, 2)
@@ -431,61 +496,51 @@ class CPPNEncoding(Encoding):
                             (steps + 1, kinds))  # rows per (step, activation)
         step_rows = tf.reduce_sum(counts, axis=1)
         step_first = 1 + tf.cumsum(step_rows, exclusive=True)
+        return _RenderRows(steps, evaluate, scale, nodes, key, rows, row_of, counts, step_rows, step_first)
 
-        # Hidden-source edges into evaluated nodes as (target row, source row, weight), plus a
-        # zero-weight edge from row 0 into the last row of every non-empty step; sorted by target.
-        edges = tf.cast(tf.where(connected & evaluate[:, :, None] & is_hidden), tf.int32)  # (E, 3)
+    def _step_operands(self, genomes, plan):
+        """Everything a render step reads, split by step (reading an element back copies nothing).
+
+        Hidden-source edges into evaluated nodes become (target row, source row, weight), plus a
+        zero-weight edge from row 0 into the last row of every non-empty step, sorted by target.
+
+        Args:
+            genomes: a batch of n genomes.
+            plan: their ``_RenderRows``.
+
+        Returns:
+            Four TensorArrays of ``plan.steps + 1`` elements: the input weights (step rows, 4) of
+            each step's rows, and its edges' source rows, target rows (counted from the step's
+            first row) and weights.
+        """
+        _, _, is_hidden = self._slot_kinds()
+        kinds = len(_RENDER_FUNCTIONS)
+        steps, nodes, row_of, step_rows, step_first = plan.steps, plan.nodes, plan.row_of, plan.step_rows, plan.step_first
+        connected = genomes["connected"]
+        edges = tf.cast(tf.where(connected & plan.evaluate[:, :, None] & is_hidden), tf.int32)  # (E, 3)
         non_empty = tf.boolean_mask(tf.range(steps + 1), step_rows > 0)
         last_rows = tf.gather(step_first + step_rows - 1, non_empty)
         targets = tf.concat([tf.gather_nd(row_of, edges[:, :2]), last_rows], axis=0)
         sources = tf.concat([tf.gather_nd(row_of, tf.stack([edges[:, 0], edges[:, 2]], axis=1)),
                              tf.zeros_like(last_rows)], axis=0)
-        edge_weights = tf.concat([to_weight(tf.gather_nd(genomes["weight"], edges), tf.gather_nd(scale, edges[:, :2])),
+        edge_weights = tf.concat([_to_weight(tf.gather_nd(genomes["weight"], edges),
+                                             tf.gather_nd(plan.scale, edges[:, :2])),
                                   tf.zeros(tf.shape(last_rows))], axis=0)
         by_target = tf.argsort(targets, stable=True)
         targets, sources, edge_weights = (tf.gather(t, by_target) for t in (targets, sources, edge_weights))
-        edge_step = tf.gather(tf.concat([[0], key // kinds], axis=0), targets)
+        edge_step = tf.gather(tf.concat([[0], plan.key // kinds], axis=0), targets)
         local_targets = targets - tf.gather(step_first, edge_step)
-
-        # Everything a step reads, split by step (reading an element back copies nothing).
-        def by_step(t, lengths):
-            shape = tf.TensorShape([None]).concatenate(t.shape[1:])
-            return tf.TensorArray(t.dtype, size=steps + 1, infer_shape=False, element_shape=shape).split(
-                t, tf.cast(lengths, tf.int64))
 
         edge_counts = tf.math.bincount(edge_step, minlength=steps + 1, maxlength=steps + 1)
         input_weights = tf.where(tf.gather_nd(connected[:, :, :NUM_INPUTS], nodes),
-                                 to_weight(tf.gather_nd(genomes["weight"][:, :, :NUM_INPUTS], nodes),
-                                           tf.gather_nd(scale, nodes)[:, None]), 0.0)
-        input_weights = by_step(input_weights, step_rows)
-        edge_sources, edge_targets, edge_w = (by_step(t, edge_counts) for t in (sources, local_targets, edge_weights))
+                                 _to_weight(tf.gather_nd(genomes["weight"][:, :, :NUM_INPUTS], nodes),
+                                            tf.gather_nd(plan.scale, nodes)[:, None]), 0.0)
+        input_weights = _split_by_step(input_weights, step_rows, steps)
+        return (input_weights, *(_split_by_step(t, edge_counts, steps) for t in (sources, local_targets, edge_weights)))
 
-        buffer = self._scratch()
-        pixels = tf.shape(inputs)[1]
-        shape = tf.raw_ops.VariableShape(input=buffer.handle)  # does not read (nor copy) the buffer
-        # Reallocate only when the buffer has too few rows or another image size; row 0 is zero
-        # from then on (no step writes it).
-        stale = tf.logical_or(shape[0] < rows + 1, tf.not_equal(shape[1], pixels))
-
-        def allocate():
-            buffer.assign(tf.zeros(tf.stack([rows + 1, pixels])))
-            return tf.constant(0)
-
-        tf.cond(stale, allocate, lambda: tf.constant(0))
-
-        def body(s):
-            incoming = buffer.sparse_read(edge_sources.read(s)) * edge_w.read(s)[:, None]
-            pre = tf.matmul(input_weights.read(s), inputs) + tf.math.segment_sum(incoming, edge_targets.read(s))
-            parts = tf.split(pre, counts[s], num=kinds)
-            values = tf.concat([f(p) for f, p in zip(_RENDER_FUNCTIONS, parts)], axis=0)
-            buffer.scatter_update(tf.IndexedSlices(values, tf.range(step_first[s], step_first[s] + step_rows[s])))
-            return (s + 1,)
-
-        tf.while_loop(lambda s: s <= steps, body, (tf.constant(1),))
-        output_rows = tf.reshape(tf.gather(row_of, self.outputs, axis=1), (-1,))  # (n * C,), genome-major
-        out = tf.reshape(buffer.sparse_read(output_rows), (n, C, pixels))
-        out = tf.minimum(tf.abs(out), 1.0)  # (n, C, pixels) in [0, 1]
-        if C == 1:
+    def _to_image(self, out, n, height, width):
+        """Images (n, height, width, C) in [0, 1] from the output values ``out`` (n, C, pixels) in [0, 1]."""
+        if self.channels == 1:
             return tf.reshape(out, (n, height, width, 1))
         out = tf.reshape(tf.transpose(out, (0, 2, 1)), (n, height, width, 3))
         if self.color_space == "hsv":
