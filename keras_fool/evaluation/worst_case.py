@@ -359,6 +359,82 @@ def _diagnostics(model, x, y, clean_wrong, attacks, eps_levels, distortions, sur
                        unbounded_error=unbounded, checks=checks)
 
 
+# --------------------------------------------------------------------------- one model
+
+
+def _transfer_sources(model, surrogates, attacks):
+    """[(name, model)] to transfer from: the given surrogates, then a committee's own members.
+
+    A member already given (the same object or name) is not added twice, and the evaluated model
+    itself is left out; empty when ``transfer`` is not among ``attacks``.
+    """
+    if "transfer" not in attacks:
+        return []
+    chosen = list(surrogates)
+    for i, member in enumerate(committee_members(model) or []):
+        if all(member is not s and member.name != s.name for _, s in chosen):
+            chosen.append((f"member_{i}:{member.name}", member))
+    return [(n, s) for n, s in chosen if s is not model]
+
+
+def _fgsm_radii(name, model, x, y, distortions, batch_size):
+    """The FGSM eps of ``model`` that gives each distortion level on ``x`` (Table 2's FGSM column).
+
+    Raises:
+        ValueError: no FGSM eps reaches a level on this model.
+    """
+    radii = []
+    for d in distortions:
+        try:
+            radii.append(find_eps(model, x, y, d, tolerance=1e-4, batch_size=batch_size))
+        except ValueError as error:
+            raise ValueError(f"models[{name!r}]: no FGSM eps gives distortion {d:g} ({error}); "
+                             f"pass eps explicitly. Received: distortions={distortions}") from None
+    return radii
+
+
+def _model_worst_case(name, model, x, y, distortions, attacks, radii, surrogates, settings, seed, batch_size,
+                      log):
+    """One model's cascade at every level, then (if ``settings.diagnostic_images``) its diagnostics.
+
+    Args:
+        name: the model's name (in log lines and errors).
+        model: the ``keras.Model``.
+        x, y: the images (N, H, W, C) and labels (N,).
+        distortions: the levels (D,).
+        attacks: attack names in cascade order.
+        radii: one eps per level, or None for the FGSM radii of the levels.
+        surrogates: [(name, model)] given for this model.
+        settings, seed, batch_size, log: as in :func:`worst_case_robustness`.
+
+    Returns:
+        A :class:`ModelWorstCase`.
+    """
+    start = time.perf_counter()
+    usable = _transfer_sources(model, surrogates, attacks)
+    clean_wrong = _wrong(model, x, y, batch_size)
+    if radii is None:
+        radii = _fgsm_radii(name, model, x, y, distortions, batch_size)
+    levels = []
+    for d, radius in zip(distortions, radii):
+        stages = _stages(attacks, model, radius, usable, settings, seed, batch_size)
+        wrong, stage_names, attempted, fooled, seconds, queries, fooling = _cascade(
+            model, x, y, clean_wrong, stages, batch_size, log, f"{name} dist {d:g} (eps {radius:.3f})")
+        levels.append(LevelResult(distortion=d, eps=radius, error=float(wrong.mean()), wrong=wrong,
+                                  stages=stage_names, attempted=attempted, fooled=fooled, seconds=seconds,
+                                  queries=queries, fooling_distortion=fooling))
+    diagnostics = None
+    if settings.diagnostic_images:
+        diagnostics = _diagnostics(model, x, y, clean_wrong, attacks, radii, distortions, usable, settings, seed,
+                                   batch_size, log, name)
+    result = ModelWorstCase(name=name, clean_error=float(clean_wrong.mean()), levels=tuple(levels),
+                            surrogates=tuple(n for n, _ in usable), diagnostics=diagnostics,
+                            seconds=time.perf_counter() - start)
+    log(f"{name}: worst case " + ", ".join(f"dist {lv.distortion:g} {100 * lv.error:.2f}%" for lv in levels)
+        + f" in {result.seconds:.1f} s")
+    return result
+
+
 # --------------------------------------------------------------------------- the evaluation
 
 
@@ -417,6 +493,27 @@ def _check_eps(eps, names, num_levels):
     return {name: as_levels(eps, "eps") for name in names}
 
 
+def _check_distortions(distortions):
+    """The levels as a non-empty tuple of numbers > 0 (one number is one level)."""
+    if isinstance(distortions, (int, float)):
+        distortions = (distortions,)
+    distortions = tuple(check_number("distortions", d, strict=True) for d in distortions)
+    if not distortions:
+        raise ValueError("distortions must hold at least one level. Received: distortions=()")
+    return distortions
+
+
+def _check_shapes(items, x, y):
+    """Raise ValueError unless every model of ``items`` takes ``x``'s images and has ``y``'s classes."""
+    for name, model in items:
+        if tuple(model.input_shape[1:]) != x.shape[1:]:
+            raise ValueError(f"models[{name!r}] takes inputs of shape {model.input_shape[1:]}. "
+                             f"Received: images {x.shape[1:]}")
+        if y.max(initial=0) >= model.output_shape[-1]:
+            raise ValueError(f"labels must be classes of models[{name!r}] (0..{model.output_shape[-1] - 1}). "
+                             f"Received: labels up to {y.max()}")
+
+
 def worst_case_robustness(models, x, y, distortions=(0.1, 0.2), attacks=ATTACKS, eps=None, surrogates=None,
                           settings=None, seed=0, batch_size=500, log=None):
     """Each model's worst-case error at each distortion level, and its gradient-masking checks.
@@ -449,11 +546,7 @@ def worst_case_robustness(models, x, y, distortions=(0.1, 0.2), attacks=ATTACKS,
     names = [name for name, _ in items]
     x = check_images(x)
     y = check_labels(y, len(x))
-    if isinstance(distortions, (int, float)):
-        distortions = (distortions,)
-    distortions = tuple(check_number("distortions", d, strict=True) for d in distortions)
-    if not distortions:
-        raise ValueError("distortions must hold at least one level. Received: distortions=()")
+    distortions = _check_distortions(distortions)
     attacks = check_attack_names(attacks)
     eps = _check_eps(eps, names, len(distortions))
     surrogates = _check_surrogates(surrogates, names)
@@ -463,50 +556,10 @@ def worst_case_robustness(models, x, y, distortions=(0.1, 0.2), attacks=ATTACKS,
     seed = check_seed(seed)
     batch_size = check_int("batch_size", batch_size)
     log = log or (lambda line: None)
-    for name, model in items:
-        if tuple(model.input_shape[1:]) != x.shape[1:]:
-            raise ValueError(f"models[{name!r}] takes inputs of shape {model.input_shape[1:]}. "
-                             f"Received: images {x.shape[1:]}")
-        if y.max(initial=0) >= model.output_shape[-1]:
-            raise ValueError(f"labels must be classes of models[{name!r}] (0..{model.output_shape[-1] - 1}). "
-                             f"Received: labels up to {y.max()}")
+    _check_shapes(items, x, y)
 
-    per_model = {}
-    for name, model in items:
-        start = time.perf_counter()
-        usable = []
-        if "transfer" in attacks:
-            chosen = list(surrogates[name])
-            for i, member in enumerate(committee_members(model) or []):
-                if all(member is not s and member.name != s.name for _, s in chosen):
-                    chosen.append((f"member_{i}:{member.name}", member))
-            usable = [(n, s) for n, s in chosen if s is not model]
-        clean_wrong = _wrong(model, x, y, batch_size)
-        radii = eps[name]
-        if radii is None:
-            radii = []
-            for d in distortions:
-                try:
-                    radii.append(find_eps(model, x, y, d, tolerance=1e-4, batch_size=batch_size))
-                except ValueError as error:
-                    raise ValueError(f"models[{name!r}]: no FGSM eps gives distortion {d:g} ({error}); "
-                                     f"pass eps explicitly. Received: distortions={distortions}") from None
-        levels = []
-        for d, radius in zip(distortions, radii):
-            stages = _stages(attacks, model, radius, usable, settings, seed, batch_size)
-            wrong, stage_names, attempted, fooled, seconds, queries, fooling = _cascade(
-                model, x, y, clean_wrong, stages, batch_size, log, f"{name} dist {d:g} (eps {radius:.3f})")
-            levels.append(LevelResult(distortion=d, eps=radius, error=float(wrong.mean()), wrong=wrong,
-                                      stages=stage_names, attempted=attempted, fooled=fooled, seconds=seconds,
-                                      queries=queries, fooling_distortion=fooling))
-        diagnostics = None
-        if settings.diagnostic_images:
-            diagnostics = _diagnostics(model, x, y, clean_wrong, attacks, radii, distortions, usable, settings, seed,
-                                       batch_size, log, name)
-        per_model[name] = ModelWorstCase(name=name, clean_error=float(clean_wrong.mean()), levels=tuple(levels),
-                                         surrogates=tuple(n for n, _ in usable), diagnostics=diagnostics,
-                                         seconds=time.perf_counter() - start)
-        log(f"{name}: worst case " + ", ".join(f"dist {lv.distortion:g} {100 * lv.error:.2f}%" for lv in levels)
-            + f" in {per_model[name].seconds:.1f} s")
+    per_model = {name: _model_worst_case(name, model, x, y, distortions, attacks, eps[name], surrogates[name],
+                                         settings, seed, batch_size, log)
+                 for name, model in items}
     return WorstCaseResult(models=tuple(names), distortions=distortions, attacks=attacks, num_images=len(x),
                            per_model=per_model, settings=settings)
