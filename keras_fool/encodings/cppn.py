@@ -38,6 +38,7 @@ s-th hidden node in position order, the last step the outputs, so a population r
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 
@@ -71,6 +72,39 @@ _RENDER_FUNCTIONS = (
 )
 
 
+# The buffer rows of one render (see CPPNEncoding._render_rows).
+_RenderRows = collections.namedtuple(
+    "_RenderRows", "steps evaluate scale nodes key rows row_of counts step_rows step_first")
+
+
+def _to_weight(gene, target_scale):
+    """Weights in [-10, 10] of genes in [0, 1], the target node's activation's input scale folded in."""
+    return (gene * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE) * target_scale
+
+
+def _split_by_step(t, lengths, steps):
+    """A TensorArray of ``steps + 1`` elements: ``t`` split along its first axis into ``lengths``."""
+    shape = tf.TensorShape([None]).concatenate(t.shape[1:])
+    return tf.TensorArray(t.dtype, size=steps + 1, infer_shape=False, element_shape=shape).split(
+        t, tf.cast(lengths, tf.int64))
+
+
+def _fit_buffer(buffer, rows, pixels):
+    """Reallocate the scratch ``buffer`` as zeros (rows + 1, pixels) if it has too few rows or another width.
+
+    Row 0 is zero from then on (no step writes it). The buffer's shape is read without reading
+    (nor copying) the buffer.
+    """
+    shape = tf.raw_ops.VariableShape(input=buffer.handle)
+    stale = tf.logical_or(shape[0] < rows + 1, tf.not_equal(shape[1], pixels))
+
+    def allocate():
+        buffer.assign(tf.zeros(tf.stack([rows + 1, pixels])))
+        return tf.constant(0)
+
+    tf.cond(stale, allocate, lambda: tf.constant(0))
+
+
 def _choose(mask, u):
     """Per row, a uniformly chosen True index of ``mask`` (n, K), from one uniform ``u`` (n,) per row.
 
@@ -85,6 +119,26 @@ def _choose(mask, u):
     coords = tf.concat([coords, tf.zeros((1, 2), tf.int32)], axis=0)  # a valid row when nothing is True
     index = tf.gather(coords[:, 1], tf.minimum(pick, tf.shape(coords)[0] - 1))
     return index, counts > 0
+
+
+def _uniform(seeds, i, shape):
+    """Uniform [0, 1) draws of ``shape`` from the i-th of a mutation's split stateless seeds."""
+    return tf.random.stateless_uniform(shape, seeds[i])
+
+
+def _entry(rows, flat, N):
+    """(n, 3) scatter coordinates (genome, target, source) of one flat index into N x N per genome."""
+    return tf.stack([rows, flat // N, flat % N], axis=1)
+
+
+def _put(tensor, coords, do, value):
+    """tensor[coords] = value where do, else unchanged."""
+    return tf.tensor_scatter_nd_update(tensor, coords, tf.where(do, value, tf.gather_nd(tensor, coords)))
+
+
+def _one_hot(index, N):
+    """(n, N) bool, True at ``index`` (n,) of each row."""
+    return tf.one_hot(index, N, on_value=True, off_value=False)
 
 
 def _hls_to_rgb(h, l, s):
@@ -195,90 +249,115 @@ class CPPNEncoding(Encoding):
         return tf.where(live_hidden, (rank + 1.0) / (count + 1.0), position)
 
     def mutate(self, genomes, seed, generation=0):
+        """Mutated copies of ``genomes``: the six steps of the module docstring, in order, batched.
+
+        Args:
+            genomes: a batch of n genomes (the dict of arrays described in the module docstring).
+            seed: int32 tensor of shape (2,); split into 16 stateless seeds, one per draw.
+            generation: unused (the rates are fixed); part of the ``Encoding`` interface.
+
+        Returns:
+            The mutated batch, with the keys, dtypes and shapes of ``genomes``.
+        """
         g = dict(genomes)
         n = tf.shape(g["activation"])[0]
-        N = self.capacity
-        is_input, is_output, is_hidden = self._slot_kinds()
         s = tf.random.experimental.stateless_split(seed, 16)
-        u = lambda shape, i: tf.random.stateless_uniform(shape, s[i])  # noqa: E731
-        r = self.rates
-
-        # 1. weights of existing connections: work on the list of edges, not the N x N matrix.
-        edges = tf.where(g["connected"])  # (E, 3) indices of every connection in the batch
-        ue = tf.random.stateless_uniform(tf.shape(edges)[:1], s[0])
-        hit = ue < r["weight_rate"]  # u < rate picks the edge, u / rate (uniform again) steps it
-        delta = polynomial_delta(tf.minimum(ue / max(r["weight_rate"], 1e-12), 1.0 - 1e-7), self.eta)
-        old = tf.gather_nd(g["weight"], edges)
-        new = tf.where(hit, tf.clip_by_value(old + delta, 0.0, 1.0), old)
-        g["weight"] = tf.tensor_scatter_nd_update(g["weight"], edges, new)
-
-        # 2. activations of live non-input nodes.
-        resample = tf.logical_and(tf.logical_and(g["alive"], ~is_input), u((n, N), 2) < r["activation_rate"])
-        fresh = tf.random.stateless_uniform((n, N), s[3], 0, len(ACTIVATIONS), dtype=tf.int32)
-        g["activation"] = tf.where(resample, fresh, g["activation"])
-
+        g["weight"] = self._mutate_weights(g, s)
+        g["activation"] = self._mutate_activations(g, s, n)
         # Connection changes touch one entry per genome: they are written as scatters of (genome,
         # target, source) entries (n of them, or 3n for a split), not as whole (n, N, N) selects.
         rows = tf.range(n)
+        g["connected"], g["weight"] = self._add_connection(g, s, n, rows)
+        g["connected"], g["weight"] = self._delete_connection(g, s, n, rows)
+        g.update(self._add_node(g, s, n, rows))
+        g.update(self._delete_node(g, s, n))
+        g["position"] = self._renumber(g["alive"], g["position"])
+        return g
 
-        def entry(flat):
-            return tf.stack([rows, flat // N, flat % N], axis=1)
+    def _mutate_weights(self, g, s):
+        """Step 1: polynomial mutation of the weight genes of existing connections.
 
-        def put(tensor, coords, do, value):
-            """tensor[coords] = value where do, else unchanged."""
-            return tf.tensor_scatter_nd_update(tensor, coords, tf.where(do, value, tf.gather_nd(tensor, coords)))
+        Works on the list of edges, not the N x N matrix: an edge's draw u < rate picks it and
+        u / rate (uniform again) steps it. Returns the new ``weight`` (n, N, N).
+        """
+        r = self.rates
+        edges = tf.where(g["connected"])  # (E, 3) indices of every connection in the batch
+        ue = tf.random.stateless_uniform(tf.shape(edges)[:1], s[0])
+        hit = ue < r["weight_rate"]
+        delta = polynomial_delta(tf.minimum(ue / max(r["weight_rate"], 1e-12), 1.0 - 1e-7), self.eta)
+        old = tf.gather_nd(g["weight"], edges)
+        new = tf.where(hit, tf.clip_by_value(old + delta, 0.0, 1.0), old)
+        return tf.tensor_scatter_nd_update(g["weight"], edges, new)
 
-        # 3. add a feed-forward connection j -> i.
+    def _mutate_activations(self, g, s, n):
+        """Step 2: resample the activations of live non-input nodes; returns ``activation`` (n, N)."""
+        is_input, _, _ = self._slot_kinds()
+        resample = tf.logical_and(tf.logical_and(g["alive"], ~is_input),
+                                  _uniform(s, 2, (n, self.capacity)) < self.rates["activation_rate"])
+        fresh = tf.random.stateless_uniform((n, self.capacity), s[3], 0, len(ACTIVATIONS), dtype=tf.int32)
+        return tf.where(resample, fresh, g["activation"])
+
+    def _add_connection(self, g, s, n, rows):
+        """Step 3: add a feed-forward connection j -> i; returns (``connected``, ``weight``)."""
+        N = self.capacity
+        is_input, is_output, _ = self._slot_kinds()
         pos_i, pos_j = g["position"][:, :, None], g["position"][:, None, :]
         can_receive = tf.logical_and(g["alive"], ~is_input)[:, :, None]
         can_send = tf.logical_and(g["alive"], ~is_output)[:, None, :]
         candidates = can_receive & can_send & (pos_j < pos_i) & ~g["connected"]
-        flat, exists = _choose(tf.reshape(candidates, (n, N * N)), u((n,), 4))
-        do = exists & (u((n,), 5) < r["add_connection_rate"])
-        at = entry(flat)
-        g["connected"] = put(g["connected"], at, do, tf.ones_like(do))
-        g["weight"] = put(g["weight"], at, do, u((n,), 6))
+        flat, exists = _choose(tf.reshape(candidates, (n, N * N)), _uniform(s, 4, (n,)))
+        do = exists & (_uniform(s, 5, (n,)) < self.rates["add_connection_rate"])
+        at = _entry(rows, flat, N)
+        return _put(g["connected"], at, do, tf.ones_like(do)), _put(g["weight"], at, do, _uniform(s, 6, (n,)))
 
-        # 4. delete a random connection.
-        flat, exists = _choose(tf.reshape(g["connected"], (n, N * N)), u((n,), 7))
-        do = exists & (u((n,), 8) < r["delete_connection_rate"])
-        at = entry(flat)
-        g["connected"] = put(g["connected"], at, do, tf.zeros_like(do))
-        g["weight"] = put(g["weight"], at, do, tf.zeros((n,)))
+    def _delete_connection(self, g, s, n, rows):
+        """Step 4: delete a random connection; returns (``connected``, ``weight``)."""
+        N = self.capacity
+        flat, exists = _choose(tf.reshape(g["connected"], (n, N * N)), _uniform(s, 7, (n,)))
+        do = exists & (_uniform(s, 8, (n,)) < self.rates["delete_connection_rate"])
+        at = _entry(rows, flat, N)
+        return _put(g["connected"], at, do, tf.zeros_like(do)), _put(g["weight"], at, do, tf.zeros((n,)))
 
-        # 5. add a node by splitting a random connection a -> b into a -> new -> b.
-        flat, has_edge = _choose(tf.reshape(g["connected"], (n, N * N)), u((n,), 9))
+    def _add_node(self, g, s, n, rows):
+        """Step 5: add a node by splitting a random connection a -> b into a -> new -> b.
+
+        Returns the five updated genome arrays as a dict.
+        """
+        N = self.capacity
+        _, _, is_hidden = self._slot_kinds()
+        flat, has_edge = _choose(tf.reshape(g["connected"], (n, N * N)), _uniform(s, 9, (n,)))
         free = tf.logical_and(~g["alive"], is_hidden)
-        slot, has_slot = _choose(free, u((n,), 10))
-        do = has_edge & has_slot & (u((n,), 11) < r["add_node_rate"])
+        slot, has_slot = _choose(free, _uniform(s, 10, (n,)))
+        do = has_edge & has_slot & (_uniform(s, 11, (n,)) < self.rates["add_node_rate"])
         b, a = flat // N, flat % N
         old_gene = tf.gather_nd(g["weight"], tf.stack([rows, b, a], axis=1))
         unit_gene = (1.0 + WEIGHT_RANGE) / (2.0 * WEIGHT_RANGE)  # the gene of weight +1
         # The three entries differ (the new slot is neither a nor b) wherever do holds.
-        at = tf.concat([entry(flat), tf.stack([rows, slot, a], 1), tf.stack([rows, b, slot], 1)], axis=0)
+        at = tf.concat([_entry(rows, flat, N), tf.stack([rows, slot, a], 1), tf.stack([rows, b, slot], 1)], axis=0)
         do3 = tf.tile(do, [3])
-        g["connected"] = put(g["connected"], at, do3, tf.concat([tf.zeros_like(do), tf.ones_like(do), tf.ones_like(do)], 0))
-        g["weight"] = put(g["weight"], at, do3, tf.concat([tf.zeros((n,)), tf.fill((n,), unit_gene), old_gene], 0))
-        one = lambda idx: tf.one_hot(idx, N, on_value=True, off_value=False)  # noqa: E731
-        new_node = one(slot) & do[:, None]
+        connected = _put(g["connected"], at, do3, tf.concat([tf.zeros_like(do), tf.ones_like(do), tf.ones_like(do)], 0))
+        weight = _put(g["weight"], at, do3, tf.concat([tf.zeros((n,)), tf.fill((n,), unit_gene), old_gene], 0))
+        new_node = _one_hot(slot, N) & do[:, None]
         mid = 0.5 * (tf.gather(g["position"], a, batch_dims=1) + tf.gather(g["position"], b, batch_dims=1))
-        g["alive"] = g["alive"] | new_node
-        g["position"] = tf.where(new_node, mid[:, None], g["position"])
         fresh = tf.random.stateless_uniform((n, N), s[12], 0, len(ACTIVATIONS), dtype=tf.int32)
-        g["activation"] = tf.where(new_node, fresh, g["activation"])
+        return {"connected": connected, "weight": weight, "alive": g["alive"] | new_node,
+                "position": tf.where(new_node, mid[:, None], g["position"]),
+                "activation": tf.where(new_node, fresh, g["activation"])}
 
-        # 6. delete a random hidden node; its connections go in the clean-up below.
-        victim, exists = _choose(tf.logical_and(g["alive"], is_hidden), u((n,), 13))
-        do = exists & (u((n,), 14) < r["delete_node_rate"])
-        dead = one(victim) & do[:, None]
-        g["alive"] = g["alive"] & ~dead
-        g["position"] = tf.where(dead, 0.0, g["position"])
-        # Only connections between live nodes remain, and only they keep a weight gene.
-        g["connected"] = g["connected"] & g["alive"][:, :, None] & g["alive"][:, None, :]
-        g["weight"] = tf.where(g["connected"], g["weight"], 0.0)
+    def _delete_node(self, g, s, n):
+        """Step 6: delete a random hidden node, then keep only connections between live nodes.
 
-        g["position"] = self._renumber(g["alive"], g["position"])
-        return g
+        Only those connections keep a weight gene. Returns the updated ``alive``, ``position``,
+        ``connected`` and ``weight`` as a dict.
+        """
+        _, _, is_hidden = self._slot_kinds()
+        victim, exists = _choose(tf.logical_and(g["alive"], is_hidden), _uniform(s, 13, (n,)))
+        do = exists & (_uniform(s, 14, (n,)) < self.rates["delete_node_rate"])
+        dead = _one_hot(victim, self.capacity) & do[:, None]
+        alive = g["alive"] & ~dead
+        connected = g["connected"] & alive[:, :, None] & alive[:, None, :]
+        return {"alive": alive, "position": tf.where(dead, 0.0, g["position"]), "connected": connected,
+                "weight": tf.where(connected, g["weight"], 0.0)}
 
     # ---- rendering ----------------------------------------------------------------------------
     def coordinate_inputs(self, height, width):
@@ -360,20 +439,51 @@ class CPPNEncoding(Encoding):
         Row 0 stays zero: every step gets one zero-weight edge from it into its last row, so
         the segment sum always covers the whole block.
         """
-        C = self.channels
-        kinds = len(_RENDER_FUNCTIONS)
         n = tf.shape(genomes["activation"])[0]
+        plan = self._render_rows(genomes)
+        input_weights, edge_sources, edge_targets, edge_w = self._step_operands(genomes, plan)
+        buffer = self._scratch()
+        pixels = tf.shape(inputs)[1]
+        _fit_buffer(buffer, plan.rows, pixels)
+
+        def body(s):
+            incoming = buffer.sparse_read(edge_sources.read(s)) * edge_w.read(s)[:, None]
+            pre = tf.matmul(input_weights.read(s), inputs) + tf.math.segment_sum(incoming, edge_targets.read(s))
+            parts = tf.split(pre, plan.counts[s], num=len(_RENDER_FUNCTIONS))
+            values = tf.concat([f(p) for f, p in zip(_RENDER_FUNCTIONS, parts)], axis=0)
+            rows = tf.range(plan.step_first[s], plan.step_first[s] + plan.step_rows[s])
+            buffer.scatter_update(tf.IndexedSlices(values, rows))
+            return (s + 1,)
+
+        tf.while_loop(lambda s: s <= plan.steps, body, (tf.constant(1),))
+        output_rows = tf.reshape(tf.gather(plan.row_of, self.outputs, axis=1), (-1,))  # (n * C,), genome-major
+        out = tf.reshape(buffer.sparse_read(output_rows), (n, self.channels, pixels))
+        return self._to_image(tf.minimum(tf.abs(out), 1.0), n, height, width)
+
+    def _render_rows(self, genomes):
+        """The buffer rows of a render: which (genome, node) pairs are evaluated, at which step.
+
+        Args:
+            genomes: a batch of n genomes.
+
+        Returns:
+            A ``_RenderRows``: ``steps`` (the last step, the outputs'); ``scale`` (n, N), each
+            node's activation's input scale; ``nodes`` (R, 2), the evaluated (genome, node) pairs
+            of rows 1..R sorted by (step, activation), with ``key`` (R,) = step * 4 + activation;
+            ``rows`` = R; ``row_of`` (n, N), each pair's row (0: not evaluated); ``counts``
+            (steps + 1, 4), rows per (step, activation); ``step_rows`` and ``step_first``
+            (steps + 1,), each step's row count and first row.
+        """
+        kinds = len(_RENDER_FUNCTIONS)
         _, is_output, is_hidden = self._slot_kinds()
-        connected = genomes["connected"]
-        hidden = genomes["alive"] & is_hidden & self._feeds_outputs(connected)
+        hidden = genomes["alive"] & is_hidden & self._feeds_outputs(genomes["connected"])
         evaluate = hidden | is_output
         rank = tf.argsort(tf.argsort(tf.where(hidden, genomes["position"], 3.0), axis=1, stable=True), axis=1,
                           stable=True)
         steps = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(hidden, tf.int32), axis=1)), 0) + 1  # n may be 0
         step = tf.where(hidden, rank + 1, tf.where(is_output, steps, 0))
-        # Weights in [-10, 10], each node's activation's input scale folded in (see _RENDER_FUNCTIONS).
+        # Each node's activation's input scale, folded into its incoming weights (see _RENDER_FUNCTIONS).
         scale = tf.gather(tf.constant(_INPUT_SCALE), genomes["activation"])  # (n, N), of each target node
-        to_weight = lambda gene, target_scale: (gene * (2.0 * WEIGHT_RANGE) - WEIGHT_RANGE) * target_scale  # noqa: E731
 
         # Rows 1..R: evaluated (genome, node) pairs sorted by (step, activation).
         nodes = tf.cast(tf.where(evaluate), tf.int32)  # (R, 2)
@@ -386,61 +496,51 @@ class CPPNEncoding(Encoding):
                             (steps + 1, kinds))  # rows per (step, activation)
         step_rows = tf.reduce_sum(counts, axis=1)
         step_first = 1 + tf.cumsum(step_rows, exclusive=True)
+        return _RenderRows(steps, evaluate, scale, nodes, key, rows, row_of, counts, step_rows, step_first)
 
-        # Hidden-source edges into evaluated nodes as (target row, source row, weight), plus a
-        # zero-weight edge from row 0 into the last row of every non-empty step; sorted by target.
-        edges = tf.cast(tf.where(connected & evaluate[:, :, None] & is_hidden), tf.int32)  # (E, 3)
+    def _step_operands(self, genomes, plan):
+        """Everything a render step reads, split by step (reading an element back copies nothing).
+
+        Hidden-source edges into evaluated nodes become (target row, source row, weight), plus a
+        zero-weight edge from row 0 into the last row of every non-empty step, sorted by target.
+
+        Args:
+            genomes: a batch of n genomes.
+            plan: their ``_RenderRows``.
+
+        Returns:
+            Four TensorArrays of ``plan.steps + 1`` elements: the input weights (step rows, 4) of
+            each step's rows, and its edges' source rows, target rows (counted from the step's
+            first row) and weights.
+        """
+        _, _, is_hidden = self._slot_kinds()
+        kinds = len(_RENDER_FUNCTIONS)
+        steps, nodes, row_of, step_rows, step_first = plan.steps, plan.nodes, plan.row_of, plan.step_rows, plan.step_first
+        connected = genomes["connected"]
+        edges = tf.cast(tf.where(connected & plan.evaluate[:, :, None] & is_hidden), tf.int32)  # (E, 3)
         non_empty = tf.boolean_mask(tf.range(steps + 1), step_rows > 0)
         last_rows = tf.gather(step_first + step_rows - 1, non_empty)
         targets = tf.concat([tf.gather_nd(row_of, edges[:, :2]), last_rows], axis=0)
         sources = tf.concat([tf.gather_nd(row_of, tf.stack([edges[:, 0], edges[:, 2]], axis=1)),
                              tf.zeros_like(last_rows)], axis=0)
-        edge_weights = tf.concat([to_weight(tf.gather_nd(genomes["weight"], edges), tf.gather_nd(scale, edges[:, :2])),
+        edge_weights = tf.concat([_to_weight(tf.gather_nd(genomes["weight"], edges),
+                                             tf.gather_nd(plan.scale, edges[:, :2])),
                                   tf.zeros(tf.shape(last_rows))], axis=0)
         by_target = tf.argsort(targets, stable=True)
         targets, sources, edge_weights = (tf.gather(t, by_target) for t in (targets, sources, edge_weights))
-        edge_step = tf.gather(tf.concat([[0], key // kinds], axis=0), targets)
+        edge_step = tf.gather(tf.concat([[0], plan.key // kinds], axis=0), targets)
         local_targets = targets - tf.gather(step_first, edge_step)
-
-        # Everything a step reads, split by step (reading an element back copies nothing).
-        def by_step(t, lengths):
-            shape = tf.TensorShape([None]).concatenate(t.shape[1:])
-            return tf.TensorArray(t.dtype, size=steps + 1, infer_shape=False, element_shape=shape).split(
-                t, tf.cast(lengths, tf.int64))
 
         edge_counts = tf.math.bincount(edge_step, minlength=steps + 1, maxlength=steps + 1)
         input_weights = tf.where(tf.gather_nd(connected[:, :, :NUM_INPUTS], nodes),
-                                 to_weight(tf.gather_nd(genomes["weight"][:, :, :NUM_INPUTS], nodes),
-                                           tf.gather_nd(scale, nodes)[:, None]), 0.0)
-        input_weights = by_step(input_weights, step_rows)
-        edge_sources, edge_targets, edge_w = (by_step(t, edge_counts) for t in (sources, local_targets, edge_weights))
+                                 _to_weight(tf.gather_nd(genomes["weight"][:, :, :NUM_INPUTS], nodes),
+                                            tf.gather_nd(plan.scale, nodes)[:, None]), 0.0)
+        input_weights = _split_by_step(input_weights, step_rows, steps)
+        return (input_weights, *(_split_by_step(t, edge_counts, steps) for t in (sources, local_targets, edge_weights)))
 
-        buffer = self._scratch()
-        pixels = tf.shape(inputs)[1]
-        shape = tf.raw_ops.VariableShape(input=buffer.handle)  # does not read (nor copy) the buffer
-        # Reallocate only when the buffer has too few rows or another image size; row 0 is zero
-        # from then on (no step writes it).
-        stale = tf.logical_or(shape[0] < rows + 1, tf.not_equal(shape[1], pixels))
-
-        def allocate():
-            buffer.assign(tf.zeros(tf.stack([rows + 1, pixels])))
-            return tf.constant(0)
-
-        tf.cond(stale, allocate, lambda: tf.constant(0))
-
-        def body(s):
-            incoming = buffer.sparse_read(edge_sources.read(s)) * edge_w.read(s)[:, None]
-            pre = tf.matmul(input_weights.read(s), inputs) + tf.math.segment_sum(incoming, edge_targets.read(s))
-            parts = tf.split(pre, counts[s], num=kinds)
-            values = tf.concat([f(p) for f, p in zip(_RENDER_FUNCTIONS, parts)], axis=0)
-            buffer.scatter_update(tf.IndexedSlices(values, tf.range(step_first[s], step_first[s] + step_rows[s])))
-            return (s + 1,)
-
-        tf.while_loop(lambda s: s <= steps, body, (tf.constant(1),))
-        output_rows = tf.reshape(tf.gather(row_of, self.outputs, axis=1), (-1,))  # (n * C,), genome-major
-        out = tf.reshape(buffer.sparse_read(output_rows), (n, C, pixels))
-        out = tf.minimum(tf.abs(out), 1.0)  # (n, C, pixels) in [0, 1]
-        if C == 1:
+    def _to_image(self, out, n, height, width):
+        """Images (n, height, width, C) in [0, 1] from the output values ``out`` (n, C, pixels) in [0, 1]."""
+        if self.channels == 1:
             return tf.reshape(out, (n, height, width, 1))
         out = tf.reshape(tf.transpose(out, (0, 2, 1)), (n, height, width, 3))
         if self.color_space == "hsv":

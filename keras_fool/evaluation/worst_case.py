@@ -27,7 +27,8 @@ attack alone, without the cascade, on the first ``diagnostic_images`` images and
 multi-step at least as strong as single-step; white-box at least as strong as transfer; an
 unbounded attack reaches 100%; error monotone in distortion; gradient-free no stronger than
 gradient-based. A "no" means the gradient attacks are not finding what exists, so a low error is
-suspect.
+suspect. The checks themselves (:func:`masking_checks`, :class:`MaskingCheck`, :class:`Diagnostics`)
+live in :mod:`keras_fool.evaluation.masking` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from keras_fool.attacks import (
     committee_members,
     find_eps,
 )
+from keras_fool.evaluation.masking import Diagnostics, MaskingCheck, masking_checks
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.validation import check_images, check_int, check_labels, check_number, check_seed
 
@@ -176,57 +178,6 @@ class LevelResult:
         """Error (fraction) after the cascade up to and including ``stage``."""
         upto = self.stages[: self.stages.index(stage) + 1]
         return sum(self.fooled[s] for s in upto) / len(self.wrong)
-
-
-@dataclasses.dataclass(frozen=True)
-class MaskingCheck:
-    """One gradient-masking check: a property a sound evaluation has, and whether it holds.
-
-    Attributes:
-        name: a short key (``multi_step``, ``white_box``, ``unbounded``, ``monotone``, ``gradient_free``).
-        question: the property, phrased so that "yes" is what it should be.
-        passed: True (yes), False (no: suspect gradient masking) or None (not run: an attack missing).
-        detail: the numbers behind the answer, in words.
-        short: the same numbers for a table cell (levels separated by ``/``).
-    """
-
-    name: str
-    question: str
-    passed: object
-    detail: str
-    short: str = ""
-
-    @property
-    def answer(self):
-        return {True: "yes", False: "NO", None: "not run"}[self.passed]
-
-
-@dataclasses.dataclass
-class Diagnostics:
-    """Every attack alone on the same sample of images, and the masking checks read from it.
-
-    Attributes:
-        images: images in the sample.
-        distortions: the levels (D,).
-        clean_error: error on the clean sample.
-        errors: attack -> errors (fractions) at each level, each attack run alone on the sample.
-        worst_case: the union of the attacks at each level (D,).
-        unbounded_error: PGD's error at the unbounded radius.
-        checks: the :class:`MaskingCheck` answers.
-    """
-
-    images: int
-    distortions: tuple
-    clean_error: float
-    errors: dict
-    worst_case: tuple
-    unbounded_error: float
-    checks: tuple
-
-    @property
-    def flagged(self):
-        """The checks answered "no"."""
-        return [check for check in self.checks if check.passed is False]
 
 
 @dataclasses.dataclass
@@ -378,76 +329,6 @@ def _cascade(model, x, y, clean_wrong, stages, batch_size, log, prefix):
 # --------------------------------------------------------------------------- diagnostics
 
 
-def masking_checks(distortions, clean_error, errors, worst_case, unbounded_error, tolerance=0.01, unbounded_eps=1.0):
-    """The five gradient-masking checks from every attack's own error on one sample of images.
-
-    Args:
-        distortions: the levels (D,).
-        clean_error: error on the clean sample.
-        errors: attack name -> its errors at the levels (D,), each attack alone on the sample.
-        worst_case: the per-image union of the attacks at each level (D,).
-        unbounded_error: the gradient attack's error at an unbounded radius (None: not run).
-        tolerance: the share of images a property may fail by before the answer is "no".
-        unbounded_eps: the radius called "unbounded", for the text.
-
-    Returns:
-        A tuple of five :class:`MaskingCheck`.
-    """
-    def pct(v):
-        return f"{100 * v:.1f}%"
-
-    def per_level(a, b, label_a, label_b):
-        return "; ".join(f"dist {d:g}: {label_a} {pct(u)} vs {label_b} {pct(v)}"
-                         for d, u, v in zip(distortions, errors[a], errors[b]))
-
-    def levels(values):
-        return "/".join(f"{100 * v:.1f}" for v in values)
-
-    def compare(a, b, label_a, label_b, question, name):
-        if a not in errors or b not in errors:
-            return MaskingCheck(name, question, None, f"needs both {label_a} and {label_b}", "-")
-        passed = all(u >= v - tolerance for u, v in zip(errors[a], errors[b]))
-        return MaskingCheck(name, question, passed, per_level(a, b, label_a, label_b),
-                            f"{label_a.split()[-1]} {levels(errors[a])} vs {label_b} {levels(errors[b])}")
-
-    checks = [
-        compare("pgd", "fgsm", "PGD", "FGSM", "Multi-step attack (PGD) at least as strong as single-step (FGSM)",
-                "multi_step"),
-        compare("pgd", "transfer", "white-box PGD", "transfer", "White-box attack at least as strong as transfer",
-                "white_box"),
-    ]
-    question = f"Unbounded attack (PGD, eps {unbounded_eps:g}) reaches 100% error"
-    if unbounded_error is None:
-        checks.append(MaskingCheck("unbounded", question, None, "needs PGD", "-"))
-    else:
-        checks.append(MaskingCheck("unbounded", question, unbounded_error >= 1.0 - tolerance,
-                                   f"{pct(unbounded_error)}", f"{100 * unbounded_error:.1f}"))
-    order = np.argsort(distortions)
-    sequences = {"worst case": [clean_error] + [worst_case[i] for i in order]}
-    sequences.update({name: [clean_error] + [values[i] for i in order] for name, values in errors.items()})
-    if unbounded_error is not None and "pgd" in sequences:
-        sequences["pgd"].append(unbounded_error)
-    broken = [name for name, seq in sequences.items() if any(b < a - tolerance for a, b in zip(seq, seq[1:]))]
-    levels_text = "clean, " + ", ".join(f"dist {distortions[i]:g}" for i in order)
-    detail = f"worst case {' -> '.join(pct(v) for v in sequences['worst case'])} ({levels_text})"
-    if "pgd" in sequences:
-        detail += (f"; PGD {' -> '.join(pct(v) for v in sequences['pgd'])}"
-                   + (" (and unbounded)" if unbounded_error is not None else ""))
-    if broken:
-        detail += "; decreasing: " + ", ".join(broken)
-    checks.append(MaskingCheck("monotone", "Error monotone in distortion", not broken, detail,
-                               " -> ".join(f"{100 * v:.1f}" for v in sequences["worst case"])
-                               + (f"; PGD unbounded {100 * unbounded_error:.1f}" if unbounded_error is not None else "")))
-    question = "Gradient-free attack (Square) no stronger than gradient-based (PGD)"
-    if "square" in errors and "pgd" in errors:
-        passed = all(s <= p + tolerance for s, p in zip(errors["square"], errors["pgd"]))
-        checks.append(MaskingCheck("gradient_free", question, passed, per_level("square", "pgd", "Square", "PGD"),
-                                   f"Square {levels(errors['square'])} vs PGD {levels(errors['pgd'])}"))
-    else:
-        checks.append(MaskingCheck("gradient_free", question, None, "needs both Square and PGD", "-"))
-    return tuple(checks)
-
-
 def _diagnostics(model, x, y, clean_wrong, attacks, eps_levels, distortions, surrogates, settings, seed, batch_size,
                  log, name):
     """Every attack alone (its own stages as a cascade: their union) on the first images, and the checks."""
@@ -476,6 +357,82 @@ def _diagnostics(model, x, y, clean_wrong, attacks, eps_levels, distortions, sur
     return Diagnostics(images=n, distortions=tuple(distortions), clean_error=float(base.mean()),
                        errors={k: tuple(v) for k, v in errors.items()}, worst_case=tuple(union),
                        unbounded_error=unbounded, checks=checks)
+
+
+# --------------------------------------------------------------------------- one model
+
+
+def _transfer_sources(model, surrogates, attacks):
+    """[(name, model)] to transfer from: the given surrogates, then a committee's own members.
+
+    A member already given (the same object or name) is not added twice, and the evaluated model
+    itself is left out; empty when ``transfer`` is not among ``attacks``.
+    """
+    if "transfer" not in attacks:
+        return []
+    chosen = list(surrogates)
+    for i, member in enumerate(committee_members(model) or []):
+        if all(member is not s and member.name != s.name for _, s in chosen):
+            chosen.append((f"member_{i}:{member.name}", member))
+    return [(n, s) for n, s in chosen if s is not model]
+
+
+def _fgsm_radii(name, model, x, y, distortions, batch_size):
+    """The FGSM eps of ``model`` that gives each distortion level on ``x`` (Table 2's FGSM column).
+
+    Raises:
+        ValueError: no FGSM eps reaches a level on this model.
+    """
+    radii = []
+    for d in distortions:
+        try:
+            radii.append(find_eps(model, x, y, d, tolerance=1e-4, batch_size=batch_size))
+        except ValueError as error:
+            raise ValueError(f"models[{name!r}]: no FGSM eps gives distortion {d:g} ({error}); "
+                             f"pass eps explicitly. Received: distortions={distortions}") from None
+    return radii
+
+
+def _model_worst_case(name, model, x, y, distortions, attacks, radii, surrogates, settings, seed, batch_size,
+                      log):
+    """One model's cascade at every level, then (if ``settings.diagnostic_images``) its diagnostics.
+
+    Args:
+        name: the model's name (in log lines and errors).
+        model: the ``keras.Model``.
+        x, y: the images (N, H, W, C) and labels (N,).
+        distortions: the levels (D,).
+        attacks: attack names in cascade order.
+        radii: one eps per level, or None for the FGSM radii of the levels.
+        surrogates: [(name, model)] given for this model.
+        settings, seed, batch_size, log: as in :func:`worst_case_robustness`.
+
+    Returns:
+        A :class:`ModelWorstCase`.
+    """
+    start = time.perf_counter()
+    usable = _transfer_sources(model, surrogates, attacks)
+    clean_wrong = _wrong(model, x, y, batch_size)
+    if radii is None:
+        radii = _fgsm_radii(name, model, x, y, distortions, batch_size)
+    levels = []
+    for d, radius in zip(distortions, radii):
+        stages = _stages(attacks, model, radius, usable, settings, seed, batch_size)
+        wrong, stage_names, attempted, fooled, seconds, queries, fooling = _cascade(
+            model, x, y, clean_wrong, stages, batch_size, log, f"{name} dist {d:g} (eps {radius:.3f})")
+        levels.append(LevelResult(distortion=d, eps=radius, error=float(wrong.mean()), wrong=wrong,
+                                  stages=stage_names, attempted=attempted, fooled=fooled, seconds=seconds,
+                                  queries=queries, fooling_distortion=fooling))
+    diagnostics = None
+    if settings.diagnostic_images:
+        diagnostics = _diagnostics(model, x, y, clean_wrong, attacks, radii, distortions, usable, settings, seed,
+                                   batch_size, log, name)
+    result = ModelWorstCase(name=name, clean_error=float(clean_wrong.mean()), levels=tuple(levels),
+                            surrogates=tuple(n for n, _ in usable), diagnostics=diagnostics,
+                            seconds=time.perf_counter() - start)
+    log(f"{name}: worst case " + ", ".join(f"dist {lv.distortion:g} {100 * lv.error:.2f}%" for lv in levels)
+        + f" in {result.seconds:.1f} s")
+    return result
 
 
 # --------------------------------------------------------------------------- the evaluation
@@ -536,6 +493,27 @@ def _check_eps(eps, names, num_levels):
     return {name: as_levels(eps, "eps") for name in names}
 
 
+def _check_distortions(distortions):
+    """The levels as a non-empty tuple of numbers > 0 (one number is one level)."""
+    if isinstance(distortions, (int, float)):
+        distortions = (distortions,)
+    distortions = tuple(check_number("distortions", d, strict=True) for d in distortions)
+    if not distortions:
+        raise ValueError("distortions must hold at least one level. Received: distortions=()")
+    return distortions
+
+
+def _check_shapes(items, x, y):
+    """Raise ValueError unless every model of ``items`` takes ``x``'s images and has ``y``'s classes."""
+    for name, model in items:
+        if tuple(model.input_shape[1:]) != x.shape[1:]:
+            raise ValueError(f"models[{name!r}] takes inputs of shape {model.input_shape[1:]}. "
+                             f"Received: images {x.shape[1:]}")
+        if y.max(initial=0) >= model.output_shape[-1]:
+            raise ValueError(f"labels must be classes of models[{name!r}] (0..{model.output_shape[-1] - 1}). "
+                             f"Received: labels up to {y.max()}")
+
+
 def worst_case_robustness(models, x, y, distortions=(0.1, 0.2), attacks=ATTACKS, eps=None, surrogates=None,
                           settings=None, seed=0, batch_size=500, log=None):
     """Each model's worst-case error at each distortion level, and its gradient-masking checks.
@@ -568,11 +546,7 @@ def worst_case_robustness(models, x, y, distortions=(0.1, 0.2), attacks=ATTACKS,
     names = [name for name, _ in items]
     x = check_images(x)
     y = check_labels(y, len(x))
-    if isinstance(distortions, (int, float)):
-        distortions = (distortions,)
-    distortions = tuple(check_number("distortions", d, strict=True) for d in distortions)
-    if not distortions:
-        raise ValueError("distortions must hold at least one level. Received: distortions=()")
+    distortions = _check_distortions(distortions)
     attacks = check_attack_names(attacks)
     eps = _check_eps(eps, names, len(distortions))
     surrogates = _check_surrogates(surrogates, names)
@@ -582,50 +556,10 @@ def worst_case_robustness(models, x, y, distortions=(0.1, 0.2), attacks=ATTACKS,
     seed = check_seed(seed)
     batch_size = check_int("batch_size", batch_size)
     log = log or (lambda line: None)
-    for name, model in items:
-        if tuple(model.input_shape[1:]) != x.shape[1:]:
-            raise ValueError(f"models[{name!r}] takes inputs of shape {model.input_shape[1:]}. "
-                             f"Received: images {x.shape[1:]}")
-        if y.max(initial=0) >= model.output_shape[-1]:
-            raise ValueError(f"labels must be classes of models[{name!r}] (0..{model.output_shape[-1] - 1}). "
-                             f"Received: labels up to {y.max()}")
+    _check_shapes(items, x, y)
 
-    per_model = {}
-    for name, model in items:
-        start = time.perf_counter()
-        usable = []
-        if "transfer" in attacks:
-            chosen = list(surrogates[name])
-            for i, member in enumerate(committee_members(model) or []):
-                if all(member is not s and member.name != s.name for _, s in chosen):
-                    chosen.append((f"member_{i}:{member.name}", member))
-            usable = [(n, s) for n, s in chosen if s is not model]
-        clean_wrong = _wrong(model, x, y, batch_size)
-        radii = eps[name]
-        if radii is None:
-            radii = []
-            for d in distortions:
-                try:
-                    radii.append(find_eps(model, x, y, d, tolerance=1e-4, batch_size=batch_size))
-                except ValueError as error:
-                    raise ValueError(f"models[{name!r}]: no FGSM eps gives distortion {d:g} ({error}); "
-                                     f"pass eps explicitly. Received: distortions={distortions}") from None
-        levels = []
-        for d, radius in zip(distortions, radii):
-            stages = _stages(attacks, model, radius, usable, settings, seed, batch_size)
-            wrong, stage_names, attempted, fooled, seconds, queries, fooling = _cascade(
-                model, x, y, clean_wrong, stages, batch_size, log, f"{name} dist {d:g} (eps {radius:.3f})")
-            levels.append(LevelResult(distortion=d, eps=radius, error=float(wrong.mean()), wrong=wrong,
-                                      stages=stage_names, attempted=attempted, fooled=fooled, seconds=seconds,
-                                      queries=queries, fooling_distortion=fooling))
-        diagnostics = None
-        if settings.diagnostic_images:
-            diagnostics = _diagnostics(model, x, y, clean_wrong, attacks, radii, distortions, usable, settings, seed,
-                                       batch_size, log, name)
-        per_model[name] = ModelWorstCase(name=name, clean_error=float(clean_wrong.mean()), levels=tuple(levels),
-                                         surrogates=tuple(n for n, _ in usable), diagnostics=diagnostics,
-                                         seconds=time.perf_counter() - start)
-        log(f"{name}: worst case " + ", ".join(f"dist {lv.distortion:g} {100 * lv.error:.2f}%" for lv in levels)
-            + f" in {per_model[name].seconds:.1f} s")
+    per_model = {name: _model_worst_case(name, model, x, y, distortions, attacks, eps[name], surrogates[name],
+                                         settings, seed, batch_size, log)
+                 for name, model in items}
     return WorstCaseResult(models=tuple(names), distortions=distortions, attacks=attacks, num_images=len(x),
                            per_model=per_model, settings=settings)

@@ -371,6 +371,36 @@ def train_adversarial_committee(model, x, y, stages=5, steps_per_stage=5000, bat
     seed = check_seed(seed)
     strategy, replicas = check_strategy(strategy, batch_size)
     n_adversarial = adversarial_slots(batch_size, fraction)
+    prepare = _online_prepare(attack, online, n_adversarial, replicas, batch_size, fraction)
+    trainer = Trainer(model, batch_size, optimizer, strategy, prepare=prepare, seed=seed)
+    snapshots, losses = _train_stages(trainer, attack, x, y, model.name, stages=stages, steps_per_stage=steps_per_stage,
+                                      batch_size=batch_size, n_adversarial=n_adversarial, pool_size=pool_size,
+                                      online=online, seed=seed, verbose=verbose)
+    trainer.copy_back(model)
+    committee = Committee(snapshots, name=f"{model.name}_adversarial_committee")
+    return AdversarialTrainingResult(committee=committee, snapshots=snapshots, losses=np.asarray(losses))
+
+
+def _online_prepare(attack, online, n_adversarial, replicas, batch_size, fraction):
+    """The ``Trainer``'s ``prepare`` for online adversarial training, or None.
+
+    Online, each replica replaces the first ``n_adversarial // replicas`` images of its share of
+    the batch with adversarial examples of the current weights.
+
+    Args:
+        attack: the attack, with ``perturb(model, x, y, seed)``.
+        online: whether the adversarial examples are made per batch (else None is returned).
+        n_adversarial: adversarial examples per global batch.
+        replicas: the strategy's replica count.
+        batch_size, fraction: the global batch size and adversarial fraction (for the error message).
+
+    Returns:
+        A function ``(working, images, labels, replica_seed) -> images``, or None when there is
+        nothing to replace (not online, or no adversarial slot).
+
+    Raises:
+        ValueError: online, and ``n_adversarial`` is not divisible by ``replicas``.
+    """
     if online and n_adversarial % replicas:
         raise ValueError(
             f"online training needs the adversarial share of a batch ({n_adversarial}) divisible by the "
@@ -383,10 +413,32 @@ def train_adversarial_committee(model, x, y, stages=5, steps_per_stage=5000, bat
         adversarial = attack.perturb(working, images[:online_per_replica], labels[:online_per_replica], replica_seed)
         return tf.concat([adversarial, images[online_per_replica:]], axis=0)
 
-    prepare = replace_with_adversarial if online and online_per_replica else None
-    trainer = Trainer(model, batch_size, optimizer, strategy, prepare=prepare, seed=seed)
+    return replace_with_adversarial if online and online_per_replica else None
+
+
+def _train_stages(trainer, attack, x, y, name, *, stages, steps_per_stage, batch_size, n_adversarial, pool_size,
+                  online, seed, verbose):
+    """The stages of :func:`train_adversarial_committee` on ``trainer``'s working model.
+
+    Snapshots the working model, then per stage: (unless online) adds adversarial examples of
+    the last snapshot of ``pool_size`` natural images to the pool, trains ``steps_per_stage``
+    steps on natural batches mixed with the pool (online: natural batches, made adversarial in
+    the step) and snapshots again.
+
+    Args:
+        trainer: the ``Trainer`` (its ``working`` model is trained and snapshotted).
+        attack: the attack that makes the pool.
+        x, y: natural training images (N, H, W, C) in [0, 1] and labels (N,).
+        name: the user's model's name, the prefix of the snapshots' names.
+        stages, steps_per_stage, batch_size, pool_size, online, seed, verbose: as in
+            :func:`train_adversarial_committee`.
+        n_adversarial: adversarial examples per global batch.
+
+    Returns:
+        (snapshots, losses): the ``stages + 1`` snapshots and each stage's mean loss (a list).
+    """
     working = trainer.working
-    snapshots = [snapshot(working, name=f"{model.name}_stage_0")]
+    snapshots = [snapshot(working, name=f"{name}_stage_0")]
     generate = _generator(attack, working)
     natural = natural_batches(x, y, batch_size - (0 if online else n_adversarial), seed)
     pool_x, pool_y = x[:0], y[:0]
@@ -399,9 +451,7 @@ def train_adversarial_committee(model, x, y, stages=5, steps_per_stage=5000, bat
         dataset = natural if online else mixed_batches(natural, pool_x, pool_y, n_adversarial, seed, stage)
         losses.append(trainer.train(dataset, steps_per_stage, first_step=(stage - 1) * steps_per_stage,
                                     log=print if verbose else None))
-        snapshots.append(snapshot(working, name=f"{model.name}_stage_{stage}"))
+        snapshots.append(snapshot(working, name=f"{name}_stage_{stage}"))
         if verbose:
             print(f"train_adversarial_committee: stage {stage}/{stages} loss {losses[-1]:.4f}; pool {len(pool_x)}")
-    trainer.copy_back(model)
-    committee = Committee(snapshots, name=f"{model.name}_adversarial_committee")
-    return AdversarialTrainingResult(committee=committee, snapshots=snapshots, losses=np.asarray(losses))
+    return snapshots, losses
