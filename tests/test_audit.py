@@ -271,7 +271,7 @@ def test_an_interrupted_audit_keeps_its_stages_and_resumes_to_the_same_report(au
     assert not (out / "report.json").exists() and not (out / "report.html").exists()
 
     # Without --resume the folder is refused; with other settings the resume is.
-    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+    with pytest.raises(ValueError, match="already holds a run; pass resume=True"):
         audit_model("lenet_mnist", out, **kwargs)
     with pytest.raises(ResumeError, match="different seed"):
         audit_model("lenet_mnist", out, resume=True, **{**kwargs, "seed": 4})
