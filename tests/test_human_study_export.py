@@ -168,6 +168,7 @@ def _read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # the whole export
 def test_export_writes_answers_statistics_plot_and_table(files, image_set, tmp_path):
     from keras_fool.human_study.storage import StudyStore
 
