@@ -1,11 +1,11 @@
-# Two entry points on a fresh machine: `make demo` and `make test`. Both build .venv themselves.
+# Two entry points on a fresh machine: `make demo` and `make test` (`make test-fast` while editing). All build .venv themselves.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test test-fast install install-dev bench clean
 
 $(VENV)/.stamp-base: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: install
 test: install-dev
 	bash scripts/install-browser  # Debian's chromium and chromium-driver, for the browser tests
 	$(PY) -m pytest -q
+
+# The edit-test loop: no browser, no Docker recipe, no worker processes, nothing over ~5 s (markers in setup.cfg).
+test-fast: install-dev
+	$(PY) -m pytest -q -m "not slow and not browser and not docker and not multiworker"
 
 bench: install-dev
 	$(PY) benchmarks/evolve.py

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import time
 
@@ -109,9 +110,23 @@ def _exit_code(error):
     return 2 if usage and not isinstance(error, KerasFoolError) else 1
 
 
+# The library's messages name parameters ("pass overwrite=True", "simulate=N"); the CLI user sees the
+# flag: a true flag becomes --its-name, an upper-case placeholder follows the flag (--simulate N).
+_PARAMETER = re.compile(r"\b([a-z][a-z0-9_]*)=(True\b|[A-Z][A-Z_]*\b)")
+
+
+def as_flags(message):
+    """``message`` with every ``name=True`` written ``--name`` and every ``name=PLACEHOLDER`` ``--name PLACEHOLDER``."""
+    def flag(match):
+        name = "--" + match.group(1).replace("_", "-")
+        return name if match.group(2) == "True" else f"{name} {match.group(2)}"
+
+    return _PARAMETER.sub(flag, message)
+
+
 def _to_click_error(error):
-    """Turn a library exception into a one-line Click error with the right exit code."""
-    exc = click.ClickException(_cause(error))
+    """Turn a library exception into a one-line Click error with the right exit code, in flags."""
+    exc = click.ClickException(as_flags(_cause(error)))
     exc.exit_code = _exit_code(error)
     return exc
 

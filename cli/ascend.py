@@ -67,8 +67,6 @@ def ascend(models, classes, steps, regularization, objective, step_size, decay, 
     check_output_dir(out, "archive.npz", overwrite=overwrite, resumable=False)
     for model in models:
         check_model_source(model)
-    if class_names is not None and not Path(class_names).is_file():
-        raise click.BadParameter(f"no file at {class_names}.", param_hint="--class-names")
     seed = 0 if seed is None else seed
     import_tensorflow_quietly()
     from keras_fool.evolution.gradient import run_gradient_ascent

@@ -6,12 +6,16 @@ import click
 
 from keras_fool.cli import echo_written
 from keras_fool.cli.options import (
+    CLASS_NAMES,
     CPU_REPLICAS,
+    INPUT_RANGE,
     LOGDIR,
+    LOGITS,
     OVERWRITE,
     POPULATION,
     SEED,
     check_strategy_options,
+    preprocess_option,
     strategy_option,
 )
 
@@ -52,16 +56,13 @@ from keras_fool.cli.options import (
 @OVERWRITE
 @LOGDIR
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--logits", is_flag=True, default=None, help="The model outputs logits; apply softmax.")
-@click.option("--input-range", type=click.Choice(["0-1", "0-255"]), default=None,
-              help="Pixel range the model expects. [default: 0-255 with --preprocess, else 0-1]")
-@click.option("--preprocess", type=click.Choice(["none", "tf", "torch", "caffe"]), default=None,
-              help="keras.applications' preprocess_input of this mode, applied to 0-255 pixels. [default: none]")
+@LOGITS
+@INPUT_RANGE
+@preprocess_option(None)  # None: a resumed run takes its checkpoint's
 @click.option("--crops", type=click.Choice(["1", "10"]), default=None,
               help="10: score Caffe's ten crops (corners, centre, mirrored), images evolve 32 px larger. "
               "[default: 1]")
-@click.option("--class-names", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="A text file with one class name per line (for a model that is not a preset).")
+@CLASS_NAMES
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Offspring decoded and scored at once; larger populations are evaluated in batches.")
 @click.option("--ignore-memory-limit", is_flag=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from keras_fool.cli import LazyGroup, import_tensorflow_quietly
+from keras_fool.cli.options import seed_option
 
 
 @click.group(name="human-study", cls=LazyGroup)
@@ -69,8 +70,7 @@ def serve(host, port, db, config_path, images, threads):
                    "trained on demand (about 5 minutes each on two cores) and cached.")
 @click.option("--simulate", type=click.IntRange(0, 10000), default=0, show_default=True,
               help="Add this many SIMULATED participants (labelled as such in every file).")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
-              help="Seed of the simulated participants.")
+@seed_option(0, "Seed of the simulated participants.")
 @click.option("--include-unfinished", is_flag=True, help="Count participants who did not answer every image.")
 @_config_option
 def export(db, out, images, lenets, simulate, seed, include_unfinished, config_path):

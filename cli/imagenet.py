@@ -8,10 +8,12 @@ import click
 
 from keras_fool.cli import echo_report
 from keras_fool.cli.options import (
+    CLASS_NAMES,
     CPU_REPLICAS,
     LOGDIR,
     OVERWRITE,
     check_strategy_options,
+    population_option,
     seed_option,
     strategy_option,
 )
@@ -26,8 +28,7 @@ from keras_fool.cli.options import (
               "African grey, lesser panda, Windsor tie]")
 @click.option("--generations", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Generations of each evolution (the paper: 5000).")
-@click.option("--population", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Offspring per generation (the paper: 400; 16-32 is EfficientNet-Lite0's fastest batch on CPU).")
+@population_option(16, "Offspring per generation (the paper: 400; 16-32 is EfficientNet-Lite0's fastest batch on CPU).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Gradient steps per class. [default: the evolutions' budget, population x (generations + 1) "
               "/ classes - 1]")
@@ -48,8 +49,7 @@ from keras_fool.cli.options import (
               help="Each method stops once every class reaches this confidence.")
 @click.option("--no-stop", is_flag=True, help="Spend the whole budget, whatever the confidence.")
 @click.option("--paper", is_flag=True, help="Evolve with the paper's settings (eta 15, uniform parents).")
-@click.option("--class-names", type=click.Path(dir_okay=False), default=None,
-              help="Text file of class names, one per line (for a model that is not a preset).")
+@CLASS_NAMES
 @seed_option(0)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/imagenet", show_default=True,
               help="Output folder; refused if it holds results, unless --resume or --overwrite.")

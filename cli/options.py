@@ -7,20 +7,23 @@ import click
 from keras_fool.distribute import STRATEGIES
 
 __all__ = ["CLASS_NAMES", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "check_strategy_options", "out_option",
-           "population_option", "seed_option", "strategy_option"]
+           "population_option", "preprocess_option", "seed_option", "strategy_option"]
 
 
-def seed_option(default=0):
-    """``--seed``: an integer in 0..2**31-1 (None: the run's own, e.g. a checkpoint's)."""
-    shown = "" if default is None else f" [default: {default}]"
-    return click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=default,
-                        help="The seed everything random derives from." + (shown or " [default: 0]"))
+def seed_option(default=0, help="The seed everything random derives from.", unset="0"):
+    """``--seed``: an integer in 0..2**31-1; ``default`` None leaves it to the run (``unset`` says what that means)."""
+    if default is None:
+        return click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
+                            help=f"{help} [default: {unset}]")
+    return click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=default, show_default=True, help=help)
 
 
-def population_option(default=200):
-    """``--population``: offspring per generation, at least 1."""
-    return click.option("--population", type=click.IntRange(min=1), default=default,
-                        help="Offspring per generation (the paper: 200). [default: 200]")
+def population_option(default=200, help="Offspring per generation (the paper: 200)."):
+    """``--population``: offspring per generation, at least 1; ``default`` None: 200, or a checkpoint's."""
+    if default is None:
+        return click.option("--population", type=click.IntRange(min=1), default=None,
+                            help=f"{help} [default: 200]")
+    return click.option("--population", type=click.IntRange(min=1), default=default, show_default=True, help=help)
 
 
 def out_option(default, what="Output folder"):
@@ -55,13 +58,22 @@ def check_strategy_options(strategy, cpu_replicas):
 
 
 # How to read a model that is not a preset (keras_fool.target.Target's logits, input_range,
-# preprocess and class names). `evolve` keeps its own: there every default is None, so that a
-# resumed run takes them from its checkpoint.
+# preprocess and class names), the same for every command. `evolve` takes PREPROCESS with no default
+# (preprocess_option(None)), so that a resumed run takes it from its checkpoint.
 LOGITS = click.option("--logits", is_flag=True, help="The model outputs logits; apply softmax.")
 INPUT_RANGE = click.option("--input-range", type=click.Choice(["0-1", "0-255"]), default=None,
                            help="Pixel range the model takes. [default: 0-255 with --preprocess, else 0-1]")
-PREPROCESS = click.option("--preprocess", type=click.Choice(["none", "tf", "torch", "caffe"]), default="none",
-                          show_default=True, help="keras.applications' preprocess_input of this mode, applied inside "
-                          "the target to 0-255 pixels.")
-CLASS_NAMES = click.option("--class-names", type=click.Path(dir_okay=False), default=None,
+
+
+def preprocess_option(default="none"):
+    """``--preprocess``: keras.applications' ``preprocess_input`` mode; ``default`` None: none, or a checkpoint's."""
+    help = "keras.applications' preprocess_input of this mode, applied inside the target to 0-255 pixels."
+    choice = click.Choice(["none", "tf", "torch", "caffe"])
+    if default is None:
+        return click.option("--preprocess", type=choice, default=None, help=f"{help} [default: none]")
+    return click.option("--preprocess", type=choice, default=default, show_default=True, help=help)
+
+
+PREPROCESS = preprocess_option()
+CLASS_NAMES = click.option("--class-names", type=click.Path(dir_okay=False, exists=True), default=None,
                            help="Text file of class names, one per line (for a model that is not a preset).")

@@ -7,7 +7,7 @@ import time
 import click
 
 from keras_fool.cli import echo_written
-from keras_fool.cli.options import LOGDIR, OVERWRITE, out_option
+from keras_fool.cli.options import LOGDIR, OVERWRITE, out_option, seed_option
 
 # keras_fool.evaluation.worst_case.ATTACKS (checked here without importing TensorFlow; a test keeps them equal)
 ATTACK_NAMES = ("fgsm", "pgd", "transfer", "square")
@@ -46,7 +46,7 @@ def _parse_attacks(ctx, param, value):
               "500 (200 with --quick) by default.")
 @click.option("--square-queries", type=click.IntRange(min=1), default=None,
               help="Square Attack's queries per image; 1,000 (300 with --quick) by default.")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@seed_option(0)
 @click.option("--test-images", type=click.IntRange(1, 10000), default=None, help="Override the budget's test images.")
 @click.option("--levels", type=click.IntRange(min=2), default=None, help="Override the budget's levels per curve.")
 @click.option("--train-steps", type=click.IntRange(min=1), default=None,

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from keras_fool.cli.options import OVERWRITE
+from keras_fool.cli.options import OVERWRITE, seed_option
 
 
 @click.group()
@@ -39,7 +39,7 @@ def show_command(name):
 @zoo.command("train")
 @click.argument("name")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the training set [recipe's].")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None, help="Random seed [the preset's].")
+@seed_option(None, "Random seed.", unset="the preset's")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [the zoo cache].")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many SGD iterations.")
 @OVERWRITE

@@ -236,7 +236,7 @@ def check_output_dir(out, marker, resume=False, overwrite=False, resumable=True)
         marker: a file whose presence means the folder holds results (e.g. ``checkpoint.npz``).
         resume: the caller will continue that run.
         overwrite: the caller will replace it.
-        resumable: the command offers ``--resume``; if not, the refusal names only ``--overwrite``.
+        resumable: the command offers ``--resume``; if not, the refusal names only ``overwrite=True``.
 
     Raises:
         ValueError: ``out`` is a file, ``resume`` and ``overwrite`` are both set, or ``out`` holds
@@ -246,11 +246,11 @@ def check_output_dir(out, marker, resume=False, overwrite=False, resumable=True)
     if out.exists() and not out.is_dir():
         raise ValueError(f"Output path {out} exists and is not a directory.")
     if resume and overwrite:
-        raise ValueError("--resume and --overwrite exclude each other.")
+        raise ValueError("resume=True and overwrite=True exclude each other.")
     if not resume and not overwrite and (out / marker).exists():
         if not resumable:
-            raise ValueError(f"{out} already holds a run; pass --overwrite to replace it.")
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it or --overwrite to start again.")
+            raise ValueError(f"{out} already holds a run; pass overwrite=True to replace it.")
+        raise ValueError(f"{out} already holds a run; pass resume=True to continue it or overwrite=True to start again.")
     return out
 
 

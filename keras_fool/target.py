@@ -516,11 +516,11 @@ class Target(BaseTarget):
             probabilities = out.min() >= -1e-6 and np.abs(sums - 1.0).max() <= 1e-3
             if self.logits and probabilities:
                 raise ValueError(f"Model {m.name!r} already outputs probabilities (non-negative rows summing to 1 on "
-                                 "random images); logits=True (--logits) would apply softmax twice, so leave it off.")
+                                 "random images); logits=True would apply softmax twice, so leave it off.")
             if not self.logits and not probabilities:
                 raise ValueError(
                     f"Model {m.name!r} does not output probabilities (row sums {sums.min():.3g}..{sums.max():.3g}); "
-                    "if it returns logits, pass logits=True (--logits)."
+                    "if it returns logits, pass logits=True."
                 )
         if len(sizes) != 1:
             raise ValueError(f"Ensemble members have different numbers of classes: {sorted(sizes)}.")

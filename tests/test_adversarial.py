@@ -170,6 +170,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # trains twice
 def test_custom_loop_under_a_mirrored_strategy_on_two_cpu_devices_matches_one_device():
     # Logical devices must be configured before TensorFlow initialises: a fresh process.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -6,7 +6,6 @@ never another module's private (``_name``) member.
 """
 
 import ast
-import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -265,9 +264,86 @@ def test_python_dash_m_runs_the_cli():
     assert result.returncode == 0 and "keras-fool, version" in result.stdout
 
 
-def test_command_list_covers_every_lazy_command():
-    paths = _commands()
-    names = {" ".join(p) for p in paths}
-    for expected in ("evolve", "render", "zoo list", "experiment robustness", "experiment transfer"):
-        assert expected in names
-    assert len(list(itertools.chain(paths))) == len(names)
+def _groups():
+    """[(command path, click.Group)] of every group of the CLI, from its Click tree (read without TensorFlow)."""
+    from keras_fool.cli import main
+
+    import click
+
+    found = []
+
+    def walk(command, path):
+        if isinstance(command, click.Group):
+            found.append((path, command))
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), path + [name])
+
+    walk(main, [])
+    return found
+
+
+def check_command_registries(groups):
+    """Every lazy command resolves to a Click command of its registered name; no name registered twice."""
+    import click
+
+    wrong = []
+    for path, group in groups:
+        where = " ".join(["keras-fool", *path])
+        lazy = getattr(group, "lazy_commands", {})
+        for name in sorted(set(lazy) & set(group.commands)):
+            wrong.append(f"{where} {name}: registered both lazily and directly")
+        for name, spec in sorted(lazy.items()):
+            command = group.get_command(click.Context(group), name)
+            if not isinstance(command, click.Command):
+                wrong.append(f"{where} {name}: {spec} is not a Click command")
+            elif command.name != name:
+                wrong.append(f"{where} {name}: {spec} is the command named {command.name!r}")
+    return wrong
+
+
+def duplicate_dict_keys(path):
+    """Keys written twice in one dict literal of ``path`` (Python keeps the last one, silently)."""
+    found = []
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            found += [f"{Path(path).name}:{node.lineno}: {k!r}" for k in sorted(set(keys)) if keys.count(k) > 1]
+    return found
+
+
+def test_every_lazy_command_resolves_to_a_command_of_its_name():
+    groups = _groups()
+    assert {" ".join(path) for path, _ in groups} >= {"", "experiment", "zoo", "human-study"}
+    assert not check_command_registries(groups), "\n".join(check_command_registries(groups))
+    duplicates = [d for path in sorted(SOURCES["keras_fool.cli"].glob("*.py")) for d in duplicate_dict_keys(path)]
+    assert not duplicates, f"command names registered twice: {duplicates}"
+
+
+def test_every_command_module_in_cli_is_reachable():
+    import click
+
+    reached = set()
+    for _, group in _groups():
+        reached.add(group.callback.__module__)
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            reached.add(group.get_command(ctx, name).callback.__module__)
+    modules = {f"keras_fool.cli.{p.stem}" for p in SOURCES["keras_fool.cli"].glob("*.py")
+               if p.stem not in ("__init__", "__main__", "options")}
+    assert modules - reached == set(), f"modules in cli/ with no command the CLI reaches: {sorted(modules - reached)}"
+
+
+def test_the_registry_checks_fail_on_a_wrong_or_duplicate_name(tmp_path):
+    from keras_fool.cli import LazyGroup
+
+    import click
+
+    wrong_name = LazyGroup("probe", lazy_commands={"evolve": "keras_fool.cli.render:render"})
+    assert "is the command named 'render'" in "".join(check_command_registries([(["probe"], wrong_name)]))
+    twice = LazyGroup("probe", lazy_commands={"render": "keras_fool.cli.render:render"})
+    twice.add_command(click.Command("render"))
+    assert "registered both" in "".join(check_command_registries([(["probe"], twice)]))
+    source = tmp_path / "registry.py"
+    source.write_text('_COMMANDS = {"render": "a:b", "zoo": "c:d", "render": "e:f"}\n')
+    assert duplicate_dict_keys(source) == ["registry.py:1: 'render'"]

@@ -395,6 +395,7 @@ def test_pgd_restarts_and_random_starts_are_per_image_and_only_add_successes(squ
     assert not np.array_equal(a, other_seed)
 
 
+@pytest.mark.slow  # many queries
 def test_square_attack_respects_its_budget_and_counts_queries(square_case):
     import tensorflow as tf
 

@@ -66,6 +66,7 @@ def one_line_error(result, code):
 # --------------------------------------------------------------------------- the report
 
 
+@pytest.mark.slow  # the module's audit fixture runs a whole tiny audit (~15 s)
 def test_a_tiny_audit_fills_every_section_from_its_stages(audited):
     report, out = audited.data, audited.out
     assert json.loads((out / "report.json").read_text()) == report
@@ -116,6 +117,7 @@ def test_a_tiny_audit_fills_every_section_from_its_stages(audited):
     assert transfer["models"][0]["images"] == 9 and 0 <= transfer["models"][0]["fooled_99"] <= 9
 
 
+@pytest.mark.slow  # the tiny audit
 def test_the_verdict_is_written_from_the_numbers_and_names_real_defenses(audited):
     report = audited.data
     text = report["verdict"]["text"]
@@ -149,6 +151,7 @@ def test_the_verdict_is_written_from_the_numbers_and_names_real_defenses(audited
             assert hasattr(package, name.strip()), (module, name)
 
 
+@pytest.mark.slow  # the tiny audit
 def test_report_json_validates_against_its_schema_and_a_broken_one_does_not(audited):
     from keras_fool.audit.schema import REPORT_SCHEMA, SCHEMA_VERSION, SchemaError, validate_report
 
@@ -221,6 +224,7 @@ def external_references(page):
     return found
 
 
+@pytest.mark.slow  # the tiny audit
 def test_report_html_is_one_self_contained_page(audited):
     from PIL import Image
 
@@ -253,6 +257,7 @@ def test_the_html_check_catches_what_would_leave_the_page():
 # --------------------------------------------------------------------------- resume, determinism, the command line
 
 
+@pytest.mark.slow  # the tiny audit, then two more
 def test_an_interrupted_audit_keeps_its_stages_and_resumes_to_the_same_report(audited, tmp_path, monkeypatch):
     from keras_fool.audit import audit_model, stages
     from keras_fool.errors import ResumeError
@@ -271,7 +276,7 @@ def test_an_interrupted_audit_keeps_its_stages_and_resumes_to_the_same_report(au
     assert not (out / "report.json").exists() and not (out / "report.html").exists()
 
     # Without --resume the folder is refused; with other settings the resume is.
-    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+    with pytest.raises(ValueError, match="already holds a run; pass resume=True"):
         audit_model("lenet_mnist", out, **kwargs)
     with pytest.raises(ResumeError, match="different seed"):
         audit_model("lenet_mnist", out, resume=True, **{**kwargs, "seed": 4})
@@ -288,6 +293,7 @@ def test_an_interrupted_audit_keeps_its_stages_and_resumes_to_the_same_report(au
     assert without_timings(resumed.data) == without_timings(audited.data)
 
 
+@pytest.mark.slow  # the tiny audit, then the command
 def test_the_command_prints_each_stage_and_every_path_written(audited, tmp_path, monkeypatch):
     from keras_fool.audit import run as audit_run
 
@@ -384,6 +390,7 @@ def test_data_from_a_folder_of_class_folders_or_an_npz(tmp_path, mnist):
     assert "20 drawn at random (seed 1) of 50 images" in data.description
 
 
+@pytest.mark.slow  # a whole audit
 def test_without_data_the_sections_that_need_it_say_so_and_the_rest_runs(tmp_path):
     import keras
 

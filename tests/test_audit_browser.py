@@ -16,6 +16,8 @@ import pytest
 from conftest import headless_chromium  # noqa: E402
 from test_audit import SECTION_IDS, tiny_audit
 
+pytestmark = pytest.mark.browser  # headless Chromium (scripts/install-browser)
+
 WIDTH = 1280  # a laptop screen
 
 

@@ -135,3 +135,42 @@ def test_shell_completion_as_the_readme_documents_it():
            "_KERAS_FOOL_COMPLETE": "bash_complete"}
     result = subprocess.run([sys.executable, "-m", "keras_fool"], env=env, capture_output=True, text=True, timeout=60)
     assert "--encoding" in result.stdout
+
+
+def _option_help(run, command, option):
+    """The help text of ``option`` in ``command --help``, its wrapped lines joined."""
+    result = run(*command, "--help")
+    assert result.exit_code == 0, result.output
+    lines, inside = [], False
+    for line in result.output.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("-"):
+            inside = stripped.startswith(option + " ") or stripped == option
+        if inside:
+            lines.append(stripped)
+    assert lines, f"{option} missing from {command} --help"
+    return " ".join(lines)
+
+
+def test_each_command_shows_its_own_population_and_seed_default(run):
+    assert "[default: 200;" in _option_help(run, ["experiment", "transfer"], "--population")
+    imagenet = _option_help(run, ["experiment", "imagenet"], "--population")
+    assert "[default: 16;" in imagenet and "200]" not in imagenet
+    assert "[default: the preset's]" in _option_help(run, ["zoo", "train"], "--seed")
+    assert "[default: 0;" in _option_help(run, ["experiment", "robustness"], "--seed")
+
+
+def test_every_command_checks_that_the_class_names_file_exists(run, tmp_path):
+    gone = str(tmp_path / "gone.txt")
+    for command in (["evolve"], ["ascend"], ["audit", "lenet_mnist"], ["experiment", "imagenet"]):
+        message = _one_line_error(run(*command, "--class-names", gone, "--out", str(tmp_path / "o")), 2)
+        assert "gone.txt" in message and "does not exist" in message, (command, message)
+
+
+def test_library_messages_name_parameters_and_the_cli_shows_flags():
+    from keras_fool.cli import as_flags
+
+    assert as_flags("pass resume=True to continue it or overwrite=True to start again.") == (
+        "pass --resume to continue it or --overwrite to start again.")
+    assert as_flags("pass ignore_memory_limit=True; or simulate=N.") == "pass --ignore-memory-limit; or --simulate N."
+    assert as_flags("Received: preprocess='x', seed=3") == "Received: preprocess='x', seed=3"

@@ -206,6 +206,7 @@ def test_a_directory_named_checkpoint_is_refused_before_the_run(tmp_path):
     assert "not a file" in message
 
 
+@pytest.mark.slow  # evolve subprocesses
 def test_ctrl_c_exits_130_with_a_checkpoint_that_resumes_exactly(tmp_path):
     import os
     import signal

@@ -54,6 +54,7 @@ def test_start_topology_connects_inputs_to_outputs_only():
     check_genomes(enc, g)
 
 
+@pytest.mark.slow  # hypothesis: many mutation sequences
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -84,6 +85,7 @@ def test_capacity_is_respected_and_mutations_that_need_room_are_skipped():
     check_genomes(enc, g)
 
 
+@pytest.mark.slow  # renders large images
 def test_renders_at_any_resolution_and_bigger_is_smoother():
     enc = CPPNEncoding(capacity=16)
     genomes = _evolved(enc, n=6, steps=20, seed=4)
@@ -151,6 +153,7 @@ def test_foreign_genomes_are_refused():
         check_genomes(enc, bad)
 
 
+@pytest.mark.slow  # evolves, resumes and renders
 def test_cppn_evolution_fools_lenet_resumes_exactly_and_renders_from_the_cli(tmp_path):
     from click.testing import CliRunner
 

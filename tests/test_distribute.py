@@ -36,6 +36,7 @@ def single(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_two_logical_cpus_under_mirrored_strategy_give_the_one_device_archive_and_resume(single, tmp_path):
     result = _evolve(["--generations", "6", "--strategy", "mirrored", "--cpu-replicas", "2"], tmp_path / "m")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -47,6 +48,7 @@ def test_two_logical_cpus_under_mirrored_strategy_give_the_one_device_archive_an
 
 
 
+@pytest.mark.slow
 def test_the_cppn_encoding_renders_each_replicas_shard_with_a_buffer_of_its_own(tmp_path):
     # Every replica renders at the same time; one shared (mirrored) scratch buffer would fail or race.
     cppn = ["--encoding", "cppn", "--generations", "4", "--population", "24"]
@@ -56,6 +58,8 @@ def test_the_cppn_encoding_renders_each_replicas_shard_with_a_buffer_of_its_own(
     assert two.returncode == 0, two.stderr[-2000:]
     _same_archive(tmp_path / "one", tmp_path / "two")
 
+@pytest.mark.multiworker
+@pytest.mark.slow
 def test_two_worker_processes_give_the_same_archive_and_only_the_chief_writes(single, tmp_path):
     results = run_workers([sys.executable, "-m", "keras_fool", *RUN, "--generations", "12", "--strategy",
                            "multi-worker", "--out", str(tmp_path / "mw")])

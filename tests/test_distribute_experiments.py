@@ -144,6 +144,7 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_every_evolution_run_of_the_experiments_spreads_its_population_over_the_replicas(runs):
     evolvers = json.loads((runs / "evolvers.json").read_text())
     # ensemble 1 run, fooling class 1 run in each of 2 iterations, imagenet 3 (direct, and the CPPNs against the
@@ -155,6 +156,7 @@ def test_every_evolution_run_of_the_experiments_spreads_its_population_over_the_
     assert _summary(runs / "mirrored" / "imagenet" / "direct")["replicas"] == 2
 
 
+@pytest.mark.slow
 def test_transfer_command_takes_the_strategy_options_and_gives_the_same_results(runs):
     assert "wrote: " in (runs / "cli_mirrored.out").read_text()
     default, mirrored = runs / "cli_default", runs / "cli_mirrored"
@@ -164,6 +166,7 @@ def test_transfer_command_takes_the_strategy_options_and_gives_the_same_results(
     _same_summary(_summary(default), _summary(mirrored))
 
 
+@pytest.mark.slow
 def test_ensemble_under_a_mirrored_strategy_equals_the_one_device_experiment(runs):
     default, mirrored = runs / "default" / "ensemble", runs / "mirrored" / "ensemble"
     _same_arrays(default / "ensemble_images.npz", mirrored / "ensemble_images.npz")
@@ -173,6 +176,7 @@ def test_ensemble_under_a_mirrored_strategy_equals_the_one_device_experiment(run
     _same_summary(_summary(default), _summary(mirrored))
 
 
+@pytest.mark.slow
 def test_fooling_class_iterations_under_a_mirrored_strategy_equal_the_one_device_experiment(runs):
     default, mirrored = runs / "default" / "fooling_class", runs / "mirrored" / "fooling_class"
     # The images sampled into the fooling class after DNN_1, and DNN_2 trained on them (on one device in both).
@@ -184,6 +188,7 @@ def test_fooling_class_iterations_under_a_mirrored_strategy_equal_the_one_device
     assert [row["iteration"] for row in _summary(mirrored)["rows"]] == [1, 2]
 
 
+@pytest.mark.slow
 def test_imagenet_experiment_under_a_mirrored_strategy_equals_the_one_device_experiment(runs):
     default, mirrored = runs / "default" / "imagenet", runs / "mirrored" / "imagenet"
     for method in ("direct", "gradient", "second_cppn", "ensemble_cppn"):
@@ -196,6 +201,7 @@ def test_imagenet_experiment_under_a_mirrored_strategy_equals_the_one_device_exp
         "cppn_b_to_a", "direct_a_to_b", "gradient_a_to_b"]
 
 
+@pytest.mark.slow
 def test_a_worker_that_is_not_the_chief_writes_nothing_and_reports_the_same_numbers(runs):
     worker = json.loads((runs / "worker_1.json").read_text())
     assert worker["files"] == [] and not worker["wrote"]

@@ -10,8 +10,11 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from conftest import run_workers  # noqa: E402
+
+pytestmark = [pytest.mark.multiworker, pytest.mark.slow]  # worker processes of one TF_CONFIG cluster
 
 WORKER = textwrap.dedent('''
     import json, os, sys

@@ -223,7 +223,7 @@ def test_target_checks_shapes_and_probabilities():
 
     inputs = keras.Input((28, 28, 1))
     logits_model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
-    with pytest.raises(ValueError, match="--logits"):
+    with pytest.raises(ValueError, match="logits=True"):
         Target(logits_model)
     probs = Target(logits_model, logits=True)(tf.zeros((3, 28, 28, 1))).numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

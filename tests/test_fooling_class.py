@@ -193,6 +193,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # trains twice
 def test_custom_loop_under_a_mirrored_strategy_on_two_cpus_trains_like_one_device():
     # Logical devices must be configured before TensorFlow initialises: a fresh process.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -260,6 +261,7 @@ CALLBACK_MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # trains twice
 def test_callback_in_a_users_own_fit_under_a_mirrored_strategy_on_two_cpus():
     # Logical devices must be configured before TensorFlow initialises: a fresh process.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -97,6 +97,7 @@ def test_fooling_class_experiment_end_to_end_on_a_tiny_budget(tmp_path):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow  # two experiments end to end
 def test_transfer_and_ensemble_commands_end_to_end_on_a_tiny_budget(tmp_path):
     out = tmp_path / "transfer"
     result = CliRunner().invoke(transfer, ["--runs", "2", "--out", str(out), "--logdir", str(tmp_path / "tb1"),

@@ -37,6 +37,7 @@ def test_every_lenet_class_reaches_9999_within_200_steps_without_regularization(
     assert summary["generations"] == 200 and summary["evaluations"] == 10 * 201
 
 
+@pytest.mark.slow  # a whole run and its files
 def test_outputs_are_evolves_format_and_readable(tmp_path):
     out = tmp_path / "run"
     summary = run_gradient_ascent(out, "lenet_mnist", classes="3,7", steps=5, logdir=tmp_path / "tb")
@@ -67,6 +68,7 @@ def test_start_is_the_mean_plus_noise_of_sd_one_over_255_keyed_by_class():
     assert not np.array_equal(other_seed[0], start[2])
 
 
+@pytest.mark.slow  # reads the training sets
 def test_mean_images():
     from keras_fool.data import load_mnist
 
@@ -128,6 +130,7 @@ def test_regularization_presets_and_knobs():
             ascent_settings(**bad)
 
 
+@pytest.mark.slow  # ascends every regularization
 def test_regularized_ascent_stays_nearer_the_mean():
     target = Target("lenet_mnist")
     deviation = {}
@@ -141,6 +144,7 @@ def test_regularized_ascent_stays_nearer_the_mean():
     assert deviation["s6"] < deviation["none"]
 
 
+@pytest.mark.slow  # a run of several batches
 def test_batches_pad_the_last_and_keep_every_class(tmp_path):
     target = Target("lenet_mnist")
     ascent = GradientAscent(target, classes=[9, 1, 4, 6, 0], steps=3, batch_size=2)
@@ -152,6 +156,7 @@ def test_batches_pad_the_last_and_keep_every_class(tmp_path):
     np.testing.assert_allclose(np.asarray(ascent.archive.genomes), np.asarray(whole.archive.genomes), atol=1e-4)
 
 
+@pytest.mark.slow  # two ascents
 def test_stop_at_ends_a_batch_early_and_logit_objective_fools_too():
     target = Target("lenet_mnist")
     ascent = GradientAscent(target, classes=[3], steps=200)

@@ -17,6 +17,8 @@ import pytest
 from conftest import headless_chromium  # noqa: E402
 from test_human_study_support import StudyServer, answers_in, study_files
 
+pytestmark = pytest.mark.browser  # headless Chromium (scripts/install-browser)
+
 @pytest.fixture
 def browser(monkeypatch):
     with headless_chromium(monkeypatch, 1000, 900) as driver:

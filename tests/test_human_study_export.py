@@ -168,6 +168,7 @@ def _read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # the whole export
 def test_export_writes_answers_statistics_plot_and_table(files, image_set, tmp_path):
     from keras_fool.human_study.storage import StudyStore
 
@@ -267,7 +268,7 @@ def test_export_with_no_participants_yet(files, image_set, tmp_path):
 def test_simulated_participants_show_the_pipeline_before_there_is_a_database(files, tmp_path):
     from keras_fool.human_study.export import export_study
 
-    with pytest.raises(FileNotFoundError, match="--simulate"):
+    with pytest.raises(FileNotFoundError, match="simulate=N"):
         export_study(tmp_path / "none.sqlite", tmp_path / "out", images=files[1], lenets=1, config=tiny_config())
     summary = export_study(tmp_path / "none.sqlite", tmp_path / "out", images=files[1], lenets=1, simulate=3,
                            config=tiny_config())

@@ -31,6 +31,7 @@ def test_default_classes_are_the_papers_and_resolve_without_tensorflow():
     assert resolve_classes(list(DEFAULT_CLASSES), IMAGENET_CLASSES) == [145, 327, 429, 546, 565, 761, 84, 87, 387, 906]
 
 
+@pytest.mark.slow  # EfficientNet-Lite0
 def test_ten_crops_of_the_real_network_at_256(efficientnet):
     from keras_fool.target import Target
 
@@ -43,6 +44,7 @@ def test_ten_crops_of_the_real_network_at_256(efficientnet):
     np.testing.assert_allclose(target(image).numpy()[0], expected, atol=2e-6)
 
 
+@pytest.mark.slow  # EfficientNet-Lite0
 def test_gradient_ascent_raises_the_real_networks_confidence(efficientnet, tmp_path):
     from keras_fool.evolution.gradient import IMAGENET_MEAN_RGB, GradientAscent
     from keras_fool.target import Target
@@ -58,6 +60,7 @@ def test_gradient_ascent_raises_the_real_networks_confidence(efficientnet, tmp_p
     np.testing.assert_allclose(ascent.archive.confidences, probabilities[[0, 1], [145, 327]], rtol=1e-4)
 
 
+@pytest.mark.slow  # three methods, then a resume
 def test_experiment_compares_three_methods_and_resumes(tmp_path):
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
@@ -149,6 +152,7 @@ print(codes)
 
 # --- keras.applications presets (weights through Keras's own download) --------------------------------
 
+@pytest.mark.slow  # builds ResNet50 / EfficientNetB0 / MobileNetV2
 @pytest.mark.parametrize("preset, module", [("mobilenet_v2_imagenet", "mobilenet_v2"),
                                             ("resnet50_imagenet", "resnet50"),
                                             ("efficientnet_b0_imagenet", "efficientnet")])
@@ -191,6 +195,7 @@ def test_applications_presets_fail_fast_offline_naming_the_offline_preset(tmp_pa
         assert not zoo.trained_weights_path(preset).exists()
 
 
+@pytest.mark.slow  # four evolutions on two networks
 def test_transfer_and_ensemble_with_a_second_network_of_another_size(tmp_path):
     import tensorflow as tf
 

@@ -212,6 +212,7 @@ def _centre_crop(image, size=224, fraction=0.875):
     return np.asarray(crop, np.float32) / 255.0
 
 
+@pytest.mark.slow  # EfficientNet-Lite0 on real photos
 def test_real_photos_are_classified_correctly(converted):
     import skimage.data
 
@@ -324,6 +325,7 @@ def converted_variant(request, tmp_path_factory):
     return variant, model, path
 
 
+@pytest.mark.slow  # converts and runs Lite0/1/2
 def test_variants_classify_real_photos_at_their_own_resolution(converted_variant):
     import skimage.data
 

@@ -73,6 +73,7 @@ def test_robustness_curves_of_lenet_start_at_its_clean_error(lenet, mnist):
         robustness_curves({"lenet": lenet}, x * 255, y)
 
 
+@pytest.mark.slow  # trains every method of the quick budget
 def test_quick_experiment_runs_end_to_end_and_reuses_its_models(tmp_path):
     out, logdir = tmp_path / "run", tmp_path / "logs"
     arguments = ["--quick", "--out", str(out), "--logdir", str(logdir), "--test-images", "40", "--levels", "3",
@@ -129,6 +130,7 @@ def test_unknown_attacks_are_a_usage_error_and_the_cli_knows_the_librarys_attack
     assert not any(tmp_path.iterdir())  # refused before anything ran
 
 
+@pytest.mark.slow  # evaluates the zoo's models
 def test_the_full_budget_is_the_papers_and_takes_its_models_from_the_zoo(tmp_path, monkeypatch):
     import dataclasses
 

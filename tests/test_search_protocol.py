@@ -88,7 +88,7 @@ def test_the_run_folder_refuses_a_folder_that_holds_a_run_from_python(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "summary.json").write_text(json.dumps({}))
-    with pytest.raises(ValueError, match="already holds a run"):
+    with pytest.raises(ValueError, match="already holds a run; pass resume=True"):
         RunFolder(out, "summary.json")
     with pytest.raises(ValueError, match="exclude each other"):
         RunFolder(out, "summary.json", resume=True, overwrite=True)

@@ -76,6 +76,7 @@ def _numpy_lenet(arrays, x):
     return (h @ arrays["prob/kernel"] + arrays["prob/bias"]).argmax(axis=1)
 
 
+@pytest.mark.slow  # 10,000 test images per LeNet
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_reach_99_percent_and_an_independent_evaluation_agrees(name, mnist):
     from keras_fool.evaluation import accuracy
@@ -185,6 +186,7 @@ def test_a_foreign_keras_class_gets_a_short_error(tmp_path):
     assert "CorruptFileError" in last and "not a loadable .keras model" in last and len(last) < 400
 
 
+@pytest.mark.slow  # trains
 def test_dropout_presets_build_the_papers_variants_and_train_on_demand(tmp_path, monkeypatch):
     from keras_fool.training import train_preset
 
@@ -203,6 +205,7 @@ def test_dropout_presets_build_the_papers_variants_and_train_on_demand(tmp_path,
     assert loaded.count_params() == 431_080
 
 
+@pytest.mark.slow  # trains the robustness presets
 def test_robustness_presets_train_on_demand_into_the_cache_and_load(tmp_path, monkeypatch):
     from keras_fool.defenses import Committee
     from keras_fool.training import train_preset
@@ -234,6 +237,7 @@ def test_robustness_presets_train_on_demand_into_the_cache_and_load(tmp_path, mo
         train_preset("lenet_mnist_pgd", epochs=3)
 
 
+@pytest.mark.slow  # six LeNets on the test set
 def test_the_standard_committee_preset_averages_six_shipped_lenets(mnist):
     from keras_fool.defenses import Committee
 

@@ -125,13 +125,13 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
             "logits": logits, "input_range": input_range, "preprocess": preprocess}
         other = Target(source, **kwargs)
         if other.image_shape != target.image_shape or other.num_classes != target.num_classes:
-            raise ValueError(f"--compare model {source_name(source)} takes images of shape {other.image_shape} with "
+            raise ValueError(f"compare model {source_name(source)} takes images of shape {other.image_shape} with "
                              f"{other.num_classes} classes, the audited model {target.image_shape} with "
                              f"{target.num_classes}.")
         compared.append((source_name(source), other))
     names = [name] + [n for n, _ in compared]
     if len(set(names)) != len(names):
-        raise ValueError(f"the audited and --compare models need different names. Received: {names}")
+        raise ValueError(f"the audited and compare models need different names. Received: {names}")
     audit_data = load_audit_data(data, target.image_shape, target.class_names, budget.test_images, seed)
     wrapped = target.keras_model()
 

@@ -381,12 +381,12 @@ class StageStore:
             try:
                 saved = json.loads(path.read_text())
             except ValueError:
-                raise ResumeError(f"Cannot resume: {path} is damaged; start again with --overwrite.") from None
+                raise ResumeError(f"Cannot resume: {path} is damaged; start again with overwrite=True.") from None
             current = json.loads(json.dumps(settings))
             differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
             if differ:
                 raise ResumeError(f"Cannot resume: the audit in {self.folder.parent} was run with a different "
-                                  f"{', '.join(differ)}; use the same options or another --out.")
+                                  f"{', '.join(differ)}; use the same options or another out folder.")
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         for old in self.folder.glob("*"):  # --overwrite: nothing of an older audit survives

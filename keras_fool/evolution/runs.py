@@ -90,7 +90,7 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
     parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in need.items() if k != "total" and v)
     raise ValueError(
         f"This run needs about {format_bytes(need['total'])} of memory ({parts}) but {format_bytes(have)} is "
-        f"available; lower --population or --capacity, or pass --ignore-memory-limit to start anyway."
+        f"available; lower population or capacity, or pass ignore_memory_limit=True to start anyway."
     )
 
 

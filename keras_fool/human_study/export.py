@@ -120,7 +120,7 @@ def _read_study(db, config, simulate):
     except (FileNotFoundError, NoStudyError) as e:
         if not simulate:
             raise type(e)(f"{e} To see the pipeline before anyone takes part, add simulated participants "
-                          f"(--simulate N).") from None
+                          f"(simulate=N).") from None
         return (config if config is not None else StudyConfig()), None, None, [], [], None
     if config is not None and config.design_fingerprint() != stored.design_fingerprint():
         raise ValueError("The configuration given has another design than the study in the database; "
@@ -192,7 +192,7 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
     if images_digest is not None and image_set.digest != images_digest:
         raise ValueError(f"The image set {image_path} is not the one the study showed (digest "
                          f"{image_set.digest[:12]}..., the database has {images_digest[:12]}...); "
-                         f"give its path with --images.")
+                         f"give its path as images=PATH.")
     conditions = config.conditions
 
     # People (and simulated participants): one accuracy per participant and condition.

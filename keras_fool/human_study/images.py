@@ -82,7 +82,7 @@ class ImageSet:
         if self.fingerprint != config.image_fingerprint() or found != expected or self.pool_size != config.pool_size:
             raise ValueError(
                 f"The image set was made for another configuration (fingerprint {self.fingerprint}, "
-                f"expected {config.image_fingerprint()}); generate it again or point --images elsewhere."
+                f"expected {config.image_fingerprint()}); generate it again or give another images=PATH."
             )
         return self
 
