@@ -27,6 +27,7 @@ LAYERS = (
     ("gradient",),  # gradient ascent: uses the Target and evolve's output files, so it stands above evolution
     ("evaluation",),
     ("training",),
+    ("report",),  # presentation: figures, tables, paper numbers, titles; renders what evaluation computes
     ("experiments", "human_study", "audit"),
     ("cli",),
     ("__main__",),

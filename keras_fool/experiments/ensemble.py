@@ -24,7 +24,8 @@ from keras_fool.experiments.report import (
     load_test_set,
     real_confidence_markdown,
 )
-from keras_fool.io import save_csv, save_json, save_npz, save_png, save_text
+from keras_fool.io import save_json, save_npz, save_png, save_text
+from keras_fool.report.tables import save_csv
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_ENSEMBLE", "run_ensemble_experiment"]

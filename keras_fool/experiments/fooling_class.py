@@ -27,7 +27,9 @@ from keras_fool.experiments.report import (
     real_confidence_markdown,
     with_paper,
 )
-from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_npz, save_text
+from keras_fool.io import ensure_writable_dir, save_json, save_npz, save_text
+from keras_fool.report.figures import new_figure, save_figure
+from keras_fool.report.tables import save_csv
 from keras_fool.schedules import CaffeInverseDecay
 from keras_fool.training.fooling_class import train_on_fooling_images
 from keras_fool.training.loops import snapshot

@@ -46,7 +46,8 @@ import numpy as np
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.experiments.report import ExperimentReport, format_confidence_pct, format_number
 from keras_fool.gradient import ascent_settings
-from keras_fool.io import check_output_dir, ensure_writable_dir, montage, save_csv, save_json, save_png, save_text
+from keras_fool.io import check_output_dir, ensure_writable_dir, montage, save_json, save_png, save_text
+from keras_fool.report.tables import save_csv
 from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import check_int, check_number, check_seed
 

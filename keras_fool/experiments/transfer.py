@@ -26,7 +26,8 @@ from keras_fool.experiments.report import (
     real_confidence_markdown,
     with_paper,
 )
-from keras_fool.io import save_csv, save_json, save_npz, save_png, save_text
+from keras_fool.io import save_json, save_npz, save_png, save_text
+from keras_fool.report.tables import save_csv
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_TABLE_S1", "TABLE_S1_LABELS", "TRANSFER_IMAGES", "run_transfer_experiment"]
