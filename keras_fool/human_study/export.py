@@ -17,8 +17,6 @@ Every file is written atomically into the output folder:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
@@ -30,7 +28,9 @@ from keras_fool.human_study.analysis import (
     summarize,
 )
 from keras_fool.human_study.simulation import simulate_answers
-from keras_fool.io import atomic_write, ensure_writable_dir, save_json, save_png
+from keras_fool.io import ensure_writable_dir, save_json, save_png, save_text
+from keras_fool.report.figures import save_figure
+from keras_fool.report.tables import csv_text
 from keras_fool.validation import check_bool, check_int, check_seed
 
 __all__ = ["INTERVAL", "export_study"]
@@ -44,33 +44,17 @@ _SUMMARY_COLUMNS = ("group", "condition", "noise", "level", "distortion", "n", "
 
 
 def _csv_text(rows, columns):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None or (isinstance(row.get(c), float) and math.isnan(row[c]))
-                         else _format(row[c]) for c in columns])
-    return buffer.getvalue()
+    return csv_text(rows, columns, format_value=_format)
 
 
 def _format(value):
+    if isinstance(value, float) and math.isnan(value):
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.6g}"
     return value
-
-
-def _write_text(path, text):
-    with atomic_write(path, "w") as f:
-        f.write(text)
-
-
-def _write_figure(path, figure, fmt):
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-    with atomic_write(path) as f:
-        f.write(buffer.getvalue())
 
 
 def _json_number(value):
@@ -249,17 +233,16 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
     files = {name: str(out / name) for name in (
         "answers.csv", "participants.csv", "accuracy_per_participant.csv", "lenets.csv", "summary.csv", "table.md",
         "figure8.png", "figure8.svg", "examples.png", "summary.json")}
-    _write_text(files["answers.csv"], _csv_text(all_rows, ANSWER_COLUMNS))
-    _write_text(files["participants.csv"], _csv_text(participant_table, _PARTICIPANT_COLUMNS))
-    _write_text(files["accuracy_per_participant.csv"], _csv_text(
+    save_text(files["answers.csv"], _csv_text(all_rows, ANSWER_COLUMNS))
+    save_text(files["participants.csv"], _csv_text(participant_table, _PARTICIPANT_COLUMNS))
+    save_text(files["accuracy_per_participant.csv"], _csv_text(
         [dict(a, **condition_columns(a["condition_index"])) for a in accuracies], _ACCURACY_COLUMNS))
-    _write_text(files["lenets.csv"], _csv_text(
+    save_text(files["lenets.csv"], _csv_text(
         [dict(model=r["model"], accuracy_shown_images=r["shown"], accuracy_own_fgsm=r["own_fgsm"],
               **condition_columns(r["condition_index"])) for r in lenet_rows], _LENET_COLUMNS))
-    _write_text(files["summary.csv"], _csv_text(summary_rows, _SUMMARY_COLUMNS))
-    _write_text(files["table.md"], "# Human study: accuracy per noise level (Uličný et al., Figure 8)\n\n" + table)
-    _write_figure(files["figure8.png"], figure, "png")
-    _write_figure(files["figure8.svg"], figure, "svg")
+    save_text(files["summary.csv"], _csv_text(summary_rows, _SUMMARY_COLUMNS))
+    save_text(files["table.md"], "# Human study: accuracy per noise level (Uličný et al., Figure 8)\n\n" + table)
+    save_figure(files["figure8.png"], figure, also=("svg",))  # the SVG byte-stable, as every figure's
     save_png(files["examples.png"], _examples(image_set, conditions))
     save_json(files["summary.json"], summary)
     return dict(summary, files=files, table=table)
