@@ -47,7 +47,9 @@ from keras_fool.distribute import is_chief, replica_count, resolve_strategy, str
 from keras_fool.experiments.report import ExperimentReport, format_confidence_pct, format_number
 from keras_fool.gradient import ascent_settings
 from keras_fool.io import check_output_dir, ensure_writable_dir, montage, save_json, save_png, save_text
+from keras_fool.report.papers import PAPER_ENSEMBLE, PAPER_IMAGENET, PAPER_TRANSFER
 from keras_fool.report.tables import save_csv
+from keras_fool.report.titles import FOOLING_METHOD_TITLES
 from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import check_int, check_number, check_seed
 
@@ -71,31 +73,16 @@ DEFAULT_CLASSES = ("king penguin", "starfish", "baseball", "electric guitar", "f
 METHODS = ("direct", "cppn", "gradient")
 ASCENT_BATCH = 32  # classes per compiled gradient-ascent loop
 FIGURE_CLASSES = 10  # columns of figure1.png: the first ten classes (the paper's Figure 1 shows a selection too)
-METHOD_NAMES = {"direct": "direct encoding", "cppn": "CPPN encoding", "gradient": "gradient ascent"}
 STUDY_NAMES = {"transfer": "CPPN, second network", "ensemble": "CPPN, ensemble"}
 STUDY_FOLDERS = {"transfer": "second_cppn", "ensemble": "ensemble_cppn"}  # each study's evolution, under OUT
-# Nguyen et al. (2015) on ImageNet (AlexNet-like DNN, 1000 classes): the main text's median for the
-# direct encoding, supplement F's for CPPNs after 5000 generations, supplement E's for gradient ascent.
-PAPER_IMAGENET = {
-    "direct": {"median_pct": 21.59, "setting": "main text, 1000 classes"},
-    "cppn": {"median_pct": 88.11, "setting": "5000 generations of 400, 1000 classes (supplement F)"},
-    "gradient": {"median_pct": 99.99, "setting": "'quickly produces confidence over 99.99%' (supplement E)"},
-}
 # Studies with a second network, after the three methods: transfer (supplement A.2) and an ensemble (supplement B).
 STUDIES = ("transfer", "ensemble")
 SECOND_MODEL = {"efficientnet_lite0_imagenet": "efficientnet_lite1_imagenet",  # second_model="auto": another
                 "efficientnet_lite1_imagenet": "efficientnet_lite0_imagenet",  # network that works offline
                 "efficientnet_lite2_imagenet": "efficientnet_lite0_imagenet"}
-# Supplement A.2: of 1000 images evolved for GoogLeNet, 20.7% get the same top-1 label from AlexNet; 17.3% the
-# other way. Paired with ours by strength: the second, stronger network's images shown to the first ("b_to_a")
-# as GoogLeNet's to AlexNet.
-PAPER_TRANSFER = {"b_to_a": 20.7, "a_to_b": 17.3,
-                  "setting": "1000 evolved images per network, GoogLeNet -> AlexNet 20.7%, AlexNet -> GoogLeNet 17.3% "
-                             "(supplement A.2)"}
-# Supplement B: CaffeNet + AlexNet + GoogLeNet (the mean of their scores), 4000 generations, 1000 classes.
-PAPER_ENSEMBLE = {"classes_at_90_pct": 23.1, "median_pct": 65.2, "max_pct": 100.0,
-                  "setting": "CaffeNet + AlexNet + GoogLeNet, 4000 generations, 1000 classes: 231 classes >= 90% "
-                             "(supplement B)"}
+# The ensemble study's row in summary.json keeps the paper's numbers under its own keys.
+PAPER_ENSEMBLE_ROW = {"classes_at_90_pct": PAPER_ENSEMBLE["at_90_pct"], "median_pct": PAPER_ENSEMBLE["median_pct"],
+                      "max_pct": PAPER_ENSEMBLE["max_pct"], "setting": PAPER_ENSEMBLE["setting"]}
 # What must match for a resumed run to reuse a finished method's row instead of running it again.
 REUSE_KEYS = ("model", "classes", "generations", "population", "steps", "crops", "regularization", "stop_at", "paper",
               "seed")
@@ -584,7 +571,7 @@ def _ensemble(out, ensemble, first, second_at_first, board_root, evolve):
         members[name] = 100.0 * float(np.median(probabilities[cells, arrays["labels"]]))
     classes = len(cells)
     row.update(members=[_name(first), _name(second_at_first)], member_median_pct=members,
-               classes=classes, classes_at_90_pct=100.0 * row["classes_at_90"] / classes, paper=PAPER_ENSEMBLE)
+               classes=classes, classes_at_90_pct=100.0 * row["classes_at_90"] / classes, paper=PAPER_ENSEMBLE_ROW)
     evolve["log"](f"cppn against the ensemble: median {format_confidence_pct(row['median_pct'])}%, "
                   f"{row['classes_at_90']}/{classes} classes >= 90%")
     return row
@@ -600,7 +587,7 @@ def _figure(out, methods, target, studies=(), second_name=None):
     from keras_fool.evolution import load_archive
     from keras_fool.evolution.outputs import format_confidence
 
-    rows = [(m, out / m, METHOD_NAMES[m]) for m in methods]
+    rows = [(m, out / m, FOOLING_METHOD_TITLES[m]) for m in methods]
     rows += [(s, out / STUDY_FOLDERS[s], STUDY_NAMES[s]) for s in studies]
     images, captions = [], []
     for _, folder, _ in rows:
@@ -640,7 +627,7 @@ def _report(summary):
     ]
     for row in rows:
         lines.append(
-            f"| {METHOD_NAMES[row['method']]} | {row['evaluations']:,} | {row['generations_or_steps']} | "
+            f"| {FOOLING_METHOD_TITLES[row['method']]} | {row['evaluations']:,} | {row['generations_or_steps']} | "
             f"{row['seconds']:.0f} | {format_number(row['evaluations_per_second'], 1)} | "
             f"{format_number(row['raw_images_per_second'], 1)} | {format_number(row['speed_vs_raw_pct'], 1)} | "
             f"{format_confidence_pct(row['median_pct'])} | {format_confidence_pct(row['min_pct'])} | "
@@ -648,7 +635,7 @@ def _report(summary):
             f"{row['paper_median_pct']} |")
     lines.append("")
     lines.append("Paper (Nguyen et al. 2015, AlexNet-like DNN, 1000 classes): "
-                 + "; ".join(f"{METHOD_NAMES[m]} {p['median_pct']}% ({p['setting']})"
+                 + "; ".join(f"{FOOLING_METHOD_TITLES[m]} {p['median_pct']}% ({p['setting']})"
                              for m, p in PAPER_IMAGENET.items())
                  + ".")
     lines.append("")
@@ -679,7 +666,7 @@ def _transfer_report(transfer, classes):
     ]
     for row in transfer["rows"]:
         paper = "" if row["paper_top1_match_pct"] is None else f"{row['paper_top1_match_pct']}"
-        lines.append(f"| {METHOD_NAMES[row['method']]} | {row['evolved_for']} | {row['shown_to']} | {row['images']} "
+        lines.append(f"| {FOOLING_METHOD_TITLES[row['method']]} | {row['evolved_for']} | {row['shown_to']} | {row['images']} "
                      f"| {format_number(row['top1_match_pct'], 1)} | {format_number(row['both_99_pct'], 1)} | "
                      f"{format_number(row['higher_on_original_pct'], 1)} | {paper} |")
     lines += ["", f"Paper: {transfer['paper']['setting']}; the second network's images shown to the first are "

@@ -15,6 +15,7 @@ from pathlib import Path
 from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
 from keras_fool.io import ensure_writable_dir
+from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
 from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import check_int, check_seed
 
@@ -29,9 +30,6 @@ __all__ = [
     "real_confidence_markdown",
     "with_paper",
 ]
-
-# Supplement F (ImageNet, AlexNet on the 50,000 validation images), and the CPPN images' median.
-PAPER_REAL_CONFIDENCE = {"all_pct": 60.3, "correct_pct": 86.7, "wrong_pct": 33.7, "fooling_pct": 88.11}
 
 
 @dataclasses.dataclass
