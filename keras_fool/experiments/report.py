@@ -9,13 +9,13 @@ Python user gets the same numbers without reading files back.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
 from keras_fool.io import ensure_writable_dir
 from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
+from keras_fool.report.tables import format_confidence_pct, format_number, with_paper
 from keras_fool.summaries import SummaryWriter, run_logdir
 from keras_fool.validation import check_int, check_seed
 
@@ -63,22 +63,6 @@ def experiment_outputs(out, logdir, strategy, cpu_replicas):
     chief = is_chief(strategy)
     out = ensure_writable_dir(out) if chief else Path(out)
     return strategy, chief, out, SummaryWriter(run_logdir(logdir, out) if chief else None)
-
-
-def format_number(value, digits=2):
-    """``value`` with ``digits`` decimals; ``"n/a"`` for None."""
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def format_confidence_pct(value):
-    """A confidence in %, truncated (not rounded) to two decimals: 100.00 only for a probability of exactly 1."""
-    return "n/a" if value is None else f"{math.floor(value * 100.0) / 100.0:.2f}"
-
-
-def with_paper(value, paper, digits=2, confidence=False):
-    """Our value, then the paper's in parentheses (if there is one)."""
-    text = format_confidence_pct(value) if confidence else format_number(value, digits)
-    return text if paper is None else f"{text} ({paper:.{digits}f})"
 
 
 def real_confidence_markdown(entries):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from keras_fool.io import save_json, save_text
 
-__all__ = ["csv_text", "markdown_table", "save_csv", "save_json"]
+__all__ = ["csv_text", "format_confidence_pct", "format_number", "markdown_table", "save_csv", "save_json", "with_paper"]
 
 
 def csv_text(rows, columns, format_value=None):
@@ -51,3 +52,19 @@ def markdown_table(header, rows, align=None):
              "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def format_number(value, digits=2):
+    """``value`` with ``digits`` decimals; ``"n/a"`` for None."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def format_confidence_pct(value):
+    """A confidence in %, truncated (not rounded) to two decimals: 100.00 only for a probability of exactly 1."""
+    return "n/a" if value is None else f"{math.floor(value * 100.0) / 100.0:.2f}"
+
+
+def with_paper(value, paper, digits=2, confidence=False):
+    """Our value, then the paper's in parentheses (if there is one)."""
+    text = format_confidence_pct(value) if confidence else format_number(value, digits)
+    return text if paper is None else f"{text} ({paper:.{digits}f})"
