@@ -31,6 +31,7 @@ from keras_fool.report.curves import (
     cascade_markdown,
     checks_markdown,
     plot_curves,
+    table2_text,
     table_markdown,
     write_curves_csv,
     write_figures,
@@ -344,27 +345,28 @@ def _surrogates(names, behind):
     return {name: [independent] + ([behind[name]] if name in behind else []) for name in names}
 
 
-def _worst_case_text(worst_case, flagged):
-    lines = [
-        "",
-        f"Worst case: an image counts as an error if it is misclassified clean or any of "
-        f"{', '.join(worst_case.attacks)} fools it (per image, a cascade: each attack only on the survivors of "
-        f"the ones before). Each level's L-infinity radius is the model's FGSM eps of that distortion; "
-        f"{worst_case.num_images} test images; PGD {worst_case.settings.pgd_steps} steps of "
-        f"{worst_case.settings.pgd_step_fraction:g} eps, {worst_case.settings.pgd_restarts} start(s), losses "
-        f"{' and '.join(worst_case.settings.pgd_losses)}; Square {worst_case.settings.square_queries} queries.",
-        "",
-        cascade_markdown(worst_case, ROW_LABELS),
-        "Gradient-masking checks (every attack alone on the first images; errors in %, levels "
-        f"{' / '.join(f'{d:g}' for d in worst_case.distortions)}). A **NO** means the gradient attacks miss "
-        "what exists, and a low error is suspect.",
-        "",
-        checks_markdown(worst_case, ROW_LABELS),
-    ]
-    if flagged:
-        lines += ["Flagged:", ""] + [f"* {ROW_LABELS.get(model, model)}: {check.question}: NO ({check.detail})"
-                                     for model, check in flagged] + [""]
-    return "\n".join(lines)
+def _summary(budget, seed, gray_box, curves, timings, flagged):
+    """summary.json: the budget, the table's numbers, the worst case and its flags, the timings."""
+    errors = 100.0 * curves.error_at(TABLE_DISTORTIONS, "gradient_sign")
+    summary = {
+        "budget": dataclasses.asdict(budget),
+        "seed": seed,
+        "gray_box": bool(gray_box),
+        "table2_error_pct": {
+            model: {f"{d:g}": (None if np.isnan(v) else round(float(v), 3)) for d, v in zip(TABLE_DISTORTIONS, row)}
+            for model, row in zip(curves.models, errors)
+        },
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    if curves.worst_case is not None:
+        worst = 100.0 * curves.worst_case.error_at(curves.worst_case.distortions)
+        summary["table2_worst_case_error_pct"] = {
+            model: {f"{d:g}": round(float(v), 3) for d, v in zip(curves.worst_case.distortions, row)}
+            for model, row in zip(curves.worst_case.models, worst)}
+        summary["worst_case"] = curves.worst_case.to_dict()
+        summary["masking_flags"] = [{"model": model, "check": check.name, "question": check.question,
+                                     "detail": check.detail} for model, check in flagged]
+    return summary
 
 
 def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None,
@@ -456,19 +458,7 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
         timings["worst_case"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    reference = {key: values for key, (_, values) in PAPER_TABLE2.items()}
-    table = table_markdown(curves, labels=ROW_LABELS, reference=reference)
-    intro = (
-        "Error (%) on FGSM examples of the MNIST test set at average distortion dist (eq. 2), read off "
-        f"the curves by linear interpolation; the paper's value in parentheses. {curves.num_images} test "
-        f"images, {curves.strengths.shape[1]} levels per curve."
-        + (" Gray box: the FGSM direction of the pre-processing rows comes from the classifier behind the "
-           "front end, not from the defended model." if gray_box else "")
-        + (f" Bold: the worst case over {', '.join(attacks)} ({curves.worst_case.num_images} images; below)."
-           if attacks is not None else "")
-        + "\n\n"
-    )
-    text = intro + table + (_worst_case_text(curves.worst_case, flagged) if attacks is not None else "")
+    text = table2_text(curves, flagged, gray_box)
     save_text(out / "table2.md", text)
     write_table_csv(curves, out / "table2.csv")
     write_curves_csv(curves, out / "curves.csv")
@@ -477,25 +467,7 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     if logdir is not None:
         _log_to_tensorboard(logdir, curves, text, timings)
 
-    errors = 100.0 * curves.error_at(TABLE_DISTORTIONS, "gradient_sign")
-    summary = {
-        "budget": dataclasses.asdict(budget),
-        "seed": seed,
-        "gray_box": bool(gray_box),
-        "table2_error_pct": {
-            model: {f"{d:g}": (None if np.isnan(v) else round(float(v), 3)) for d, v in zip(TABLE_DISTORTIONS, row)}
-            for model, row in zip(curves.models, errors)
-        },
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
-    if attacks is not None:
-        worst = 100.0 * curves.worst_case.error_at(curves.worst_case.distortions)
-        summary["table2_worst_case_error_pct"] = {
-            model: {f"{d:g}": round(float(v), 3) for d, v in zip(curves.worst_case.distortions, row)}
-            for model, row in zip(curves.worst_case.models, worst)}
-        summary["worst_case"] = curves.worst_case.to_dict()
-        summary["masking_flags"] = [{"model": model, "check": check.name, "question": check.question,
-                                     "detail": check.detail} for model, check in flagged]
+    summary = _summary(budget, seed, gray_box, curves, timings, flagged)
     save_json(out / "summary.json", summary)
     files = [out / name for name in ("table2.md", "table2.csv", "curves.csv")]
     files += figures

@@ -25,6 +25,7 @@ __all__ = [
     "cascade_markdown",
     "checks_markdown",
     "plot_curves",
+    "table2_text",
     "table_markdown",
     "write_curves_csv",
     "write_figures",
@@ -157,6 +158,53 @@ def cascade_markdown(worst_case, labels=None):
     header = ["Method", "dist", "eps", "clean", "FGSM", "PGD", "transfer", "Square", "Square queries (mean)",
               "dist of fooling images", "seconds"]
     return markdown_table(header, rows, align="l" + "r" * (len(header) - 1))
+
+
+def _worst_case_text(worst_case, flagged):
+    lines = [
+        "",
+        f"Worst case: an image counts as an error if it is misclassified clean or any of "
+        f"{', '.join(worst_case.attacks)} fools it (per image, a cascade: each attack only on the survivors of "
+        f"the ones before). Each level's L-infinity radius is the model's FGSM eps of that distortion; "
+        f"{worst_case.num_images} test images; PGD {worst_case.settings.pgd_steps} steps of "
+        f"{worst_case.settings.pgd_step_fraction:g} eps, {worst_case.settings.pgd_restarts} start(s), losses "
+        f"{' and '.join(worst_case.settings.pgd_losses)}; Square {worst_case.settings.square_queries} queries.",
+        "",
+        cascade_markdown(worst_case, ROW_LABELS),
+        "Gradient-masking checks (every attack alone on the first images; errors in %, levels "
+        f"{' / '.join(f'{d:g}' for d in worst_case.distortions)}). A **NO** means the gradient attacks miss "
+        "what exists, and a low error is suspect.",
+        "",
+        checks_markdown(worst_case, ROW_LABELS),
+    ]
+    if flagged:
+        lines += ["Flagged:", ""] + [f"* {ROW_LABELS.get(model, model)}: {check.question}: NO ({check.detail})"
+                                     for model, check in flagged] + [""]
+    return "\n".join(lines)
+
+
+def table2_text(curves, flagged=(), gray_box=False):
+    """``table2.md``: a paragraph, Table 2 beside the paper's and, with a worst case, its cascade and checks.
+
+    Args:
+        curves: a :class:`RobustnessCurves`, with its worst case if one was run.
+        flagged: ``(model, check)`` of every gradient-masking check answered "no".
+        gray_box: whether the pre-processing rows' FGSM direction came from the classifier behind them.
+    """
+    worst_case = curves.worst_case
+    reference = {key: values for key, (_, values) in PAPER_TABLE2.items()}
+    table = table_markdown(curves, labels=ROW_LABELS, reference=reference)
+    intro = (
+        "Error (%) on FGSM examples of the MNIST test set at average distortion dist (eq. 2), read off "
+        f"the curves by linear interpolation; the paper's value in parentheses. {curves.num_images} test "
+        f"images, {curves.strengths.shape[1]} levels per curve."
+        + (" Gray box: the FGSM direction of the pre-processing rows comes from the classifier behind the "
+           "front end, not from the defended model." if gray_box else "")
+        + (f" Bold: the worst case over {', '.join(worst_case.attacks)} ({worst_case.num_images} images; below)."
+           if worst_case is not None else "")
+        + "\n\n"
+    )
+    return intro + table + (_worst_case_text(worst_case, flagged) if worst_case is not None else "")
 
 
 def plot_curves(curves, path, noise_type="gradient_sign", title=None, models=None, also=()):
