@@ -40,6 +40,7 @@ _PARTICIPANT_COLUMNS = ("participant", "simulated", "created_at", "finished_at",
                         "handedness")
 _ACCURACY_COLUMNS = ("participant", "simulated", "condition", "noise", "level", "n", "correct", "accuracy")
 _LENET_COLUMNS = ("model", "condition", "noise", "level", "accuracy_shown_images", "accuracy_own_fgsm")
+_CSV_FILES = ("answers.csv", "participants.csv", "accuracy_per_participant.csv", "lenets.csv", "summary.csv")
 _SUMMARY_COLUMNS = ("group", "condition", "noise", "level", "distortion", "n", "mean", "sd", "ci_low", "ci_high")
 
 
@@ -133,6 +134,60 @@ def _notes(config, image_set, models, people, include_unfinished, simulate, seed
     return notes
 
 
+def _people(config, image_set, real_rows, simulate, seed, include_unfinished):
+    """People (and simulated participants): one accuracy per participant and condition, and their summaries."""
+    conditions = config.conditions
+    simulated_rows = simulate_answers(config, image_set, simulate, seed)
+    all_rows = real_rows + simulated_rows
+    for row in all_rows:
+        row["condition"] = conditions[row["condition_index"]].key
+    accuracies = participant_accuracies([r for r in all_rows if include_unfinished or r["finished"]])
+    people = [a for a in accuracies if not a["simulated"]]
+    summaries = {"people": summarize(people, len(conditions))}
+    sizes = {"people": len({a["participant"] for a in people})}
+    if simulate:
+        summaries["simulated"] = summarize([a for a in accuracies if a["simulated"]], len(conditions))
+        sizes["simulated"] = simulate
+    return simulated_rows, all_rows, accuracies, summaries, sizes
+
+
+def _lenets(image_set, conditions, lenets, train_steps, verbose, summaries, sizes):
+    """LeNets: one accuracy per model and condition, both ways, added to ``summaries`` and ``sizes``."""
+    from keras_fool.human_study.lenets import lenet_accuracies, lenet_models
+
+    if verbose:
+        print(f"Scoring {lenets} LeNets on {image_set.pool_size} digits x {len(conditions)} conditions ...", flush=True)
+    models = lenet_models(lenets, train_steps=train_steps, verbose=verbose)
+    lenet_rows = lenet_accuracies(image_set, models)
+    for group, column in (("lenets_own_fgsm", "own_fgsm"), ("lenets_shown_images", "shown")):
+        summaries[group] = summarize([{"condition_index": r["condition_index"], "accuracy": r[column]}
+                                      for r in lenet_rows], len(conditions))
+        sizes[group] = len(models)
+    return models, lenet_rows
+
+
+def _write_files(out, tables, table, figure, examples, summary):
+    """Write the five CSV files (``tables``: their (rows, columns) in _CSV_FILES' order), the table, figure 8,
+    the examples and summary.json; return {name: path}."""
+    files = {name: str(out / name) for name in (*_CSV_FILES, "table.md", "figure8.png", "figure8.svg", "examples.png",
+                                                 "summary.json")}
+    for name, (rows, columns) in zip(_CSV_FILES, tables):
+        save_text(files[name], _csv_text(rows, columns))
+    save_text(files["table.md"], "# Human study: accuracy per noise level (Uličný et al., Figure 8)\n\n" + table)
+    save_figure(files["figure8.png"], figure, also=("svg",))  # the SVG byte-stable, as every figure's
+    save_png(files["examples.png"], examples)
+    save_json(files["summary.json"], summary)
+    return files
+
+
+def _participant_table(config, participant_rows, simulated_rows):
+    """participants.csv's rows: the database's participants, then the simulated ones."""
+    table = [dict(p, participant=f"P{p['participant']}", simulated=False) for p in participant_rows]
+    return table + [{"participant": p, "simulated": True, "answered": config.images_per_participant,
+                     "total": config.images_per_participant}
+                    for p in dict.fromkeys(r["participant"] for r in simulated_rows)]
+
+
 def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unfinished=False, config=None,
                  train_steps=None, verbose=False):
     """Write the study's answers and analysis into ``out`` (imports TensorFlow for the LeNets).
@@ -163,7 +218,6 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
             another design than the database's, or an image set other than the study's.
     """
     from keras_fool.human_study.images import ensure_image_set
-    from keras_fool.human_study.lenets import lenet_accuracies, lenet_models
     from keras_fool.human_study.storage import ANSWER_COLUMNS
 
     lenets = check_int("lenets", lenets, minimum=1, maximum=20)
@@ -179,28 +233,9 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
                          f"give its path with --images.")
     conditions = config.conditions
 
-    # People (and simulated participants): one accuracy per participant and condition.
-    simulated_rows = simulate_answers(config, image_set, simulate, seed)
-    all_rows = real_rows + simulated_rows
-    for row in all_rows:
-        row["condition"] = conditions[row["condition_index"]].key
-    accuracies = participant_accuracies([r for r in all_rows if include_unfinished or r["finished"]])
-    people = [a for a in accuracies if not a["simulated"]]
-    summaries = {"people": summarize(people, len(conditions))}
-    sizes = {"people": len({a["participant"] for a in people})}
-    if simulate:
-        summaries["simulated"] = summarize([a for a in accuracies if a["simulated"]], len(conditions))
-        sizes["simulated"] = simulate
-
-    # LeNets: one accuracy per model and condition, both ways.
-    if verbose:
-        print(f"Scoring {lenets} LeNets on {image_set.pool_size} digits x {len(conditions)} conditions ...", flush=True)
-    models = lenet_models(lenets, train_steps=train_steps, verbose=verbose)
-    lenet_rows = lenet_accuracies(image_set, models)
-    for group, column in (("lenets_own_fgsm", "own_fgsm"), ("lenets_shown_images", "shown")):
-        summaries[group] = summarize([{"condition_index": r["condition_index"], "accuracy": r[column]}
-                                      for r in lenet_rows], len(conditions))
-        sizes[group] = len(models)
+    simulated_rows, all_rows, accuracies, summaries, sizes = _people(config, image_set, real_rows, simulate, seed,
+                                                                     include_unfinished)
+    models, lenet_rows = _lenets(image_set, conditions, lenets, train_steps, verbose, summaries, sizes)
     notes = _notes(config, image_set, models, sizes["people"], include_unfinished, simulate, seed)
 
     def condition_columns(k):
@@ -208,10 +243,6 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
 
     summary_rows = [dict(stats, group=group, distortion=float(image_set.distortions[k]), **condition_columns(k))
                     for group in GROUPS if group in summaries for k, stats in enumerate(summaries[group])]
-    participant_table = [dict(p, participant=f"P{p['participant']}", simulated=False) for p in participant_rows]
-    participant_table += [{"participant": p, "simulated": True, "answered": config.images_per_participant,
-                           "total": config.images_per_participant}
-                          for p in dict.fromkeys(r["participant"] for r in simulated_rows)]
     table = markdown_table(conditions, image_set.distortions, summaries, sizes, notes)
     figure = plot_figure8(conditions, summaries, sizes)
     summary = {
@@ -230,19 +261,9 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
         "notes": notes,
     }
 
-    files = {name: str(out / name) for name in (
-        "answers.csv", "participants.csv", "accuracy_per_participant.csv", "lenets.csv", "summary.csv", "table.md",
-        "figure8.png", "figure8.svg", "examples.png", "summary.json")}
-    save_text(files["answers.csv"], _csv_text(all_rows, ANSWER_COLUMNS))
-    save_text(files["participants.csv"], _csv_text(participant_table, _PARTICIPANT_COLUMNS))
-    save_text(files["accuracy_per_participant.csv"], _csv_text(
-        [dict(a, **condition_columns(a["condition_index"])) for a in accuracies], _ACCURACY_COLUMNS))
-    save_text(files["lenets.csv"], _csv_text(
+    files = _write_files(out, [(all_rows, ANSWER_COLUMNS), (_participant_table(config, participant_rows, simulated_rows), _PARTICIPANT_COLUMNS), (
+        [dict(a, **condition_columns(a["condition_index"])) for a in accuracies], _ACCURACY_COLUMNS), (
         [dict(model=r["model"], accuracy_shown_images=r["shown"], accuracy_own_fgsm=r["own_fgsm"],
-              **condition_columns(r["condition_index"])) for r in lenet_rows], _LENET_COLUMNS))
-    save_text(files["summary.csv"], _csv_text(summary_rows, _SUMMARY_COLUMNS))
-    save_text(files["table.md"], "# Human study: accuracy per noise level (Uličný et al., Figure 8)\n\n" + table)
-    save_figure(files["figure8.png"], figure, also=("svg",))  # the SVG byte-stable, as every figure's
-    save_png(files["examples.png"], _examples(image_set, conditions))
-    save_json(files["summary.json"], summary)
+              **condition_columns(r["condition_index"])) for r in lenet_rows], _LENET_COLUMNS),
+        (summary_rows, _SUMMARY_COLUMNS)], table, figure, _examples(image_set, conditions), summary)
     return dict(summary, files=files, table=table)
