@@ -21,6 +21,7 @@ _SUBMODULES = (
     "experiments",
     "gradient",
     "io",
+    "report",
     "schedules",
     "summaries",
     "training",

@@ -369,6 +369,36 @@ def _summary(budget, seed, gray_box, curves, timings, flagged):
     return summary
 
 
+def _with_worst_case(curves, models, behind, x_test, y_test, budget, attacks, seed, log, timings):
+    """The curves with their worst case under ``attacks`` (unchanged if None), and the flagged checks."""
+    if attacks is None:
+        return curves, []
+    start = time.perf_counter()
+    n = budget.test_images if budget.worst_case_images is None else min(budget.worst_case_images,
+                                                                         budget.test_images)
+    worst_case = worst_case_robustness(
+        models, x_test[:n], y_test[:n], distortions=tuple(d for d in TABLE_DISTORTIONS if d > 0),
+        attacks=attacks, surrogates=_surrogates(list(models), behind), settings=budget.attack_settings, seed=seed,
+        log=lambda line: log(f"worst case {line}"))
+    curves = curves.with_worst_case(worst_case)
+    timings["worst_case"] = time.perf_counter() - start
+    return curves, worst_case.flagged()
+
+
+def _write_outputs(out, curves, flagged, gray_box, logdir, timings):
+    """Write table2.md, the CSV files and the figures (and the TensorBoard logs); return the text and the figures."""
+    start = time.perf_counter()
+    text = table2_text(curves, flagged, gray_box)
+    save_text(out / "table2.md", text)
+    write_table_csv(curves, out / "table2.csv")
+    write_curves_csv(curves, out / "curves.csv")
+    figures = write_figures(curves, out)
+    timings["outputs"] = time.perf_counter() - start
+    if logdir is not None:
+        _log_to_tensorboard(logdir, curves, text, timings)
+    return text, figures
+
+
 def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None,
                               gray_box=False, attacks=ATTACKS):
     """Reproduce Table 2 and Figures 3-7 of Uličný et al. on MNIST, with a worst case beside FGSM.
@@ -432,9 +462,8 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     start = time.perf_counter()
     parts = _Methods(budget, x_train, y_train, seed, ModelCache(out / "models"), log)
     models, behind = parts.build(methods)
-    train_timings = parts.timings
     timings["models"] = time.perf_counter() - start
-    timings.update({f"models/{k}": v for k, v in train_timings.items()})
+    timings.update({f"models/{k}": v for k, v in parts.timings.items()})
 
     start = time.perf_counter()
     curves = robustness_curves(
@@ -443,33 +472,9 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
         gradient_models=behind if gray_box else None,
     )
     timings["curves"] = time.perf_counter() - start
-
-    flagged = []
-    if attacks is not None:
-        start = time.perf_counter()
-        n = budget.test_images if budget.worst_case_images is None else min(budget.worst_case_images,
-                                                                             budget.test_images)
-        worst_case = worst_case_robustness(
-            models, x_test[:n], y_test[:n], distortions=tuple(d for d in TABLE_DISTORTIONS if d > 0),
-            attacks=attacks, surrogates=_surrogates(list(models), behind), settings=budget.attack_settings, seed=seed,
-            log=lambda line: log(f"worst case {line}"))
-        curves = curves.with_worst_case(worst_case)
-        flagged = worst_case.flagged()
-        timings["worst_case"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    text = table2_text(curves, flagged, gray_box)
-    save_text(out / "table2.md", text)
-    write_table_csv(curves, out / "table2.csv")
-    write_curves_csv(curves, out / "curves.csv")
-    figures = write_figures(curves, out)
-    timings["outputs"] = time.perf_counter() - start
-    if logdir is not None:
-        _log_to_tensorboard(logdir, curves, text, timings)
-
+    curves, flagged = _with_worst_case(curves, models, behind, x_test, y_test, budget, attacks, seed, log, timings)
+    text, figures = _write_outputs(out, curves, flagged, gray_box, logdir, timings)
     summary = _summary(budget, seed, gray_box, curves, timings, flagged)
     save_json(out / "summary.json", summary)
-    files = [out / name for name in ("table2.md", "table2.csv", "curves.csv")]
-    files += figures
-    files += [out / "summary.json", out / "models"] + ([logdir] if logdir is not None else [])
-    return ExperimentReport(text, summary, files)
+    files = [out / name for name in ("table2.md", "table2.csv", "curves.csv")] + figures + [out / "summary.json"]
+    return ExperimentReport(text, summary, files + [out / "models"] + ([logdir] if logdir is not None else []))

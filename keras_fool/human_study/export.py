@@ -261,7 +261,8 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
         "notes": notes,
     }
 
-    files = _write_files(out, [(all_rows, ANSWER_COLUMNS), (_participant_table(config, participant_rows, simulated_rows), _PARTICIPANT_COLUMNS), (
+    participants = _participant_table(config, participant_rows, simulated_rows)
+    files = _write_files(out, [(all_rows, ANSWER_COLUMNS), (participants, _PARTICIPANT_COLUMNS), (
         [dict(a, **condition_columns(a["condition_index"])) for a in accuracies], _ACCURACY_COLUMNS), (
         [dict(model=r["model"], accuracy_shown_images=r["shown"], accuracy_own_fgsm=r["own_fgsm"],
               **condition_columns(r["condition_index"])) for r in lenet_rows], _LENET_COLUMNS),

@@ -1,15 +1,17 @@
-"""The ImageNet experiment's Markdown and Figure 1 (Nguyen et al. 2015, the main text's comparison and supplements A.2 and B)."""
+"""The ImageNet experiment's Markdown and Figure 1 (Nguyen et al. 2015: main text, supplements A.2 and B)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from keras_fool.io import montage, save_png
-from keras_fool.report.papers import PAPER_IMAGENET
+from keras_fool.report.papers import PAPER_ENSEMBLE, PAPER_IMAGENET
 from keras_fool.report.tables import format_confidence_pct, format_number
 from keras_fool.report.titles import FOOLING_METHOD_TITLES
 
 __all__ = ["imagenet_markdown", "write_figure1"]
+
+_PAPER_ENSEMBLE_CLASSES_AT_90 = round(PAPER_ENSEMBLE["cells"] * PAPER_ENSEMBLE["at_90_pct"] / 100)  # 231
 
 
 def write_figure1(path, rows, target, columns, second_name=None):
@@ -139,7 +141,8 @@ def _ensemble_report(row):
         f"{format_confidence_pct(row['max_pct'])} | {row['classes_at_9999']}/{row['classes']} | "
         f"{format_confidence_pct(row['member_median_pct'][first])} | "
         f"{format_confidence_pct(row['member_median_pct'][second])} |",
-        f"| paper: ensemble of 3 | 231/1000 ({paper['classes_at_90_pct']}%) | {paper['median_pct']} | n/r | "
+        f"| paper: ensemble of 3 | {_PAPER_ENSEMBLE_CLASSES_AT_90}/{PAPER_ENSEMBLE['cells']} "
+        f"({paper['classes_at_90_pct']}%) | {paper['median_pct']} | n/r | "
         f"{paper['max_pct']:g} | n/r | n/r | n/r |",
         "",
         f"Paper: {paper['setting']}. Member medians: each network alone on the ensemble's images, for the class "

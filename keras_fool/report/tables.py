@@ -8,7 +8,8 @@ import math
 
 from keras_fool.io import save_json, save_text
 
-__all__ = ["csv_text", "format_confidence_pct", "format_number", "markdown_table", "save_csv", "save_json", "with_paper"]
+__all__ = ["csv_text", "format_confidence_pct", "format_number", "markdown_table", "save_csv", "save_json",
+           "with_paper"]
 
 
 def csv_text(rows, columns, format_value=None):

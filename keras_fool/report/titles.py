@@ -1,4 +1,5 @@
-"""How methods are named and drawn, once: the fooling methods' titles and colours, the robustness rows' labels and styles."""
+"""How methods are named and drawn, once: the fooling methods' titles and colours, the robustness rows'
+labels, colours, line styles and markers."""
 
 from __future__ import annotations
 
