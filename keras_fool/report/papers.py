@@ -35,7 +35,7 @@ PAPER_TRANSFER = {"b_to_a": 20.7, "a_to_b": 17.3,
 # Nguyen et al. (2015), supplement B: CaffeNet + AlexNet + GoogLeNet (the mean of their scores), CPPN,
 # 4000 generations, 1000 classes: 231 classes (23.1%) >= 90%, median 65.2%, max 100%; no >= 99% share
 # given (None). The ensemble experiment's CSV row takes the numeric keys; the ImageNet study's
-# summary.json the ``classes_at_90_pct`` view of :func:`ensemble_summary`.
+# summary.json keeps its own key names (experiments.imagenet.PAPER_ENSEMBLE_ROW).
 PAPER_ENSEMBLE = {"cells": 1000, "at_90_pct": 23.1, "at_99_pct": None, "median_pct": 65.2, "max_pct": 100.0,
                   "setting": "CaffeNet + AlexNet + GoogLeNet, 4000 generations, 1000 classes: 231 classes >= 90% "
                              "(supplement B)"}
