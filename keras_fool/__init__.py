@@ -21,6 +21,7 @@ _SUBMODULES = (
     "evolution",
     "experiments",
     "io",
+    "report",
     "run_folder",
     "schedules",
     "summaries",

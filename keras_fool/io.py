@@ -8,7 +8,6 @@ A crash (even ``kill -9``) leaves either the old file or the new one, never half
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import io
 import json
@@ -27,10 +26,7 @@ __all__ = [
     "ensure_writable_dir",
     "load_npz",
     "montage",
-    "new_figure",
     "remove_stale_temporaries",
-    "save_csv",
-    "save_figure",
     "save_json",
     "save_npz",
     "save_png",
@@ -144,60 +140,6 @@ def save_text(path, text):
     """Write a text file atomically."""
     with atomic_write(path, "w") as f:
         f.write(text)
-
-
-def save_csv(path, rows, columns):
-    """Write ``rows`` (dicts, or sequences in ``columns`` order) as CSV with a header, atomically.
-
-    Missing dict values and None are written as empty cells.
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(list(columns))
-    for row in rows:
-        values = [row.get(k) for k in columns] if isinstance(row, dict) else list(row)
-        writer.writerow(["" if v is None else v for v in values])
-    save_text(path, buffer.getvalue())
-
-
-def new_figure(width=7.0, height=4.5, dpi=100):
-    """A Matplotlib figure on its own Agg canvas (no pyplot, no global backend change)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=dpi)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(path, figure, also=()):
-    """Write a Matplotlib figure atomically, in the format ``path``'s suffix names (PNG without one).
-
-    Args:
-        path: the file to write.
-        figure: a Matplotlib figure.
-        also: further formats (e.g. ``("svg",)`` or ``("pdf",)``), each written atomically beside
-            ``path``: the same name with that suffix. Vector files carry no creation date and SVG
-            ids are salted with a constant, so the same figure gives the same bytes.
-
-    Returns:
-        The paths written, ``path`` first.
-    """
-    import matplotlib
-
-    path = Path(path)
-    written = []
-    for fmt in [path.suffix.lstrip(".") or "png", *also]:
-        target = path if not written else path.with_suffix("." + fmt)
-        # A creation date would make every run's vector file differ; PNG carries none.
-        metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
-        buffer = io.BytesIO()
-        with matplotlib.rc_context({"svg.hashsalt": "keras-fool"}):
-            figure.savefig(buffer, format=fmt, metadata=metadata)
-        with atomic_write(target) as f:
-            f.write(buffer.getvalue())
-        written.append(target)
-    return written
 
 
 def sha256_file(path, chunk_size=1 << 20):

@@ -28,6 +28,7 @@ LAYERS = (
     ("evolution",),
     ("evaluation",),
     ("training",),
+    ("report",),  # presentation: figures, tables, paper numbers, titles; renders what evaluation computes
     ("experiments", "human_study", "audit"),
     ("cli",),
     ("__main__",),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from keras_fool.evolution.outputs import elite_captions
-from keras_fool.io import montage, new_figure
+from keras_fool.io import montage
+from keras_fool.report.figures import figure_bytes, image_png_bytes, new_figure
+from keras_fool.report.titles import FOOLING_COLOURS, NOISE_COLOURS, SHORT_NOISE_TITLES
+from keras_fool.report.titles import FOOLING_METHOD_TITLES as METHOD_TITLES
 
 __all__ = ["FIGURES", "HISTOGRAM_BINS", "METHOD_TITLES", "confidence_figure", "fooling_montage", "progress_figure",
            "robustness_figure"]
@@ -22,18 +23,14 @@ FIGURES = {
     "robustness": "robustness.png",
 }
 HISTOGRAM_BINS = 25  # of the confidence histograms, over [0, 1] (report.json's and the figure's)
-METHOD_TITLES = {"direct": "direct encoding", "cppn": "CPPN encoding", "gradient": "gradient ascent"}
-COLOURS = {"direct": "#1f77b4", "cppn": "#d62728", "gradient": "#2ca02c", "gaussian": "#7f7f7f",
-           "gradient_sign": "#1f77b4", "worst": "#d62728"}
+COLOURS = {**FOOLING_COLOURS, **NOISE_COLOURS}
 
 
 def _png(image_or_figure):
-    buffer = io.BytesIO()
+    """PNG bytes of a figure (without Matplotlib's version tag) or of a PIL image."""
     if hasattr(image_or_figure, "savefig"):
-        image_or_figure.savefig(buffer, format="png", metadata={"Software": None})
-    else:
-        image_or_figure.save(buffer, format="PNG")
-    return buffer.getvalue()
+        return figure_bytes(image_or_figure, "png", metadata={"Software": None})
+    return image_png_bytes(image_or_figure)
 
 
 def fooling_montage(arrays, class_names, title, max_images=50):
@@ -116,11 +113,10 @@ def robustness_figure(curves, worst):
     """Error against distortion: the Gaussian and FGSM curves and the worst case, with the 50% line."""
     figure = new_figure(7.0, 4.0)
     axes = figure.add_subplot(1, 1, 1)
-    titles = {"gaussian": "Gaussian noise", "gradient_sign": "FGSM"}
     for noise, curve in curves["curves"].items():
         order = np.argsort(curve["distortion"], kind="stable")
         axes.plot(np.asarray(curve["distortion"])[order], 100 * np.asarray(curve["error"])[order],
-                  label=titles.get(noise, noise), color=COLOURS[noise], linewidth=2)
+                  label=SHORT_NOISE_TITLES.get(noise, noise), color=COLOURS[noise], linewidth=2)
     if worst and worst.get("available"):
         distortions = [0.0] + [lv["distortion"] for lv in worst["levels"]]
         errors = [worst["clean_error"]] + [lv["error"] for lv in worst["levels"]]

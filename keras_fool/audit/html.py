@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import html
 
+from keras_fool.report.titles import FOOLING_METHOD_TITLES, fooling_method_title
+from keras_fool.report.titles import SHORT_NOISE_TITLES as NOISE_TITLES
+
 __all__ = ["SECTION_IDS", "render_html"]
 
 SECTION_IDS = ("model-card", "fooling", "confidence", "robustness", "transfer", "verdict")
-METHOD_TITLES = {"direct": "Direct encoding", "cppn": "CPPN encoding", "gradient": "Gradient ascent"}
-NOISE_TITLES = {"gaussian": "Gaussian noise", "gradient_sign": "FGSM"}
+METHOD_TITLES = {method: fooling_method_title(method, capital=True) for method in FOOLING_METHOD_TITLES}
 
 CSS = """
 :root { color-scheme: light; }

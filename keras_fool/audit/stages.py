@@ -39,6 +39,7 @@ import numpy as np
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.search import THRESHOLDS, threshold_counts
 from keras_fool.io import load_npz, remove_stale_temporaries, save_json, save_npz
+from keras_fool.report.titles import FOOLING_METHOD_TITLES
 from keras_fool.validation import derive_seed
 
 __all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "run_stages"]
@@ -46,9 +47,9 @@ __all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "
 FOOLING_METHODS = ("direct", "cppn", "gradient")
 STAGE_TITLES = {
     "model_card": "model card: clean accuracy and confidence",
-    "fooling_direct": "fooling images: direct encoding (MAP-Elites)",
-    "fooling_cppn": "fooling images: CPPN encoding (MAP-Elites)",
-    "fooling_gradient": "fooling images: gradient ascent",
+    "fooling_direct": f"fooling images: {FOOLING_METHOD_TITLES['direct']} (MAP-Elites)",
+    "fooling_cppn": f"fooling images: {FOOLING_METHOD_TITLES['cppn']} (MAP-Elites)",
+    "fooling_gradient": f"fooling images: {FOOLING_METHOD_TITLES['gradient']}",
     "robustness_curves": "robustness: Gaussian noise and FGSM curves",
     "worst_case": "robustness: worst case over attacks, gradient-masking checks",
     "transfer": "transfer: fooling images shown to the other models",

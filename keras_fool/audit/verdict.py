@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 
 from keras_fool.audit.budgets import BUDGET_NAMES
+from keras_fool.report.titles import FOOLING_METHOD_TITLES
 
 __all__ = ["defenses", "verdict"]
 
-METHOD_TITLES = {"direct": "the direct encoding", "cppn": "CPPNs", "gradient": "gradient ascent"}
 UNDERESTIMATE_POINTS = 10.0  # FGSM "underestimates" when the worst case is this many points higher
 
 
@@ -40,9 +40,9 @@ def _fooling_sentences(report):
         if m["fooled_99"]:
             when = (f" within {m['max_first_99']} {unit}s (median {m['median_first_99']:g})"
                     if m["max_first_99"] is not None else "")
-            parts.append(f"{m['fooled_99']} of {tried} with {METHOD_TITLES[method]}{when}")
+            parts.append(f"{m['fooled_99']} of {tried} with {FOOLING_METHOD_TITLES[method]}{when}")
         else:
-            parts.append(f"none of {tried} with {METHOD_TITLES[method]} in {m[unit + 's']} {unit}s")
+            parts.append(f"none of {tried} with {FOOLING_METHOD_TITLES[method]} in {m[unit + 's']} {unit}s")
     sentence = (f"{fooling['fooled_99_any']} of {tried} classes{subset} were fooled at >= 99% confidence by "
                 f"unrecognisable images: " + "; ".join(parts) + ".")
     return [sentence]

@@ -24,14 +24,14 @@ from keras_fool.experiments.report import (
     load_test_set,
     real_confidence_markdown,
 )
-from keras_fool.io import save_csv, save_json, save_npz, save_png, save_text
+from keras_fool.io import save_json, save_npz, save_png, save_text
+from keras_fool.report.papers import PAPER_ENSEMBLE
+from keras_fool.report.tables import save_csv
 from keras_fool.target import Target
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_ENSEMBLE", "run_ensemble_experiment"]
 
-# Supplement B (ImageNet: CaffeNet + AlexNet + GoogLeNet, CPPN, 4000 generations, 1000 classes).
-PAPER_ENSEMBLE = {"cells": 1000, "at_90_pct": 23.1, "at_99_pct": None, "median_pct": 65.2, "max_pct": 100.0}
 
 
 def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=10, generations=200, population=200,

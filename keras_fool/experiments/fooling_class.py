@@ -27,7 +27,10 @@ from keras_fool.experiments.report import (
     real_confidence_markdown,
     with_paper,
 )
-from keras_fool.io import ensure_writable_dir, new_figure, save_csv, save_figure, save_json, save_npz, save_text
+from keras_fool.io import ensure_writable_dir, save_json, save_npz, save_text
+from keras_fool.report.figures import new_figure, save_figure
+from keras_fool.report.papers import PAPER_TABLE_S2
+from keras_fool.report.tables import save_csv
 from keras_fool.schedules import CaffeInverseDecay
 from keras_fool.training.fooling_class import train_on_fooling_images
 from keras_fool.training.loops import snapshot
@@ -37,25 +40,6 @@ from keras_fool.zoo.presets import FINE_TUNE
 __all__ = ["PAPER_TABLE_S2", "TABLE_S2_COLUMNS", "plot_median_confidence", "run_fooling_class_experiment",
            "table_s2_markdown"]
 
-# Table S2: iteration, error (%) on the validation set with fooling images, error (%) on the MNIST
-# test set, training and validation set sizes, median confidence (%) of images evolved against DNN_i.
-PAPER_TABLE_S2 = (
-    (1, 0.94, 0.94, 60000, 10000, 99.99),
-    (2, 1.02, 0.87, 66000, 11000, 97.42),
-    (3, 0.92, 0.87, 67000, 11100, 99.83),
-    (4, 0.89, 0.83, 68000, 11200, 72.52),
-    (5, 0.90, 0.96, 69000, 11300, 97.55),
-    (6, 0.89, 0.99, 70000, 11400, 99.68),
-    (7, 0.86, 0.98, 71000, 11500, 76.13),
-    (8, 0.91, 1.01, 72000, 11600, 99.96),
-    (9, 0.90, 0.86, 73000, 11700, 99.51),
-    (10, 0.84, 0.94, 74000, 11800, 99.48),
-    (11, 0.80, 0.93, 75000, 11900, 98.62),
-    (12, 0.82, 0.98, 76000, 12000, 99.97),
-    (13, 0.75, 0.90, 77000, 12100, 99.93),
-    (14, 0.80, 0.96, 78000, 12200, 99.15),
-    (15, 0.79, 0.95, 79000, 12300, 99.15),
-)
 TABLE_S2_COLUMNS = ("iteration", "error_pct", "mnist_error_pct", "train", "val", "score_pct", "fooled_99_pct",
                     "runs", "fooling_share_pct", "real_all_pct", "real_correct_pct", "real_wrong_pct", "real_wrong",
                     "train_seconds", "evolve_seconds", "paper_error_pct", "paper_mnist_error_pct", "paper_train",

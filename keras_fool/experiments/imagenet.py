@@ -44,9 +44,13 @@ from pathlib import Path
 import numpy as np
 
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
-from keras_fool.experiments.report import ExperimentReport, format_confidence_pct, format_number
 from keras_fool.evolution.gradient import ascent_settings
-from keras_fool.io import montage, save_csv, save_json, save_png, save_text
+from keras_fool.experiments.report import ExperimentReport
+from keras_fool.io import save_json, save_text
+from keras_fool.report.imagenet import imagenet_markdown, write_figure1
+from keras_fool.report.papers import PAPER_ENSEMBLE, PAPER_IMAGENET, PAPER_TRANSFER
+from keras_fool.report.tables import format_confidence_pct, format_number, save_csv
+from keras_fool.report.titles import FOOLING_METHOD_TITLES
 from keras_fool.run_folder import RunFolder
 from keras_fool.summaries import SummaryWriter
 from keras_fool.validation import check_int, check_number, check_seed
@@ -70,31 +74,16 @@ DEFAULT_CLASSES = ("king penguin", "starfish", "baseball", "electric guitar", "f
 METHODS = ("direct", "cppn", "gradient")
 ASCENT_BATCH = 32  # classes per compiled gradient-ascent loop
 FIGURE_CLASSES = 10  # columns of figure1.png: the first ten classes (the paper's Figure 1 shows a selection too)
-METHOD_NAMES = {"direct": "direct encoding", "cppn": "CPPN encoding", "gradient": "gradient ascent"}
 STUDY_NAMES = {"transfer": "CPPN, second network", "ensemble": "CPPN, ensemble"}
 STUDY_FOLDERS = {"transfer": "second_cppn", "ensemble": "ensemble_cppn"}  # each study's evolution, under OUT
-# Nguyen et al. (2015) on ImageNet (AlexNet-like DNN, 1000 classes): the main text's median for the
-# direct encoding, supplement F's for CPPNs after 5000 generations, supplement E's for gradient ascent.
-PAPER_IMAGENET = {
-    "direct": {"median_pct": 21.59, "setting": "main text, 1000 classes"},
-    "cppn": {"median_pct": 88.11, "setting": "5000 generations of 400, 1000 classes (supplement F)"},
-    "gradient": {"median_pct": 99.99, "setting": "'quickly produces confidence over 99.99%' (supplement E)"},
-}
 # Studies with a second network, after the three methods: transfer (supplement A.2) and an ensemble (supplement B).
 STUDIES = ("transfer", "ensemble")
 SECOND_MODEL = {"efficientnet_lite0_imagenet": "efficientnet_lite1_imagenet",  # second_model="auto": another
                 "efficientnet_lite1_imagenet": "efficientnet_lite0_imagenet",  # network that works offline
                 "efficientnet_lite2_imagenet": "efficientnet_lite0_imagenet"}
-# Supplement A.2: of 1000 images evolved for GoogLeNet, 20.7% get the same top-1 label from AlexNet; 17.3% the
-# other way. Paired with ours by strength: the second, stronger network's images shown to the first ("b_to_a")
-# as GoogLeNet's to AlexNet.
-PAPER_TRANSFER = {"b_to_a": 20.7, "a_to_b": 17.3,
-                  "setting": "1000 evolved images per network, GoogLeNet -> AlexNet 20.7%, AlexNet -> GoogLeNet 17.3% "
-                             "(supplement A.2)"}
-# Supplement B: CaffeNet + AlexNet + GoogLeNet (the mean of their scores), 4000 generations, 1000 classes.
-PAPER_ENSEMBLE = {"classes_at_90_pct": 23.1, "median_pct": 65.2, "max_pct": 100.0,
-                  "setting": "CaffeNet + AlexNet + GoogLeNet, 4000 generations, 1000 classes: 231 classes >= 90% "
-                             "(supplement B)"}
+# The ensemble study's row in summary.json keeps the paper's numbers under its own keys.
+PAPER_ENSEMBLE_ROW = {"classes_at_90_pct": PAPER_ENSEMBLE["at_90_pct"], "median_pct": PAPER_ENSEMBLE["median_pct"],
+                      "max_pct": PAPER_ENSEMBLE["max_pct"], "setting": PAPER_ENSEMBLE["setting"]}
 # What must match for a resumed run to reuse a finished method's row instead of running it again.
 REUSE_KEYS = ("model", "classes", "generations", "population", "steps", "crops", "regularization", "stop_at", "paper",
               "seed")
@@ -401,7 +390,7 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
             save_progress()
 
     summary["complete"] = True
-    markdown = _report(summary)
+    markdown = imagenet_markdown(summary)
     if not chief:  # another worker of a cluster: the same numbers, nothing written
         return ExperimentReport(markdown, summary, [])
     figure = _figure(out, options["methods"], target, studies, _name(second) if studies else None)
@@ -528,129 +517,14 @@ def _ensemble(folder, ensemble, first, second_at_first, evolve):
                              arrays["labels"], batch_size=16)
     classes = len(arrays["labels"])
     row.update(members=[_name(first), _name(second_at_first)], member_median_pct=members,
-               classes=classes, classes_at_90_pct=100.0 * row["classes_at_90"] / classes, paper=PAPER_ENSEMBLE)
+               classes=classes, classes_at_90_pct=100.0 * row["classes_at_90"] / classes, paper=PAPER_ENSEMBLE_ROW)
     evolve["log"](f"cppn against the ensemble: median {format_confidence_pct(row['median_pct'])}%, "
                   f"{row['classes_at_90']}/{classes} classes >= 90%")
     return row
 
 
 def _figure(out, methods, target, studies=(), second_name=None):
-    """Figure 1 of the paper, our way: one row per method (and study), one column per class (the first ten).
-
-    The second network's images are resized to the first's for the figure only.
-    """
-    import tensorflow as tf
-
-    from keras_fool.evolution import load_archive
-    from keras_fool.evolution.outputs import format_confidence
-
-    rows = [(m, out / m, METHOD_NAMES[m]) for m in methods]
-    rows += [(s, out / STUDY_FOLDERS[s], STUDY_NAMES[s]) for s in studies]
-    images, captions = [], []
-    for _, folder, _ in rows:
-        arrays = load_archive(folder / "archive.npz")
-        shown = slice(0, FIGURE_CLASSES)
-        chosen = arrays["images"][shown]
-        if chosen.shape[1:] != target.image_shape:
-            chosen = tf.image.resize(chosen, target.image_shape[:2]).numpy().clip(0.0, 1.0)
-        for image, label, confidence in zip(chosen, arrays["labels"][shown], arrays["confidences"][shown]):
-            images.append(image)
-            captions.append(f"{target.class_names[int(label)]}: {format_confidence(float(confidence))}")
-    models = " + ".join(str(next(iter(m.values()))) for m in target.get_config()["models"])
-    title = f"{models}: images it labels with these confidences"
-    if studies:  # the study rows' confidences are another network's
-        title = (f"Images labelled with these confidences by {models} (methods), by {second_name} (second network) "
-                 "and by the mean of the two (ensemble)")
-    path = out / "figure1.png"
-    save_png(path, montage(np.stack(images), captions, columns=len(images) // len(rows), scale=1, title=title,
-                           row_labels=[label for _, _, label in rows]))
-    return path
-
-
-def _report(summary):
-    rows, config = summary["rows"], summary["config"]
-    classes = ", ".join(config["class_names"])
-    lines = [
-        "# Fooling an ImageNet classifier: direct encoding, CPPN, gradient ascent\n",
-        f"Target: {', '.join(str(m) for m in config['model'])}{' (10 crops)' if config['crops'] == 10 else ''}. "
-        f"Classes ({len(config['classes'])}): {classes}. Budget per method: {config['budget_evaluations']:,} "
-        f"evaluations ({config['generations']} generations of {config['population']} after the random population; "
-        f"gradient ascent up to {config['steps']} steps per class, regularization `{config['regularization']}`); "
-        + (f"each method stops once every class reaches {100 * config['stop_at']:g}%." if config["stop_at"]
-           else "no early stop.") + "\n",
-        "| method | evaluations | generations / steps | seconds | evaluations/s | raw model images/s | % of raw "
-        "| median % | min % | max % | >= 99.99% | paper median % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {METHOD_NAMES[row['method']]} | {row['evaluations']:,} | {row['generations_or_steps']} | "
-            f"{row['seconds']:.0f} | {format_number(row['evaluations_per_second'], 1)} | "
-            f"{format_number(row['raw_images_per_second'], 1)} | {format_number(row['speed_vs_raw_pct'], 1)} | "
-            f"{format_confidence_pct(row['median_pct'])} | {format_confidence_pct(row['min_pct'])} | "
-            f"{format_confidence_pct(row['max_pct'])} | {row['classes_at_9999']}/{len(config['classes'])} | "
-            f"{row['paper_median_pct']} |")
-    lines.append("")
-    lines.append("Paper (Nguyen et al. 2015, AlexNet-like DNN, 1000 classes): "
-                 + "; ".join(f"{METHOD_NAMES[m]} {p['median_pct']}% ({p['setting']})"
-                             for m, p in PAPER_IMAGENET.items())
-                 + ".")
-    lines.append("")
-    lines.append("Evaluations are images scored; a gradient step (forward and backward pass) counts as one evaluation "
-                 "but costs about three forward passes. Speeds exclude tracing; `% of raw` compares each method with "
-                 "the model alone at the same batch (forward, or forward and backward for gradient ascent), "
-                 "measured just before and after it.")
-    if "transfer" in summary:
-        lines += _transfer_report(summary["transfer"], len(config["classes"]))
-    if "ensemble" in summary:
-        lines += _ensemble_report(summary["ensemble"])
-    return "\n".join(lines) + "\n"
-
-
-def _transfer_report(transfer, classes):
-    evolution = transfer["evolution"]
-    lines = [
-        "",
-        "## Transfer to a second network (supplement A.2)\n",
-        f"CPPN images evolved against {transfer['second_model']} at the same budget: median "
-        f"{format_confidence_pct(evolution['median_pct'])}%, max {format_confidence_pct(evolution['max_pct'])}%, "
-        f"{evolution['classes_at_9999']}/{classes} classes >= 99.99%, {evolution['evaluations']:,} evaluations in "
-        f"{evolution['seconds']:.0f} s. Each network's images (one per class) shown to the other, resized to its "
-        "input size where they differ:\n",
-        "| images | evolved for | shown to | images | top-1 matches % | matches >= 99% on both % "
-        "| matches higher on the original % | paper top-1 matches % |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in transfer["rows"]:
-        paper = "" if row["paper_top1_match_pct"] is None else f"{row['paper_top1_match_pct']}"
-        lines.append(f"| {METHOD_NAMES[row['method']]} | {row['evolved_for']} | {row['shown_to']} | {row['images']} "
-                     f"| {format_number(row['top1_match_pct'], 1)} | {format_number(row['both_99_pct'], 1)} | "
-                     f"{format_number(row['higher_on_original_pct'], 1)} | {paper} |")
-    lines += ["", f"Paper: {transfer['paper']['setting']}; the second network's images shown to the first are "
-                  "set beside GoogLeNet's shown to AlexNet (the stronger network's to the weaker)."]
-    return lines
-
-
-def _ensemble_report(row):
-    first, second = row["members"]
-    paper = row["paper"]
-    return [
-        "",
-        "## An ensemble of the two networks (supplement B)\n",
-        f"CPPN images evolved against the mean of {first}'s and {second}'s probabilities at the same budget "
-        f"({row['evaluations']:,} evaluations in {row['seconds']:.0f} s):\n",
-        "| target | classes >= 90% | median % | min % | max % | >= 99.99% | median % by "
-        f"{first} alone | by {second} alone |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| ours: ensemble of 2 | {row['classes_at_90']}/{row['classes']} "
-        f"({format_number(row['classes_at_90_pct'], 1)}%) | {format_confidence_pct(row['median_pct'])} | "
-        f"{format_confidence_pct(row['min_pct'])} | "
-        f"{format_confidence_pct(row['max_pct'])} | {row['classes_at_9999']}/{row['classes']} | "
-        f"{format_confidence_pct(row['member_median_pct'][first])} | "
-        f"{format_confidence_pct(row['member_median_pct'][second])} |",
-        f"| paper: ensemble of 3 | 231/1000 ({paper['classes_at_90_pct']}%) | {paper['median_pct']} | n/r | "
-        f"{paper['max_pct']:g} | n/r | n/r | n/r |",
-        "",
-        f"Paper: {paper['setting']}. Member medians: each network alone on the ensemble's images, for the class "
-        "each image was evolved for.",
-    ]
+    """Figure 1 of the paper, our way (:func:`~keras_fool.report.imagenet.write_figure1`): one row per method and study."""
+    rows = [(out / m, FOOLING_METHOD_TITLES[m]) for m in methods]
+    rows += [(out / STUDY_FOLDERS[s], STUDY_NAMES[s]) for s in studies]
+    return write_figure1(out / "figure1.png", rows, target, FIGURE_CLASSES, second_name if studies else None)

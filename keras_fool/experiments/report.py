@@ -9,11 +9,12 @@ Python user gets the same numbers without reading files back.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
+from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
+from keras_fool.report.tables import format_confidence_pct, format_number, with_paper
 from keras_fool.run_folder import RunFolder
 from keras_fool.summaries import SummaryWriter
 from keras_fool.validation import check_int, check_seed
@@ -29,9 +30,6 @@ __all__ = [
     "real_confidence_markdown",
     "with_paper",
 ]
-
-# Supplement F (ImageNet, AlexNet on the 50,000 validation images), and the CPPN images' median.
-PAPER_REAL_CONFIDENCE = {"all_pct": 60.3, "correct_pct": 86.7, "wrong_pct": 33.7, "fooling_pct": 88.11}
 
 
 @dataclasses.dataclass
@@ -68,22 +66,6 @@ def experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite=False):
     chief = is_chief(strategy)
     folder = RunFolder(out, "summary.json", overwrite=overwrite, resumable=False, logdir=logdir, chief=chief)
     return strategy, chief, folder.path, SummaryWriter(folder.board)
-
-
-def format_number(value, digits=2):
-    """``value`` with ``digits`` decimals; ``"n/a"`` for None."""
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def format_confidence_pct(value):
-    """A confidence in %, truncated (not rounded) to two decimals: 100.00 only for a probability of exactly 1."""
-    return "n/a" if value is None else f"{math.floor(value * 100.0) / 100.0:.2f}"
-
-
-def with_paper(value, paper, digits=2, confidence=False):
-    """Our value, then the paper's in parentheses (if there is one)."""
-    text = format_confidence_pct(value) if confidence else format_number(value, digits)
-    return text if paper is None else f"{text} ({paper:.{digits}f})"
 
 
 def real_confidence_markdown(entries):

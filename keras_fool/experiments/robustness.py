@@ -4,10 +4,8 @@
 error-vs-distortion curves (:func:`keras_fool.evaluation.curves.robustness_curves`) and their
 worst case under a set of attacks with the gradient-masking checks
 (:func:`keras_fool.evaluation.worst_case.worst_case_robustness`), and writes the table beside the
-paper's, the CSV files and the figures. :func:`table_markdown`, :func:`write_curves_csv`,
-:func:`write_table_csv`, :func:`plot_curves` and :func:`write_figures` turn any
-:class:`~keras_fool.evaluation.curves.RobustnessCurves` (with its worst case, if it has one) into
-those files; :func:`checks_markdown` and :func:`cascade_markdown` describe a worst case.
+paper's, the CSV files and the figures, rendered by :mod:`keras_fool.report.curves` (whose
+functions this module re-exports for its callers).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -23,10 +20,26 @@ import numpy as np
 from keras_fool import zoo
 from keras_fool.data import load_mnist
 from keras_fool.defenses import Committee, LowPassFilter, stack_front_end
-from keras_fool.evaluation.curves import NOISE_TITLES, RobustnessCurves, robustness_curves
+from keras_fool.evaluation.curves import RobustnessCurves, robustness_curves
 from keras_fool.evaluation.worst_case import ATTACKS, AttackSettings, check_attack_names, worst_case_robustness
 from keras_fool.experiments.report import ExperimentReport
-from keras_fool.io import new_figure, save_csv, save_figure, save_json, save_text, sha256_file
+from keras_fool.io import save_json, save_text, sha256_file
+from keras_fool.report.curves import (
+    FIGURE_FORMATS,
+    PAPER_FIGURES,
+    TABLE_DISTORTIONS,
+    cascade_markdown,
+    checks_markdown,
+    plot_curves,
+    table2_text,
+    table_markdown,
+    write_curves_csv,
+    write_figures,
+    write_table_csv,
+)
+from keras_fool.report.papers import PAPER_TABLE2
+from keras_fool.report.titles import ROBUSTNESS_METHODS as METHODS
+from keras_fool.report.titles import ROW_LABELS, method_style
 from keras_fool.run_folder import RunFolder
 from keras_fool.summaries import SummaryWriter
 from keras_fool.training import robust_models
@@ -57,308 +70,6 @@ __all__ = [
     "write_figures",
     "write_table_csv",
 ]
-
-TABLE_DISTORTIONS = (0.0, 0.1, 0.2)
-
-# Table 2 of the paper: error (%) on FGSM examples at dist = 0 / 0.1 / 0.2.
-PAPER_TABLE2 = {
-    "no_method": ("No method", (0.83, 73.6, 96.1)),
-    "dropout": ("Dropout", (0.91, 35.7, 98.1)),
-    "low_pass": ("Low-pass filter", (1.38, 52.0, 95.0)),
-    "dae": ("DAE", (1.27, 52.4, 93.2)),
-    "low_pass_dropout": ("Low-pass filter + dropout", (2.51, 34.8, 88.5)),
-    "dae_dropout": ("DAE + dropout", (1.56, 21.4, 90.3)),
-    "standard_committee": ("Standard committee", (0.86, 70.9, 97.2)),
-    "adversarial_training": ("Adversarial training after 5 stages", (0.87, 44.5, 92.1)),
-    "adversarial_committee": ("Committee of models trained on adv. examples", (0.65, 9.8, 36.5)),
-}
-
-
-def write_curves_csv(curves, path):
-    """Write every point of the curves as CSV, atomically.
-
-    Columns: ``model, noise_type, level, strength, distortion, error`` (error as a fraction),
-    one row per model, noise type and level (M * T * L rows); then, if the curves carry a worst
-    case, one row per model and level with noise type ``worst_case`` (strength: the attacks'
-    L-infinity radius; distortion: the level).
-    """
-    rows = [(model, noise_type, level, f"{strength:.6g}", f"{curves.distortion[m, t, level]:.6g}",
-             f"{curves.error[m, t, level]:.6g}")
-            for m, model in enumerate(curves.models)
-            for t, noise_type in enumerate(curves.noise_types)
-            for level, strength in enumerate(curves.strengths[t])]
-    if curves.worst_case is not None:
-        rows += [(model, "worst_case", j, f"{level.eps:.6g}", f"{level.distortion:.6g}", f"{level.error:.6g}")
-                 for model in curves.worst_case.models
-                 for j, level in enumerate(curves.worst_case.per_model[model].levels)]
-    save_csv(path, rows, ("model", "noise_type", "level", "strength", "distortion", "error"))
-
-
-def _worst_distortions(curves, distortions):
-    """The distortions (> 0) of ``distortions`` at which the curves carry a worst case."""
-    if curves.worst_case is None:
-        return ()
-    return tuple(d for d in distortions if d > 0 and any(abs(d - w) < 1e-9 for w in curves.worst_case.distortions))
-
-
-def write_table_csv(curves, path, noise_type="gradient_sign", distortions=TABLE_DISTORTIONS):
-    """Write the Table 2 numbers (error in % at each distortion) as CSV, atomically.
-
-    Columns: ``model`` then ``error_pct_at_<d>`` for every distortion (read off the curves); NaN
-    where a curve does not reach that distortion. With a worst case, then ``worst_case_pct_at_<d>``
-    for every distortion above 0 it was evaluated at (NaN for a model it was not run on).
-    """
-    values = 100.0 * curves.error_at(distortions, noise_type)
-    worst = _worst_distortions(curves, distortions)
-    worst_values = 100.0 * curves.worst_case_error_at(worst)
-    rows = [[model] + [f"{v:.2f}" for v in row] + [f"{v:.2f}" for v in extra]
-            for model, row, extra in zip(curves.models, values, worst_values)]
-    save_csv(path, rows, ["model"] + [f"error_pct_at_{d:g}" for d in distortions]
-             + [f"worst_case_pct_at_{d:g}" for d in worst])
-
-
-def table_markdown(curves, noise_type="gradient_sign", distortions=TABLE_DISTORTIONS, labels=None, reference=None):
-    """Table 2 as Markdown: error (%) of each model at each distortion, read off its curve.
-
-    When the curves carry a worst case (and ``noise_type`` is the gradient-sign one), every
-    distortion it was evaluated at gets a second column, the worst-case error, beside the FGSM one.
-
-    Args:
-        curves: a :class:`RobustnessCurves`.
-        noise_type: which curves (the paper's Table 2 is gradient-sign noise).
-        distortions: the D distortion columns.
-        labels: optional dict model name -> row label.
-        reference: optional dict model name -> D reference values (e.g. the paper's) shown in
-            parentheses after ours (FGSM columns only).
-
-    Returns:
-        The table as a string (a header line, a rule and one line per model). "n/r" marks a
-        distortion the curve did not reach, "-" a worst case not evaluated.
-    """
-    values = 100.0 * curves.error_at(distortions, noise_type)
-    worst = _worst_distortions(curves, distortions) if noise_type == "gradient_sign" else ()
-    worst_values = 100.0 * curves.worst_case_error_at(worst)
-    headers = []
-    for d in distortions:
-        headers.append(f"dist={d:g} FGSM" if d in worst else f"dist={d:g}")
-        if d in worst:
-            headers.append(f"dist={d:g} worst case")
-    lines = ["| Method | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
-    for m, (model, row) in enumerate(zip(curves.models, values)):
-        cells = []
-        for j, (d, value) in enumerate(zip(distortions, row)):
-            cell = "n/r" if np.isnan(value) else f"{value:.2f}"
-            if reference and model in reference:
-                cell += f" ({reference[model][j]:g})"
-            cells.append(cell)
-            if d in worst:
-                w = worst_values[m, worst.index(d)]
-                cells.append("-" if np.isnan(w) else f"**{w:.2f}**")
-        label = (labels or {}).get(model, model)
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def checks_markdown(worst_case, labels=None):
-    """The gradient-masking checks of every model as a Markdown table: yes / **NO** / not run, with numbers.
-
-    Columns: the five checks of :func:`~keras_fool.evaluation.worst_case.masking_checks`; each cell
-    is the answer and the numbers behind it (errors in %, levels separated by ``/``). Models
-    evaluated without diagnostics are left out.
-    """
-    rows = [(name, worst_case.per_model[name].diagnostics) for name in worst_case.models
-            if worst_case.per_model[name].diagnostics is not None]
-    if not rows:
-        return ""
-    questions = [check.question for check in rows[0][1].checks]
-    lines = ["| Method | images | " + " | ".join(questions) + " |", "|---|---:|" + "---|" * len(questions)]
-    for name, diagnostics in rows:
-        cells = [f"{'**NO**' if c.passed is False else c.answer} ({c.short})" for c in diagnostics.checks]
-        lines.append(f"| {(labels or {}).get(name, name)} | {diagnostics.images} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def cascade_markdown(worst_case, labels=None):
-    """How each model's worst case came about: radius, then the images each attack fooled first, as Markdown.
-
-    One row per model and level: the L-infinity radius, the clean errors, then per stage of the
-    cascade ``fooled / attempted`` (transfer stages summed), Square's mean queries, the mean eq. 2
-    distortion of the images an attack fooled, and the seconds.
-    """
-    lines = ["| Method | dist | eps | clean | FGSM | PGD | transfer | Square | Square queries (mean) | "
-             "dist of fooling images | seconds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-
-    def cell(level, prefix):
-        stages = [s for s in level.stages if s == prefix or s.startswith(prefix + ":")]
-        if not stages:
-            return "-"
-        return f"{sum(level.fooled[s] for s in stages)} / {level.attempted[stages[0]]}"
-
-    for name in worst_case.models:
-        for level in worst_case.per_model[name].levels:
-            lines.append(
-                f"| {(labels or {}).get(name, name)} | {level.distortion:g} | {level.eps:.3f} | {level.fooled['clean']} | "
-                + " | ".join(cell(level, p) for p in ("fgsm", "pgd", "transfer", "square"))
-                + f" | {level.queries.get('mean', '-')} | "
-                + ("-" if np.isnan(level.fooling_distortion) else f"{level.fooling_distortion:.3f}")
-                + f" | {sum(level.seconds.values()):.0f} |")
-    return "\n".join(lines) + "\n"
-
-
-# How each method looks in every figure: its own colour, line style and marker, so that the curves
-# stay apart in greyscale too, and the same method looks the same in every figure. The markers
-# leave out "o" (the paper's values) and "x" (the worst case).
-_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-            "#17becf")
-_LINE_STYLES = ("-", "--", "-.", ":")
-_MARKERS = ("s", "^", "v", "D", "*", "<", ">", "p", "P", "h")
-PAPER_MARKER = {"marker": "o", "markersize": 9, "markerfacecolor": "none", "markeredgewidth": 1.6, "linestyle": "none"}
-WORST_CASE_MARKER = {"marker": "x", "markersize": 9, "markeredgewidth": 2, "linestyle": "none"}
-
-
-def _style_index(model, index):
-    return METHODS.index(model) if model in METHODS else len(METHODS) + index
-
-
-def method_style(model, index=0):
-    """Colour, line style and marker of a method's curve: ``{"color", "linestyle", "marker"}``.
-
-    A method of :data:`METHODS` always gets the same style (its place in :data:`METHODS`); any other
-    name gets the style of its ``index`` (its place among the plotted models) past the methods'.
-    """
-    i = _style_index(model, index)
-    return {"color": _COLOURS[i % len(_COLOURS)], "linestyle": _LINE_STYLES[i % len(_LINE_STYLES)],
-            "marker": _MARKERS[i % len(_MARKERS)]}
-
-
-def plot_curves(curves, path, noise_type="gradient_sign", title=None, models=None, also=()):
-    """Plot error (%) against distortion, one line per model, like the paper's Figures 3-7.
-
-    Every method is drawn in its :func:`method_style` and named by its Table 2 label
-    (:data:`ROW_LABELS`). On the gradient-sign plot the paper's Table 2 values of a method (if it
-    is one of the paper's) are hollow circles of the same colour at dist 0 / 0.1 / 0.2, and a
-    model's worst case (if the curves carry one) is crosses of the same colour at its distortion
-    levels. The legend, below the axes, explains both marker kinds; the figure grows with its rows.
-
-    Args:
-        curves: a :class:`RobustnessCurves`.
-        path: the file to write (``.png``; its suffix picks the format).
-        noise_type: which curves.
-        title: the plot's title; the noise type's name and the number of test images by default.
-        models: the models to draw, among the curves'; all of them by default.
-        also: further formats written beside ``path`` under the same name, e.g. ``("svg",)``.
-
-    Returns:
-        The Matplotlib figure (already written).
-
-    Raises:
-        ValueError: an unknown noise type or model.
-    """
-    from matplotlib.lines import Line2D
-
-    if noise_type not in curves.noise_types:
-        raise ValueError(f"noise_type must be one of {curves.noise_types}. Received: noise_type={noise_type!r}")
-    models = curves.models if models is None else tuple(models)
-    unknown = [model for model in models if model not in curves.models]
-    if unknown:
-        raise ValueError(f"models must be among the curves' {list(curves.models)}. Received: {unknown}")
-    t = curves.noise_types.index(noise_type)
-    gradient_sign = noise_type == "gradient_sign"
-    worst = curves.worst_case if gradient_sign else None
-    paper = {key: values for key, (_, values) in PAPER_TABLE2.items()} if gradient_sign else {}
-    handles, drew_paper, drew_worst = [], False, False
-    figure = new_figure()
-    axes = figure.add_subplot(1, 1, 1)
-    for index, model in enumerate(models):
-        m = curves.models.index(model)
-        style = method_style(model, index)
-        # Markers along the curve every tenth of the axes' diagonal, each method starting a little
-        # further along, so that the markers of curves that lie on top of each other do not coincide.
-        start = 0.01 * (_style_index(model, index) % 10)
-        (line,) = axes.plot(curves.distortion[m, t], 100.0 * curves.error[m, t], label=ROW_LABELS.get(model, model),
-                            linewidth=1.5, markersize=5, markevery=(start, 0.1), **style)
-        handles.append(line)
-        if model in paper:
-            axes.plot(TABLE_DISTORTIONS, paper[model], color=style["color"], **PAPER_MARKER)
-            drew_paper = True
-        if worst is not None and model in worst.per_model:
-            levels = worst.per_model[model].levels
-            axes.plot([lv.distortion for lv in levels], [100.0 * lv.error for lv in levels], color=style["color"],
-                      **WORST_CASE_MARKER)
-            drew_worst = True
-    # Proxy entries that explain the two marker kinds, in black (the colour names the method).
-    if drew_paper:
-        handles.append(Line2D([], [], color="black", label="paper, Table 2", **PAPER_MARKER))
-    if drew_worst:
-        handles.append(Line2D([], [], color="black", label=f"worst case over {', '.join(worst.attacks)}",
-                              **WORST_CASE_MARKER))
-    axes.set_xlabel("average distortion per pixel, dist (eq. 2)")
-    axes.set_ylabel("test error (%)")
-    # A little room beyond 0 and 100 %, so that the markers of a saturated curve are not cut in half.
-    axes.set_ylim(-2, 102)
-    axes.set_yticks(range(0, 101, 20))
-    axes.set_xlim(left=0)
-    axes.grid(True, alpha=0.3)
-    axes.set_title(title or f"{NOISE_TITLES[noise_type]}, {curves.num_images} test images")
-    # The legend sits below the plotting area, in two columns; every row past the first makes the
-    # figure taller instead of the axes smaller. Constrained layout keeps it clear of the axes.
-    columns = 2 if len(handles) > 1 else 1
-    rows = -(-len(handles) // columns)
-    figure.set_size_inches(figure.get_figwidth(), figure.get_figheight() + 0.2 * (rows - 1))
-    figure.set_layout_engine("constrained")
-    figure.legend(handles=handles, loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
-    save_figure(path, figure, also=also)
-    return figure
-
-
-# One figure per figure of the paper: (file stem, noise type, title, the methods it compares). The
-# paper has no Inp-Dropout row in Table 2, so Figures 3-4 compare All-Dropout with the plain LeNet;
-# Figure 7 adds the adversarially trained single model and PGD training to the paper's committees.
-PAPER_FIGURES = (
-    ("figure3_dropout_gradient_sign", "gradient_sign", "Fig. 3: dropout",
-     ("no_method", "dropout")),
-    ("figure4_dropout_gaussian", "gaussian", "Fig. 4: dropout",
-     ("no_method", "dropout")),
-    ("figure5_preprocessing_gradient_sign", "gradient_sign", "Fig. 5: pre-processing",
-     ("no_method", "low_pass", "dae", "low_pass_dropout", "dae_dropout")),
-    ("figure6_preprocessing_gaussian", "gaussian", "Fig. 6: pre-processing",
-     ("no_method", "low_pass", "dae", "low_pass_dropout", "dae_dropout")),
-    ("figure7_committees_gradient_sign", "gradient_sign", "Fig. 7: committees, adversarial training",
-     ("no_method", "standard_committee", "adversarial_committee", "adversarial_training", "pgd_training")),
-)
-FIGURE_FORMATS = ("png", "svg")
-
-
-def write_figures(curves, out):
-    """Write every figure of the curves into the folder ``out``, each as PNG and SVG, atomically.
-
-    ``curves_<noise type>`` holds every model; ``figure<N>_...`` (see :data:`PAPER_FIGURES`) the
-    methods of one of the paper's figures that the curves hold, and is written only when they hold
-    one besides ``no_method``. Such a file left by an earlier run that this one does not write is
-    removed, so the folder never shows a figure of methods that were not run.
-
-    Returns:
-        The paths written.
-    """
-    out = Path(out)
-    written = []
-    for noise_type in curves.noise_types:
-        path = out / f"curves_{noise_type}.{FIGURE_FORMATS[0]}"
-        plot_curves(curves, path, noise_type, also=FIGURE_FORMATS[1:])
-        written += [path.with_suffix("." + fmt) for fmt in FIGURE_FORMATS]
-    for stem, noise_type, caption, methods in PAPER_FIGURES:
-        chosen = tuple(method for method in methods if method in curves.models)
-        paths = [out / f"{stem}.{fmt}" for fmt in FIGURE_FORMATS]
-        if noise_type not in curves.noise_types or not set(chosen) - {"no_method"}:
-            for stale in paths:
-                stale.unlink(missing_ok=True)
-            continue
-        title = f"As the paper's {caption}\n{NOISE_TITLES[noise_type]}, {curves.num_images} test images"
-        plot_curves(curves, paths[0], noise_type, title=title, models=chosen, also=FIGURE_FORMATS[1:])
-        written += paths
-    return written
-
 
 # --------------------------------------------------------------------------- the experiment
 
@@ -450,9 +161,6 @@ QUICK_BUDGET = ExperimentBudget(test_images=1000, levels=20, dropout_steps=1500,
                                 committee_steps=600, stages=5, steps_per_stage=200, pool_size=2000, pgd_steps=400,
                                 pgd_attack_steps=5, attack_settings=AttackSettings(square_queries=300, diagnostic_images=200))
 
-ROW_LABELS = {key: label for key, (label, _) in PAPER_TABLE2.items()}
-ROW_LABELS["pgd_training"] = "PGD adversarial training (beyond the paper)"
-METHODS = tuple(ROW_LABELS)  # the rows of Table 2, in the paper's order, then ours
 
 
 # The pre-processing rows: which row's classifier sits behind the front end.
@@ -638,27 +346,58 @@ def _surrogates(names, behind):
     return {name: [independent] + ([behind[name]] if name in behind else []) for name in names}
 
 
-def _worst_case_text(worst_case, flagged):
-    lines = [
-        "",
-        f"Worst case: an image counts as an error if it is misclassified clean or any of "
-        f"{', '.join(worst_case.attacks)} fools it (per image, a cascade: each attack only on the survivors of "
-        f"the ones before). Each level's L-infinity radius is the model's FGSM eps of that distortion; "
-        f"{worst_case.num_images} test images; PGD {worst_case.settings.pgd_steps} steps of "
-        f"{worst_case.settings.pgd_step_fraction:g} eps, {worst_case.settings.pgd_restarts} start(s), losses "
-        f"{' and '.join(worst_case.settings.pgd_losses)}; Square {worst_case.settings.square_queries} queries.",
-        "",
-        cascade_markdown(worst_case, ROW_LABELS),
-        "Gradient-masking checks (every attack alone on the first images; errors in %, levels "
-        f"{' / '.join(f'{d:g}' for d in worst_case.distortions)}). A **NO** means the gradient attacks miss "
-        "what exists, and a low error is suspect.",
-        "",
-        checks_markdown(worst_case, ROW_LABELS),
-    ]
-    if flagged:
-        lines += ["Flagged:", ""] + [f"* {ROW_LABELS.get(model, model)}: {check.question}: NO ({check.detail})"
-                                     for model, check in flagged] + [""]
-    return "\n".join(lines)
+def _summary(budget, seed, gray_box, curves, timings, flagged):
+    """summary.json: the budget, the table's numbers, the worst case and its flags, the timings."""
+    errors = 100.0 * curves.error_at(TABLE_DISTORTIONS, "gradient_sign")
+    summary = {
+        "budget": dataclasses.asdict(budget),
+        "seed": seed,
+        "gray_box": bool(gray_box),
+        "table2_error_pct": {
+            model: {f"{d:g}": (None if np.isnan(v) else round(float(v), 3)) for d, v in zip(TABLE_DISTORTIONS, row)}
+            for model, row in zip(curves.models, errors)
+        },
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    if curves.worst_case is not None:
+        worst = 100.0 * curves.worst_case.error_at(curves.worst_case.distortions)
+        summary["table2_worst_case_error_pct"] = {
+            model: {f"{d:g}": round(float(v), 3) for d, v in zip(curves.worst_case.distortions, row)}
+            for model, row in zip(curves.worst_case.models, worst)}
+        summary["worst_case"] = curves.worst_case.to_dict()
+        summary["masking_flags"] = [{"model": model, "check": check.name, "question": check.question,
+                                     "detail": check.detail} for model, check in flagged]
+    return summary
+
+
+def _with_worst_case(curves, models, behind, x_test, y_test, budget, attacks, seed, log, timings):
+    """The curves with their worst case under ``attacks`` (unchanged if None), and the flagged checks."""
+    if attacks is None:
+        return curves, []
+    start = time.perf_counter()
+    n = budget.test_images if budget.worst_case_images is None else min(budget.worst_case_images,
+                                                                         budget.test_images)
+    worst_case = worst_case_robustness(
+        models, x_test[:n], y_test[:n], distortions=tuple(d for d in TABLE_DISTORTIONS if d > 0),
+        attacks=attacks, surrogates=_surrogates(list(models), behind), settings=budget.attack_settings, seed=seed,
+        log=lambda line: log(f"worst case {line}"))
+    curves = curves.with_worst_case(worst_case)
+    timings["worst_case"] = time.perf_counter() - start
+    return curves, worst_case.flagged()
+
+
+def _write_outputs(out, curves, flagged, gray_box, logdir, timings):
+    """Write table2.md, the CSV files and the figures (and the TensorBoard logs); return the text and the figures."""
+    start = time.perf_counter()
+    text = table2_text(curves, flagged, gray_box)
+    save_text(out / "table2.md", text)
+    write_table_csv(curves, out / "table2.csv")
+    write_curves_csv(curves, out / "curves.csv")
+    figures = write_figures(curves, out)
+    timings["outputs"] = time.perf_counter() - start
+    if logdir is not None:
+        _log_to_tensorboard(logdir, curves, text, timings)
+    return text, figures
 
 
 def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=None, seed=0, log=None,
@@ -724,9 +463,8 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     start = time.perf_counter()
     parts = _Methods(budget, x_train, y_train, seed, ModelCache(out / "models"), log)
     models, behind = parts.build(methods)
-    train_timings = parts.timings
     timings["models"] = time.perf_counter() - start
-    timings.update({f"models/{k}": v for k, v in train_timings.items()})
+    timings.update({f"models/{k}": v for k, v in parts.timings.items()})
 
     start = time.perf_counter()
     curves = robustness_curves(
@@ -735,63 +473,9 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
         gradient_models=behind if gray_box else None,
     )
     timings["curves"] = time.perf_counter() - start
-
-    flagged = []
-    if attacks is not None:
-        start = time.perf_counter()
-        n = budget.test_images if budget.worst_case_images is None else min(budget.worst_case_images,
-                                                                             budget.test_images)
-        worst_case = worst_case_robustness(
-            models, x_test[:n], y_test[:n], distortions=tuple(d for d in TABLE_DISTORTIONS if d > 0),
-            attacks=attacks, surrogates=_surrogates(list(models), behind), settings=budget.attack_settings, seed=seed,
-            log=lambda line: log(f"worst case {line}"))
-        curves = curves.with_worst_case(worst_case)
-        flagged = worst_case.flagged()
-        timings["worst_case"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    reference = {key: values for key, (_, values) in PAPER_TABLE2.items()}
-    table = table_markdown(curves, labels=ROW_LABELS, reference=reference)
-    intro = (
-        "Error (%) on FGSM examples of the MNIST test set at average distortion dist (eq. 2), read off "
-        f"the curves by linear interpolation; the paper's value in parentheses. {curves.num_images} test "
-        f"images, {curves.strengths.shape[1]} levels per curve."
-        + (" Gray box: the FGSM direction of the pre-processing rows comes from the classifier behind the "
-           "front end, not from the defended model." if gray_box else "")
-        + (f" Bold: the worst case over {', '.join(attacks)} ({curves.worst_case.num_images} images; below)."
-           if attacks is not None else "")
-        + "\n\n"
-    )
-    text = intro + table + (_worst_case_text(curves.worst_case, flagged) if attacks is not None else "")
-    save_text(out / "table2.md", text)
-    write_table_csv(curves, out / "table2.csv")
-    write_curves_csv(curves, out / "curves.csv")
-    figures = write_figures(curves, out)
-    timings["outputs"] = time.perf_counter() - start
-    if logdir is not None:
-        _log_to_tensorboard(logdir, curves, text, timings)
-
-    errors = 100.0 * curves.error_at(TABLE_DISTORTIONS, "gradient_sign")
-    summary = {
-        "budget": dataclasses.asdict(budget),
-        "seed": seed,
-        "gray_box": bool(gray_box),
-        "table2_error_pct": {
-            model: {f"{d:g}": (None if np.isnan(v) else round(float(v), 3)) for d, v in zip(TABLE_DISTORTIONS, row)}
-            for model, row in zip(curves.models, errors)
-        },
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
-    if attacks is not None:
-        worst = 100.0 * curves.worst_case.error_at(curves.worst_case.distortions)
-        summary["table2_worst_case_error_pct"] = {
-            model: {f"{d:g}": round(float(v), 3) for d, v in zip(curves.worst_case.distortions, row)}
-            for model, row in zip(curves.worst_case.models, worst)}
-        summary["worst_case"] = curves.worst_case.to_dict()
-        summary["masking_flags"] = [{"model": model, "check": check.name, "question": check.question,
-                                     "detail": check.detail} for model, check in flagged]
+    curves, flagged = _with_worst_case(curves, models, behind, x_test, y_test, budget, attacks, seed, log, timings)
+    text, figures = _write_outputs(out, curves, flagged, gray_box, logdir, timings)
+    summary = _summary(budget, seed, gray_box, curves, timings, flagged)
     save_json(out / "summary.json", summary)
-    files = [out / name for name in ("table2.md", "table2.csv", "curves.csv")]
-    files += figures
-    files += [out / "summary.json", out / "models"] + ([logdir] if logdir is not None else [])
-    return ExperimentReport(text, summary, files)
+    files = [out / name for name in ("table2.md", "table2.csv", "curves.csv")] + figures + [out / "summary.json"]
+    return ExperimentReport(text, summary, files + [out / "models"] + ([logdir] if logdir is not None else []))

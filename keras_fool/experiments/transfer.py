@@ -26,18 +26,14 @@ from keras_fool.experiments.report import (
     real_confidence_markdown,
     with_paper,
 )
-from keras_fool.io import save_csv, save_json, save_npz, save_png, save_text
+from keras_fool.io import save_json, save_npz, save_png, save_text
+from keras_fool.report.papers import PAPER_TABLE_S1
+from keras_fool.report.tables import save_csv
 from keras_fool.target import Target
 from keras_fool.validation import derive_seed
 
 __all__ = ["PAPER_TABLE_S1", "TABLE_S1_LABELS", "TRANSFER_IMAGES", "run_transfer_experiment"]
 
-# Table S1, MNIST: (DNN_A on DNN_B's images, DNN_B on DNN_A's images, average), in %.
-PAPER_TABLE_S1 = {
-    "top1_match_pct": (43.3, 48.7, 46.0),
-    "both_99_pct": (27.3, 27.3, 27.3),
-    "higher_on_original_pct": (88.5, 95.9, 92.2),
-}
 TABLE_S1_LABELS = {
     "top1_match_pct": "Top-1 matches",
     "both_99_pct": "Top-1 matches scoring >= 99% on both",

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from keras_fool.report.figures import new_figure
+from keras_fool.report import tables
 from keras_fool.validation import check_int, check_number
 
 __all__ = [
@@ -221,11 +223,9 @@ def markdown_table(conditions, distortions, summaries, group_sizes, notes=()):
     if "simulated" in summaries:
         lines += ["> **This table includes SIMULATED participants; their column is not data from people.**", ""]
     header = ["condition", "distortion"] + [f"{GROUPS[g]} (n={group_sizes[g]})" for g in groups]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-    for k, condition in enumerate(conditions):
-        cells = [condition.title, f"{distortions[k]:.3f}"] + [_cell(summaries[g][k]) for g in groups]
-        lines.append("| " + " | ".join(cells) + " |")
+    rows = [[condition.title, f"{distortions[k]:.3f}"] + [_cell(summaries[g][k]) for g in groups]
+            for k, condition in enumerate(conditions)]
+    lines += tables.markdown_table(header, rows, align="l" + "r" * (len(header) - 1)).splitlines()
     if notes:
         lines.append("")
         lines += [f"* {note}" for note in notes]
@@ -249,11 +249,7 @@ def plot_figure8(conditions, summaries, group_sizes, title="Human study (Uličn�
     Returns:
         A Matplotlib ``Figure`` (no pyplot state is touched).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(10.0, 5.4), dpi=110)
-    FigureCanvasAgg(figure)
+    figure = new_figure(10.0, 5.4, dpi=110)
     axes = figure.subplots(1, 2, sharey=True)
     clean = [k for k, c in enumerate(conditions) if c.noise == "clean" and c.count > 0]
     panels = (("gaussian", "Gaussian noise", "sigma (σ)"), ("fgsm", "Gradient sign noise (FGSM)", "epsilon (ε)"))

@@ -17,8 +17,6 @@ Every file is written atomically into the output folder:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
@@ -30,7 +28,9 @@ from keras_fool.human_study.analysis import (
     summarize,
 )
 from keras_fool.human_study.simulation import simulate_answers
-from keras_fool.io import atomic_write, ensure_writable_dir, save_json, save_png
+from keras_fool.io import ensure_writable_dir, save_json, save_png, save_text
+from keras_fool.report.figures import save_figure
+from keras_fool.report.tables import csv_text
 from keras_fool.validation import check_bool, check_int, check_seed
 
 __all__ = ["INTERVAL", "export_study"]
@@ -40,37 +40,22 @@ _PARTICIPANT_COLUMNS = ("participant", "simulated", "created_at", "finished_at",
                         "handedness")
 _ACCURACY_COLUMNS = ("participant", "simulated", "condition", "noise", "level", "n", "correct", "accuracy")
 _LENET_COLUMNS = ("model", "condition", "noise", "level", "accuracy_shown_images", "accuracy_own_fgsm")
+_CSV_FILES = ("answers.csv", "participants.csv", "accuracy_per_participant.csv", "lenets.csv", "summary.csv")
 _SUMMARY_COLUMNS = ("group", "condition", "noise", "level", "distortion", "n", "mean", "sd", "ci_low", "ci_high")
 
 
 def _csv_text(rows, columns):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None or (isinstance(row.get(c), float) and math.isnan(row[c]))
-                         else _format(row[c]) for c in columns])
-    return buffer.getvalue()
+    return csv_text(rows, columns, format_value=_format)
 
 
 def _format(value):
+    if isinstance(value, float) and math.isnan(value):
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.6g}"
     return value
-
-
-def _write_text(path, text):
-    with atomic_write(path, "w") as f:
-        f.write(text)
-
-
-def _write_figure(path, figure, fmt):
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-    with atomic_write(path) as f:
-        f.write(buffer.getvalue())
 
 
 def _json_number(value):
@@ -149,6 +134,60 @@ def _notes(config, image_set, models, people, include_unfinished, simulate, seed
     return notes
 
 
+def _people(config, image_set, real_rows, simulate, seed, include_unfinished):
+    """People (and simulated participants): one accuracy per participant and condition, and their summaries."""
+    conditions = config.conditions
+    simulated_rows = simulate_answers(config, image_set, simulate, seed)
+    all_rows = real_rows + simulated_rows
+    for row in all_rows:
+        row["condition"] = conditions[row["condition_index"]].key
+    accuracies = participant_accuracies([r for r in all_rows if include_unfinished or r["finished"]])
+    people = [a for a in accuracies if not a["simulated"]]
+    summaries = {"people": summarize(people, len(conditions))}
+    sizes = {"people": len({a["participant"] for a in people})}
+    if simulate:
+        summaries["simulated"] = summarize([a for a in accuracies if a["simulated"]], len(conditions))
+        sizes["simulated"] = simulate
+    return simulated_rows, all_rows, accuracies, summaries, sizes
+
+
+def _lenets(image_set, conditions, lenets, train_steps, verbose, summaries, sizes):
+    """LeNets: one accuracy per model and condition, both ways, added to ``summaries`` and ``sizes``."""
+    from keras_fool.human_study.lenets import lenet_accuracies, lenet_models
+
+    if verbose:
+        print(f"Scoring {lenets} LeNets on {image_set.pool_size} digits x {len(conditions)} conditions ...", flush=True)
+    models = lenet_models(lenets, train_steps=train_steps, verbose=verbose)
+    lenet_rows = lenet_accuracies(image_set, models)
+    for group, column in (("lenets_own_fgsm", "own_fgsm"), ("lenets_shown_images", "shown")):
+        summaries[group] = summarize([{"condition_index": r["condition_index"], "accuracy": r[column]}
+                                      for r in lenet_rows], len(conditions))
+        sizes[group] = len(models)
+    return models, lenet_rows
+
+
+def _write_files(out, tables, table, figure, examples, summary):
+    """Write the five CSV files (``tables``: their (rows, columns) in _CSV_FILES' order), the table, figure 8,
+    the examples and summary.json; return {name: path}."""
+    files = {name: str(out / name) for name in (*_CSV_FILES, "table.md", "figure8.png", "figure8.svg", "examples.png",
+                                                 "summary.json")}
+    for name, (rows, columns) in zip(_CSV_FILES, tables):
+        save_text(files[name], _csv_text(rows, columns))
+    save_text(files["table.md"], "# Human study: accuracy per noise level (Uličný et al., Figure 8)\n\n" + table)
+    save_figure(files["figure8.png"], figure, also=("svg",))  # the SVG byte-stable, as every figure's
+    save_png(files["examples.png"], examples)
+    save_json(files["summary.json"], summary)
+    return files
+
+
+def _participant_table(config, participant_rows, simulated_rows):
+    """participants.csv's rows: the database's participants, then the simulated ones."""
+    table = [dict(p, participant=f"P{p['participant']}", simulated=False) for p in participant_rows]
+    return table + [{"participant": p, "simulated": True, "answered": config.images_per_participant,
+                     "total": config.images_per_participant}
+                    for p in dict.fromkeys(r["participant"] for r in simulated_rows)]
+
+
 def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unfinished=False, config=None,
                  train_steps=None, verbose=False):
     """Write the study's answers and analysis into ``out`` (imports TensorFlow for the LeNets).
@@ -179,7 +218,6 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
             another design than the database's, or an image set other than the study's.
     """
     from keras_fool.human_study.images import ensure_image_set
-    from keras_fool.human_study.lenets import lenet_accuracies, lenet_models
     from keras_fool.human_study.storage import ANSWER_COLUMNS
 
     lenets = check_int("lenets", lenets, minimum=1, maximum=20)
@@ -195,28 +233,9 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
                          f"give its path as images=PATH.")
     conditions = config.conditions
 
-    # People (and simulated participants): one accuracy per participant and condition.
-    simulated_rows = simulate_answers(config, image_set, simulate, seed)
-    all_rows = real_rows + simulated_rows
-    for row in all_rows:
-        row["condition"] = conditions[row["condition_index"]].key
-    accuracies = participant_accuracies([r for r in all_rows if include_unfinished or r["finished"]])
-    people = [a for a in accuracies if not a["simulated"]]
-    summaries = {"people": summarize(people, len(conditions))}
-    sizes = {"people": len({a["participant"] for a in people})}
-    if simulate:
-        summaries["simulated"] = summarize([a for a in accuracies if a["simulated"]], len(conditions))
-        sizes["simulated"] = simulate
-
-    # LeNets: one accuracy per model and condition, both ways.
-    if verbose:
-        print(f"Scoring {lenets} LeNets on {image_set.pool_size} digits x {len(conditions)} conditions ...", flush=True)
-    models = lenet_models(lenets, train_steps=train_steps, verbose=verbose)
-    lenet_rows = lenet_accuracies(image_set, models)
-    for group, column in (("lenets_own_fgsm", "own_fgsm"), ("lenets_shown_images", "shown")):
-        summaries[group] = summarize([{"condition_index": r["condition_index"], "accuracy": r[column]}
-                                      for r in lenet_rows], len(conditions))
-        sizes[group] = len(models)
+    simulated_rows, all_rows, accuracies, summaries, sizes = _people(config, image_set, real_rows, simulate, seed,
+                                                                     include_unfinished)
+    models, lenet_rows = _lenets(image_set, conditions, lenets, train_steps, verbose, summaries, sizes)
     notes = _notes(config, image_set, models, sizes["people"], include_unfinished, simulate, seed)
 
     def condition_columns(k):
@@ -224,10 +243,6 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
 
     summary_rows = [dict(stats, group=group, distortion=float(image_set.distortions[k]), **condition_columns(k))
                     for group in GROUPS if group in summaries for k, stats in enumerate(summaries[group])]
-    participant_table = [dict(p, participant=f"P{p['participant']}", simulated=False) for p in participant_rows]
-    participant_table += [{"participant": p, "simulated": True, "answered": config.images_per_participant,
-                           "total": config.images_per_participant}
-                          for p in dict.fromkeys(r["participant"] for r in simulated_rows)]
     table = markdown_table(conditions, image_set.distortions, summaries, sizes, notes)
     figure = plot_figure8(conditions, summaries, sizes)
     summary = {
@@ -246,20 +261,10 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
         "notes": notes,
     }
 
-    files = {name: str(out / name) for name in (
-        "answers.csv", "participants.csv", "accuracy_per_participant.csv", "lenets.csv", "summary.csv", "table.md",
-        "figure8.png", "figure8.svg", "examples.png", "summary.json")}
-    _write_text(files["answers.csv"], _csv_text(all_rows, ANSWER_COLUMNS))
-    _write_text(files["participants.csv"], _csv_text(participant_table, _PARTICIPANT_COLUMNS))
-    _write_text(files["accuracy_per_participant.csv"], _csv_text(
-        [dict(a, **condition_columns(a["condition_index"])) for a in accuracies], _ACCURACY_COLUMNS))
-    _write_text(files["lenets.csv"], _csv_text(
+    participants = _participant_table(config, participant_rows, simulated_rows)
+    files = _write_files(out, [(all_rows, ANSWER_COLUMNS), (participants, _PARTICIPANT_COLUMNS), (
+        [dict(a, **condition_columns(a["condition_index"])) for a in accuracies], _ACCURACY_COLUMNS), (
         [dict(model=r["model"], accuracy_shown_images=r["shown"], accuracy_own_fgsm=r["own_fgsm"],
-              **condition_columns(r["condition_index"])) for r in lenet_rows], _LENET_COLUMNS))
-    _write_text(files["summary.csv"], _csv_text(summary_rows, _SUMMARY_COLUMNS))
-    _write_text(files["table.md"], "# Human study: accuracy per noise level (Uličný et al., Figure 8)\n\n" + table)
-    _write_figure(files["figure8.png"], figure, "png")
-    _write_figure(files["figure8.svg"], figure, "svg")
-    save_png(files["examples.png"], _examples(image_set, conditions))
-    save_json(files["summary.json"], summary)
+              **condition_columns(r["condition_index"])) for r in lenet_rows], _LENET_COLUMNS),
+        (summary_rows, _SUMMARY_COLUMNS)], table, figure, _examples(image_set, conditions), summary)
     return dict(summary, files=files, table=table)

@@ -1,0 +1,71 @@
+"""Tables as text: CSV (one writer for every experiment's and study's CSV), Markdown and JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from keras_fool.io import save_json, save_text
+
+__all__ = ["csv_text", "format_confidence_pct", "format_number", "markdown_table", "save_csv", "save_json",
+           "with_paper"]
+
+
+def csv_text(rows, columns, format_value=None):
+    """``rows`` (dicts, or sequences in ``columns`` order) as CSV text with a header line.
+
+    Args:
+        rows: the rows; a dict's missing keys and None are empty cells.
+        columns: the header.
+        format_value: optional function applied to every cell that is not None (e.g. to write
+            floats with 6 significant digits, or NaN as an empty cell by returning "").
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in rows:
+        values = [row.get(k) for k in columns] if isinstance(row, dict) else list(row)
+        writer.writerow(["" if v is None else v if format_value is None else format_value(v) for v in values])
+    return buffer.getvalue()
+
+
+def save_csv(path, rows, columns, format_value=None):
+    """Write :func:`csv_text` of the rows to ``path``, atomically."""
+    save_text(path, csv_text(rows, columns, format_value))
+
+
+def markdown_table(header, rows, align=None):
+    """A Markdown table: a header line, a rule and one line per row, each line ending in a newline.
+
+    Args:
+        header: the column titles.
+        rows: sequences of cells (strings, or anything ``str`` writes), as many as the header.
+        align: one letter per column, ``"l"`` (``---``) or ``"r"`` (``---:``); all left by default.
+
+    Returns:
+        The table as a string.
+    """
+    align = align or "l" * len(header)
+    if len(align) != len(header):
+        raise ValueError(f"align must have a letter per column ({len(header)}). Received: align={align!r}")
+    lines = ["| " + " | ".join(str(h) for h in header) + " |",
+             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def format_number(value, digits=2):
+    """``value`` with ``digits`` decimals; ``"n/a"`` for None."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def format_confidence_pct(value):
+    """A confidence in %, truncated (not rounded) to two decimals: 100.00 only for a probability of exactly 1."""
+    return "n/a" if value is None else f"{math.floor(value * 100.0) / 100.0:.2f}"
+
+
+def with_paper(value, paper, digits=2, confidence=False):
+    """Our value, then the paper's in parentheses (if there is one)."""
+    text = format_confidence_pct(value) if confidence else format_number(value, digits)
+    return text if paper is None else f"{text} ({paper:.{digits}f})"
