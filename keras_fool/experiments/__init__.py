@@ -1,4 +1,5 @@
-"""The papers' experiments, one function each; every one returns an :class:`ExperimentReport`.
+"""The papers' experiments, one function each; every one returns a :class:`~keras_fool.report.result.Result`
+(``ExperimentReport``, the name it had before the audit shared it).
 
 - :func:`run_fooling_class_experiment` (supplement C, Table S2), :func:`run_transfer_experiment`
   (supplement A, Table S1), :func:`run_ensemble_experiment` (supplement B) of Nguyen et al. 2015;

@@ -1,19 +1,18 @@
 """What every experiment shares: where it writes under a strategy, its returned report, number formats,
 the real-image confidence table, the MNIST test set at a budget, and the checks of an evolution budget.
 
-Every experiment function returns an :class:`ExperimentReport` -- the Markdown report, the dict
-written to ``summary.json`` and the files written -- so the command line only prints it, and a
-Python user gets the same numbers without reading files back.
+Every experiment function returns a :class:`~keras_fool.report.result.Result` (``ExperimentReport`` is
+the same class) -- the Markdown report, the dict written to ``summary.json`` and the files written --
+so the command line only prints it, and a Python user gets the same numbers without reading files back.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 
 from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
 from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
+from keras_fool.report.result import Result
 from keras_fool.report.tables import format_confidence_pct, format_number, with_paper
 from keras_fool.run_folder import RunFolder
 from keras_fool.summaries import SummaryWriter
@@ -32,22 +31,8 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass
-class ExperimentReport:
-    """What an experiment returns.
-
-    Attributes:
-        markdown: the report, as written to the experiment's ``.md`` file.
-        summary: the dict written to ``summary.json`` (every number of the report).
-        files: every file and folder the experiment wrote, in the order a user would look at them.
-    """
-
-    markdown: str
-    summary: dict
-    files: list = dataclasses.field(default_factory=list)
-
-    def __post_init__(self):
-        self.files = [Path(f) for f in self.files]
+# What an experiment returns: the one result type of experiments and the audit.
+ExperimentReport = Result
 
 
 def experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite=False):
