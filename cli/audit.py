@@ -84,7 +84,7 @@ def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, l
         click.echo(f"Interrupted{where}; the finished stages are kept in {out}/stages: run the same command with "
                    "--resume to continue.", err=True)
         raise SystemExit(130) from None
-    click.echo(report.verdict)
+    click.echo(report.markdown)
     click.echo(f"seconds: {time.perf_counter() - started:.1f}")
     click.echo("wrote:")
     for path in report.files:

@@ -68,7 +68,7 @@ def one_line_error(result, code):
 
 @pytest.mark.slow  # the module's audit fixture runs a whole tiny audit (~15 s)
 def test_a_tiny_audit_fills_every_section_from_its_stages(audited):
-    report, out = audited.data, audited.out
+    report, out = audited.summary, audited.out
     assert json.loads((out / "report.json").read_text()) == report
     assert audited.files[:2] == [out / "report.html", out / "report.json"]
     assert all(path.is_file() for path in audited.files)
@@ -119,7 +119,7 @@ def test_a_tiny_audit_fills_every_section_from_its_stages(audited):
 
 @pytest.mark.slow  # the tiny audit
 def test_the_verdict_is_written_from_the_numbers_and_names_real_defenses(audited):
-    report = audited.data
+    report = audited.summary
     text = report["verdict"]["text"]
     fooling, card, worst = report["fooling"], report["model_card"], report["robustness"]["worst_case"]
     assert f"{fooling['fooled_99_any']} of 3 classes" in text
@@ -233,7 +233,7 @@ def test_report_html_is_one_self_contained_page(audited):
     parser = _Page()
     parser.feed(page)
     images = [attrs for tag, attrs in parser.tags if tag == "img"]
-    assert len(images) == len(audited.data["files"]["figures"])
+    assert len(images) == len(audited.summary["files"]["figures"])
     for attrs in images:  # every figure decodes as a PNG, and says what it shows
         data = base64.b64decode(attrs["src"].split(",", 1)[1])
         with Image.open(io.BytesIO(data)) as image:
@@ -242,7 +242,7 @@ def test_report_html_is_one_self_contained_page(audited):
     sections = [attrs["id"] for tag, attrs in parser.tags if tag == "section"]
     assert sections == list(SECTION_IDS)
     assert "@media print" in "".join(parser.styles)
-    assert audited.data["verdict"]["text"].split(".")[0] in page
+    assert audited.summary["verdict"]["text"].split(".")[0] in page
 
 
 def test_the_html_check_catches_what_would_leave_the_page():
@@ -288,9 +288,9 @@ def test_an_interrupted_audit_keeps_its_stages_and_resumes_to_the_same_report(au
     for name in finished:
         monkeypatch.setitem(stages.STAGES, name, ran_again)
     resumed = audit_model("lenet_mnist", out, resume=True, **kwargs)
-    assert resumed.data["timings"]["resumed_stages"] == finished
+    assert resumed.summary["timings"]["resumed_stages"] == finished
     # Each stage has its own seed, so resuming (and running again) gives the uninterrupted report exactly.
-    assert without_timings(resumed.data) == without_timings(audited.data)
+    assert without_timings(resumed.summary) == without_timings(audited.summary)
 
 
 @pytest.mark.slow  # the tiny audit, then the command
@@ -307,12 +307,12 @@ def test_the_command_prints_each_stage_and_every_path_written(audited, tmp_path,
     assert result.exit_code == 0, result.output
     assert "[1/7] model card: clean accuracy and confidence: kept from the earlier run" in result.stderr
     assert re.search(r"\[7/7\] transfer: .*: done in [\d.]+ s \(elapsed \d+ s\)", result.stderr)
-    assert result.stdout.startswith(audited.data["verdict"]["text"])
+    assert result.stdout.startswith(audited.summary["verdict"]["text"])
     written = [Path(line.strip()) for line in result.stdout.split("wrote:")[1].splitlines() if line.strip()]
     for path in written[:-1]:
         assert path.is_file(), path
     assert {p.name for p in written[:-1]} >= {"report.html", "report.json", "confidence.png", "robustness.png"}
-    assert json.loads((out / "report.json").read_text())["transfer"] == audited.data["transfer"]
+    assert json.loads((out / "report.json").read_text())["transfer"] == audited.summary["transfer"]
 
 
 def _save_model(path, input_shape=(28, 28, 1), outputs=10, activation="softmax", image_output=False):
@@ -405,7 +405,7 @@ def test_without_data_the_sections_that_need_it_say_so_and_the_rest_runs(tmp_pat
                         diagnostic_images=5)
     report = audit_model(model, tmp_path / "out", budget=small, class_names=names, input_range="0-255",
                          progress=False)
-    data = report.data
+    data = report.summary
     assert data["model_card"]["data"] == {"available": False, "reason": "no data given", "source": None,
                                           "description": None, "images": 0, "total_images": 0}
     assert data["model_card"]["accuracy"] is None and data["model_card"]["input_range"] == "0-255"

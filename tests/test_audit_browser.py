@@ -65,7 +65,7 @@ def test_the_report_renders_every_section_without_a_console_error(browser, tmp_p
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.naturalWidth, i.naturalHeight,"
         " i.getBoundingClientRect().width])")
-    assert len(images) == len(audited.data["files"]["figures"])
+    assert len(images) == len(audited.summary["files"]["figures"])
     for natural_width, natural_height, shown_width in images:  # every figure decoded and laid out
         assert natural_width > 100 and natural_height > 50 and 0 < shown_width <= WIDTH
 

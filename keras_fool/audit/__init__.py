@@ -1,6 +1,6 @@
 """Audit any Keras classifier: fooling images, real vs fooling confidence, robustness, transfer, a verdict.
 
-:func:`audit_model` is ``keras-fool audit``: it returns an :class:`AuditReport` whose ``data`` is
+:func:`audit_model` is ``keras-fool audit``: it returns a :class:`~keras_fool.report.result.Result` whose ``summary`` is
 ``report.json`` (schema: :data:`REPORT_SCHEMA`) and writes ``report.html``, ``report.json`` and
 the figures. Lazy: ``import keras_fool.audit`` imports no TensorFlow; the budgets and the option
 checks (what the command line needs before TensorFlow starts) never do.

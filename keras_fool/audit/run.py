@@ -11,30 +11,17 @@ import numpy as np
 
 from keras_fool.audit.budgets import LARGE_IMAGE_PIXELS, budget_for
 from keras_fool.audit.options import MARKER, check_audit_options
-from keras_fool.io import remove_stale_temporaries, save_json, save_text
+from keras_fool.io import atomic_write, remove_stale_temporaries, save_json, save_text
+from keras_fool.report.result import Result
 from keras_fool.run_folder import RunFolder
 from keras_fool.validation import check_seed
 
 __all__ = ["AuditReport", "audit_model", "report_files"]
 
 
-@dataclasses.dataclass
-class AuditReport:
-    """What :func:`audit_model` returns.
-
-    Attributes:
-        data: the report's data, exactly what ``report.json`` holds (schema: :mod:`keras_fool.audit.schema`).
-        files: every file written, report.html first.
-        out: the output folder.
-    """
-
-    data: dict
-    files: list
-    out: Path
-
-    @property
-    def verdict(self):
-        return self.data["verdict"]["text"]
+# What audit_model returns: the one result type of experiments and the audit (report.Result), whose
+# ``summary`` is report.json's data and whose ``markdown`` is the verdict.
+AuditReport = Result
 
 
 def report_files(out):
@@ -89,7 +76,8 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
             or is kept from an earlier run.
 
     Returns:
-        An :class:`AuditReport`.
+        A :class:`~keras_fool.report.result.Result`: ``summary`` is report.json's data, ``markdown`` the
+        verdict, ``files`` every file written (report.html first), ``out`` the folder.
 
     Raises:
         ValueError, TypeError, FileNotFoundError: bad input (a model that is not a classifier,
@@ -98,13 +86,14 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
         ResumeError: ``resume`` without an audit in ``out`` or with other settings.
         KeyboardInterrupt: interrupted; the finished stages stay in ``out/stages``.
     """
+    # Everything the audit uses (TensorFlow included) is imported before the clock starts, so that
+    # total_seconds counts the audit, not the first import.
+    import keras_fool.audit.inputs  # noqa: F401
+    import keras_fool.audit.report  # noqa: F401
+    import keras_fool.audit.schema  # noqa: F401
+    import keras_fool.target  # noqa: F401
     from keras_fool.audit.html import render_html
-    from keras_fool.audit.inputs import data_fingerprint, load_audit_data, model_parameters, source_name
-    from keras_fool.audit.report import build_figures, build_report
-    from keras_fool.audit.schema import validate_report
-    from keras_fool.audit.stages import STAGES, AuditContext, StageStore, run_stages
-    from keras_fool.io import atomic_write
-    from keras_fool.target import Target
+    from keras_fool.audit.stages import STAGES, run_stages
 
     started = time.perf_counter()
     log = log or (lambda line: None)
@@ -112,17 +101,65 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     compare = [compare] if isinstance(compare, (str, os.PathLike)) else list(compare or ())
     check_audit_options(out, data, budget, compare, seed, resume, overwrite, input_range, preprocess, class_names)
 
-    target = Target(model, logits=logits, class_names=class_names, input_range=input_range, preprocess=preprocess)
+    reading = {"logits": logits, "input_range": input_range, "preprocess": preprocess}
+    audited = _prepare(model, data, budget, compare, classes, seed, class_names, reading)
+    settings = _settings(audited, data, seed)
+    out, store = _open_out(out, settings, resume, overwrite)
+    ctx = _context(audited, seed, progress, log)
+    results, timings, resumed = run_stages(ctx, store, tuple(STAGES), resume, announce)
+
+    report, figures = _report(ctx, results, timings, resumed, settings, started)
+    page = render_html(report, figures)
+    files = _write_report(out, report, figures, page)
+    return Result(markdown=report["verdict"]["text"], summary=report, files=files, out=out)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Audited:
+    """What :func:`_prepare` builds from the options: the models, the classes and the data."""
+
+    name: str
+    target: object  # keras_fool.target.Target
+    model: object  # the same as a keras.Model
+    data: object  # keras_fool.audit.inputs.AuditData or None
+    budget: object  # keras_fool.audit.budgets.AuditBudget
+    classes: list
+    classes_given: bool
+    compare: list  # [(name, Target)]
+
+
+def _prepare(model, data, budget, compare, classes, seed, class_names, reading):
+    """Build the target, the budget, the classes, the ``--compare`` targets and the data; writes nothing.
+
+    ``reading`` holds ``logits``, ``input_range`` and ``preprocess``, how to read the model.
+    """
+    from keras_fool.audit.inputs import load_audit_data, source_name
+    from keras_fool.target import Target
+
+    target = Target(model, class_names=class_names, **reading)
     name = source_name(model)
     budget = budget_for(budget, target.image_shape)
     chosen = target.class_indices(classes)
     classes_given = chosen is not None
     if chosen is None:
         chosen = _even_classes(target.num_classes, budget.max_classes)
+    compared = _compare_targets(target, name, compare, reading)
+    audit_data = load_audit_data(data, target.image_shape, target.class_names, budget.test_images, seed)
+    return _Audited(name=name, target=target, model=target.keras_model(), data=audit_data, budget=budget,
+                    classes=chosen, classes_given=classes_given, compare=compared)
+
+
+def _compare_targets(target, name, compare, reading):
+    """``[(name, Target)]`` of the ``--compare`` models, refused unless they fit ``target`` and have their own names.
+
+    A ``.keras`` model is read as ``reading`` says (as the audited model); a preset as its preset says.
+    """
+    from keras_fool.audit.inputs import source_name
+    from keras_fool.target import Target
+
     compared = []
     for source in compare:
-        kwargs = {} if isinstance(source, str) and not str(source).endswith(".keras") else {
-            "logits": logits, "input_range": input_range, "preprocess": preprocess}
+        kwargs = {} if isinstance(source, str) and not str(source).endswith(".keras") else dict(reading)
         other = Target(source, **kwargs)
         if other.image_shape != target.image_shape or other.num_classes != target.num_classes:
             raise ValueError(f"compare model {source_name(source)} takes images of shape {other.image_shape} with "
@@ -132,32 +169,64 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     names = [name] + [n for n, _ in compared]
     if len(set(names)) != len(names):
         raise ValueError(f"the audited and compare models need different names. Received: {names}")
-    audit_data = load_audit_data(data, target.image_shape, target.class_names, budget.test_images, seed)
-    wrapped = target.keras_model()
+    return compared
 
-    settings = {
+
+def _settings(audited, data, seed):
+    """The audit's settings, saved in ``stages/`` and checked on ``resume`` (also the report's)."""
+    from keras_fool.audit.inputs import data_fingerprint
+
+    target, budget = audited.target, audited.budget
+    return {
         "model": _model_identity(target),
-        "compare": [_model_identity(t) for _, t in compared],
+        "compare": [_model_identity(t) for _, t in audited.compare],
         "options": {"logits": target.logits, "input_range": target.input_range, "preprocess": target.preprocess,
                     "class_names": list(target.class_names)},
-        "data": {"kind": "none" if audit_data is None else audit_data.source,
+        "data": {"kind": "none" if audited.data is None else audited.data.source,
                  **({"path": None, "sha256": None} if data is None else data_fingerprint(data)),
                  "limit": budget.test_images},
         "budget": budget.to_dict(),
-        "classes": [int(c) for c in chosen],
+        "classes": [int(c) for c in audited.classes],
         "seed": seed,
     }
+
+
+def _open_out(out, settings, resume, overwrite):
+    """Claim the output folder, drop an overwritten audit's report files and record (or check) ``settings``.
+
+    Returns:
+        ``(out, store)``: the folder's path and its :class:`~keras_fool.audit.stages.StageStore`.
+    """
+    from keras_fool.audit.stages import StageStore
+
     out = RunFolder(out, MARKER, resume, overwrite).path
     if overwrite:
         for path in report_files(out):
             path.unlink(missing_ok=True)
     store = StageStore(out)
     store.start(settings, resume)
+    return out, store
 
-    ctx = AuditContext(name=name, target=target, model=wrapped, data=audit_data, budget=budget, classes=chosen,
-                       seed=seed, compare=compared, batch_size=_batch_size(target.image_shape), progress=progress,
-                       log=log, classes_given=classes_given, parameters=model_parameters(target.models[0]))
-    results, timings, resumed = run_stages(ctx, store, tuple(STAGES), resume, announce)
+
+def _context(audited, seed, progress, log):
+    """The :class:`~keras_fool.audit.stages.AuditContext` every stage reads."""
+    from keras_fool.audit.inputs import model_parameters
+    from keras_fool.audit.stages import AuditContext
+
+    target = audited.target
+    return AuditContext(name=audited.name, target=target, model=audited.model, data=audited.data,
+                        budget=audited.budget, classes=audited.classes, seed=seed, compare=audited.compare,
+                        batch_size=_batch_size(target.image_shape), progress=progress, log=log,
+                        classes_given=audited.classes_given, parameters=model_parameters(target.models[0]))
+
+
+def _report(ctx, results, timings, resumed, settings, started):
+    """The report's data and its figures (PNG bytes by file name), timed and validated; writes nothing.
+
+    ``started`` is the ``time.perf_counter()`` the audit started at (for ``total_seconds``).
+    """
+    from keras_fool.audit.report import build_figures, build_report
+    from keras_fool.audit.schema import validate_report
 
     start = time.perf_counter()
     report = build_report(ctx, results, timings, resumed, settings)
@@ -165,7 +234,11 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     report["timings"]["render_seconds"] = round(time.perf_counter() - start, 3)
     report["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
     validate_report(report)
-    page = render_html(report, figures)
+    return report, figures
+
+
+def _write_report(out, report, figures, page):
+    """Write the figures, report.json and report.html (last) into ``out``; returns every path, report.html first."""
     written = []
     for file_name, png in figures.items():
         remove_stale_temporaries(out / file_name)
@@ -174,5 +247,4 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
         written.append(out / file_name)
     save_json(out / "report.json", report)
     save_text(out / "report.html", page)
-    files = [out / "report.html", out / "report.json"] + written
-    return AuditReport(data=report, files=files, out=out)
+    return report_files(out) + written

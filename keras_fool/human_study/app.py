@@ -84,6 +84,16 @@ def create_app(store, image_set, config, admin_token):
     """
     if not isinstance(admin_token, str) or len(admin_token) < 16:
         raise ValueError("admin_token must be a string of at least 16 characters.")
+    app = _flask_app()
+    _register_error_handlers(app, config)
+    app.after_request(_security_headers)
+    _register_participant_routes(app, store, image_set, config)
+    _register_admin_routes(app, store, config, admin_token)
+    return app
+
+
+def _flask_app():
+    """A bare Flask app: the package's static and template folders, small bodies, no reloading."""
     app = flask.Flask(
         __name__,
         static_folder=str(PACKAGE_DIR / "static"),
@@ -97,74 +107,109 @@ def create_app(store, image_set, config, admin_token):
         SEND_FILE_MAX_AGE_DEFAULT=300,
         TEMPLATES_AUTO_RELOAD=False,
     )
-    admin_secret = admin_token.encode()
-    conditions = config.conditions
+    return app
 
-    def page(template, status=200, **context):
-        html = flask.render_template(template, config=config, **context)
-        response = flask.make_response(html, status)
-        response.headers["Cache-Control"] = "no-store"
-        return response
 
-    def error_page(status, message, token=None):
-        return page("error.html", status=status, status_code=status, message=message, token=token)
+# ---------------------------------------------------------------------- responses and request checks
 
-    def check_same_origin():
-        # Browsers name the page a form was sent from; refuse forms sent from other sites. Only the
-        # host is compared (not the scheme), so the check holds behind an HTTPS reverse proxy that
-        # passes the Host header on.
-        origin = flask.request.headers.get("Origin")
-        if origin is not None and urllib.parse.urlsplit(origin).netloc != flask.request.host:
-            raise _BadRequest(403, "This form can only be sent from the study's own pages.")
 
-    def form_fields(*names):
-        if flask.request.mimetype != "application/x-www-form-urlencoded":
-            raise _BadRequest(415, "Expected an HTML form (application/x-www-form-urlencoded).")
-        form = flask.request.form  # raises 413 past MAX_CONTENT_LENGTH
-        values = {}
-        for name in names:
-            found = form.getlist(name)
-            if len(found) > 1:
-                raise _BadRequest(400, f"The field {name!r} was sent more than once.")
-            values[name] = found[0] if found else None
-        return values
+def _page(config, template, status=200, **context):
+    html = flask.render_template(template, config=config, **context)
+    response = flask.make_response(html, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
-    def integer_field(values, name):
-        text = values.get(name)
-        if text is None or not _INTEGER.fullmatch(text):
-            raise _BadRequest(400, f"The field {name!r} must be an integer.")
-        return int(text)
+
+def _error_page(config, status, message, token=None):
+    return _page(config, "error.html", status=status, status_code=status, message=message, token=token)
+
+
+def _security_headers(response):
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _check_same_origin():
+    # Browsers name the page a form was sent from; refuse forms sent from other sites. Only the
+    # host is compared (not the scheme), so the check holds behind an HTTPS reverse proxy that
+    # passes the Host header on.
+    origin = flask.request.headers.get("Origin")
+    if origin is not None and urllib.parse.urlsplit(origin).netloc != flask.request.host:
+        raise _BadRequest(403, "This form can only be sent from the study's own pages.")
+
+
+def _form_fields(*names):
+    if flask.request.mimetype != "application/x-www-form-urlencoded":
+        raise _BadRequest(415, "Expected an HTML form (application/x-www-form-urlencoded).")
+    form = flask.request.form  # raises 413 past MAX_CONTENT_LENGTH
+    values = {}
+    for name in names:
+        found = form.getlist(name)
+        if len(found) > 1:
+            raise _BadRequest(400, f"The field {name!r} was sent more than once.")
+        values[name] = found[0] if found else None
+    return values
+
+
+def _integer_field(values, name):
+    text = values.get(name)
+    if text is None or not _INTEGER.fullmatch(text):
+        raise _BadRequest(400, f"The field {name!r} must be an integer.")
+    return int(text)
+
+
+def _require_admin(admin_secret):
+    header = flask.request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), admin_secret):
+        flask.abort(flask.Response("Admin token required.\n", 401, {"WWW-Authenticate": "Bearer",
+                                                                     "Content-Type": "text/plain"}))
+
+
+def _answers_csv(rows, conditions):
+    """The answers as CSV text (columns :data:`ANSWER_COLUMNS`), as ``GET /admin/answers.csv`` sends them."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ANSWER_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(dict(row, participant=f"P{row['participant']}", simulated=False,
+                             condition=conditions[row["condition_index"]].key))
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------- routes
+
+
+def _register_error_handlers(app, config):
+    """Refusals and HTTP errors as the study's own error page."""
 
     @app.errorhandler(_BadRequest)
     def _bad_request(error):
-        return error_page(error.status, error.message)
+        return _error_page(config, error.status, error.message)
 
     @app.errorhandler(HTTPException)
     def _http_error(error):
         messages = {404: "There is no such page.", 405: "That request is not allowed here.",
                     413: "The request is too large."}
-        response = error_page(error.code or 500, messages.get(error.code, error.description or error.name))
+        response = _error_page(config, error.code or 500, messages.get(error.code, error.description or error.name))
         for name, value in error.get_headers():
             if name.lower() == "allow":  # 405 says which methods are
                 response.headers[name] = value
         return response
 
-    @app.after_request
-    def _headers(response):
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
 
-    # ------------------------------------------------------------------ participants
+def _register_participant_routes(app, store, image_set, config):
+    """``/``, ``/start``, ``/p/<token>`` and ``/p/<token>/answer``."""
 
     @app.get("/")
     def consent():
-        return page("consent.html", total=config.images_per_participant)
+        return _page(config, "consent.html", total=config.images_per_participant)
 
     @app.post("/start")
     def start():
-        check_same_origin()
-        values = form_fields("consent", "age", "handedness")
+        _check_same_origin()
+        values = _form_fields("consent", "age", "handedness")
         if values["consent"] != "yes":
             raise _BadRequest(400, "Please tick the box to agree before you start.")
         try:
@@ -176,7 +221,7 @@ def create_app(store, image_set, config, admin_token):
         except (ValueError, TypeError) as e:
             raise _BadRequest(400, str(e)) from None
         except StudyFullError:
-            return error_page(503, "The study is full; thank you for your interest.")
+            return _error_page(config, 503, "The study is full; thank you for your interest.")
         return flask.redirect(flask.url_for("study", token=token), code=303)
 
     @app.get("/p/<token>")
@@ -184,65 +229,53 @@ def create_app(store, image_set, config, admin_token):
         try:
             progress = store.current(token)
         except UnknownParticipantError:
-            return error_page(404, "This link does not belong to any participant.")
+            return _error_page(config, 404, "This link does not belong to any participant.")
         if progress.done:
-            return page("done.html", total=progress.total)
+            return _page(config, "done.html", total=progress.total)
         image = base64.b64encode(png_bytes(image_set.images[progress.condition_index, progress.pool_index])).decode()
-        return page("study.html", token=token, position=progress.position, total=progress.total, image=image)
+        return _page(config, "study.html", token=token, position=progress.position, total=progress.total, image=image)
 
     @app.post("/p/<token>/answer")
     def answer(token):
-        check_same_origin()
-        values = form_fields("position", "digit")
-        position = integer_field(values, "position")
-        digit = integer_field(values, "digit")
+        _check_same_origin()
+        values = _form_fields("position", "digit")
+        position = _integer_field(values, "position")
+        digit = _integer_field(values, "digit")
         if not 0 <= digit <= 9:
             raise _BadRequest(422, "The answer must be a digit from 0 to 9.")
         try:
             store.record_answer(token, position, digit)
         except UnknownParticipantError:
-            return error_page(404, "This link does not belong to any participant.")
+            return _error_page(config, 404, "This link does not belong to any participant.")
         except AnswerRejectedError:
-            return error_page(409, "That answer is not for the image on your screen (it may have been "
-                                   "recorded already); nothing was changed.", token=token)
+            return _error_page(config, 409, "That answer is not for the image on your screen (it may have been "
+                                            "recorded already); nothing was changed.", token=token)
         except (ValueError, TypeError) as e:
             raise _BadRequest(400, str(e)) from None
         return flask.redirect(flask.url_for("study", token=token), code=303)
 
-    # ------------------------------------------------------------------ admin
 
-    def require_admin():
-        header = flask.request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), admin_secret):
-            flask.abort(flask.Response("Admin token required.\n", 401, {"WWW-Authenticate": "Bearer",
-                                                                         "Content-Type": "text/plain"}))
+def _register_admin_routes(app, store, config, admin_token):
+    """``/admin/status``, ``/admin/answers.csv`` and ``/admin/reset``, behind the bearer token."""
+    admin_secret = admin_token.encode()
 
     @app.get("/admin/status")
     def admin_status():
-        require_admin()
+        _require_admin(admin_secret)
         return flask.jsonify(dict(store.counts(), images_per_participant=config.images_per_participant))
 
     @app.get("/admin/answers.csv")
     def admin_answers():
-        require_admin()
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=ANSWER_COLUMNS, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        for row in store.answer_rows():
-            writer.writerow(dict(row, participant=f"P{row['participant']}", simulated=False,
-                                 condition=conditions[row["condition_index"]].key))
-        response = flask.make_response(buffer.getvalue())
+        _require_admin(admin_secret)
+        response = flask.make_response(_answers_csv(store.answer_rows(), config.conditions))
         response.headers["Content-Type"] = "text/csv; charset=utf-8"
         response.headers["Cache-Control"] = "no-store"
         return response
 
     @app.post("/admin/reset")
     def admin_reset():
-        require_admin()
-        values = form_fields("confirm")
+        _require_admin(admin_secret)
+        values = _form_fields("confirm")
         if values["confirm"] != "reset":
             raise _BadRequest(400, "Send confirm=reset to delete every participant and answer.")
         return flask.jsonify(deleted=store.reset())
-
-    return app
