@@ -16,6 +16,12 @@ __all__ = ["defenses", "verdict"]
 UNDERESTIMATE_POINTS = 10.0  # FGSM "underestimates" when the worst case is this many points higher
 
 
+
+def _method(method):
+    """A fooling method as the verdict's sentence names it: "the direct encoding", "gradient ascent"."""
+    title = FOOLING_METHOD_TITLES[method]
+    return f"the {title}" if title.endswith("encoding") else title
+
 def _pct(value, digits=1):
     return f"{100 * value:.{digits}f}%"
 
@@ -40,9 +46,9 @@ def _fooling_sentences(report):
         if m["fooled_99"]:
             when = (f" within {m['max_first_99']} {unit}s (median {m['median_first_99']:g})"
                     if m["max_first_99"] is not None else "")
-            parts.append(f"{m['fooled_99']} of {tried} with {FOOLING_METHOD_TITLES[method]}{when}")
+            parts.append(f"{m['fooled_99']} of {tried} with {_method(method)}{when}")
         else:
-            parts.append(f"none of {tried} with {FOOLING_METHOD_TITLES[method]} in {m[unit + 's']} {unit}s")
+            parts.append(f"none of {tried} with {_method(method)} in {m[unit + 's']} {unit}s")
     sentence = (f"{fooling['fooled_99_any']} of {tried} classes{subset} were fooled at >= 99% confidence by "
                 f"unrecognisable images: " + "; ".join(parts) + ".")
     return [sentence]
