@@ -17,6 +17,7 @@ filling the folder) and creates nothing.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from keras_fool.io import check_output_dir, ensure_writable_dir, remove_stale_temporaries
@@ -72,15 +73,15 @@ class RunFolder:
     def __truediv__(self, name):
         return self.path / name
 
-    def sub(self, name, marker="summary.json"):
-        """A folder inside this one for a part of the run (its own checkpoint; logs under this run's board)."""
-        inner = RunFolder.__new__(RunFolder)
-        inner.resume, inner.overwrite, inner.chief = self.resume, self.overwrite, self.chief
-        inner.resumable = self.resumable
+    def sub(self, name):
+        """A folder inside this one for a part of the run: its own checkpoint, its logs under this run's.
+
+        It shares this folder's policy (resume, overwrite, chief) and its list of written files.
+        """
+        inner = copy.copy(self)
         inner.path = ensure_writable_dir(self.path / name) if self.chief else self.path / name
         inner.checkpoint = inner.path / CHECKPOINT
         inner.board = None if self.board is None else ensure_writable_dir(self.board / name)
-        inner._written = self._written
         return inner
 
     def clean(self, *names):
