@@ -187,23 +187,28 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
         test_no_module_imports_another_modules_private_names()
 
 
-def _commands():
-    """Every command path of the CLI, from its Click tree (read without TensorFlow)."""
+def _tree():
+    """[(command path, click command)] of every command and group of the CLI, read without TensorFlow."""
     from keras_fool.cli import main
 
     import click
 
-    paths = []
+    found = []
 
     def walk(command, path):
-        paths.append(path)
+        found.append((path, command))
         if isinstance(command, click.Group):
             ctx = click.Context(command)
             for name in command.list_commands(ctx):
                 walk(command.get_command(ctx, name), path + [name])
 
     walk(main, [])
-    return paths
+    return found
+
+
+def _commands():
+    """Every command path of the CLI."""
+    return [path for path, _ in _tree()]
 
 
 def test_every_help_and_usage_error_is_answered_without_tensorflow(tmp_path):
@@ -266,22 +271,10 @@ def test_python_dash_m_runs_the_cli():
 
 
 def _groups():
-    """[(command path, click.Group)] of every group of the CLI, from its Click tree (read without TensorFlow)."""
-    from keras_fool.cli import main
-
+    """[(command path, click.Group)] of every group of the CLI."""
     import click
 
-    found = []
-
-    def walk(command, path):
-        if isinstance(command, click.Group):
-            found.append((path, command))
-            ctx = click.Context(command)
-            for name in command.list_commands(ctx):
-                walk(command.get_command(ctx, name), path + [name])
-
-    walk(main, [])
-    return found
+    return [(path, command) for path, command in _tree() if isinstance(command, click.Group)]
 
 
 def check_command_registries(groups):
