@@ -547,7 +547,6 @@ class Target(BaseTarget):
         Raises:
             ValueError: the target averages ten crops or an ensemble (no one Keras model scores it).
         """
-        import keras
 
         if self.crops != 1 or len(self.models) != 1:
             averaged = f"its {self.crops} crops" if self.crops != 1 else f"{len(self.models)} models"
@@ -556,6 +555,13 @@ class Target(BaseTarget):
         model = self.models[0]
         if self.input_range == "0-1" and self.preprocess == "none" and not self.logits:
             return model
+        if getattr(self, "_wrapped", None) is None:  # built once: attacks compile per model object
+            self._wrapped = self._wrap(model)
+        return self._wrapped
+
+    def _wrap(self, model):
+        import keras
+
         target = self
 
         class TargetInputs(keras.layers.Layer):

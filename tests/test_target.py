@@ -317,3 +317,31 @@ def test_as_target_passes_a_target_through_and_refuses_options_for_it():
     built = as_target(_colour_model(softmax=False), logits=True)
     assert isinstance(built, Target) and built.logits
     assert (kf.Target, kf.BaseTarget, kf.as_target) == (Target, BaseTarget, as_target)
+
+
+def test_the_robustness_evaluation_takes_a_target_and_attacks_its_keras_model():
+    """A target of a 0-255 logits model gives the curves and the worst case of the same model wrapped by hand."""
+    import keras
+
+    from keras_fool.data import load_mnist
+    from keras_fool.evaluation.curves import robustness_curves
+    from keras_fool.evaluation.worst_case import worst_case_robustness
+    from keras_fool.zoo import load_model
+
+    lenet = load_model("lenet_mnist")
+    log = keras.layers.Lambda(lambda p: keras.ops.log(p + 1e-30))  # log-probabilities are logits
+    scaled_in = keras.Input((28, 28, 1))
+    scaled = keras.Model(scaled_in, log(lenet(keras.layers.Rescaling(1 / 255.0)(scaled_in))))  # takes 0-255
+    target = Target(scaled, logits=True, input_range="0-255")
+    inputs = keras.Input((28, 28, 1))
+    by_hand = keras.Model(inputs, keras.layers.Softmax()(log(lenet(inputs))))
+    _, (x, y) = load_mnist()
+    x, y = x[:60], y[:60]
+    ours = robustness_curves({"m": target}, x, y, noise_types=("gradient_sign",), num_levels=4)
+    theirs = robustness_curves({"m": by_hand}, x, y, noise_types=("gradient_sign",), num_levels=4)
+    np.testing.assert_allclose(ours.error, theirs.error, atol=1 / 60 + 1e-9)
+    assert ours.error[0, 0, -1] > ours.error[0, 0, 0]  # the strongest FGSM fools more than none
+    worst = worst_case_robustness({"m": target}, x, y, distortions=(0.1,), attacks=("fgsm",))
+    assert worst.per_model["m"] is not None
+    with pytest.raises(TypeError, match=r"models\['m'\] must be a keras.Model or a target"):
+        robustness_curves({"m": "lenet_mnist"}, x, y, num_levels=2)

@@ -120,7 +120,6 @@ class _Audited:
 
     name: str
     target: object  # keras_fool.target.Target
-    model: object  # the same as a keras.Model
     data: object  # keras_fool.audit.inputs.AuditData or None
     budget: object  # keras_fool.audit.budgets.AuditBudget
     classes: list
@@ -145,8 +144,9 @@ def _prepare(model, data, budget, compare, classes, seed, class_names, reading):
         chosen = _even_classes(target.num_classes, budget.max_classes)
     compared = _compare_targets(target, name, compare, reading)
     audit_data = load_audit_data(data, target.image_shape, target.class_names, budget.test_images, seed)
-    return _Audited(name=name, target=target, model=target.keras_model(), data=audit_data, budget=budget,
-                    classes=chosen, classes_given=classes_given, compare=compared)
+    target.keras_model()  # refused now, not after the fooling stages, if no one Keras model scores the images
+    return _Audited(name=name, target=target, data=audit_data, budget=budget, classes=chosen,
+                    classes_given=classes_given, compare=compared)
 
 
 def _compare_targets(target, name, compare, reading):
@@ -214,7 +214,7 @@ def _context(audited, seed, progress, log):
     from keras_fool.audit.stages import AuditContext
 
     target = audited.target
-    return AuditContext(name=audited.name, target=target, model=audited.model, data=audited.data,
+    return AuditContext(name=audited.name, target=target, data=audited.data,
                         budget=audited.budget, classes=audited.classes, seed=seed, compare=audited.compare,
                         batch_size=_batch_size(target.image_shape), progress=progress, log=log,
                         classes_given=audited.classes_given, parameters=model_parameters(target.models[0]))

@@ -64,8 +64,8 @@ class AuditContext:
 
     Attributes:
         name: the model's name in the report.
-        target: the :class:`~keras_fool.target.Target` (probabilities of [0, 1] images).
-        model: the same as a ``keras.Model`` (:meth:`~keras_fool.target.Target.keras_model`).
+        target: the :class:`~keras_fool.target.Target` (probabilities of [0, 1] images); every stage,
+            the attacks and the robustness evaluation included, takes it.
         data: an :class:`~keras_fool.audit.inputs.AuditData` or None.
         budget: the :class:`~keras_fool.audit.budgets.AuditBudget`.
         classes: the class indices fooled.
@@ -80,7 +80,6 @@ class AuditContext:
 
     name: str
     target: object
-    model: object
     data: object
     budget: object
     classes: list
@@ -227,7 +226,7 @@ def robustness_curves(ctx, results):
     if ctx.data is None:
         return {"available": False, "reason": "no data given"}, {}
     x, y = ctx.data.x, ctx.data.y
-    curves = curves_of({ctx.name: ctx.model}, x, y, num_levels=ctx.budget.levels,
+    curves = curves_of({ctx.name: ctx.target}, x, y, num_levels=ctx.budget.levels,
                        seed=derive_seed(ctx.seed, _SEED_PATH["robustness_curves"]), batch_size=ctx.batch_size,
                        progress=lambda name, noise, seconds: ctx.log(f"{noise} curve, {ctx.budget.levels} levels x "
                                                                      f"{len(x):,} images: {seconds:.1f} s"))
@@ -255,7 +254,7 @@ def worst_case(ctx, results):
     radii, sources = [], []
     for d in budget.distortions:
         try:
-            radii.append(find_eps(ctx.model, x, y, d, tolerance=1e-4, batch_size=ctx.batch_size))
+            radii.append(find_eps(ctx.target, x, y, d, tolerance=1e-4, batch_size=ctx.batch_size))
             sources.append("fgsm")
         except ValueError:  # FGSM cannot move the images that far (e.g. a zero gradient): search the ball of d
             radii.append(float(d))
@@ -270,7 +269,7 @@ def worst_case(ctx, results):
     settings = AttackSettings(pgd_steps=budget.pgd_steps, pgd_step_fraction=step_fraction,
                               pgd_restarts=budget.pgd_restarts, square_queries=budget.square_queries,
                               diagnostic_images=min(budget.diagnostic_images, n))
-    result = worst_case_robustness({ctx.name: ctx.model}, x, y, distortions=budget.distortions, attacks=attacks,
+    result = worst_case_robustness({ctx.name: ctx.target}, x, y, distortions=budget.distortions, attacks=attacks,
                                    eps={ctx.name: radii}, surrogates=surrogates, settings=settings,
                                    seed=derive_seed(ctx.seed, _SEED_PATH["worst_case"]), batch_size=ctx.batch_size,
                                    log=ctx.log)

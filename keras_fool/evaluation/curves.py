@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_fool.attacks import loss_gradient
+from keras_fool.attacks.base import as_keras_model
 from keras_fool.validation import check_images, check_int, check_labels, check_number, check_seed
 
 __all__ = [
@@ -152,9 +153,9 @@ def _check_models(models):
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique. Received: {names}")
     for name, model in items:
-        if not isinstance(model, keras.Model):
-            raise TypeError(f"models[{name!r}] must be a keras.Model. Received: {type(model).__name__}")
-    return items
+        if not isinstance(model, keras.Model) and not callable(getattr(model, "keras_model", None)):
+            raise TypeError(f"models[{name!r}] must be a keras.Model or a target. Received: {type(model).__name__}")
+    return [(name, as_keras_model(model)) for name, model in items]  # a target gives its keras_model()
 
 
 def _check_levels(noise_types, num_levels, max_strength, levels):
@@ -193,8 +194,9 @@ def robustness_curves(models, x, y, noise_types=NOISE_TYPES, num_levels=100, max
     is ``clip(x + strength * direction, 0, 1)``, evaluated inside one ``tf.function``.
 
     Args:
-        models: dict of name -> ``keras.Model`` (or a list of models, named by ``model.name``),
-            each returning class probabilities (or logits with ``from_logits``).
+        models: dict of name -> ``keras.Model`` or target (a target is attacked through its
+            ``keras_model()``), or a list of models named by ``model.name``; each returns class
+            probabilities (or logits with ``from_logits``).
         x: test images (N, H, W, C) in [0, 1].
         y: their labels (N,).
         noise_types: any of ``"gradient_sign"`` and ``"gaussian"``.

@@ -48,6 +48,7 @@ from keras_fool.attacks import (
     committee_members,
     find_eps,
 )
+from keras_fool.attacks.base import as_keras_model
 from keras_fool.evaluation.masking import Diagnostics, MaskingCheck, masking_checks
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.validation import check_images, check_int, check_labels, check_number, check_seed
@@ -444,9 +445,9 @@ def _check_models(models):
     if not isinstance(models, dict) or not models:
         raise TypeError(f"models must be a non-empty dict of name -> keras.Model. Received: {type(models).__name__}")
     for name, model in models.items():
-        if not isinstance(model, keras.Model):
-            raise TypeError(f"models[{name!r}] must be a keras.Model. Received: {type(model).__name__}")
-    return list(models.items())
+        if not isinstance(model, keras.Model) and not callable(getattr(model, "keras_model", None)):
+            raise TypeError(f"models[{name!r}] must be a keras.Model or a target. Received: {type(model).__name__}")
+    return [(name, as_keras_model(model)) for name, model in models.items()]  # a target gives its keras_model()
 
 
 def _check_surrogates(surrogates, names):
