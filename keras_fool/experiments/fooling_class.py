@@ -172,6 +172,22 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
         TypeError, ValueError: bad arguments (e.g. ``iterations`` < 1, ``images_per_iteration`` < 1,
             a ``model`` that is not a zoo preset).
     """
+    config = _checked_config(iterations, images_per_iteration, generations, population, encoding, train_steps,
+                             from_scratch, min_runs, model, train_images, test_images, seed)
+    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
+    writer = _IterationWriter(out if chief else None, board)
+    compute_fooling_class(config, log=log, strategy=strategy, on_iteration=writer)
+    report = writer.report
+    board.text("table_s2", report.markdown)
+    board.close()
+    if board.enabled:
+        report.files.append(board.logdir)
+    return report
+
+
+def _checked_config(iterations, images_per_iteration, generations, population, encoding, train_steps, from_scratch,
+                    min_runs, model, train_images, test_images, seed):
+    """The checked options as ``summary.json``'s ``config`` holds them (the image counts None for all)."""
     iterations = check_int("iterations", iterations)
     images_per_iteration = check_int("images_per_iteration", images_per_iteration)
     train_steps = check_int("train_steps", train_steps)
@@ -183,28 +199,26 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
     if not zoo.is_preset(model):
         raise ValueError(f"model must be a zoo preset (DNN_2... are built from its architecture); known presets: "
                          f"{', '.join(zoo.list_presets())}. Received: model={model!r}")
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
-    models_dir = ensure_writable_dir(out / "models") if chief else None
-    config = {"iterations": iterations, "images_per_iteration": images_per_iteration, "generations": generations,
-              "population": population, "encoding": encoding, "train_steps": train_steps,
-              "from_scratch": from_scratch, "min_runs": min_runs, "model": model, "train_images": train_images,
-              "test_images": test_images, "seed": seed}
-    reports = []
+    return {"iterations": iterations, "images_per_iteration": images_per_iteration, "generations": generations,
+            "population": population, "encoding": encoding, "train_steps": train_steps,
+            "from_scratch": from_scratch, "min_runs": min_runs, "model": model, "train_images": train_images,
+            "test_images": test_images, "seed": seed}
 
-    def write(i, network, result):  # after every iteration: DNN_i's weights and every output rewritten
-        if chief:
-            zoo.save_weights(network, models_dir / f"dnn_{i}.weights.npz")
+
+class _IterationWriter:
+    """``on_iteration`` of :func:`compute_fooling_class`: saves DNN_i and rewrites every output (``out`` None:
+    another worker of a cluster, which writes nothing); ``report`` is the latest :class:`ExperimentReport`."""
+
+    def __init__(self, out, board):
+        self.out, self.board, self.report = out, board, None
+        self.models_dir = ensure_writable_dir(out / "models") if out is not None else None
+
+    def __call__(self, i, network, result):
+        if self.out is not None:
+            zoo.save_weights(network, self.models_dir / f"dnn_{i}.weights.npz")
         markdown, summary = fooling_class_markdown(result), fooling_class_summary(result)
-        files = write_fooling_class(out if chief else None, board, result, markdown, summary)
-        reports.append(ExperimentReport(markdown, summary, files))
-
-    compute_fooling_class(config, log=log, strategy=strategy, on_iteration=write)
-    report = reports[-1]
-    board.text("table_s2", report.markdown)
-    board.close()
-    if board.enabled:
-        report.files.append(board.logdir)
-    return report
+        files = write_fooling_class(self.out, self.board, result, markdown, summary)
+        self.report = ExperimentReport(markdown, summary, files)
 
 
 def compute_fooling_class(config, log=None, strategy=None, on_iteration=None):
