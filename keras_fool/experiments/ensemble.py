@@ -1,10 +1,13 @@
 """Fooling an ensemble: the mean of several networks' probabilities (supplement B of Nguyen et al. 2015).
 
-:func:`run_ensemble_experiment` is ``keras-fool experiment ensemble``.
+:func:`run_ensemble_experiment` is ``keras-fool experiment ensemble``. :func:`compute_ensemble`
+measures (an :class:`EnsembleResult`, nothing written); :mod:`keras_fool.report.ensemble` renders
+and writes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -13,25 +16,41 @@ from keras_fool.distribute import replica_count, strategy_scope
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, threshold_shares
 from keras_fool.evaluation.transfer import member_medians
-from keras_fool.evolution.outputs import runs_montage
 from keras_fool.evolution.runs import evolve_fooling_images
-from keras_fool.experiments.report import (
-    ExperimentReport,
-    check_evolution_budget,
-    experiment_outputs,
-    format_confidence_pct,
-    format_number,
-    load_test_set,
-    real_confidence_markdown,
-)
-from keras_fool.io import save_json, save_npz, save_png, save_text
+from keras_fool.experiments.report import ExperimentReport, check_evolution_budget, experiment_outputs, load_test_set
+from keras_fool.report.ensemble import ensemble_markdown, ensemble_summary, write_ensemble
 from keras_fool.report.papers import PAPER_ENSEMBLE
-from keras_fool.report.tables import save_csv
 from keras_fool.target import Target
 from keras_fool.validation import derive_seed
 
-__all__ = ["PAPER_ENSEMBLE", "run_ensemble_experiment"]
+__all__ = ["PAPER_ENSEMBLE", "EnsembleResult", "compute_ensemble", "run_ensemble_experiment"]
 
+
+@dataclasses.dataclass
+class EnsembleResult:
+    """What the ensemble experiment measured (numbers and arrays; nothing written).
+
+    Attributes:
+        config: the checked options as ``summary.json`` holds them (``models`` as strings, ``runs``,
+            ``generations``, ``population``, ``encoding``, ``members``, ``test_images``, ``seed``).
+        rows: per target (the ensemble, then each member alone if ``members``): ``target`` and the
+            :func:`~keras_fool.evaluation.statistics.threshold_shares` of its last-generation elites.
+        evolved: the :class:`~keras_fool.evolution.runs.EvolvedImages` evolved against the ensemble (last generation).
+        member_confidence: member name -> median confidence (%) it alone gives the ensemble's elites.
+        real: ``"ensemble"`` and each member's name -> confidence statistics on the real test images.
+        class_names: the ensemble's class names.
+        evolve_seconds: wall time of the evolution runs.
+        replicas: the strategy's replica count.
+    """
+
+    config: dict
+    rows: list
+    evolved: object
+    member_confidence: dict
+    real: dict
+    class_names: list
+    evolve_seconds: float
+    replicas: int
 
 
 def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=10, generations=200, population=200,
@@ -80,85 +99,55 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     names = [str(m) for m in models]
     if len(models) < 2 or len(set(names)) != len(names):
         raise ValueError(f"an ensemble needs two or more distinct models. Received: models={names}")
-    log = log or (lambda line: None)
     strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
     with strategy_scope(strategy):  # mirrored model variables
         ensemble = Target(models)
-    singles = [Target(m) for m in ensemble.models]
-    (_, _), (x_test, y_test) = load_test_set(test_images)
+    config = {"models": names, "runs": runs, "generations": generations, "population": population,
+              "encoding": encoding, "members": members, "test_images": test_images, "seed": seed}
+    result = compute_ensemble(ensemble, config, log=log, strategy=strategy)
+    markdown, summary = ensemble_markdown(result), ensemble_summary(result)
+    if not chief:  # another worker of a cluster: the same numbers, nothing written
+        return ExperimentReport(markdown, summary, [])
+    return ExperimentReport(markdown, summary, write_ensemble(out, board, result, markdown, summary))
 
+
+def compute_ensemble(ensemble, config, log=None, strategy=None):
+    """Evolve against the ensemble (and each member alone) and measure the elites; writes nothing.
+
+    Args:
+        ensemble: the ensemble's target (built from ``config["models"]``).
+        config: the checked options of :func:`run_ensemble_experiment` (see :attr:`EnsembleResult.config`;
+            ``test_images`` None for every test image, replaced by the count used).
+        log: callable taking one progress line; silent if None.
+        strategy: a resolved strategy or None (one device).
+
+    Returns:
+        An :class:`EnsembleResult`.
+    """
+    log = log or (lambda line: None)
+    names = config["models"]
+    singles = [Target(m) for m in ensemble.models]
+    (_, _), (x_test, y_test) = load_test_set(config["test_images"])
     start = time.perf_counter()
-    targets = [("ensemble", ensemble)] + (list(zip(names, singles)) if members else [])
+    targets = [("ensemble", ensemble)] + (list(zip(names, singles)) if config["members"] else [])
     results, rows = {}, []
     for name, target in targets:
-        evolved = evolve_fooling_images(target, runs=runs, generations=generations, population=population,
-                                        encoding=encoding, seed=derive_seed(seed, 0), strategy=strategy).last()
+        evolved = evolve_fooling_images(target, runs=config["runs"], generations=config["generations"],
+                                        population=config["population"], encoding=config["encoding"],
+                                        seed=derive_seed(config["seed"], 0), strategy=strategy).last()
         results[name] = evolved
         row = {"target": name, **threshold_shares(evolved.confidences)}
         rows.append(row)
         log(f"{name}: {row['at_90_pct']:.1f}% of the elites at >= 90%, median {row['median_pct']:.2f}%")
     evolve_seconds = time.perf_counter() - start
-
-    images, labels = results["ensemble"].images, results["ensemble"].labels
-    member_confidence = member_medians(zip(names, singles), images, labels)
+    last = results["ensemble"]
+    member_confidence = member_medians(zip(names, singles), last.images, last.labels)
     real = {"ensemble": confidence_statistics(_p(ensemble, x_test), y_test)}
     for name, single in zip(names, singles):
         real[name] = confidence_statistics(_p(single, x_test), y_test)
-
-    columns = ("target", "cells", "at_90_pct", "at_99_pct", "median_pct", "max_pct")
-    report = _ensemble_report(rows, names, runs, generations, population, encoding, member_confidence, real,
-                              {row["target"]: row["median_pct"] for row in rows})
-    summary = {
-        "config": {"models": names, "runs": runs, "generations": generations, "population": population,
-                   "encoding": encoding, "members": members, "test_images": len(x_test), "seed": seed},
-        "rows": rows,
-        "member_confidence_on_ensemble_images_pct": member_confidence,
-        "real_images": real,
-        "evolve_seconds": round(evolve_seconds, 2),
-        "replicas": replica_count(strategy),
-    }
-    if not chief:  # another worker of a cluster: the same numbers, nothing written
-        return ExperimentReport(report, summary, [])
-    save_text(out / "ensemble.md", report)
-    save_csv(out / "ensemble.csv", rows + [{"target": "paper (ImageNet, 3 DNNs)", **PAPER_ENSEMBLE}], columns)
-    save_npz(out / "ensemble_images.npz", images=images, labels=labels,
-             confidences=results["ensemble"].confidences)
-    save_json(out / "summary.json", summary)
-    for row in rows:
-        board.scalars({f"{row['target']}/{k}": row[k] for k in columns[2:]}, 0)
-    board.text("ensemble", report)
-    board.close()
-    last = results["ensemble"]
-    save_png(out / "montage.png", runs_montage(
-        last.images, last.labels, last.runs, last.confidences, ensemble.class_names,
-        title=f"Ensemble of {', '.join(names)}: {encoding} encoding, {generations} generations"))
-    files = [out / name for name in ("ensemble.md", "ensemble.csv", "summary.json", "ensemble_images.npz",
-                                     "montage.png")]
-    return ExperimentReport(report, summary, files + ([board.logdir] if board.enabled else []))
+    return EnsembleResult({**config, "test_images": len(x_test)}, rows, last, member_confidence, real,
+                          ensemble.class_names, evolve_seconds, replica_count(strategy))
 
 
 def _p(target, images):
     return predict_probabilities(target, images, dtype=np.float64)
-
-
-def _ensemble_report(rows, names, runs, generations, population, encoding, member_confidence, real, fooling):
-    lines = [
-        "# Fooling an ensemble (supplement B)\n",
-        f"Ensemble = mean of the probabilities of {', '.join(f'`{n}`' for n in names)}. Elites of the last "
-        f"generation of {runs} runs of {generations} generations of {population} ({encoding} encoding), one per "
-        "class and run; each member alone with the same seeds for comparison.\n",
-        "| target | elites | >= 90% | >= 99% | median % | max % |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(f"| {row['target']} | {row['cells']} | {format_number(row['at_90_pct'], 1)} | {format_number(row['at_99_pct'], 1)} "
-                     f"| {format_confidence_pct(row['median_pct'])} | {format_confidence_pct(row['max_pct'])} |")
-    paper = PAPER_ENSEMBLE
-    lines.append(f"| paper: CaffeNet + AlexNet + GoogLeNet, ImageNet, 4000 generations | {paper['cells']} "
-                 f"| {paper['at_90_pct']} | n/r | {paper['median_pct']} | {paper['max_pct']} |")
-    lines.append("")
-    lines.append("Median confidence each member alone gives the ensemble's elites: "
-                 + ", ".join(f"`{n}` {format_confidence_pct(v)}%" for n, v in member_confidence.items()) + ".\n")
-    lines.append("## Confidence on real images (supplement F)\n")
-    lines.append(real_confidence_markdown([(name, stats, fooling.get(name)) for name, stats in real.items()]))
-    return "\n".join(lines)

@@ -7,6 +7,7 @@ trains DNN_{i+1} on the enlarged data, then asks whether newly evolved images st
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -18,32 +19,47 @@ from keras_fool.distribute import replica_count
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, fooling_share
 from keras_fool.evolution.runs import evolve_fooling_images
-from keras_fool.experiments.report import (
-    ExperimentReport,
-    check_evolution_budget,
-    experiment_outputs,
-    format_number,
-    load_test_set,
-    real_confidence_markdown,
-    with_paper,
+from keras_fool.experiments.report import ExperimentReport, check_evolution_budget, experiment_outputs, load_test_set
+from keras_fool.io import ensure_writable_dir
+from keras_fool.report.fooling_class import (
+    TABLE_S2_COLUMNS,
+    fooling_class_markdown,
+    fooling_class_summary,
+    plot_median_confidence,
+    table_s2_markdown,
+    write_fooling_class,
 )
-from keras_fool.io import ensure_writable_dir, save_json, save_npz, save_text
-from keras_fool.report.figures import new_figure, save_figure
 from keras_fool.report.papers import PAPER_TABLE_S2
-from keras_fool.report.tables import save_csv
 from keras_fool.schedules import CaffeInverseDecay
 from keras_fool.training.fooling_class import train_on_fooling_images
 from keras_fool.training.loops import snapshot
 from keras_fool.validation import check_bool, check_int, derive_seed
 from keras_fool.zoo.presets import FINE_TUNE
 
-__all__ = ["PAPER_TABLE_S2", "TABLE_S2_COLUMNS", "plot_median_confidence", "run_fooling_class_experiment",
-           "table_s2_markdown"]
+__all__ = ["PAPER_TABLE_S2", "TABLE_S2_COLUMNS", "FoolingClassResult", "compute_fooling_class",
+           "plot_median_confidence", "run_fooling_class_experiment", "table_s2_markdown"]
 
-TABLE_S2_COLUMNS = ("iteration", "error_pct", "mnist_error_pct", "train", "val", "score_pct", "fooled_99_pct",
-                    "runs", "fooling_share_pct", "real_all_pct", "real_correct_pct", "real_wrong_pct", "real_wrong",
-                    "train_seconds", "evolve_seconds", "paper_error_pct", "paper_mnist_error_pct", "paper_train",
-                    "paper_val", "paper_score_pct")
+
+@dataclasses.dataclass
+class FoolingClassResult:
+    """What the fooling-class experiment measured so far (numbers and arrays; nothing written).
+
+    Attributes:
+        config: the checked options as ``summary.json`` holds them (``train_images`` and
+            ``test_images`` as the counts used).
+        rows: Table S2's rows (dicts with :data:`TABLE_S2_COLUMNS`), one per finished iteration.
+        fooling_train: float32 (P, 28, 28, 1): the fooling class's training images so far.
+        fooling_val: float32 (Q, 28, 28, 1): its validation images so far.
+        data_seconds: time spent loading MNIST.
+        replicas: the strategy's replica count.
+    """
+
+    config: dict
+    rows: list
+    fooling_train: np.ndarray
+    fooling_val: np.ndarray
+    data_seconds: float
+    replicas: int
 
 
 def _added_images(iteration, images_per_iteration):
@@ -51,54 +67,6 @@ def _added_images(iteration, images_per_iteration):
     if iteration == 1:
         return 6 * images_per_iteration, images_per_iteration
     return images_per_iteration, math.ceil(images_per_iteration / 10)
-
-
-def table_s2_markdown(rows):
-    """Table S2 as Markdown: ours, the paper's value in parentheses (iterations 1-15).
-
-    Args:
-        rows: dicts with the :data:`TABLE_S2_COLUMNS`.
-
-    Returns:
-        A Markdown table (a string).
-    """
-    lines = [
-        "| i | Error % | MNIST error % | Train | Val | Score % | >= 99% | runs |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['iteration']} | {with_paper(row['error_pct'], row.get('paper_error_pct'))} "
-            f"| {with_paper(row['mnist_error_pct'], row.get('paper_mnist_error_pct'))} "
-            f"| {row['train']} ({row.get('paper_train') or '-'}) | {row['val']} ({row.get('paper_val') or '-'}) "
-            f"| {with_paper(row['score_pct'], row.get('paper_score_pct'), confidence=True)} | {format_number(row['fooled_99_pct'], 1)} "
-            f"| {row['runs']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def plot_median_confidence(rows, path, label="ours"):
-    """Plot the median confidence (%) of newly evolved images per iteration, ours and the paper's (a PNG).
-
-    Args:
-        rows: dicts with ``iteration`` and ``score_pct``.
-        path: the PNG file.
-        label: the legend entry of our line.
-    """
-    figure = new_figure()
-    axes = figure.add_subplot(1, 1, 1)
-    axes.plot([r["iteration"] for r in rows], [r["score_pct"] for r in rows], marker="o", label=label)
-    paper = [p for p in PAPER_TABLE_S2 if p[0] <= max(r["iteration"] for r in rows)]
-    axes.plot([p[0] for p in paper], [p[5] for p in paper], marker="s", linestyle="--",
-              label="Nguyen et al. 2015, Table S2 (CPPN encoding)")
-    axes.set_xlabel("iteration i (DNN_i)")
-    axes.set_ylabel("median confidence of evolved images (%)")
-    axes.set_ylim(0, 102)
-    axes.set_title("Fooling-class retraining: can DNN_i still be fooled?")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower left")
-    figure.tight_layout()
-    save_figure(path, figure)
 
 
 def _next_network(previous, preset, iteration, from_scratch, seed):
@@ -204,6 +172,22 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
         TypeError, ValueError: bad arguments (e.g. ``iterations`` < 1, ``images_per_iteration`` < 1,
             a ``model`` that is not a zoo preset).
     """
+    config = _checked_config(iterations, images_per_iteration, generations, population, encoding, train_steps,
+                             from_scratch, min_runs, model, train_images, test_images, seed)
+    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
+    writer = _IterationWriter(out if chief else None, board)
+    compute_fooling_class(config, log=log, strategy=strategy, on_iteration=writer)
+    report = writer.report
+    board.text("table_s2", report.markdown)
+    board.close()
+    if board.enabled:
+        report.files.append(board.logdir)
+    return report
+
+
+def _checked_config(iterations, images_per_iteration, generations, population, encoding, train_steps, from_scratch,
+                    min_runs, model, train_images, test_images, seed):
+    """The checked options as ``summary.json``'s ``config`` holds them (the image counts None for all)."""
     iterations = check_int("iterations", iterations)
     images_per_iteration = check_int("images_per_iteration", images_per_iteration)
     train_steps = check_int("train_steps", train_steps)
@@ -215,76 +199,101 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
     if not zoo.is_preset(model):
         raise ValueError(f"model must be a zoo preset (DNN_2... are built from its architecture); known presets: "
                          f"{', '.join(zoo.list_presets())}. Received: model={model!r}")
-    preset = zoo.get_preset(model)
+    return {"iterations": iterations, "images_per_iteration": images_per_iteration, "generations": generations,
+            "population": population, "encoding": encoding, "train_steps": train_steps,
+            "from_scratch": from_scratch, "min_runs": min_runs, "model": model, "train_images": train_images,
+            "test_images": test_images, "seed": seed}
+
+
+class _IterationWriter:
+    """``on_iteration`` of :func:`compute_fooling_class`: saves DNN_i and rewrites every output (``out`` None:
+    another worker of a cluster, which writes nothing); ``report`` is the latest :class:`ExperimentReport`."""
+
+    def __init__(self, out, board):
+        self.out, self.board, self.report = out, board, None
+        self.models_dir = ensure_writable_dir(out / "models") if out is not None else None
+
+    def __call__(self, i, network, result):
+        if self.out is not None:
+            zoo.save_weights(network, self.models_dir / f"dnn_{i}.weights.npz")
+        markdown, summary = fooling_class_markdown(result), fooling_class_summary(result)
+        files = write_fooling_class(self.out, self.board, result, markdown, summary)
+        self.report = ExperimentReport(markdown, summary, files)
+
+
+def compute_fooling_class(config, log=None, strategy=None, on_iteration=None):
+    """The iterations of :func:`run_fooling_class_experiment`: train DNN_i, measure it, evolve against it.
+
+    Writes nothing itself; ``on_iteration(i, network, result)`` is called after each iteration (the
+    caller saves DNN_i and rewrites its outputs there).
+
+    Args:
+        config: the checked options of :func:`run_fooling_class_experiment` (see
+            :attr:`FoolingClassResult.config`; ``train_images``/``test_images`` None for all).
+        log: callable taking one progress line; silent if None.
+        strategy: a resolved strategy or None (one device).
+        on_iteration: optional callable, see above.
+
+    Returns:
+        The :class:`FoolingClassResult` after the last iteration.
+    """
     log = log or (lambda line: None)
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
-    models_dir = ensure_writable_dir(out / "models") if chief else None
+    start = time.perf_counter()
+    data = load_test_set(config["test_images"], config["train_images"])
+    data_seconds = time.perf_counter() - start
+    (x_train, _), (x_test, _) = data
+    empty = np.zeros((0, *x_train.shape[1:]), np.float32)
+    result = FoolingClassResult({**config, "train_images": len(x_train), "test_images": len(x_test)}, [], empty,
+                                empty.copy(), data_seconds, replica_count(strategy))
+    network = zoo.load_model(config["model"])
+    for i in range(1, config["iterations"] + 1):
+        network = _iteration(i, network, result, data, log, strategy)
+        if on_iteration is not None:
+            on_iteration(i, network, result)
+    return result
+
+
+def _iteration(i, network, result, data, log, strategy):
+    """Iteration ``i``: DNN_i (trained from DNN_{i-1} for i > 1), its row of Table S2, the images it adds.
+
+    Appends the row to ``result.rows`` and the sampled images to ``result.fooling_*``; returns DNN_i.
+    """
+    config = result.config
+    preset, seed = zoo.get_preset(config["model"]), config["seed"]
+    n = preset.num_classes
+    (x_train, y_train), (x_test, y_test) = data
+    train_seconds, share = 0.0, None
+    if i > 1:
+        start = time.perf_counter()
+        share = fooling_share(i)
+        network = _next_network(network, preset, i, config["from_scratch"], derive_seed(seed, i, 2))
+        loss = train_on_fooling_images(network, x_train, y_train, result.fooling_train, config["train_steps"],
+                                       num_classes=n, fooling_fraction=share,
+                                       optimizer=_optimizer_factory(preset, config["from_scratch"]),
+                                       seed=derive_seed(seed, i, 3))
+        train_seconds = time.perf_counter() - start
+        log(f"DNN_{i}: trained {config['train_steps']} steps in {train_seconds:.1f} s (loss {loss:.4f}, "
+            f"{100 * share:.1f}% of each batch from {len(result.fooling_train)} fooling images)")
+    wrong_test, wrong_val, real = _evaluate_network(network, x_test, y_test, result.fooling_val, n)
 
     start = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = load_test_set(test_images, train_images)
-    data_seconds = time.perf_counter() - start
-    n = preset.num_classes
-    image_shape = x_train.shape[1:]
-    fooling_train = np.zeros((0, *image_shape), np.float32)
-    fooling_val = np.zeros((0, *image_shape), np.float32)
-    network = zoo.load_model(model)
-    rows = []
-    config = {"iterations": iterations, "images_per_iteration": images_per_iteration, "generations": generations,
-              "population": population, "encoding": encoding, "train_steps": train_steps,
-              "from_scratch": from_scratch, "min_runs": min_runs, "model": model, "train_images": len(x_train),
-              "test_images": len(x_test), "seed": seed}
-
-    for i in range(1, iterations + 1):
-        train_seconds = 0.0
-        share = None
-        if i > 1:
-            start = time.perf_counter()
-            share = fooling_share(i)
-            network = _next_network(network, preset, i, from_scratch, derive_seed(seed, i, 2))
-            loss = train_on_fooling_images(network, x_train, y_train, fooling_train, train_steps, num_classes=n,
-                                           fooling_fraction=share, optimizer=_optimizer_factory(preset, from_scratch),
-                                           seed=derive_seed(seed, i, 3))
-            train_seconds = time.perf_counter() - start
-            log(f"DNN_{i}: trained {train_steps} steps in {train_seconds:.1f} s (loss {loss:.4f}, "
-                f"{100 * share:.1f}% of each batch from {len(fooling_train)} fooling images)")
-        if chief:
-            zoo.save_weights(network, models_dir / f"dnn_{i}.weights.npz")
-
-        wrong_test, wrong_val, real = _evaluate_network(network, x_test, y_test, fooling_val, n)
-
-        start = time.perf_counter()
-        added_train, added_val = _added_images(i, images_per_iteration) if i < iterations else (0, 0)
-        runs = max(min_runs, math.ceil((added_train + added_val) / (2 * n)))
-        evolved = evolve_fooling_images(_evolution_copy(network, strategy), runs=runs, generations=generations,
-                                        population=population, encoding=encoding, classes=range(n),
-                                        seed=derive_seed(seed, i, 0), strategy=strategy)
-        evolve_seconds = time.perf_counter() - start
-        row = _table_row(i, evolved, runs, share, real, wrong_test, wrong_val, len(x_test), len(fooling_val),
-                         len(x_train) + len(fooling_train), train_seconds, evolve_seconds)
-        rows.append(row)
-        log(f"DNN_{i}: error {row['error_pct']:.2f}% (MNIST {row['mnist_error_pct']:.2f}%), {runs} runs in "
-            f"{evolve_seconds:.1f} s: median confidence {row['score_pct']:.2f}%")
-        if added_train:
-            chosen = evolved.sample(added_train + added_val, derive_seed(seed, i, 1))
-            fooling_train = np.concatenate([fooling_train, chosen.images[:added_train]])
-            fooling_val = np.concatenate([fooling_val, chosen.images[added_train:]])
-        board.scalars({"error/validation_pct": row["error_pct"], "error/mnist_pct": row["mnist_error_pct"],
-                       "confidence/median_fooling_pct": row["score_pct"],
-                       "confidence/fooled_99_pct": row["fooled_99_pct"],
-                       "confidence/median_real_pct": row["real_all_pct"], "size/train": row["train"],
-                       "size/val": row["val"], "seconds/train": train_seconds, "seconds/evolve": evolve_seconds}, i)
-
-        summary = {"config": config, "rows": rows, "data_seconds": round(data_seconds, 2),
-                   "replicas": replica_count(strategy)}
-        if chief:
-            report = _write_iteration(out, rows, summary, fooling_train, fooling_val)
-        else:  # another worker of a cluster: the same numbers, nothing written
-            report = ExperimentReport(_fooling_class_report(rows, config), summary, [])
-    board.text("table_s2", report.markdown)
-    board.close()
-    if board.enabled:
-        report.files.append(board.logdir)
-    return report
+    added_train, added_val = (_added_images(i, config["images_per_iteration"]) if i < config["iterations"]
+                              else (0, 0))
+    runs = max(config["min_runs"], math.ceil((added_train + added_val) / (2 * n)))
+    evolved = evolve_fooling_images(_evolution_copy(network, strategy), runs=runs, generations=config["generations"],
+                                    population=config["population"], encoding=config["encoding"], classes=range(n),
+                                    seed=derive_seed(seed, i, 0), strategy=strategy)
+    evolve_seconds = time.perf_counter() - start
+    row = _table_row(i, evolved, runs, share, real, wrong_test, wrong_val, len(x_test), len(result.fooling_val),
+                     len(x_train) + len(result.fooling_train), train_seconds, evolve_seconds)
+    result.rows.append(row)
+    log(f"DNN_{i}: error {row['error_pct']:.2f}% (MNIST {row['mnist_error_pct']:.2f}%), {runs} runs in "
+        f"{evolve_seconds:.1f} s: median confidence {row['score_pct']:.2f}%")
+    if added_train:
+        chosen = evolved.sample(added_train + added_val, derive_seed(seed, i, 1))
+        result.fooling_train = np.concatenate([result.fooling_train, chosen.images[:added_train]])
+        result.fooling_val = np.concatenate([result.fooling_val, chosen.images[added_train:]])
+    return network
 
 
 def _evolution_copy(network, strategy):
@@ -331,36 +340,3 @@ def _table_row(i, evolved, runs, share, real, wrong_test, wrong_val, test_size, 
         "paper_val": paper[4],
         "paper_score_pct": paper[5],
     }
-
-
-def _write_iteration(out, rows, summary, fooling_train, fooling_val):
-    """Rewrite every output file after an iteration; returns the :class:`ExperimentReport`."""
-    config = summary["config"]
-    markdown = _fooling_class_report(rows, config)
-    files = [out / "table_s2.md", out / "table_s2.csv", out / "median_confidence.png", out / "summary.json",
-             out / "fooling_images.npz", out / "models"]
-    save_text(files[0], markdown)
-    save_csv(files[1], rows, TABLE_S2_COLUMNS)
-    plot_median_confidence(rows, files[2], label=f"ours ({config['encoding']} encoding)")
-    save_json(files[3], summary)
-    save_npz(files[4], train=fooling_train, val=fooling_val)
-    return ExperimentReport(markdown, summary, files)
-
-
-def _fooling_class_report(rows, config):
-    intro = (
-        f"# Fooling-class retraining (supplement C, Table S2)\n\n"
-        f"DNN_1 = `{config['model']}`; {config['encoding']} encoding, {config['generations']} generations of "
-        f"{config['population']}; M = {config['images_per_iteration']} images per iteration (6M + M the first time); "
-        f"{'from scratch' if config['from_scratch'] else 'warm-started'}, {config['train_steps']} steps per network; "
-        f"{config['train_images']} MNIST training and {config['test_images']} test images. The paper's value in "
-        f"parentheses. Error: on the MNIST test images plus the validation fooling images (class 11); Score: median "
-        f"confidence of the images evolved against DNN_i (last generation, classes 0-9); >= 99%: share of those at "
-        f">= 99%. Confidences are truncated to two decimals (100.00: a probability of exactly 1).\n\n"
-    )
-    real = ("\n## Confidence on real images (supplement F)\n\nMedian top-1 confidence (%) of DNN_i on the MNIST "
-            "test images, and of the images evolved against it.\n\n")
-    entries = [(f"DNN_{r['iteration']}", {"all_pct": r["real_all_pct"], "correct_pct": r["real_correct_pct"],
-                                           "wrong_pct": r["real_wrong_pct"], "wrong": r["real_wrong"]},
-                r["score_pct"]) for r in rows]
-    return intro + table_s2_markdown(rows) + real + real_confidence_markdown(entries)

@@ -36,6 +36,7 @@ check its options with :func:`check_imagenet_options` before TensorFlow starts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -304,96 +305,158 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         TypeError, ValueError: bad options or classes; ResumeError: a checkpoint written with
         other options.
     """
-    from keras_fool.target import Target
-
     options = check_imagenet_options(generations, population, steps, methods, crops, regularization, stop_at, seed,
                                      checkpoint_every, studies)
-    log = log or (lambda line: None)
+    # The run uses the values as given (checked above; only methods and studies are normalized), as it always has.
+    options.update(generations=generations, population=population, steps=steps, crops=crops,
+                   regularization=regularization, stop_at=stop_at, seed=seed, checkpoint_every=checkpoint_every)
     if second_model == "auto":
         second_model = SECOND_MODEL.get(model) if isinstance(model, str) else None
+    run = _open_run(out, model, classes, options, paper, class_names, resume, overwrite, logdir, progress, log,
+                    strategy, cpu_replicas, second_model)
+    summary = {"config": run.config, "rows": [], "paper": PAPER_IMAGENET,
+               "replicas": replica_count(run.strategy), "complete": False}
+    _run_methods(run, summary)
+    if run.studies:
+        _run_studies(run, summary)
+    summary["complete"] = True
+    markdown = imagenet_markdown(summary)
+    if not run.chief:  # another worker of a cluster: the same numbers, nothing written
+        return ExperimentReport(markdown, summary, [])
+    return ExperimentReport(markdown, summary, _write(run, summary, markdown))
+
+
+@dataclasses.dataclass
+class _Run:
+    """One ImageNet run's settled options, folder and targets (what its steps share)."""
+
+    folder: RunFolder
+    out: Path
+    chief: bool
+    strategy: object
+    target: object
+    labels: list
+    steps: int
+    settings: object
+    config: dict
+    studies: tuple
+    previous: dict
+    evolve: dict
+    log: object
+    second: dict = dataclasses.field(default_factory=dict)  # second, first_at_second, second_at_first, kwargs
+
+
+def _open_run(out, model, classes, options, paper, class_names, resume, overwrite, logdir, progress, log, strategy,
+              cpu_replicas, second_model):
+    """The run folder, the first network's target, the classes, the step budget, the config and the second network."""
+    from keras_fool.target import Target
+
+    log = log or (lambda line: None)
     studies = options["studies"] if second_model is not None else ()
     strategy = resolve_strategy(strategy, cpu_replicas)
     chief = is_chief(strategy)
     # Another worker writes nothing, and must not refuse the folder its chief is filling.
     folder = RunFolder(out, "summary.json", resume, overwrite, logdir=logdir, chief=chief)
-    out, board_root = folder.path, folder.board
+    generations, population, crops = options["generations"], options["population"], options["crops"]
     with strategy_scope(strategy):  # mirrored model variables
         target = Target(model, class_names=class_names, crops=crops)
     labels = target.class_indices(classes)
     labels = list(range(target.num_classes)) if labels is None else labels
     budget = population * (generations + 1)
-    if steps is None:
-        steps = max(1, budget // len(labels) - 1)
-    settings = ascent_settings(regularization)
+    steps = options["steps"] if options["steps"] is not None else max(1, budget // len(labels) - 1)
     log(f"{len(labels)} classes, budget {budget:,} evaluations per method; gradient ascent: up to {steps} steps "
         f"per class.")
     config = {"model": target.get_config()["models"], "classes": labels,
               "class_names": [target.class_names[c] for c in labels], "generations": generations,
               "population": population, "steps": steps, "budget_evaluations": budget,
-              "methods": list(options["methods"]),
-              "crops": crops, "regularization": regularization, "stop_at": stop_at, "paper": paper, "seed": seed}
+              "methods": list(options["methods"]), "crops": crops, "regularization": options["regularization"],
+              "stop_at": options["stop_at"], "paper": paper, "seed": options["seed"]}
+    evolve = dict(labels=labels, generations=generations, population=population, seed=options["seed"], paper=paper,
+                  stop_at=options["stop_at"], checkpoint_every=options["checkpoint_every"], progress=progress,
+                  log=log, strategy=strategy)
+    run = _Run(folder, folder.path, chief, strategy, target, labels, steps, ascent_settings(options["regularization"]),
+               config, studies, {}, evolve, log)
     if studies:  # before anything runs: a second network that does not fit fails now
-        with strategy_scope(strategy):
-            second = Target(second_model, crops=crops)
-            if second.num_classes != target.num_classes:
-                raise ValueError(f"The second network has {second.num_classes} classes, the first "
-                                 f"{target.num_classes}; transfer and ensemble need the same classes.")
-            if second.class_names != target.class_names:  # a model of the user's: it takes the first's names
-                second = Target(second.models[0], class_names=target.class_names, crops=crops)
-            kwargs = dict(class_names=target.class_names, crops=crops)
-            first_at_second = Target(target.models[0], image_size=second.model_shape, **kwargs)
-            second_at_first = Target(second.models[0], image_size=target.model_shape, **kwargs)
-        config.update(second_model=second.get_config()["models"], studies=list(studies))
-    previous = _previous_summary(out, config) if resume else {}
-    evolve = dict(labels=labels, generations=generations, population=population, seed=seed, paper=paper,
-                  stop_at=stop_at, checkpoint_every=checkpoint_every, progress=progress, log=log, strategy=strategy)
-    summary = {"config": config, "rows": [], "paper": PAPER_IMAGENET,
-               "replicas": replica_count(strategy), "complete": False}
+        run.second = _second_network(second_model, target, crops, strategy)
+        config.update(second_model=run.second["second"].get_config()["models"], studies=list(studies))
+    run.previous = _previous_summary(run.out, config) if resume else {}
+    return run
 
-    def save_progress():  # after every method, so a killed run keeps what it finished
-        if chief:
-            save_json(out / "summary.json", summary)
 
-    for method in options["methods"]:
-        reused = next((row for row in previous.get("rows", []) if row["method"] == method), None)
-        if reused is not None and (out / method / "summary.json").is_file():
-            log(f"{method}: reusing the finished run in {out / method}.")
+def _second_network(second_model, target, crops, strategy):
+    """The studies' targets: the second network, and each network at the other's image size."""
+    from keras_fool.target import Target
+
+    with strategy_scope(strategy):
+        second = Target(second_model, crops=crops)
+        if second.num_classes != target.num_classes:
+            raise ValueError(f"The second network has {second.num_classes} classes, the first "
+                             f"{target.num_classes}; transfer and ensemble need the same classes.")
+        if second.class_names != target.class_names:  # a model of the user's: it takes the first's names
+            second = Target(second.models[0], class_names=target.class_names, crops=crops)
+        kwargs = dict(class_names=target.class_names, crops=crops)
+        first_at_second = Target(target.models[0], image_size=second.model_shape, **kwargs)
+        second_at_first = Target(second.models[0], image_size=target.model_shape, **kwargs)
+    return {"second": second, "first_at_second": first_at_second, "second_at_first": second_at_first,
+            "kwargs": kwargs}
+
+
+def _save_progress(run, summary):
+    """After every method and study, so a killed run keeps what it finished."""
+    if run.chief:
+        save_json(run.out / "summary.json", summary)
+
+
+def _run_methods(run, summary):
+    """Each method in turn (a finished one of a resumed run reused), its row appended to ``summary["rows"]``."""
+    target, labels, stop_at, seed, log = run.target, run.labels, run.config["stop_at"], run.config["seed"], run.log
+    for method in run.config["methods"]:
+        reused = next((row for row in run.previous.get("rows", []) if row["method"] == method), None)
+        if reused is not None and (run.out / method / "summary.json").is_file():
+            log(f"{method}: reusing the finished run in {run.out / method}.")
             summary["rows"].append(reused)
             continue
         if method == "gradient":
             row = _timed_row(target, _ascent_batch(len(labels)), lambda: _ascend(
-                target, folder.sub(method), labels, steps, settings, stop_at, seed, log), backward=True)
+                target, run.folder.sub(method), labels, run.steps, run.settings, stop_at, seed, log), backward=True)
         else:
-            row = _timed_row(target, population, lambda: _evolve(target, method, folder.sub(method), **evolve))
+            row = _timed_row(target, run.config["population"],
+                             lambda: _evolve(target, method, run.folder.sub(method), **run.evolve))
         row = {"method": method, **row, "paper_median_pct": PAPER_IMAGENET[method]["median_pct"]}
         summary["rows"].append(row)
         log(f"{method}: median {format_confidence_pct(row['median_pct'])}%, max "
             f"{format_confidence_pct(row['max_pct'])}%, {row['evaluations']:,} evaluations in {row['seconds']:.0f} s "
             f"({format_number(row['speed_vs_raw_pct'], 1)}% of the raw model's speed)")
-        save_progress()
+        _save_progress(run, summary)
 
-    if studies:
-        saved = previous.get("config", {})  # the studies' rows hold the methods' images shown to the second network
-        reuse = saved.get("second_model") == config["second_model"] and saved.get("methods") == config["methods"]
-        if "transfer" in studies:
-            summary["transfer"] = (previous["transfer"] if reuse and "transfer" in previous else
-                                   _transfer(folder, target, second, first_at_second, second_at_first,
-                                             options["methods"], evolve))
-            save_progress()
-        if "ensemble" in studies:
-            if reuse and "ensemble" in previous:
-                summary["ensemble"] = previous["ensemble"]
-            else:
-                with strategy_scope(strategy):
-                    ensemble = Target([target.models[0], second_at_first.models[0]], **kwargs)
-                summary["ensemble"] = _ensemble(folder, ensemble, target, second_at_first, evolve)
-            save_progress()
 
-    summary["complete"] = True
-    markdown = imagenet_markdown(summary)
-    if not chief:  # another worker of a cluster: the same numbers, nothing written
-        return ExperimentReport(markdown, summary, [])
-    figure = _figure(out, options["methods"], target, studies, _name(second) if studies else None)
+def _run_studies(run, summary):
+    """The transfer and ensemble studies with the second network (reused when a resumed run finished them)."""
+    from keras_fool.target import Target
+
+    previous, config, second = run.previous, run.config, run.second
+    saved = previous.get("config", {})  # the studies' rows hold the methods' images shown to the second network
+    reuse = saved.get("second_model") == config["second_model"] and saved.get("methods") == config["methods"]
+    if "transfer" in run.studies:
+        summary["transfer"] = (previous["transfer"] if reuse and "transfer" in previous else
+                               _transfer(run.folder, run.target, second["second"], second["first_at_second"],
+                                         second["second_at_first"], config["methods"], run.evolve))
+        _save_progress(run, summary)
+    if "ensemble" in run.studies:
+        if reuse and "ensemble" in previous:
+            summary["ensemble"] = previous["ensemble"]
+        else:
+            with strategy_scope(run.strategy):
+                ensemble = Target([run.target.models[0], second["second_at_first"].models[0]], **second["kwargs"])
+            summary["ensemble"] = _ensemble(run.folder, ensemble, run.target, second["second_at_first"], run.evolve)
+        _save_progress(run, summary)
+
+
+def _write(run, summary, markdown):
+    """``imagenet.md``, ``imagenet.csv``, ``summary.json``, Figure 1 and TensorBoard; returns every output."""
+    out, board_root, studies = run.out, run.folder.board, run.studies
+    figure = _figure(out, run.config["methods"], run.target, studies,
+                     _name(run.second["second"]) if studies else None)
     columns = ("method", "evaluations", "generations_or_steps", "seconds", "evaluations_per_second",
                "raw_images_per_second", "speed_vs_raw_pct", "median_pct", "min_pct", "max_pct", "classes_at_99",
                "classes_at_9999", "paper_median_pct")
@@ -412,10 +475,8 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
     board.text("imagenet", markdown)
     board.close()
     files = [out / "imagenet.md", out / "imagenet.csv", out / "summary.json", figure]
-    files += [out / m for m in options["methods"]] + [out / STUDY_FOLDERS[s] for s in studies]
-    files += [board_root] if board_root is not None else []
-    return ExperimentReport(markdown, summary, files)
-
+    files += [out / m for m in run.config["methods"]] + [out / STUDY_FOLDERS[s] for s in studies]
+    return files + ([board_root] if board_root is not None else [])
 
 
 def _previous_summary(out, config):

@@ -1,5 +1,5 @@
 """What every experiment shares: where it writes under a strategy, its returned report, number formats,
-the real-image confidence table, the MNIST test set at a budget, and the checks of an evolution budget.
+the real-image confidence table (from :mod:`keras_fool.report.tables`), the MNIST test set at a budget, and the checks of an evolution budget.
 
 Every experiment function returns a :class:`~keras_fool.report.result.Result` (``ExperimentReport`` is
 the same class) -- the Markdown report, the dict written to ``summary.json`` and the files written --
@@ -13,7 +13,7 @@ from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
 from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
 from keras_fool.report.result import Result
-from keras_fool.report.tables import format_confidence_pct, format_number, with_paper
+from keras_fool.report.tables import format_confidence_pct, format_number, real_confidence_markdown, with_paper
 from keras_fool.run_folder import RunFolder
 from keras_fool.summaries import SummaryWriter
 from keras_fool.validation import check_int, check_seed
@@ -51,27 +51,6 @@ def experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite=False):
     chief = is_chief(strategy)
     folder = RunFolder(out, "summary.json", overwrite=overwrite, resumable=False, logdir=logdir, chief=chief)
     return strategy, chief, folder.path, SummaryWriter(folder.board)
-
-
-def real_confidence_markdown(entries):
-    """Median confidence on real and on fooling images as a Markdown table, with the paper's row.
-
-    Args:
-        entries: (name, statistics dict of :func:`~keras_fool.evaluation.statistics.confidence_statistics`,
-            median confidence of the fooling images in % or None) per model.
-    """
-    lines = [
-        "| model | real: all | real: correct | real: wrong (count) | fooling images |",
-        "|---|---|---|---|---|",
-    ]
-    for name, stats, fooling in entries:
-        lines.append(f"| {name} | {format_confidence_pct(stats['all_pct'])} | "
-                     f"{format_confidence_pct(stats['correct_pct'])} | {format_confidence_pct(stats['wrong_pct'])} "
-                     f"({stats['wrong']}) | {format_confidence_pct(fooling)} |")
-    paper = PAPER_REAL_CONFIDENCE
-    lines.append(f"| paper: AlexNet, ImageNet validation set | {paper['all_pct']} | {paper['correct_pct']} "
-                 f"| {paper['wrong_pct']} | {paper['fooling_pct']} |")
-    return "\n".join(lines) + "\n"
 
 
 def load_test_set(test_images=None, train_images=None):

@@ -7,9 +7,10 @@ import io
 import math
 
 from keras_fool.io import save_json, save_text
+from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
 
-__all__ = ["csv_text", "format_confidence_pct", "format_number", "markdown_table", "save_csv", "save_json",
-           "with_paper"]
+__all__ = ["csv_text", "format_confidence_pct", "format_number", "markdown_table", "real_confidence_markdown",
+           "save_csv", "save_json", "with_paper"]
 
 
 def csv_text(rows, columns, format_value=None):
@@ -69,3 +70,19 @@ def with_paper(value, paper, digits=2, confidence=False):
     """Our value, then the paper's in parentheses (if there is one)."""
     text = format_confidence_pct(value) if confidence else format_number(value, digits)
     return text if paper is None else f"{text} ({paper:.{digits}f})"
+
+
+def real_confidence_markdown(entries):
+    """Median confidence on real and on fooling images as a Markdown table, with the paper's row (supplement F).
+
+    Args:
+        entries: (name, statistics dict of :func:`~keras_fool.evaluation.statistics.confidence_statistics`,
+            median confidence of the fooling images in % or None) per model.
+    """
+    rows = [(name, format_confidence_pct(stats["all_pct"]), format_confidence_pct(stats["correct_pct"]),
+             f"{format_confidence_pct(stats['wrong_pct'])} ({stats['wrong']})", format_confidence_pct(fooling))
+            for name, stats, fooling in entries]
+    paper = PAPER_REAL_CONFIDENCE
+    rows.append(("paper: AlexNet, ImageNet validation set", paper["all_pct"], paper["correct_pct"], paper["wrong_pct"],
+                 paper["fooling_pct"]))
+    return markdown_table(("model", "real: all", "real: correct", "real: wrong (count)", "fooling images"), rows)
