@@ -18,7 +18,7 @@ SOURCES = {"keras_fool": ROOT / "keras_fool", "keras_fool.zoo": ROOT / "zoo", "k
 # Lowest first; a unit is a module or package directly under keras_fool.
 LAYERS = (
     ("keras_fool", "errors", "lazy"),
-    ("validation", "io"),
+    ("validation", "io", "class_names"),
     ("data", "summaries", "distribute"),
     ("run_folder",),  # the one output-folder policy: io and summaries below it, every run above
     ("schedules", "encodings", "defenses"),
