@@ -83,6 +83,7 @@ def test_debug_shows_the_original_exception(run):
     assert result.exit_code == 2 and "Traceback" in result.stderr and "ValueError: Unknown preset" in result.stderr
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_zoo_train_tiny_budget(run, tmp_path):
     result = run("zoo", "train", "lenet_mnist", "--max-steps", "10", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output

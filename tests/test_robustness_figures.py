@@ -67,6 +67,7 @@ def _markers(figure, marker):
             for line in figure.axes[0].get_lines() if line.get_marker() == marker and line.get_linestyle() == "None"]
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_every_figure_is_written_as_png_and_svg_and_only_for_the_methods_that_ran(tmp_path):
     written = write_figures(_curves(), tmp_path)
     stems = ["curves_gradient_sign", "curves_gaussian"] + [stem for stem, *_ in PAPER_FIGURES]
@@ -160,6 +161,7 @@ def _events(logdir):
             for tag in events.Tags()["tensors"] if tag != "steps" and tag != "table2"}
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_the_experiment_writes_its_figures_logs_by_distortion_and_refuses_to_overwrite(tmp_path):
     from keras_fool.cli import main
 

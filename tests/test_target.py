@@ -98,6 +98,7 @@ def test_target_with_crops_averages_the_ten_crops_probabilities():
         Target(model, crops=5)
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_colour_cppn_evolution_runs_at_the_targets_size_with_crops():
     from keras_fool.encodings import make_encoding
 

@@ -143,6 +143,7 @@ def test_caffe_inv_schedule():
         CaffeInverseDecay(0.01, -1.0, 0.75)
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_train_preset_writes_weights_that_load_and_beat_chance(tmp_path):
     from keras_fool.training import train_preset
 
@@ -155,6 +156,7 @@ def test_train_preset_writes_weights_that_load_and_beat_chance(tmp_path):
     assert model.count_params() == 431_080
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_a_saved_committee_loads_in_a_fresh_process(tmp_path):
     from keras_fool.defenses import Committee
 
@@ -170,6 +172,7 @@ def test_a_saved_committee_loads_in_a_fresh_process(tmp_path):
     assert result.stdout.strip() == "Committee (None, 10)"
 
 
+@pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
 def test_a_foreign_keras_class_gets_a_short_error(tmp_path):
     import keras
 
