@@ -47,13 +47,12 @@ import numpy as np
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.evolution.gradient import ascent_settings
 from keras_fool.experiments.report import ExperimentReport
-from keras_fool.io import save_json, save_text
-from keras_fool.report.imagenet import imagenet_markdown, write_figure1
+from keras_fool.io import save_json
+from keras_fool.report.imagenet import imagenet_markdown, write_imagenet
 from keras_fool.report.papers import PAPER_ENSEMBLE, PAPER_IMAGENET, PAPER_TRANSFER
-from keras_fool.report.tables import format_confidence_pct, format_number, save_csv
+from keras_fool.report.tables import format_confidence_pct, format_number
 from keras_fool.report.titles import FOOLING_METHOD_TITLES
 from keras_fool.run_folder import RunFolder
-from keras_fool.summaries import SummaryWriter
 from keras_fool.validation import check_int, check_number, check_seed
 
 __all__ = [
@@ -453,30 +452,12 @@ def _run_studies(run, summary):
 
 
 def _write(run, summary, markdown):
-    """``imagenet.md``, ``imagenet.csv``, ``summary.json``, Figure 1 and TensorBoard; returns every output."""
-    out, board_root, studies = run.out, run.folder.board, run.studies
-    figure = _figure(out, run.config["methods"], run.target, studies,
-                     _name(run.second["second"]) if studies else None)
-    columns = ("method", "evaluations", "generations_or_steps", "seconds", "evaluations_per_second",
-               "raw_images_per_second", "speed_vs_raw_pct", "median_pct", "min_pct", "max_pct", "classes_at_99",
-               "classes_at_9999", "paper_median_pct")
-    save_text(out / "imagenet.md", markdown)
-    save_csv(out / "imagenet.csv", summary["rows"], columns)
-    save_json(out / "summary.json", summary)
-    board = SummaryWriter(board_root)
-    for row in summary["rows"]:
-        board.scalars({f"{row['method']}/{k}": row[k] for k in ("median_pct", "min_pct", "max_pct",
-                                                                  "speed_vs_raw_pct")}, 0)
-    if "transfer" in summary:
-        board.scalars({f"transfer/{row['shown']}/top1_match_pct": row["top1_match_pct"]
-                       for row in summary["transfer"]["rows"]}, 0)
-    if "ensemble" in summary:
-        board.scalars({f"ensemble/{k}": summary["ensemble"][k] for k in ("median_pct", "classes_at_90_pct")}, 0)
-    board.text("imagenet", markdown)
-    board.close()
-    files = [out / "imagenet.md", out / "imagenet.csv", out / "summary.json", figure]
-    files += [out / m for m in run.config["methods"]] + [out / STUDY_FOLDERS[s] for s in studies]
-    return files + ([board_root] if board_root is not None else [])
+    """Hand the run's numbers to :func:`~keras_fool.report.imagenet.write_imagenet`; returns every output."""
+    studies = run.studies
+    rows = [(m, FOOLING_METHOD_TITLES[m]) for m in run.config["methods"]]
+    rows += [(STUDY_FOLDERS[s], STUDY_NAMES[s]) for s in studies]
+    second = _name(run.second["second"]) if studies else None
+    return write_imagenet(run.out, run.folder.board, summary, markdown, rows, run.target, FIGURE_CLASSES, second)
 
 
 def _previous_summary(out, config):
@@ -582,10 +563,3 @@ def _ensemble(folder, ensemble, first, second_at_first, evolve):
     evolve["log"](f"cppn against the ensemble: median {format_confidence_pct(row['median_pct'])}%, "
                   f"{row['classes_at_90']}/{classes} classes >= 90%")
     return row
-
-
-def _figure(out, methods, target, studies=(), second_name=None):
-    """Figure 1 of the paper, our way (:func:`~keras_fool.report.imagenet.write_figure1`): one row per method and study."""
-    rows = [(out / m, FOOLING_METHOD_TITLES[m]) for m in methods]
-    rows += [(out / STUDY_FOLDERS[s], STUDY_NAMES[s]) for s in studies]
-    return write_figure1(out / "figure1.png", rows, target, FIGURE_CLASSES, second_name if studies else None)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_fool.io import montage, save_png
+from keras_fool.io import montage, save_json, save_png, save_text
 from keras_fool.report.papers import PAPER_ENSEMBLE, PAPER_IMAGENET
-from keras_fool.report.tables import format_confidence_pct, format_number
+from keras_fool.report.tables import format_confidence_pct, format_number, save_csv
 from keras_fool.report.titles import FOOLING_METHOD_TITLES
+from keras_fool.summaries import SummaryWriter
 
-__all__ = ["imagenet_markdown", "write_figure1"]
+__all__ = ["CSV_COLUMNS", "imagenet_markdown", "write_figure1", "write_imagenet"]
 
 _PAPER_ENSEMBLE_CLASSES_AT_90 = round(PAPER_ENSEMBLE["cells"] * PAPER_ENSEMBLE["at_90_pct"] / 100)  # 231
 
@@ -52,6 +53,45 @@ def write_figure1(path, rows, target, columns, second_name=None):
     save_png(path, montage(np.stack(images), captions, columns=len(images) // len(rows), scale=1, title=title,
                            row_labels=[label for _, label in rows]))
     return path
+
+
+CSV_COLUMNS = ("method", "evaluations", "generations_or_steps", "seconds", "evaluations_per_second",
+               "raw_images_per_second", "speed_vs_raw_pct", "median_pct", "min_pct", "max_pct", "classes_at_99",
+               "classes_at_9999", "paper_median_pct")
+
+
+def write_imagenet(out, board_root, summary, markdown, rows, target, columns, second_name=None):
+    """Write the ImageNet experiment's outputs: ``imagenet.md``, ``imagenet.csv``, ``summary.json``, Figure 1
+    and the TensorBoard scalars.
+
+    Args:
+        out: the run's folder (a Path); board_root: its TensorBoard folder, or None.
+        summary: the run's numbers (what ``summary.json`` holds); markdown: :func:`imagenet_markdown`'s page.
+        rows: ``(sub-folder name, title)`` of each method and study, in the figure's order.
+        target, columns, second_name: as :func:`write_figure1` takes them.
+
+    Returns:
+        Every output, in the order a user looks at them: the files, the runs' folders, the logs.
+    """
+    figure = write_figure1(out / "figure1.png", [(out / folder, title) for folder, title in rows], target, columns,
+                           second_name)
+    save_text(out / "imagenet.md", markdown)
+    save_csv(out / "imagenet.csv", summary["rows"], CSV_COLUMNS)
+    save_json(out / "summary.json", summary)
+    board = SummaryWriter(board_root)
+    for row in summary["rows"]:
+        board.scalars({f"{row['method']}/{k}": row[k] for k in ("median_pct", "min_pct", "max_pct",
+                                                                  "speed_vs_raw_pct")}, 0)
+    if "transfer" in summary:
+        board.scalars({f"transfer/{row['shown']}/top1_match_pct": row["top1_match_pct"]
+                       for row in summary["transfer"]["rows"]}, 0)
+    if "ensemble" in summary:
+        board.scalars({f"ensemble/{k}": summary["ensemble"][k] for k in ("median_pct", "classes_at_90_pct")}, 0)
+    board.text("imagenet", markdown)
+    board.close()
+    files = [out / "imagenet.md", out / "imagenet.csv", out / "summary.json", figure]
+    files += [out / folder for folder, _ in rows]
+    return files + ([board_root] if board_root is not None else [])
 
 
 def imagenet_markdown(summary):
