@@ -69,7 +69,7 @@ def test_a_gradient_ascent_checkpoint_resumes_the_finished_run_and_is_checked(ta
     again = RunFolder(tmp_path / "run", "archive.npz", resume=True)
     resumed = GradientAscent(target, classes=[2, 5], steps=30, seed=1)
     lines = []
-    resumed_summary = run_search(resumed, again, 30, log=lines.append)
+    resumed_summary = run_search(resumed, again, 30, [EarlyStopping(0.9999)], log=lines.append)
     assert any("resuming from generation" in line for line in lines)
     assert resumed_summary["classes"] == summary["classes"]
     np.testing.assert_array_equal(resumed.history, ascent.history)
@@ -117,3 +117,33 @@ def test_every_experiment_refuses_a_folder_with_results_from_python_too(tmp_path
         with pytest.raises(ValueError, match="already holds a run"):
             run(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_a_killed_gradient_ascent_resumes_at_its_next_batch_and_ends_as_an_uninterrupted_one(target, tmp_path):
+    from keras_fool.evolution import Callback, Checkpoint
+
+    class KillAfter(Callback):
+        def __init__(self, batches):
+            self.batches = batches
+
+        def on_batch_end(self, logs=None):
+            self.batches -= 1
+            if self.batches == 0:
+                raise KeyboardInterrupt("killed")
+
+    classes, path = [9, 1, 4, 6, 0], tmp_path / "checkpoint.npz"
+    whole = GradientAscent(target, classes=classes, steps=40, batch_size=2, seed=4)
+    whole.run(callbacks=[EarlyStopping(0.9999)])
+    first = GradientAscent(target, classes=classes, steps=40, batch_size=2, seed=4)
+    with pytest.raises(KeyboardInterrupt):
+        first.run(callbacks=[Checkpoint(path), KillAfter(2), EarlyStopping(0.9999)])
+    saved = np.load(path)
+    assert saved["rows_done"].tolist() == [True, True, True, True, False]  # two of the three batches
+    again = GradientAscent(target, classes=classes, steps=40, batch_size=2, seed=4).load_checkpoint(path)
+    ascended = []
+    again.run(callbacks=[EarlyStopping(0.9999)], log_batches=ascended.append)
+    assert len(ascended) == 1  # only the last batch ran again
+    np.testing.assert_array_equal(again.history, whole.history)
+    np.testing.assert_array_equal(np.asarray(again.archive.genomes), np.asarray(whole.archive.genomes))
+    assert again.summary()["classes"] == whole.summary()["classes"]
+    assert again.evaluations == whole.evaluations

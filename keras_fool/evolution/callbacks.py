@@ -45,9 +45,13 @@ class Callback:
     def on_run_end(self, logs=None):
         pass
 
+    def on_batch_end(self, logs=None):
+        """Gradient ascent: a batch of classes is done (``logs``: ``classes_done``, ``classes``)."""
+
 
 class Checkpoint(Callback):
-    """Save the full state atomically every ``every`` generations and at the end of the run.
+    """Save the full state atomically every ``every`` generations, after every batch of a gradient ascent, and
+    at the end of the run.
 
     Args:
         path: the checkpoint file (``.npz``).
@@ -64,8 +68,11 @@ class Checkpoint(Callback):
         remove_stale_temporaries(self.path)  # left by a run killed while writing
 
     def on_generation_end(self, generation, logs=None):
-        if generation % self.every == 0:
+        if generation % self.every == 0 and logs.get("synced", True):  # the state of that very generation
             self.evolver.save_checkpoint(self.path)
+
+    def on_batch_end(self, logs=None):
+        self.evolver.save_checkpoint(self.path)
 
     def on_run_end(self, logs=None):
         self.evolver.save_checkpoint(self.path)

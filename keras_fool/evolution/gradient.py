@@ -285,7 +285,8 @@ class GradientAscent(Search):
         self.evaluations = 0
         self.steady_seconds = 0.0
         self.steady_image_steps = 0
-        self._restored_steps = None
+        self._restored = None  # (steps, stop confidence) of a run restored from a checkpoint
+        self._run = None  # (steps, stop confidence) of the run under way or finished
 
     # ---- configuration -----------------------------------------------------------------------
     def get_config(self):
@@ -402,8 +403,10 @@ class GradientAscent(Search):
         """Ascend every class for ``n`` steps (``steps`` by default); returns the archive.
 
         The callbacks see every step once the classes are done (``logs["synced"]`` only at the
-        last); an :class:`~keras_fool.evolution.EarlyStopping` stops each class at its
-        confidence (keeping that image) and a batch once all its classes have.
+        last), and ``on_batch_end`` after each batch of classes (a :class:`Checkpoint` saves
+        there, so a killed run resumes at its next batch); an
+        :class:`~keras_fool.evolution.EarlyStopping` stops each class at its confidence (keeping
+        that image) and a batch once all its classes have.
 
         Args:
             n: gradient steps per class; None: the ``steps`` given at construction.
@@ -413,52 +416,73 @@ class GradientAscent(Search):
         Raises:
             NonFiniteError: the target returned NaN or infinity.
         """
-        import tensorflow as tf
-
-        from keras_fool.errors import NonFiniteError
-
         steps = self.steps if n is None else check_int("n", n)
         callbacks = list(callbacks)
         for cb in callbacks:
             cb.set_evolver(self)
         log = log_batches or (lambda line: None)
-        if self._restored_steps == steps:  # resumed from the checkpoint of this very run: nothing left to do
+        stop_at = stop_confidence(callbacks)
+        # Only a run restored from a checkpoint of the same length and stop goes on; any other starts afresh.
+        resumed = self._restored == (steps, stop_at)
+        if self._restored is not None and not resumed:
+            log("the checkpoint was written for another step count or stop; ascending every class again.")
+        self._restored = None
+        if not resumed:
+            self._start(steps, stop_at)
+        elif self._rows_done.all():
             log(f"the ascent of {steps} steps is already done.")
             return self.archive
-        self._reset()
-        cells = len(self.labels)
-        images = np.zeros((cells, *self.target.image_shape), np.float32)
-        history = np.zeros((steps + 1, cells), np.float32)
-        stop_at = stop_confidence(callbacks)
         if self.trace_seconds is None:
             self.trace()
         for cb in callbacks:
             cb.on_run_begin({"generation": self.generation, "generations": steps})
         for rows, padded in self._batches():
-            labels = self.labels[padded]
-            start = time.perf_counter()
-            x, confidences, done, taken = self._loop(
-                tf.constant(self.start_images(labels)), tf.constant(labels, tf.int32),
-                tf.constant(steps, tf.int32), tf.constant(stop_at, tf.float32))
-            seconds = time.perf_counter() - start
-            done, confidences = int(done), confidences.numpy()[:, :len(rows)]
-            if not np.all(np.isfinite(confidences)):
-                raise NonFiniteError(f"The target returned NaN or infinite probabilities while ascending classes "
-                                     f"{self.labels[rows].tolist()}.")
-            images[rows] = x.numpy()[:len(rows)]
-            history[:done + 1, rows] = confidences
-            history[done + 1:, rows] = confidences[-1]
-            self.steps_done[rows] = taken.numpy()[:len(rows)]
-            self.iterations = max(self.iterations, done)
-            self.evaluations += len(padded) * (done + 1)
-            self.steady_seconds += seconds
-            self.steady_image_steps += len(padded) * done
-            log(f"classes {rows[0] + 1}-{rows[-1] + 1} of {cells}: {done} steps, median confidence "
-                f"{100 * np.median(confidences[-1]):.4f}% ({len(padded) * done / seconds:.1f} image-steps/s)")
-        self.history = history
-        self.archive.set_state(images, history[-1])
+            if self._rows_done[rows].all():  # ascended before the run was resumed
+                continue
+            self._ascend(rows, padded, steps, stop_at, log)
+            for cb in callbacks:
+                cb.on_batch_end({"classes_done": int(self._rows_done.sum()), "classes": len(self.labels)})
+        self.history = self._history
+        self.archive.set_state(self._images, self._history[-1])
         self._report(callbacks)
         return self.archive
+
+    def _start(self, steps, stop_at):
+        """Empty the state for a run of ``steps`` steps stopping at ``stop_at``."""
+        self._reset()
+        cells = len(self.labels)
+        self._images = np.zeros((cells, *self.target.image_shape), np.float32)
+        self._history = np.zeros((steps + 1, cells), np.float32)
+        self._rows_done = np.zeros(cells, bool)
+        self._run = (steps, stop_at)
+
+    def _ascend(self, rows, padded, steps, stop_at, log):
+        """Ascend the classes at ``rows`` (``padded`` to the batch size) and record their images and history."""
+        import tensorflow as tf
+
+        from keras_fool.errors import NonFiniteError
+
+        labels = self.labels[padded]
+        start = time.perf_counter()
+        x, confidences, done, taken = self._loop(
+            tf.constant(self.start_images(labels)), tf.constant(labels, tf.int32),
+            tf.constant(steps, tf.int32), tf.constant(stop_at, tf.float32))
+        seconds = time.perf_counter() - start
+        done, confidences = int(done), confidences.numpy()[:, :len(rows)]
+        if not np.all(np.isfinite(confidences)):
+            raise NonFiniteError(f"The target returned NaN or infinite probabilities while ascending classes "
+                                 f"{self.labels[rows].tolist()}.")
+        self._images[rows] = x.numpy()[:len(rows)]
+        self._history[:done + 1, rows] = confidences
+        self._history[done + 1:, rows] = confidences[-1]
+        self._rows_done[rows] = True
+        self.steps_done[rows] = taken.numpy()[:len(rows)]
+        self.iterations = max(self.iterations, done)
+        self.evaluations += len(padded) * (done + 1)
+        self.steady_seconds += seconds
+        self.steady_image_steps += len(padded) * done
+        log(f"classes {rows[0] + 1}-{rows[-1] + 1} of {len(self.labels)}: {done} steps, median confidence "
+            f"{100 * np.median(confidences[-1]):.4f}% ({len(padded) * done / seconds:.1f} image-steps/s)")
 
     def _report(self, callbacks):
         """Tell the callbacks every step of the finished run, and record when each class reached the thresholds."""
@@ -473,46 +497,52 @@ class GradientAscent(Search):
             cb.on_run_end({"generation": self.generation})
 
     def checkpoint_state(self):
-        """A finished run's state (a gradient-ascent checkpoint is written at the end of its run)."""
-        if self.history is None:
-            raise ValueError("gradient ascent writes a checkpoint only once its run has finished")
-        return {"steps_run": np.array(self.history.shape[0] - 1), "images": np.asarray(self.archive.genomes),
-                "history": self.history, "steps_done": self.steps_done, "iterations": np.array(self.iterations),
-                "evaluations": np.array(self.evaluations),
-                "steady": np.array([self.steady_seconds, self.steady_image_steps], np.float64),
-                **{f"first_{k}": v for k, v in self.first_reached.items()}}
+        """The run's state: the classes ascended so far (all of them once it has finished)."""
+        if self._run is None:
+            raise ValueError("gradient ascent writes a checkpoint only once its run has started")
+        steps, stop_at = self._run
+        return {"steps_run": np.array(steps), "stop_at": np.array(stop_at, np.float64), "images": self._images,
+                "history": self._history, "rows_done": self._rows_done, "steps_done": self.steps_done,
+                "iterations": np.array(self.iterations), "evaluations": np.array(self.evaluations),
+                "steady": np.array([self.steady_seconds, self.steady_image_steps], np.float64)}
 
     def restore_state(self, arrays):
         cells = len(self.labels)
-        steps = int(arrays["steps_run"])
+        steps, stop_at = int(arrays["steps_run"]), float(arrays["stop_at"])
         images, history, steps_done = arrays["images"], arrays["history"], arrays["steps_done"]
+        rows_done = arrays["rows_done"]
         if images.shape != (cells, *self.target.image_shape) or images.dtype != np.float32:
             raise ValueError(f"'images' must be float32 of shape {(cells, *self.target.image_shape)}")
         if not (np.isfinite(images).all() and images.min(initial=0.0) >= 0.0 and images.max(initial=0.0) <= 1.0):
             raise ValueError("'images' must hold pixels in [0, 1]")
         if history.shape != (steps + 1, cells) or not np.isfinite(history).all():
             raise ValueError(f"'history' must be finite, of shape {(steps + 1, cells)}")
+        if rows_done.shape != (cells,) or rows_done.dtype != bool:
+            raise ValueError(f"'rows_done' must be {cells} booleans")
         if steps_done.shape != (cells,) or steps_done.min(initial=0) < 0 or steps_done.max(initial=0) > steps:
             raise ValueError(f"'steps_done' must be {cells} step counts in 0..{steps}")
-        first = {k: arrays[f"first_{k}"].astype(np.int64) for k in THRESHOLDS}
-        if any(v.shape != (cells,) for v in first.values()):
-            raise ValueError(f"'first_99' and 'first_9999' must hold {cells} steps")
-        self._reset()
-        self.history, self.steps_done, self.first_reached = history.astype(np.float32), steps_done.astype(np.int64), first
-        self.iterations = self.generation = int(arrays["iterations"])
+        # A checkpoint's numbers are not trusted: the images ascended must score what it says they score.
+        if rows_done.any() and not np.allclose(self._confidences(images[rows_done], self.labels[rows_done]),
+                                               history[-1][rows_done], rtol=0.0, atol=1e-4):
+            raise ValueError("the confidences it records are not what the target gives its images")
+        self._start(steps, stop_at)
+        self._images[:], self._history[:], self._rows_done[:] = images, history, rows_done
+        self.steps_done = steps_done.astype(np.int64)
+        self.iterations = int(arrays["iterations"])
         self.evaluations = int(arrays["evaluations"])
         self.steady_seconds, self.steady_image_steps = float(arrays["steady"][0]), int(arrays["steady"][1])
-        # A checkpoint's numbers are not trusted: the images must score what it says they score.
-        if not np.allclose(self._confidences(images), history[-1], rtol=0.0, atol=1e-4):
-            raise ValueError("the confidences it records are not what the target gives its images")
-        self.archive.set_state(images, history[-1])
-        self._restored_steps = steps
+        if rows_done.all():  # a finished run: its archive and summary as it left them
+            self.history = self._history
+            self.archive.set_state(self._images, self._history[-1])
+            self._report([])
+        self._restored = (steps, stop_at)
 
-    def _confidences(self, images):
+    def _confidences(self, images, labels):
+        """(N,) the target's confidence in each image's class ``labels`` (N,)."""
         import tensorflow as tf
 
         p = self.target(tf.constant(images))
-        return tf.gather(p, tf.constant(self.labels, tf.int32), axis=1, batch_dims=1).numpy()
+        return tf.gather(p, tf.constant(labels, tf.int32), axis=1, batch_dims=1).numpy()
 
     def images(self, count=None):
         return np.asarray(self.archive.genomes if count is None else self.archive.genomes[:count], np.float32)
