@@ -357,7 +357,8 @@ class GradientAscent(Search):
         return {"steps_run": np.array(steps), "stop_at": np.array(stop_at, np.float64), "images": self._images,
                 "history": self._history, "rows_done": self._rows_done, "steps_done": self.steps_done,
                 "iterations": np.array(self.iterations), "evaluations": np.array(self.evaluations),
-                "steady": np.array([self.steady_seconds, self.steady_image_steps], np.float64)}
+                "steady": np.array([self.steady_seconds, self.steady_image_steps], np.float64),
+                "trace_seconds": np.array(np.nan if self.trace_seconds is None else self.trace_seconds)}
 
     def restore_state(self, arrays):
         cells = len(self.labels)
@@ -384,7 +385,8 @@ class GradientAscent(Search):
         self.iterations = int(arrays["iterations"])
         self.evaluations = int(arrays["evaluations"])
         self.steady_seconds, self.steady_image_steps = float(arrays["steady"][0]), int(arrays["steady"][1])
-        if rows_done.all():  # a finished run: its archive and summary as it left them
+        if rows_done.all():  # a finished run: its archive and summary as it left them, nothing to compile
+            self.trace_seconds = float(arrays["trace_seconds"])
             self.history = self._history
             self.archive.set_state(self._images, self._history[-1])
             self._report([])

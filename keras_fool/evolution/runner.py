@@ -64,11 +64,13 @@ def run_search(search, folder, n, callbacks=(), started=None, log=None, extra=No
         with ``evolution_seconds``, ``files`` and ``extra``.
     """
     log = log or (lambda line: None)
-    if (folder.resume if resume is None else resume) and folder.checkpoint.is_file():  # every worker reads it: a folder they share
+    resume = folder.resume if resume is None else resume
+    if resume and folder.checkpoint.is_file():  # every worker reads it: a folder they share
         search.load_checkpoint(folder.checkpoint)
         log(f"resuming from generation {search.generation} ({folder.checkpoint}).")
     folder.clean("archive.npz")
-    search.trace()
+    if search.trace_seconds is None:  # compiled before the clock starts (a finished ascent restored needs none)
+        search.trace()
     loop_start = time.perf_counter()
     timings = {} if started is None else {"startup_seconds": loop_start - started}
     search.run(n, callbacks, **run_options)
