@@ -11,7 +11,17 @@ from keras_fool.errors import ChecksumError, CorruptFileError
 from keras_fool.io import sha256_file
 
 SHIPPED = ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_c", "lenet_mnist_d", "lenet_mnist_e", "lenet_mnist_f",
-           "lenet_mnist_dropout_all"]
+           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input"]
+
+
+def _as_if_not_shipped(monkeypatch, *names):
+    """Take the shipped weights of these presets out of the registry, so the train-on-demand path
+    (which a preset without shipped weights takes) can be tested."""
+    from keras_fool.zoo.presets import PRESETS
+
+    for name in names:
+        monkeypatch.setitem(PRESETS[name], "weights", None)
+        monkeypatch.setitem(PRESETS[name], "weights_sha256", None)
 
 
 def test_registry_lists_presets_without_importing_tensorflow():
@@ -201,6 +211,7 @@ def test_dropout_presets_build_the_papers_variants_and_train_on_demand(tmp_path,
     assert [layer.name for layer in only_input.layers if "dropout" in layer.name] == ["image_dropout"]
 
     monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path))
+    _as_if_not_shipped(monkeypatch, "lenet_mnist_dropout_input")
     with pytest.raises(FileNotFoundError, match="keras-fool zoo train lenet_mnist_dropout_input"):
         zoo.load_model("lenet_mnist_dropout_input")
     train_preset("lenet_mnist_dropout_input", max_steps=5, verbose=0)  # into the cache
@@ -214,6 +225,7 @@ def test_robustness_presets_train_on_demand_into_the_cache_and_load(tmp_path, mo
     from keras_fool.training import train_preset
 
     monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path))
+    _as_if_not_shipped(monkeypatch, "dae_mnist", "lenet_mnist_adversarial_committee", "lenet_mnist_pgd")
     for name in ("dae_mnist", "lenet_mnist_adversarial_committee", "lenet_mnist_pgd"):
         with pytest.raises(FileNotFoundError, match=f"keras-fool zoo train {name}"):
             zoo.load_model(name)

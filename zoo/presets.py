@@ -125,10 +125,10 @@ PRESETS.update({
         "class_names": MNIST_CLASSES,
         "seed": 3,
         "recipe": dict(LENET_RECIPE, epochs=38),  # 35,644 iterations (the paper: 35k)
-        "weights": None,
-        "weights_sha256": None,
-        "test_accuracy": None,
-        "command": "keras-fool zoo train lenet_mnist_dropout_input",
+        "weights": "lenet_mnist_dropout_input.weights.npz",
+        "weights_sha256": "20f3095c3342c2db9a430b55e4da189224eee20658cf59c47a347ab623de1e1c",
+        "test_accuracy": 0.9922,
+        "command": "keras-fool zoo train lenet_mnist_dropout_input --out zoo/weights",
         "description": "LeNet with input dropout, for the robustness suite (Uličný et al.).",
     },
     "lenet_mnist_dropout_all": {
