@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 INSTALL := $(PIP) install -q --no-warn-conflicts
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-fast install install-dev bench clean
+.PHONY: demo test test-fast install install-dev docs bench clean
 
 $(VENV)/.stamp-base: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: install-dev
 # The edit-test loop: no browser, no Docker recipe, no worker processes, nothing over ~5 s (markers in setup.cfg).
 test-fast: install-dev
 	$(PY) -m pytest -q -m "not slow and not browser and not docker and not multiworker"
+
+# The documentation site (mkdocs.yml, pages in docs/) into site/; --strict: a broken link or reference fails.
+# Browse it while writing with `.venv/bin/mkdocs serve`.
+docs: install-dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: install-dev
 	$(PY) benchmarks/evolve.py

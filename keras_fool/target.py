@@ -96,7 +96,8 @@ def ten_crops(images, height, width):
 
     Args:
         images: (n, H, W, C) with H >= ``height`` and W >= ``width``.
-        height, width: the size of a crop.
+        height: the height of a crop.
+        width: the width of a crop.
 
     Returns:
         (10 * n, height, width, C): crop k of image i is row ``k * n + i``, in the order top-left,
@@ -242,7 +243,12 @@ class Target(BaseTarget):
         models: the Keras models scored, a resized one as a ``keras.Model`` named
             ``<name>_at_<H>x<W>`` with the resizing in front.
         image_size: (H, W) the models' images are resized from, or None when none is resized.
-        num_classes, class_names, input_range, preprocess, crops; ``has_gradients`` is True.
+        num_classes: the number of classes.
+        class_names: the classes' names.
+        input_range: as given.
+        preprocess: as given.
+        crops: as given.
+        has_gradients: True.
 
     Raises:
         TypeError: a member is not a Keras model, preset name or path.

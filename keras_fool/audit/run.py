@@ -66,8 +66,10 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
         classes: the classes to fool, by index or name; by default all of them, or at most the
             budget's ``max_classes``, evenly spaced.
         seed: everything random derives from it; the same seed gives the same report (timings aside).
-        logits, input_range, preprocess, class_names: how to read the model
-            (:class:`~keras_fool.target.Target`).
+        logits: the model outputs logits (:class:`~keras_fool.target.Target`'s ``logits``).
+        input_range: the model's pixel range (the Target's ``input_range``).
+        preprocess: the model's preprocessing (the Target's ``preprocess``).
+        class_names: the model's class names (the Target's ``class_names``).
         resume: continue the audit in ``out`` (its settings must be the same).
         overwrite: replace the audit in ``out``.
         progress: progress bars for the evolutions.

@@ -162,8 +162,12 @@ class CPPNEncoding(Encoding):
             the centre.
         color_space: ``"hsv"`` (default) or ``"hls"`` (the original's OpenCV reading) for
             colour images; a grayscale target accepts only the default.
-        weight_rate, activation_rate, add_connection_rate, delete_connection_rate,
-        add_node_rate, delete_node_rate: the mutation probabilities (defaults as the original).
+        weight_rate: the probability that a connection's weight mutates (defaults as the original).
+        activation_rate: the probability that a node's activation function changes.
+        add_connection_rate: the probability of adding a connection.
+        delete_connection_rate: the probability of deleting a connection.
+        add_node_rate: the probability of adding a node.
+        delete_node_rate: the probability of deleting a node.
         eta: polynomial mutation distribution index for weights.
     """
 

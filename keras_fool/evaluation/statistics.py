@@ -140,9 +140,12 @@ def per_class_matches(labels_a, own_a, other_a, labels_b, own_b, other_b):
     """Top-1 match share (%) per evolved class, both directions pooled.
 
     Args:
-        labels_a, labels_b: (N,) the classes the images of network A and of network B were evolved for.
-        own_a, other_a: (N, K) probabilities of A's images under A and under B.
-        own_b, other_b: (N, K) probabilities of B's images under B and under A.
+        labels_a: (N,) the classes the images of network A were evolved for.
+        own_a: (N, K) probabilities of A's images under A.
+        other_a: (N, K) probabilities of A's images under B.
+        labels_b: (N,) the classes the images of network B were evolved for.
+        own_b: (N, K) probabilities of B's images under B.
+        other_b: (N, K) probabilities of B's images under A.
 
     Returns:
         A dict class (as a string) -> % of that class's images whose top-1 label both networks share.

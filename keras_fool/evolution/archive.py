@@ -50,8 +50,11 @@ def update_elites(elite_genomes, elite_fitness, children, probabilities, labels,
 
     Args:
         elite_genomes: genome batch with C rows (one per cell).
+        elite_fitness: as for :func:`select_elites`.
         children: genome batch with n rows.
-        elite_fitness, probabilities, labels, accept: as for :func:`select_elites`.
+        probabilities: as for :func:`select_elites`.
+        labels: as for :func:`select_elites`.
+        accept: as for :func:`select_elites`.
 
     Returns:
         (new_genomes, new_fitness, replaced) with ``replaced`` a (C,) bool mask.

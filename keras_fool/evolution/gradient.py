@@ -450,13 +450,22 @@ def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, r
         classes: class indices and/or names (:func:`~keras_fool.target.resolve_classes`);
             all of the target's by default.
         steps: gradient steps per class.
-        regularization, objective, step_size, decay, blur_radius, blur_every, percentile: see
-            :func:`ascent_settings` (a knob given overrides the preset's).
+        regularization: the preset of :func:`ascent_settings`; a knob below that is given overrides the preset's.
+        objective: as for :func:`ascent_settings`.
+        step_size: as for :func:`ascent_settings`.
+        decay: as for :func:`ascent_settings`.
+        blur_radius: as for :func:`ascent_settings`.
+        blur_every: as for :func:`ascent_settings`.
+        percentile: as for :func:`ascent_settings`.
         mean: the start and decay image (:func:`mean_image`).
         batch_size: classes per compiled loop.
         stop_at: a class stops once it reaches this confidence (its image is kept), a batch once all have.
         seed: the seed of the starting noise.
-        logits, input_range, preprocess, crops, class_names: the :class:`~keras_fool.target.Target`'s.
+        logits: the :class:`~keras_fool.target.Target`'s ``logits``.
+        input_range: the Target's ``input_range``.
+        preprocess: the Target's ``preprocess``.
+        crops: the Target's ``crops``.
+        class_names: the Target's ``class_names``.
         overwrite: replace the results in ``out``.
         logdir: TensorBoard folder, or None; the run logs into ``logdir/<name of out>``.
         started: ``time.perf_counter()`` at process start, for ``startup_seconds``.

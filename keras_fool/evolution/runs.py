@@ -148,12 +148,16 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
             ``"0,3,7"`` or ``"king penguin,starfish"``); all of the target's by default.
         seed: the run's seed.
         crossover: fraction of offspring made by crossover.
-        mutation_rate, eta, capacity: encoding options (None: the encoding's or the best measured).
+        mutation_rate: an encoding option (None: the encoding's or the best measured).
+        eta: an encoding option (None: the encoding's or the best measured).
+        capacity: an encoding option (None: the encoding's or the best measured).
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
         logits: the models output logits.
-        input_range, preprocess, crops, class_names: how the target adapts the [0, 1] images to a
-            user's model (see :class:`~keras_fool.target.Target`): ``"0-1"``/``"0-255"``,
-            ``"none"``/``"tf"``/``"torch"``/``"caffe"``, 1 or 10 crops, and a list or file of names.
+        input_range: ``"0-1"``/``"0-255"``: with the three below, how the target adapts the [0, 1]
+            images to a user's model (see :class:`~keras_fool.target.Target`).
+        preprocess: ``"none"``/``"tf"``/``"torch"``/``"caffe"``.
+        crops: 1 or 10 crops.
+        class_names: a list or file of names.
         paper: the paper's settings (eta 15, uniform parents) instead of the best measured ones.
         stop_at: stop once every class reaches this confidence (None: never).
         resume: continue the run checkpointed in ``out``.

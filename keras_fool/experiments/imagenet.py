@@ -301,8 +301,8 @@ def run_imagenet_experiment(out, model="efficientnet_lite0_imagenet", classes=DE
         An :class:`~keras_fool.experiments.report.ExperimentReport`.
 
     Raises:
-        TypeError, ValueError: bad options or classes; ResumeError: a checkpoint written with
-        other options.
+        TypeError, ValueError: bad options or classes.
+        ResumeError: a checkpoint written with other options.
     """
     options = check_imagenet_options(generations, population, steps, methods, crops, regularization, stop_at, seed,
                                      checkpoint_every, studies)
