@@ -14,6 +14,7 @@ from keras_fool.cli.options import (
     OVERWRITE,
     POPULATION,
     SEED,
+    FiniteFloatRange,
     check_strategy_options,
     preprocess_option,
     strategy_option,
@@ -35,11 +36,11 @@ from keras_fool.cli.options import (
               help="'all', class indices such as 0,3,7, or class names such as 'king penguin,starfish'. "
               "[default: all]")
 @SEED
-@click.option("--crossover", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--crossover", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="Fraction of offspring made by SBX crossover before mutation. [default: 0]")
-@click.option("--mutation-rate", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+@click.option("--mutation-rate", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
               help="Per-gene (direct) or per-weight (cppn) mutation probability. [default: 0.1]")
-@click.option("--eta", type=click.FloatRange(0.0, min_open=True), default=None,
+@click.option("--eta", type=FiniteFloatRange(0.0, min_open=True), default=None,
               help="Polynomial mutation index; smaller means bigger steps. [default: 3 for direct (the fastest "
               "measured), 15 for cppn and with --paper]")
 @click.option("--selection", type=click.Choice(["uniform", "weakest"]), default=None,
@@ -47,7 +48,7 @@ from keras_fool.cli.options import (
               "[default: weakest for direct, uniform for cppn and with --paper]")
 @click.option("--paper", is_flag=True,
               help="The paper's algorithm: eta 15 and uniform parents instead of the measured best settings.")
-@click.option("--stop-at", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+@click.option("--stop-at", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
               help="Stop once every class's elite reaches this confidence (e.g. 0.9999).")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/evolve", show_default=True,
               help="Output folder.")

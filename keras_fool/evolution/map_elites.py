@@ -185,7 +185,11 @@ class MapElites(Search):
         found = tf.nest.map_structure(lambda a: (tuple(a.shape), a.dtype.name), genomes)
         if spec != found:
             raise ValueError(f"the genomes do not fit this encoding: expected {spec}, found {found}")
-        self.encoding.validate(genomes)
+        try:
+            self.encoding.validate(genomes)
+        except ValueError as e:
+            names = ", ".join(repr(k) for k in sorted(arrays) if k == "genomes" or k.startswith("genomes/"))
+            raise ValueError(f"{names}: {e}") from None
         return genomes, fitness, generation, evaluations, first, history
 
     # ---- the compiled loop ------------------------------------------------------------------

