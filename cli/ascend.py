@@ -88,7 +88,8 @@ def ascend(models, classes, steps, regularization, objective, step_size, decay, 
         started=STARTED, log=None if quiet else (lambda line: click.echo(line, err=True)))
     confidences = [c["confidence"] for c in summary["classes"]]
     at_target = sum(c is not None and c >= 0.9999 for c in confidences)
-    click.echo(f"{summary['generations']} steps, {len(confidences)} classes "
-               f"({summary['evaluations_per_second']:,.1f} image-steps/s); {at_target}/{len(confidences)} classes at "
-               ">= 99.99%.")
+    speed = summary["evaluations_per_second"]  # None when no step was timed
+    speed = "" if speed is None else f" ({speed:,.1f} image-steps/s)"
+    click.echo(f"{summary['generations']} steps, {len(confidences)} classes{speed}; {at_target}/{len(confidences)} "
+               "classes at >= 99.99%.")
     click.echo(f"montage: {Path(out) / 'montage.png'}")

@@ -115,9 +115,11 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
         raise SystemExit(130) from None
     confidences = [c["confidence"] for c in summary["classes"]]
     at_target = sum(c is not None and c >= 0.9999 for c in confidences)
+    speed = summary["evaluations_per_second"]  # None when no generation was timed
+    speed = "" if speed is None else f" ({speed:,.0f}/s)"
     click.echo(
-        f"{summary['generations']} generations, {summary['evaluations']:,} evaluations "
-        f"({summary['evaluations_per_second']:,.0f}/s); {at_target}/{len(confidences)} classes at >= 99.99%."
+        f"{summary['generations']} generations, {summary['evaluations']:,} evaluations{speed}; "
+        f"{at_target}/{len(confidences)} classes at >= 99.99%."
     )
     echo_written(summary["files"])
     if summary["files"]:

@@ -102,3 +102,21 @@ def test_check_images_names_non_finite_values():
     images[1, 0, 0, 0] = np.inf
     with pytest.raises(ValueError, match=r"images must be finite: 1 value is NaN or infinite \(image 1\)"):
         check_images(images)
+
+
+# ---- summaries are strict JSON -----------------------------------------------------------------------------------
+def test_summary_is_strict_json_when_no_generation_runs(tmp_path):
+    result = run("evolve", "--generations", 0, "--population", 5, "--classes", "0", "--out", tmp_path / "a",
+                 "--quiet")
+    assert result.exit_code == 0, result.output
+    assert _strict_json(tmp_path / "a" / "summary.json")["evaluations_per_second"] is None
+    result = run("evolve", "--out", tmp_path / "a", "--resume", "--generations", 0, "--quiet")  # a finished run
+    assert result.exit_code == 0, result.output
+    assert _strict_json(tmp_path / "a" / "summary.json")["generations"] == 0
+
+
+def test_save_json_writes_undefined_numbers_as_null(tmp_path):
+    from keras_fool.io import save_json
+
+    save_json(tmp_path / "s.json", {"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": {"d": -float("inf")}})
+    assert _strict_json(tmp_path / "s.json") == {"a": None, "b": [None, 1.5], "c": {"d": None}}

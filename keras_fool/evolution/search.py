@@ -57,6 +57,11 @@ class DeferredInterrupt:
         return False
 
 
+def _defined(number):
+    """``number`` as a float, or None where it is undefined (NaN) or None."""
+    return None if number is None or math.isnan(number) else float(number)
+
+
 def stop_confidence(callbacks):
     """The lowest ``stop_confidence`` any of ``callbacks`` asks for, or :data:`NEVER`."""
     asked = [cb.stop_confidence for cb in callbacks if getattr(cb, "stop_confidence", None) is not None]
@@ -201,7 +206,7 @@ class Search:
             "classes": classes,
             "generations": self.generation,
             "evaluations": self.evaluations,
-            "evaluations_per_second": self.evaluations_per_second,
+            "evaluations_per_second": _defined(self.evaluations_per_second),  # None: no generation timed
             "trace_seconds": self.trace_seconds,
             "seed": self.seed,
             "config": self.get_config(),
