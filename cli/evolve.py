@@ -29,8 +29,9 @@ from keras_fool.cli.options import (
               help="direct: one gene per pixel; cppn: a NEAT-style pattern-producing network. [default: direct]")
 @click.option("--capacity", type=click.IntRange(min=1), default=None,
               help="CPPN node slots per genome, inputs and outputs included. [default: 16]")
-@click.option("--generations", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Total generations (generation 0 is the random initial population).")
+@click.option("--generations", type=click.IntRange(min=0), default=None,
+              help="Total generations (generation 0 is the random initial population). [default: 200; with --resume, "
+              "the run's own]")
 @POPULATION
 @click.option("--classes", default=None,
               help="'all', class indices such as 0,3,7, or class names such as 'king penguin,starfish'. "
@@ -49,11 +50,13 @@ from keras_fool.cli.options import (
 @click.option("--paper", is_flag=True,
               help="The paper's algorithm: eta 15 and uniform parents instead of the measured best settings.")
 @click.option("--stop-at", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
-              help="Stop once every class's elite reaches this confidence (e.g. 0.9999).")
+              help="Stop once every class's elite reaches this confidence (e.g. 0.9999). [default: never; with "
+              "--resume, the run's own]")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/evolve", show_default=True,
               help="Output folder.")
 @click.option("--resume", is_flag=True,
-              help="Continue the run checkpointed in --out with its own settings (options given must agree).")
+              help="Continue the run checkpointed in --out with its own settings, to its own --generations and "
+              "--stop-at unless given (other options given must agree).")
 @OVERWRITE
 @LOGDIR
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)

@@ -120,3 +120,72 @@ def test_save_json_writes_undefined_numbers_as_null(tmp_path):
 
     save_json(tmp_path / "s.json", {"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": {"d": -float("inf")}})
     assert _strict_json(tmp_path / "s.json") == {"a": None, "b": [None, 1.5], "c": {"d": None}}
+
+
+# ---- resume continues to the run's own target, and refuses other options with exit code 2 ------------------------
+def test_resume_without_generations_continues_to_the_runs_own_target(target, tmp_path):
+    _interrupted(target, tmp_path / "a", generations=7)
+    result = run("evolve", "--out", tmp_path / "a", "--resume", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert _strict_json(tmp_path / "a" / "summary.json")["generations"] == 7
+    assert "target" not in result.stderr  # nothing changed, nothing to say
+    # Given explicitly, --generations moves the target, and the log says so.
+    result = run("evolve", "--out", tmp_path / "a", "--resume", "--generations", 9, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "from 7 to 9 generations" in result.stderr
+    assert _strict_json(tmp_path / "a" / "summary.json")["generations"] == 9
+
+
+def test_resume_takes_the_runs_stop_and_ends_as_an_uninterrupted_run(target, tmp_path):
+    from keras_fool.evolution.runs import run_evolution
+
+    straight = _evolver(target)
+    straight.run(400, [EarlyStopping(0.9)])
+    assert 3 < straight.generation < 400
+    _interrupted(target, tmp_path / "a", generations=400, stop_at=0.9)
+    lines = []
+    summary = run_evolution(tmp_path / "a", resume=True, progress=False, log=lines.append)  # the library's path
+    assert summary["generations"] == straight.generation, lines
+    archive = np.load(tmp_path / "a" / "archive.npz")
+    np.testing.assert_array_equal(archive["genomes"], straight.archive.genomes.numpy())
+
+
+def test_an_old_checkpoint_without_its_target_needs_generations(target, tmp_path):
+    _interrupted(target, tmp_path / "a", generations=7)
+    arrays = dict(np.load(tmp_path / "a" / "checkpoint.npz"))
+    old = {k: v for k, v in arrays.items() if k not in ("run_generations", "stop_at")}
+    np.savez(tmp_path / "a" / "checkpoint.npz", **old)
+    message = _error(run("evolve", "--out", tmp_path / "a", "--resume"), 2)
+    assert "--generations" in message and "checkpoint.npz" in message
+    result = run("evolve", "--out", tmp_path / "a", "--resume", "--generations", 5, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert _strict_json(tmp_path / "a" / "summary.json")["generations"] == 5
+
+
+def test_an_option_that_conflicts_with_the_checkpoint_exits_2_naming_both_values(target, tmp_path):
+    _interrupted(target, tmp_path / "a", generations=7)
+    # The library's words name the option as its parameter, as every message of the library does.
+    message = _error(run("evolve", "--out", tmp_path / "a", "--resume", "--seed", 6), 2)
+    assert "checkpoint.npz has seed 2;" in message and "Received: seed=6" in message, message
+    message = _error(run("evolve", "--out", tmp_path / "a", "--resume", "--population", 11, "--eta", 15,
+                         "--seed", 2), 2)
+    assert "has population 10 and eta 3.0;" in message and "population=11, eta=15" in message, message
+    assert "seed" not in message  # given, but the run's own
+
+
+# ---- nothing is created before the inputs are accepted -----------------------------------------------------------
+def _flat_model(path):
+    import keras
+
+    inputs = keras.Input((784,))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(inputs)).save(path)
+    return path
+
+
+def test_a_refused_model_leaves_no_output_folder(tmp_path):
+    model = _flat_model(tmp_path / "flat.keras")
+    for command in ("evolve", "ascend"):
+        out = tmp_path / command / "out"
+        message = _error(run(command, "--model", model, "--out", out, "--logdir", tmp_path / "tb"), 2)
+        assert "(784,)" in message, message
+        assert not (tmp_path / command).exists() and not (tmp_path / "tb").exists(), command

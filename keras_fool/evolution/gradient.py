@@ -466,15 +466,17 @@ def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, r
         The summary dict written to ``summary.json``.
     """
     from keras_fool.evolution.runner import run_search, search_callbacks
+    from keras_fool.io import check_output_dir
     from keras_fool.run_folder import RunFolder
     from keras_fool.target import Target
 
     started = time.perf_counter() if started is None else started
     settings = ascent_settings(regularization, step_size, decay, blur_radius, blur_every, percentile, objective)
-    folder = RunFolder(out, "archive.npz", overwrite=overwrite, resumable=False, logdir=logdir)
+    check_output_dir(out, "archive.npz", overwrite=overwrite, resumable=False)  # refused before a model is read
     target = Target(list(models) if isinstance(models, (list, tuple)) else [models], logits=logits,
                     class_names=class_names, input_range=input_range, preprocess=preprocess, crops=crops)
     ascent = GradientAscent(target, classes=target.class_indices(classes), steps=steps, settings=settings, mean=mean,
                             batch_size=batch_size, seed=seed)
+    folder = RunFolder(out, "archive.npz", overwrite=overwrite, resumable=False, logdir=logdir)  # inputs accepted
     return run_search(ascent, folder, steps, search_callbacks(folder, stop_at=stop_at), started=started, log=log,
                       log_batches=log)
