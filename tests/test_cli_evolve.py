@@ -190,6 +190,7 @@ def test_resume_checks_every_array_of_the_checkpoint_and_names_the_bad_one(evolv
         "'generation' must be an integer of at least 0": {"generation": np.array(-3)},
         "'fitness' must hold probabilities": {"fitness": np.full_like(arrays["fitness"], np.nan)},
         "'evaluations' (1) does not match": {"evaluations": np.array(1)},
+        "its 'fitness' is not what the target gives its elites": {"fitness": np.ones_like(arrays["fitness"])},
     }
     for expected, changes in cases.items():
         folder = tmp_path / f"case{len(list(tmp_path.iterdir()))}"

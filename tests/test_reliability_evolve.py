@@ -189,3 +189,23 @@ def test_a_refused_model_leaves_no_output_folder(tmp_path):
         message = _error(run(command, "--model", model, "--out", out, "--logdir", tmp_path / "tb"), 2)
         assert "(784,)" in message, message
         assert not (tmp_path / command).exists() and not (tmp_path / "tb").exists(), command
+
+
+# ---- a checkpoint's fitness is checked against the target --------------------------------------------------------
+def test_a_checkpoint_whose_fitness_is_not_its_elites_is_refused(target, tmp_path):
+    _interrupted(target, tmp_path / "a", generations=7)
+    checkpoint = tmp_path / "a" / "checkpoint.npz"
+    arrays = dict(np.load(checkpoint))
+    for forged in (np.ones_like(arrays["fitness"]), np.full_like(arrays["fitness"], -1.0)):
+        np.savez(checkpoint, **{**arrays, "fitness": forged})
+        with pytest.raises(ResumeError, match="checkpoint.npz") as error:
+            _evolver(target).load_checkpoint(checkpoint)
+        assert "fitness" in str(error.value)
+    # An honest checkpoint resumes, scored in batches of another size, and ends as an uninterrupted run.
+    np.savez(checkpoint, **arrays)
+    resumed = _evolver(target, eval_batch_size=3).load_checkpoint(checkpoint)
+    resumed.run(7)
+    straight = _evolver(target)
+    straight.run(7)
+    np.testing.assert_array_equal(resumed.archive.genomes.numpy(), straight.archive.genomes.numpy())
+    np.testing.assert_allclose(resumed.archive.fitness.numpy(), straight.archive.fitness.numpy(), atol=1e-6)

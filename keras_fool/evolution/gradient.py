@@ -45,7 +45,7 @@ from keras_fool.evolution.regularizers import (
     mean_image,
     pseudo_l1,
 )
-from keras_fool.evolution.search import THRESHOLDS, Search, stop_confidence
+from keras_fool.evolution.search import SCORE_TOLERANCE, THRESHOLDS, Search, stop_confidence
 from keras_fool.validation import check_int, check_number, check_seed
 
 __all__ = [
@@ -377,7 +377,7 @@ class GradientAscent(Search):
             raise ValueError(f"'steps_done' must be {cells} step counts in 0..{steps}")
         # A checkpoint's numbers are not trusted: the images ascended must score what it says they score.
         if rows_done.any() and not np.allclose(self._confidences(images[rows_done], self.labels[rows_done]),
-                                               history[-1][rows_done], rtol=0.0, atol=1e-4):
+                                               history[-1][rows_done], rtol=0.0, atol=SCORE_TOLERANCE):
             raise ValueError("the confidences it records are not what the target gives its images")
         self._start(steps, stop_at)
         self._images[:], self._history[:], self._rows_done[:] = images, history, rows_done

@@ -5,7 +5,9 @@ Generation 0 evaluates ``population`` random genomes; every later generation dra
 them, decodes them, scores them with the target in one batch and updates the archive -- all
 inside one ``tf.while_loop``. Randomness is stateless and keyed by ``(seed, generation)``, so
 the state after generation g depends on nothing but the seed and the configuration: a run that
-is stopped and resumed from a checkpoint equals one that never stopped.
+is stopped and resumed from a checkpoint equals one that never stopped. A checkpoint also records
+the generation count (and stop) its run was asked for, and its elites are scored again when it is
+restored.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from keras_fool.evolution.archive import EMPTY, ClassArchive, gather_rows, sampl
 from keras_fool.evolution.search import (
     CHECKPOINT_FORMAT,
     NEVER,
+    SCORE_TOLERANCE,
     THRESHOLDS,
     DeferredInterrupt,
     Search,
@@ -155,6 +158,7 @@ class MapElites(Search):
 
     def restore_state(self, arrays):
         genomes, fitness, generation, evaluations, first, history = self._checked_state(arrays)
+        self._check_fitness(genomes, fitness)
         self.goal = self.checkpoint_goal(arrays)
         self.archive.set_state(genomes, fitness)
         self.generation, self.evaluations = generation, evaluations
@@ -188,6 +192,29 @@ class MapElites(Search):
                 0.0 < float(stop_at) <= 1.0 or float(stop_at) == NEVER):
             raise ValueError(f"'stop_at' must be a confidence in (0, 1] or {NEVER} (never); it is {stop_at!r}")
         return int(generations), float(stop_at)
+
+    def _check_fitness(self, genomes, fitness):
+        """Score the elites again: a checkpoint's fitness must be what the target gives its genomes.
+
+        The stored values are kept where they agree (within :data:`SCORE_TOLERANCE`: scored in batches of another
+        size, the last bits may differ), so a resumed run goes on exactly as an uninterrupted one.
+        """
+        if (fitness == EMPTY).any():  # every cell holds an elite from generation 0 on
+            raise ValueError(f"'fitness' marks {int((fitness == EMPTY).sum())} of {len(fitness)} cells empty, "
+                             "which no evaluated generation leaves")
+        batch = min(self.population, self.eval_batch_size)  # what the memory estimate allowed for
+        scored = []
+        for start in range(0, len(fitness), batch):
+            part = tf.nest.map_structure(lambda a, s=start: tf.constant(a[s : s + batch]), genomes)
+            probabilities = self.target(self.encoding.decode(part)).numpy()
+            scored.append(probabilities[np.arange(len(probabilities)), self.archive.labels[start : start + batch]])
+        scored = np.concatenate(scored)
+        wrong = np.flatnonzero(~(np.abs(scored - fitness) <= SCORE_TOLERANCE))
+        if len(wrong):
+            i = wrong[0]
+            name = self.archive.class_names[self.archive.labels[i]]
+            raise ValueError(f"its 'fitness' is not what the target gives its elites ({len(wrong)} of {len(fitness)} "
+                             f"classes; class {name!r}: {fitness[i]:.6g} recorded, {scored[i]:.6g} scored)")
 
     def _checked_state(self, arrays):
         """The state in a checkpoint's ``arrays``, each checked; KeyError or ValueError names the bad one."""

@@ -23,12 +23,15 @@ import numpy as np
 from keras_fool.errors import CorruptFileError, ResumeError
 from keras_fool.io import load_npz, save_npz
 
-__all__ = ["CHECKPOINT_FORMAT", "NEVER", "THRESHOLDS", "DeferredInterrupt", "Search", "stop_confidence", "threshold_counts"]
+__all__ = ["CHECKPOINT_FORMAT", "NEVER", "SCORE_TOLERANCE", "THRESHOLDS", "DeferredInterrupt", "Search", "stop_confidence", "threshold_counts"]
 
 # The confidences the paper reports (>= 99% and >= 99.99%), keyed as in summary.json's generation_99 / _9999.
 THRESHOLDS = {"99": 0.99, "9999": 0.9999}
 NEVER = 2.0  # a stop confidence no probability reaches
 CHECKPOINT_FORMAT = "keras-fool-checkpoint-1"
+# How far a checkpoint's confidence may be from the target's score of its image when restored: the same image
+# scored in a batch of another size may differ in the last bits, a forged confidence by far more.
+SCORE_TOLERANCE = 1e-4
 
 
 class DeferredInterrupt:
