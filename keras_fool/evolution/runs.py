@@ -21,10 +21,10 @@ from keras_fool.distribute import is_chief, replica_count, resolve_strategy, str
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.map_elites import MapElites
-from keras_fool.evolution.search import NEVER
-from keras_fool.io import check_output_dir
 from keras_fool.evolution.memory import available_memory, estimate_run_memory, format_bytes
 from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbacks
+from keras_fool.evolution.search import NEVER
+from keras_fool.io import check_output_dir
 from keras_fool.run_folder import CHECKPOINT, RunFolder
 from keras_fool.target import Target, as_target
 from keras_fool.validation import check_int, check_seed, derive_seed
