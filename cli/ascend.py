@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGDIR, LOGITS, OVERWRITE, PREPROCESS, SEED
+from keras_fool.cli.options import (
+    CLASS_NAMES,
+    INPUT_RANGE,
+    LOGDIR,
+    LOGITS,
+    OVERWRITE,
+    PREPROCESS,
+    SEED,
+    FiniteFloatRange,
+)
 
 # The regularization presets of keras_fool.evolution.gradient.REGULARIZATIONS (that module imports no
 # TensorFlow, so the choices are read from it).
@@ -24,18 +33,18 @@ from keras_fool.evolution.gradient import REGULARIZATIONS
               "20th percentile); s7 (decay 0.001, blur 0.5, a quarter of the step). The knobs below override it.")
 @click.option("--objective", type=click.Choice(["probability", "logit"]), default="probability", show_default=True,
               help="Ascend the class's softmax probability (the paper) or its logit.")
-@click.option("--step-size", type=click.FloatRange(0.0, min_open=True), default=None,
+@click.option("--step-size", type=FiniteFloatRange(0.0, min_open=True), default=None,
               help="RMS change of a pixel per step, in [0, 1] units. [default: 0.01; s7: 0.0025]")
-@click.option("--decay", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
+@click.option("--decay", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=None,
               help="L2 decay gamma: the mean-subtracted image is multiplied by 1 - gamma each step.")
-@click.option("--blur-radius", type=click.FloatRange(0.0, 50.0), default=None,
+@click.option("--blur-radius", type=FiniteFloatRange(0.0, 50.0), default=None,
               help="Standard deviation (pixels) of the Gaussian blur; 0 for none.")
 @click.option("--blur-every", type=click.IntRange(min=1), default=None, help="Steps between blurs. [default: 1]")
-@click.option("--percentile", type=click.FloatRange(0.0, 100.0, max_open=True), default=None,
+@click.option("--percentile", type=FiniteFloatRange(0.0, 100.0, max_open=True), default=None,
               help="Pseudo-L1: pixels whose norm is below this percentile are set to the mean; 0 for none.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Classes ascending together in one compiled loop.")
-@click.option("--stop-at", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+@click.option("--stop-at", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
               help="Stop a batch once all its classes reach this confidence (e.g. 0.9999).")
 @SEED
 @LOGITS
@@ -79,7 +88,8 @@ def ascend(models, classes, steps, regularization, objective, step_size, decay, 
         started=STARTED, log=None if quiet else (lambda line: click.echo(line, err=True)))
     confidences = [c["confidence"] for c in summary["classes"]]
     at_target = sum(c is not None and c >= 0.9999 for c in confidences)
-    click.echo(f"{summary['generations']} steps, {len(confidences)} classes "
-               f"({summary['evaluations_per_second']:,.1f} image-steps/s); {at_target}/{len(confidences)} classes at "
-               ">= 99.99%.")
+    speed = summary["evaluations_per_second"]  # None when no step was timed
+    speed = "" if speed is None else f" ({speed:,.1f} image-steps/s)"
+    click.echo(f"{summary['generations']} steps, {len(confidences)} classes{speed}; {at_target}/{len(confidences)} "
+               "classes at >= 99.99%.")
     click.echo(f"montage: {Path(out) / 'montage.png'}")

@@ -14,6 +14,7 @@ from keras_fool.cli.options import (
     OVERWRITE,
     POPULATION,
     SEED,
+    FiniteFloatRange,
     check_strategy_options,
     preprocess_option,
     strategy_option,
@@ -28,18 +29,19 @@ from keras_fool.cli.options import (
               help="direct: one gene per pixel; cppn: a NEAT-style pattern-producing network. [default: direct]")
 @click.option("--capacity", type=click.IntRange(min=1), default=None,
               help="CPPN node slots per genome, inputs and outputs included. [default: 16]")
-@click.option("--generations", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Total generations (generation 0 is the random initial population).")
+@click.option("--generations", type=click.IntRange(min=0), default=None,
+              help="Total generations (generation 0 is the random initial population). [default: 200; with --resume, "
+              "the run's own]")
 @POPULATION
 @click.option("--classes", default=None,
               help="'all', class indices such as 0,3,7, or class names such as 'king penguin,starfish'. "
               "[default: all]")
 @SEED
-@click.option("--crossover", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--crossover", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="Fraction of offspring made by SBX crossover before mutation. [default: 0]")
-@click.option("--mutation-rate", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+@click.option("--mutation-rate", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
               help="Per-gene (direct) or per-weight (cppn) mutation probability. [default: 0.1]")
-@click.option("--eta", type=click.FloatRange(0.0, min_open=True), default=None,
+@click.option("--eta", type=FiniteFloatRange(0.0, min_open=True), default=None,
               help="Polynomial mutation index; smaller means bigger steps. [default: 3 for direct (the fastest "
               "measured), 15 for cppn and with --paper]")
 @click.option("--selection", type=click.Choice(["uniform", "weakest"]), default=None,
@@ -47,12 +49,14 @@ from keras_fool.cli.options import (
               "[default: weakest for direct, uniform for cppn and with --paper]")
 @click.option("--paper", is_flag=True,
               help="The paper's algorithm: eta 15 and uniform parents instead of the measured best settings.")
-@click.option("--stop-at", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
-              help="Stop once every class's elite reaches this confidence (e.g. 0.9999).")
+@click.option("--stop-at", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Stop once every class's elite reaches this confidence (e.g. 0.9999). [default: never; with "
+              "--resume, the run's own]")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/evolve", show_default=True,
               help="Output folder.")
 @click.option("--resume", is_flag=True,
-              help="Continue the run checkpointed in --out with its own settings (options given must agree).")
+              help="Continue the run checkpointed in --out with its own settings, to its own --generations and "
+              "--stop-at unless given (other options given must agree).")
 @OVERWRITE
 @LOGDIR
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)
@@ -114,9 +118,11 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
         raise SystemExit(130) from None
     confidences = [c["confidence"] for c in summary["classes"]]
     at_target = sum(c is not None and c >= 0.9999 for c in confidences)
+    speed = summary["evaluations_per_second"]  # None when no generation was timed
+    speed = "" if speed is None else f" ({speed:,.0f}/s)"
     click.echo(
-        f"{summary['generations']} generations, {summary['evaluations']:,} evaluations "
-        f"({summary['evaluations_per_second']:,.0f}/s); {at_target}/{len(confidences)} classes at >= 99.99%."
+        f"{summary['generations']} generations, {summary['evaluations']:,} evaluations{speed}; "
+        f"{at_target}/{len(confidences)} classes at >= 99.99%."
     )
     echo_written(summary["files"])
     if summary["files"]:

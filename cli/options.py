@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from keras_fool.distribute import STRATEGIES
 
-__all__ = ["CLASS_NAMES", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "check_strategy_options", "out_option",
+__all__ = ["CLASS_NAMES", "FiniteFloatRange", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "check_strategy_options", "out_option",
            "population_option", "preprocess_option", "seed_option", "strategy_option"]
 
 
@@ -30,6 +32,20 @@ def out_option(default, what="Output folder"):
     """``--out``: the folder a command writes its results into."""
     return click.option("--out", type=click.Path(file_okay=False), default=default, show_default=True,
                         help=f"{what}; refused if it holds results, unless --overwrite.")
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``inf`` and ``nan``, which Click lets through (NaN compares false
+    with every bound, and an open upper bound takes infinity)."""
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return super().convert(value, param, ctx)  # Click's own words for what is no number at all
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 SEED = seed_option(None)

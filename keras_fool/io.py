@@ -129,10 +129,21 @@ def load_npz(path, required=()):
     return arrays
 
 
+def _defined(value):
+    """``value`` with every NaN or infinite float (an undefined number) replaced by None, recursively."""
+    if isinstance(value, dict):
+        return {k: _defined(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_defined(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
 def save_json(path, obj):
-    """Write ``obj`` as indented JSON atomically."""
+    """Write ``obj`` as indented, strict JSON atomically: an undefined number (NaN, infinity) is written null."""
     with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
+        json.dump(_defined(obj), f, indent=2, sort_keys=False, allow_nan=False)
         f.write("\n")
 
 

@@ -6,7 +6,9 @@ command line:
 
 * a folder that holds a run (its *marker* file exists) is refused unless ``resume`` (continue it,
   where the run can) or ``overwrite`` (start again) is set, never both;
-* the folder is created, and must be writable, before any work starts;
+* the folder is created, and must be writable, before any work starts, and only once the run's
+  inputs are accepted: a caller opens it after reading its models and options (a refused input
+  leaves nothing behind; :func:`keras_fool.io.check_output_dir` refuses a taken folder before that);
 * TensorBoard logs go to ``logdir/<name of the folder>`` (:func:`keras_fool.summaries.run_logdir`);
 * ``checkpoint.npz`` is where a resumable run keeps its state;
 * :meth:`RunFolder.wrote` collects what the run wrote, in order, for the closing "wrote:" list.

@@ -90,7 +90,7 @@ def check_images(x, name="images"):
 
     Raises:
         TypeError: not numeric.
-        ValueError: wrong rank, no image, or values outside [0, 1] (NaN included).
+        ValueError: wrong rank, no image, a NaN or infinite value (named), or values outside [0, 1].
     """
     array = np.asarray(x)
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
@@ -98,8 +98,13 @@ def check_images(x, name="images"):
     if array.ndim != 4 or len(array) == 0:
         raise ValueError(f"{name} must have shape (N, H, W, C) with N >= 1. Received: shape={array.shape}")
     array = array.astype(np.float32, copy=False)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        count, first = int(bad.sum()), int(np.argwhere(bad)[0][0])
+        raise ValueError(f"{name} must be finite: {count} {'value is' if count == 1 else 'values are'} NaN or "
+                         f"infinite (image {first}{', the first' if count > 1 else ''}).")
     low, high = float(np.min(array)), float(np.max(array))
-    if not (low >= 0.0 and high <= 1.0):  # also false for NaN
+    if not (low >= 0.0 and high <= 1.0):
         raise ValueError(f"{name} must have every value in [0, 1]. Received: values in [{low:g}, {high:g}]")
     return array
 

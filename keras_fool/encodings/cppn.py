@@ -50,6 +50,7 @@ from tensorflow.python.ops import resource_variable_ops
 
 from keras_fool.encodings.base import Encoding
 from keras_fool.encodings.direct import polynomial_delta
+from keras_fool.validation import check_number
 
 __all__ = ["ACTIVATIONS", "CPPNEncoding", "check_genomes"]
 
@@ -196,11 +197,8 @@ class CPPNEncoding(Encoding):
         rates = dict(weight_rate=weight_rate, activation_rate=activation_rate, add_connection_rate=add_connection_rate,
                      delete_connection_rate=delete_connection_rate, add_node_rate=add_node_rate,
                      delete_node_rate=delete_node_rate)
-        for key, value in rates.items():
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{key} must be in [0, 1]. Received: {key}={value}")
-        if not eta > 0:
-            raise ValueError(f"eta must be positive. Received: eta={eta}")
+        rates = {key: check_number(key, value, 0.0, maximum=1.0) for key, value in rates.items()}
+        eta = check_number("eta", eta, 0.0, strict=True)  # an infinite eta has no mutation step
         self.capacity = int(capacity)
         self.coordinates = coordinates
         self.color_space = color_space
@@ -584,7 +582,11 @@ def check_genomes(encoding, genomes):
         raise ValueError("CPPN genomes connect into an input or out of an output.")
     if (c & ~(g["position"][:, None, :] < g["position"][:, :, None])).any():
         raise ValueError("CPPN genomes have a connection that does not go forward in the node order (a cycle is possible).")
-    if not np.isfinite(g["weight"]).all() or g["weight"].min() < 0 or g["weight"].max() > 1:
+    bad = int((~np.isfinite(g["weight"])).sum())
+    if bad:
+        raise ValueError(f"CPPN weight genes must be finite and in [0, 1]; {bad} "
+                         f"{'is' if bad == 1 else 'are'} NaN or infinite.")
+    if g["weight"].min(initial=0.0) < 0 or g["weight"].max(initial=0.0) > 1:
         raise ValueError("CPPN weight genes must be finite and in [0, 1].")
     if g["activation"].min() < 0 or g["activation"].max() >= len(ACTIVATIONS):
         raise ValueError(f"CPPN activations must be in 0..{len(ACTIVATIONS) - 1}.")

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_fool.encodings.base import Encoding
+from keras_fool.validation import check_number
 
 __all__ = ["DirectEncoding", "polynomial_delta"]
 
@@ -73,18 +74,12 @@ class DirectEncoding(Encoding):
 
     def __init__(self, image_shape=(28, 28, 1), rate=0.1, eta=15.0, rate_halving_every=1000, crossover_eta=15.0):
         super().__init__(image_shape)
-        if not 0.0 < rate <= 1.0:
-            raise ValueError(f"rate must be in (0, 1]. Received: rate={rate}")
-        if not eta > 0:
-            raise ValueError(f"eta must be positive. Received: eta={eta}")
+        self.rate = check_number("rate", rate, 0.0, strict=True, maximum=1.0)
+        self.eta = check_number("eta", eta, 0.0, strict=True)  # an infinite eta has no mutation step
         if rate_halving_every is not None and (int(rate_halving_every) != rate_halving_every or rate_halving_every < 1):
             raise ValueError(f"rate_halving_every must be a positive integer or None. Received: rate_halving_every={rate_halving_every}")
-        if not crossover_eta > 0:
-            raise ValueError(f"crossover_eta must be positive. Received: crossover_eta={crossover_eta}")
-        self.rate = float(rate)
-        self.eta = float(eta)
         self.rate_halving_every = None if rate_halving_every is None else int(rate_halving_every)
-        self.crossover_eta = float(crossover_eta)
+        self.crossover_eta = check_number("crossover_eta", crossover_eta, 0.0, strict=True)
 
     def get_config(self):
         return {
@@ -102,9 +97,14 @@ class DirectEncoding(Encoding):
         if genomes.dtype != np.float32 or genomes.ndim != 4 or genomes.shape[1:] != self.image_shape:
             raise ValueError(f"direct genomes must be float32 of shape (n, {', '.join(map(str, self.image_shape))}). "
                              f"Received: {genomes.dtype} of shape {genomes.shape}")
-        if genomes.size and not (np.isfinite(genomes).all() and genomes.min() >= 0.0 and genomes.max() <= 1.0):
+        bad = ~np.isfinite(genomes)
+        if bad.any():
+            count, first = int(bad.sum()), int(np.argwhere(bad)[0][0])
+            raise ValueError(f"direct genomes must be finite and in [0, 1]. Received: {count} "
+                             f"{'gene is' if count == 1 else 'genes are'} NaN or infinite (first in genome {first})")
+        if genomes.size and not (genomes.min() >= 0.0 and genomes.max() <= 1.0):
             raise ValueError(f"direct genomes must be finite and in [0, 1]. Received: values in "
-                             f"[{np.nanmin(genomes):g}, {np.nanmax(genomes):g}]")
+                             f"[{genomes.min():g}, {genomes.max():g}]")
 
     def random(self, n, seed):
         return tf.random.stateless_uniform((n, *self.image_shape), seed, dtype=tf.float32)

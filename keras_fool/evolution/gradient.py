@@ -45,7 +45,7 @@ from keras_fool.evolution.regularizers import (
     mean_image,
     pseudo_l1,
 )
-from keras_fool.evolution.search import THRESHOLDS, Search, stop_confidence
+from keras_fool.evolution.search import SCORE_TOLERANCE, THRESHOLDS, Search, stop_confidence
 from keras_fool.validation import check_int, check_number, check_seed
 
 __all__ = [
@@ -377,7 +377,7 @@ class GradientAscent(Search):
             raise ValueError(f"'steps_done' must be {cells} step counts in 0..{steps}")
         # A checkpoint's numbers are not trusted: the images ascended must score what it says they score.
         if rows_done.any() and not np.allclose(self._confidences(images[rows_done], self.labels[rows_done]),
-                                               history[-1][rows_done], rtol=0.0, atol=1e-4):
+                                               history[-1][rows_done], rtol=0.0, atol=SCORE_TOLERANCE):
             raise ValueError("the confidences it records are not what the target gives its images")
         self._start(steps, stop_at)
         self._images[:], self._history[:], self._rows_done[:] = images, history, rows_done
@@ -475,15 +475,17 @@ def run_gradient_ascent(out, models=("lenet_mnist",), classes=None, steps=200, r
         The summary dict written to ``summary.json``.
     """
     from keras_fool.evolution.runner import run_search, search_callbacks
+    from keras_fool.io import check_output_dir
     from keras_fool.run_folder import RunFolder
     from keras_fool.target import Target
 
     started = time.perf_counter() if started is None else started
     settings = ascent_settings(regularization, step_size, decay, blur_radius, blur_every, percentile, objective)
-    folder = RunFolder(out, "archive.npz", overwrite=overwrite, resumable=False, logdir=logdir)
+    check_output_dir(out, "archive.npz", overwrite=overwrite, resumable=False)  # refused before a model is read
     target = Target(list(models) if isinstance(models, (list, tuple)) else [models], logits=logits,
                     class_names=class_names, input_range=input_range, preprocess=preprocess, crops=crops)
     ascent = GradientAscent(target, classes=target.class_indices(classes), steps=steps, settings=settings, mean=mean,
                             batch_size=batch_size, seed=seed)
+    folder = RunFolder(out, "archive.npz", overwrite=overwrite, resumable=False, logdir=logdir)  # inputs accepted
     return run_search(ascent, folder, steps, search_callbacks(folder, stop_at=stop_at), started=started, log=log,
                       log_batches=log)

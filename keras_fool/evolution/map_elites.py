@@ -5,24 +5,37 @@ Generation 0 evaluates ``population`` random genomes; every later generation dra
 them, decodes them, scores them with the target in one batch and updates the archive -- all
 inside one ``tf.while_loop``. Randomness is stateless and keyed by ``(seed, generation)``, so
 the state after generation g depends on nothing but the seed and the configuration: a run that
-is stopped and resumed from a checkpoint equals one that never stopped.
+is stopped and resumed from a checkpoint equals one that never stopped. A checkpoint also records
+the generation count (and stop) its run was asked for, and its elites are scored again when it is
+restored.
 """
 
 from __future__ import annotations
 
 import time
+import zipfile
 
 import numpy as np
 import tensorflow as tf
 
 from keras_fool.encodings.base import Encoding, flatten_genomes, unflatten_genomes, where_genomes
-from keras_fool.errors import NonFiniteError
+from keras_fool.errors import NonFiniteError, ResumeError
 from keras_fool.evolution.archive import EMPTY, ClassArchive, gather_rows, sample_filled, scatter_rows, select_elites
-from keras_fool.evolution.search import CHECKPOINT_FORMAT, NEVER, THRESHOLDS, DeferredInterrupt, Search, stop_confidence
+from keras_fool.evolution.search import (
+    CHECKPOINT_FORMAT,
+    NEVER,
+    SCORE_TOLERANCE,
+    THRESHOLDS,
+    DeferredInterrupt,
+    Search,
+    stop_confidence,
+)
 from keras_fool.target import BaseTarget
 from keras_fool.validation import check_int
 
-__all__ = ["MapElites", "CHECKPOINT_FORMAT"]
+__all__ = ["MapElites", "CHECKPOINT_FORMAT", "GOAL_KEYS"]
+
+GOAL_KEYS = ("run_generations", "stop_at")  # a checkpoint's arrays that say where its run was to end
 
 
 
@@ -106,6 +119,7 @@ class MapElites(Search):
         self.steps_per_call = steps_per_call
         self.archive = ClassArchive(labels, target.class_names, encoding.genome_spec())
         self.generation = -1  # -1: not even the initial population evaluated yet
+        self.goal = None  # (generations, stop confidence) the last run was asked to reach
         self.evaluations = 0
         self.first_reached = {k: np.full(self.archive.cells, -1, np.int64) for k in THRESHOLDS}
         self.history = {"median": [], "min": [], "max": []}
@@ -130,7 +144,10 @@ class MapElites(Search):
         }
 
     def checkpoint_state(self):
+        goal = {} if self.goal is None else {"run_generations": np.array(self.goal[0]),
+                                             "stop_at": np.array(self.goal[1], np.float64)}
         return {
+            **goal,
             "generation": np.array(self.generation),
             "evaluations": np.array(self.evaluations),
             "fitness": self.archive.fitness.numpy(),
@@ -141,10 +158,63 @@ class MapElites(Search):
 
     def restore_state(self, arrays):
         genomes, fitness, generation, evaluations, first, history = self._checked_state(arrays)
+        self._check_fitness(genomes, fitness)
+        self.goal = self.checkpoint_goal(arrays)
         self.archive.set_state(genomes, fitness)
         self.generation, self.evaluations = generation, evaluations
         self.first_reached = first
         self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
+
+    @classmethod
+    def read_checkpoint_goal(cls, path):
+        """:meth:`checkpoint_goal` of the checkpoint ``path``, reading only those arrays.
+
+        Raises:
+            ResumeError: the checkpoint cannot be read, or holds a bad goal.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls.checkpoint_goal({k: data[k] for k in GOAL_KEYS if k in data.files})
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            reason = f"it lacks the array {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
+            raise ResumeError(f"Cannot resume from {path}: {reason}.") from None
+
+    @staticmethod
+    def checkpoint_goal(arrays):
+        """``(generations, stop confidence)`` a checkpoint's run was asked to reach (:data:`NEVER`: no stop), or
+        None where it does not say (an older checkpoint); ValueError names a bad value, KeyError a missing one."""
+        if "run_generations" not in arrays and "stop_at" not in arrays:
+            return None
+        generations, stop_at = arrays["run_generations"], arrays["stop_at"]
+        if generations.shape != () or not np.issubdtype(generations.dtype, np.integer) or int(generations) < 0:
+            raise ValueError(f"'run_generations' must be a generation count; it is {generations.dtype} {generations!r}")
+        if stop_at.shape != () or not np.issubdtype(stop_at.dtype, np.floating) or not (
+                0.0 < float(stop_at) <= 1.0 or float(stop_at) == NEVER):
+            raise ValueError(f"'stop_at' must be a confidence in (0, 1] or {NEVER} (never); it is {stop_at!r}")
+        return int(generations), float(stop_at)
+
+    def _check_fitness(self, genomes, fitness):
+        """Score the elites again: a checkpoint's fitness must be what the target gives its genomes.
+
+        The stored values are kept where they agree (within :data:`SCORE_TOLERANCE`: scored in batches of another
+        size, the last bits may differ), so a resumed run goes on exactly as an uninterrupted one.
+        """
+        if (fitness == EMPTY).any():  # every cell holds an elite from generation 0 on
+            raise ValueError(f"'fitness' marks {int((fitness == EMPTY).sum())} of {len(fitness)} cells empty, "
+                             "which no evaluated generation leaves")
+        batch = min(self.population, self.eval_batch_size)  # what the memory estimate allowed for
+        scored = []
+        for start in range(0, len(fitness), batch):
+            part = tf.nest.map_structure(lambda a, s=start: tf.constant(a[s : s + batch]), genomes)
+            probabilities = self.target(self.encoding.decode(part)).numpy()
+            scored.append(probabilities[np.arange(len(probabilities)), self.archive.labels[start : start + batch]])
+        scored = np.concatenate(scored)
+        wrong = np.flatnonzero(~(np.abs(scored - fitness) <= SCORE_TOLERANCE))
+        if len(wrong):
+            i = wrong[0]
+            name = self.archive.class_names[self.archive.labels[i]]
+            raise ValueError(f"its 'fitness' is not what the target gives its elites ({len(wrong)} of {len(fitness)} "
+                             f"classes; class {name!r}: {fitness[i]:.6g} recorded, {scored[i]:.6g} scored)")
 
     def _checked_state(self, arrays):
         """The state in a checkpoint's ``arrays``, each checked; KeyError or ValueError names the bad one."""
@@ -185,7 +255,11 @@ class MapElites(Search):
         found = tf.nest.map_structure(lambda a: (tuple(a.shape), a.dtype.name), genomes)
         if spec != found:
             raise ValueError(f"the genomes do not fit this encoding: expected {spec}, found {found}")
-        self.encoding.validate(genomes)
+        try:
+            self.encoding.validate(genomes)
+        except ValueError as e:
+            names = ", ".join(repr(k) for k in sorted(arrays) if k == "genomes" or k.startswith("genomes/"))
+            raise ValueError(f"{names}: {e}") from None
         return genomes, fitness, generation, evaluations, first, history
 
     # ---- the compiled loop ------------------------------------------------------------------
@@ -322,12 +396,14 @@ class MapElites(Search):
         for cb in callbacks:
             cb.set_evolver(self)
         self.stop_training = False
+        stop_at = stop_confidence(callbacks)
+        self.goal = (int(generations), float(stop_at))  # a checkpoint keeps it, so a resumed run knows its end
         if self.trace_seconds is None:
             self.trace()
         for cb in callbacks:
             cb.on_run_begin({"generation": self.generation, "generations": generations})
         with DeferredInterrupt() as interrupt:
-            self._run_chunks(generations, callbacks, interrupt, stop_confidence(callbacks))
+            self._run_chunks(generations, callbacks, interrupt, stop_at)
         for cb in callbacks:
             cb.on_run_end({"generation": self.generation})
         if interrupt.requested:

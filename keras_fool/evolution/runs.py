@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from keras_fool.errors import ResumeError
 from keras_fool.evolution.map_elites import MapElites
 from keras_fool.evolution.memory import available_memory, estimate_run_memory, format_bytes
 from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbacks
+from keras_fool.evolution.search import NEVER
+from keras_fool.io import check_output_dir
 from keras_fool.run_folder import CHECKPOINT, RunFolder
 from keras_fool.target import Target, as_target
 from keras_fool.validation import check_int, check_seed, derive_seed
@@ -66,12 +69,10 @@ def _options_from_checkpoint(path):
     }
 
 
-def _settle_options(given, resume_from, paper):
-    """Every run option: what the caller gave, else the checkpoint's (resuming), else the default."""
-    if resume_from is not None:
-        options = _options_from_checkpoint(resume_from)
-        options.update({k: v for k, v in given.items() if v is not None})
-        return options
+def _settle_options(given, saved, paper):
+    """Every run option: what the caller gave, else the checkpoint's ``saved`` options (resuming), else the default."""
+    if saved is not None:
+        return {**saved, **{k: v for k, v in given.items() if v is not None}}
     options = {**_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
     settings = PAPER_SETTINGS if paper else BEST_SETTINGS[options["encoding"]]
     for key, value in settings.items():
@@ -79,6 +80,71 @@ def _settle_options(given, resume_from, paper):
             options[key] = value
     options["selection"] = options["selection"] or "uniform"
     return options
+
+
+# The run option behind each entry of a MapElites configuration ("encoding.eta": the encoding's eta).
+_OPTION_OF = {"selection_power": "selection", "encoding.name": "encoding", "encoding.eta": "eta",
+              "encoding.rate": "mutation_rate", "encoding.weight_rate": "mutation_rate",
+              "encoding.capacity": "capacity", "encoding.image_shape": "crops", "target.models": "models",
+              "target.image_size": "models"}
+
+
+def _flat_config(config):
+    """A configuration with its target's and encoding's entries one level up, as ``"target.models"``."""
+    flat = {}
+    for key, value in config.items():
+        if key in ("target", "encoding") and isinstance(value, dict):
+            flat.update({f"{key}.{inner}": v for inner, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _shown(value):
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _check_agrees(evolver, path, saved, given):
+    """Refuse, naming them, the options given on resuming that differ from the run checkpointed at ``path``.
+
+    Any other difference is left to :meth:`~keras_fool.evolution.search.Search.load_checkpoint` to refuse.
+    """
+    current = _flat_config(json.loads(json.dumps(evolver.get_config())))
+    stored = _flat_config(MapElites.read_checkpoint_config(path))
+    differ = {k for k in set(current) | set(stored) if current.get(k) != stored.get(k)}
+    options = {_OPTION_OF.get(k, k.split(".")[-1]) for k in differ}
+    conflicts = [k for k in RUN_OPTIONS if k in options and given.get(k) is not None]
+    if conflicts:
+        own = " and ".join(f"{k} {_shown(saved[k])}" for k in conflicts)
+        received = ", ".join(f"{k}={_shown(given[k])}" for k in conflicts)
+        raise ValueError(f"Cannot resume: the run checkpointed in {path} has {own}; leave "
+                         f"{'it' if len(conflicts) == 1 else 'them'} out to continue it with its own, or start a new "
+                         f"run in another folder. Received: {received}")
+
+
+def _resumed_goal(path, generations, stop_at, log):
+    """The generation count and stop of a resumed run: those given, else the ones the checkpoint's run was given.
+
+    Raises:
+        ValueError: the checkpoint does not say how many generations its run was to reach (an older one) and
+            ``generations`` is not given: guessing could end the run early, or run it on, without a word.
+    """
+    goal = MapElites.read_checkpoint_goal(path)
+    if goal is None:
+        if generations is None:
+            raise ValueError(f"Cannot resume: {path} does not record how many generations its run was to reach "
+                             "(it was written by an older keras-fool); give generations=N to say how many.")
+        return generations, stop_at
+    own_generations, own_stop = goal[0], (None if goal[1] == NEVER else goal[1])
+    if generations is None:
+        generations = own_generations
+    elif generations != own_generations:
+        log(f"the run's target changes from {own_generations} to {generations} generations.")
+    if stop_at is None:
+        stop_at = own_stop
+    elif stop_at != own_stop:
+        log(f"the run's stop changes from {own_stop or 'none'} to {stop_at}.")
+    return generations, stop_at
 
 
 def _check_memory(target, encoding, population, eval_batch_size, ignore):
@@ -119,7 +185,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
                      eval_batch_size=eval_batch_size, strategy=strategy)
 
 
-def run_evolution(out, models=None, encoding=None, generations=200, population=None, classes=None, seed=None,
+def run_evolution(out, models=None, encoding=None, generations=None, population=None, classes=None, seed=None,
                   crossover=None, mutation_rate=None, eta=None, selection=None, capacity=None, logits=None,
                   input_range=None, preprocess=None, crops=None, class_names=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
@@ -136,13 +202,15 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
     ``lenet_mnist``, the direct encoding, 200 offspring, every class, seed 0, no crossover and
     the best measured settings (:data:`BEST_SETTINGS`; ``paper=True`` for the paper's). When
     resuming they take the checkpoint's; an option given that differs from the checkpoint's is
-    refused.
+    refused. ``generations`` and ``stop_at`` left at None take, resuming, the run's own (what its
+    checkpoint records), else 200 generations and no stop; given, they change the run's (said in the log).
 
     Args:
         out: the output folder (created if needed).
         models: a preset name, a ``.keras`` path or a Keras model, or a list of them (an ensemble).
         encoding: ``"direct"`` or ``"cppn"``.
-        generations: the total generation count to reach (generation 0 is the random population).
+        generations: the total generation count to reach (generation 0 is the random population); None:
+            the run's own when resuming, else 200.
         population: offspring per generation.
         classes: the classes to evolve images for, by index or by name (a list, or a string such as
             ``"0,3,7"`` or ``"king penguin,starfish"``); all of the target's by default.
@@ -159,7 +227,7 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         crops: 1 or 10 crops.
         class_names: a list or file of names.
         paper: the paper's settings (eta 15, uniform parents) instead of the best measured ones.
-        stop_at: stop once every class reaches this confidence (None: never).
+        stop_at: stop once every class reaches this confidence (None: the run's own when resuming, else never).
         resume: continue the run checkpointed in ``out``.
         overwrite: start afresh even if ``out`` holds a run.
         logdir: TensorBoard folder, or None; the run logs into ``logdir/<name of out>``.
@@ -179,27 +247,39 @@ def run_evolution(out, models=None, encoding=None, generations=200, population=N
         The summary dict written to ``summary.json``; ``summary["files"]`` lists what was written.
 
     Raises:
-        ValueError: bad options, ``out`` holds a run and neither ``resume`` nor ``overwrite``, or
-            the run would need more memory than the machine has (the message gives the estimate).
-        ResumeError: ``resume`` without a usable checkpoint, or with options that differ from it.
+        ValueError: bad options, ``out`` holds a run and neither ``resume`` nor ``overwrite``, an
+            option given on resuming differs from the checkpoint's (named, with the checkpoint's value),
+            or the run would need more memory than the machine has (the message gives the estimate).
+        ResumeError: ``resume`` without a usable checkpoint.
         KeyboardInterrupt: interrupted; the checkpoint holds the generation reached.
     """
     started = time.perf_counter() if started is None else started
+    log = log or (lambda line: None)
     if population is not None:
         population = check_int("population", population)
+    if generations is not None:
+        generations = check_int("generations", generations, minimum=0)
     check_int("checkpoint_every", checkpoint_every)
     # A non-chief worker writes nothing, and must not refuse the folder its chief is filling.
-    folder = RunFolder(out, CHECKPOINT, resume, overwrite, logdir=logdir,
-                       chief=is_chief(strategy if not isinstance(strategy, str) else None))
-    if resume and not folder.checkpoint.is_file():
-        raise ResumeError(f"Cannot resume: there is no checkpoint in {folder.path}.")
+    chief = is_chief(strategy if not isinstance(strategy, str) else None)
+    if chief:  # refused before a model is read; created only once every input is accepted (below)
+        check_output_dir(out, CHECKPOINT, resume, overwrite)
+    checkpoint = Path(out) / CHECKPOINT
+    if resume and not checkpoint.is_file():
+        raise ResumeError(f"Cannot resume: there is no checkpoint in {out}.")
     strategy = resolve_strategy(strategy, cpu_replicas)
     given = {"models": models, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
              "capacity": capacity, "logits": logits, "input_range": input_range, "preprocess": preprocess,
              "crops": crops, "class_names": class_names}
-    options = _settle_options(given, folder.checkpoint if resume else None, paper)
+    saved = _options_from_checkpoint(checkpoint) if resume else None
+    options = _settle_options(given, saved, paper)
     evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit, strategy)
+    if resume:
+        _check_agrees(evolver, checkpoint, saved, given)
+        generations, stop_at = _resumed_goal(checkpoint, generations, stop_at, log)
+    generations = 200 if generations is None else generations
+    folder = RunFolder(out, CHECKPOINT, resume, overwrite, logdir=logdir, chief=chief)
     callbacks = search_callbacks(folder, checkpoint_every, stop_at, progress)
     return run_search(evolver, folder, generations, callbacks, started=started, log=log,
                       extra={"replicas": replica_count(evolver.strategy)})

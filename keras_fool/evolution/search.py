@@ -23,12 +23,15 @@ import numpy as np
 from keras_fool.errors import CorruptFileError, ResumeError
 from keras_fool.io import load_npz, save_npz
 
-__all__ = ["CHECKPOINT_FORMAT", "NEVER", "THRESHOLDS", "DeferredInterrupt", "Search", "stop_confidence", "threshold_counts"]
+__all__ = ["CHECKPOINT_FORMAT", "NEVER", "SCORE_TOLERANCE", "THRESHOLDS", "DeferredInterrupt", "Search", "stop_confidence", "threshold_counts"]
 
 # The confidences the paper reports (>= 99% and >= 99.99%), keyed as in summary.json's generation_99 / _9999.
 THRESHOLDS = {"99": 0.99, "9999": 0.9999}
 NEVER = 2.0  # a stop confidence no probability reaches
 CHECKPOINT_FORMAT = "keras-fool-checkpoint-1"
+# How far a checkpoint's confidence may be from the target's score of its image when restored: the same image
+# scored in a batch of another size may differ in the last bits, a forged confidence by far more.
+SCORE_TOLERANCE = 1e-4
 
 
 class DeferredInterrupt:
@@ -55,6 +58,11 @@ class DeferredInterrupt:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
+
+
+def _defined(number):
+    """``number`` as a float, or None where it is undefined (NaN) or None."""
+    return None if number is None or math.isnan(number) else float(number)
 
 
 def stop_confidence(callbacks):
@@ -201,7 +209,7 @@ class Search:
             "classes": classes,
             "generations": self.generation,
             "evaluations": self.evaluations,
-            "evaluations_per_second": self.evaluations_per_second,
+            "evaluations_per_second": _defined(self.evaluations_per_second),  # None: no generation timed
             "trace_seconds": self.trace_seconds,
             "seed": self.seed,
             "config": self.get_config(),
