@@ -23,8 +23,13 @@ def list_command():
     for name in list_presets():
         preset = get_preset(name)
         state = weights_state(preset)
-        acc = f"{100 * preset.test_accuracy:.2f}%" if preset.test_accuracy is not None else "-"
-        click.echo(f"{name:<{width}}{preset.dataset:<8} acc {acc:<8} weights {state}")
+        if preset.test_accuracy is not None:
+            measured = f"acc {100 * preset.test_accuracy:.2f}%"
+        elif preset.test_reconstruction_mse is not None:
+            measured = f"mse {preset.test_reconstruction_mse:.4f}"
+        else:
+            measured = "acc -"
+        click.echo(f"{name:<{width}}{preset.dataset:<8} {measured:<12} weights {state}")
 
 
 @zoo.command("show")

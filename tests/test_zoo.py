@@ -61,12 +61,47 @@ def test_lenet_matches_the_caffe_architecture():
     assert activations == {"conv1": "linear", "conv2": "linear", "ip1": "relu", "prob": "softmax"}
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+# Every preset whose weights ship in the package, read from the registry (the LeNets above and the robustness
+# suite's models).
+WITH_WEIGHTS = [name for name in zoo.list_presets() if zoo.get_preset(name).weights]
+
+
+def test_every_shipped_lenet_is_in_the_registry_of_shipped_weights():
+    assert set(SHIPPED) <= set(WITH_WEIGHTS)
+    assert {"lenet_mnist_pgd", "lenet_mnist_adversarial_committee", "dae_mnist"} <= set(WITH_WEIGHTS)
+
+
+@pytest.mark.parametrize("name", WITH_WEIGHTS)
 def test_shipped_weights_match_the_recorded_checksum(name):
     preset = zoo.get_preset(name)
     path = zoo.shipped_weights_path(preset)
     assert path.is_file() and preset.weights_sha256 == sha256_file(path)
-    assert 1.6e6 < path.stat().st_size < 1.9e6
+    if preset.architecture.startswith("lenet"):
+        assert 1.6e6 < path.stat().st_size < 1.9e6
+
+
+def test_a_fresh_install_has_every_mnist_preset_without_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path))  # an empty cache: nothing trained here
+    states = {name: zoo.weights_state(name) for name in zoo.list_presets() if zoo.get_preset(name).dataset == "mnist"}
+    assert "not trained" not in states.values(), states
+    assert states["lenet_mnist_pgd"] == "shipped" and states["dae_mnist"] == "shipped"
+
+
+@pytest.mark.slow  # the DAE and a committee of six on the test set
+def test_shipped_robustness_models_measure_what_the_registry_records(mnist, tmp_path, monkeypatch):
+    from keras_fool.defenses import Committee
+    from keras_fool.evaluation import accuracy
+
+    monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path))  # loaded from the package, not from a cache
+    _, (x_test, y_test) = mnist
+    for name in ("lenet_mnist_adversarial_committee", "lenet_mnist_pgd"):
+        model = zoo.load_model(name)
+        assert zoo.get_preset(name).test_accuracy == pytest.approx(accuracy(model, x_test, y_test), abs=1e-4)
+    committee = zoo.load_model("lenet_mnist_adversarial_committee")
+    assert isinstance(committee, Committee) and len(committee.members) == 6
+    dae = zoo.load_model("dae_mnist")
+    mse = float(np.mean((dae.predict(x_test, batch_size=1000, verbose=0) - x_test) ** 2))
+    assert mse == pytest.approx(zoo.get_preset("dae_mnist").test_reconstruction_mse, abs=5e-5)
 
 
 def _numpy_lenet(arrays, x):
