@@ -357,3 +357,38 @@ def test_export_neutralises_formulas_from_participants_in_every_csv(files, image
         for line in (tmp_path / "out" / name).read_text().splitlines():
             for cell in next(csv.reader([line])):
                 assert not cell.startswith(("=", "+", "@", "\t", "\r")), (name, cell)
+
+
+def test_an_export_onto_a_full_disk_keeps_the_folder_as_it_was(files, image_set, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from keras_fool.human_study.storage import StudyStore
+
+    store = StudyStore(tmp_path / "study.sqlite")
+    store.initialise(tiny_config(), image_set)
+    store.close()
+    out = tmp_path / "report"
+    args = ["export", "--db", str(tmp_path / "study.sqlite"), "--images", str(files[1]), "--lenets", "1"]
+    assert CliRunner().invoke(human_study, args + ["--out", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(before) == 10
+
+    synced = []
+
+    def full_disk(fd):  # the disk fills up while the eighth of the ten files is written
+        synced.append(fd)
+        if len(synced) == 8:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    again = CliRunner().invoke(human_study, args + ["--out", str(out), "--simulate", "3"])
+    line = _one_line_error(again)
+    assert str(out) in line and "no space left on device" in line.lower(), line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the last complete set, whole; nothing else
+
+    synced.clear()
+    fresh = tmp_path / "new" / "report"
+    line = _one_line_error(CliRunner().invoke(human_study, args + ["--out", str(fresh)]))
+    assert str(fresh) in line and len(synced) == 8
+    assert not (tmp_path / "new").exists()  # no folder made for an export that failed

@@ -11,8 +11,8 @@ import re
 from keras_fool.io import save_json, save_text
 from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
 
-__all__ = ["csv_text", "defuse_formula", "format_confidence_pct", "format_number", "markdown_table", "real_confidence_markdown",
-           "save_csv", "save_json", "with_paper"]
+__all__ = ["csv_text", "defuse_formula", "format_confidence_pct", "format_number", "markdown_table",
+           "real_confidence_markdown", "save_csv", "save_json", "with_paper"]
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
