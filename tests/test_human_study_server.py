@@ -309,6 +309,10 @@ def test_a_database_that_cannot_be_written_is_named_with_its_cause(files, tmp_pa
     def full_disk(self, config, image_set):
         raise sa.exc.OperationalError("INSERT INTO study", {}, sqlite3.OperationalError("database or disk is full"))
 
+    (tmp_path / "a-file").write_text("")
+    line = _refused(served + ["--db", str(tmp_path / "a-file" / "study.sqlite")])  # no folder can be made there
+    assert str(tmp_path / "a-file" / "study.sqlite") in line and "folder" in line, line
+
     monkeypatch.setattr(storage.StudyStore, "initialise", full_disk)
     line = _refused(served + ["--db", str(tmp_path / "new" / "study.sqlite")])
     assert str(tmp_path / "new" / "study.sqlite") in line and "disk is full" in line, line

@@ -20,6 +20,7 @@ the choice when many people take part at once on a lab server.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
@@ -213,7 +214,8 @@ class StudyStore:
 
     Raises:
         FileNotFoundError: ``create=False`` and the SQLite file does not exist.
-        ValueError: a bad URL.
+        ValueError: a bad URL, or a database (or its folder) that cannot be made, opened or written:
+            one sentence naming it and the cause.
         NoStudyError: ``create=False`` and the database holds no study.
     """
 
@@ -223,7 +225,11 @@ class StudyStore:
         if sqlite_file is not None and not create and not sqlite_file.is_file():
             raise FileNotFoundError(f"No study database at {sqlite_file}.")
         if sqlite_file is not None and create:
-            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"Cannot use the study database {sqlite_file}: its folder cannot be made "
+                                 f"({e.strerror or e}).") from None
         self.engine = self._make_engine(self.url)
         try:
             if create:
@@ -518,7 +524,8 @@ def open_study(db, config, image_set):
 def _remove_made(sqlite_file, folders):
     """Remove a SQLite file (with its journal files) and the folders above it that were made for it, if empty."""
     for path in (sqlite_file, *(sqlite_file.with_name(sqlite_file.name + end) for end in ("-wal", "-shm", "-journal"))):
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.unlink()
     for folder in folders:
         try:
             folder.rmdir()
