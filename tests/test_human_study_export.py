@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -319,3 +320,75 @@ def test_simulated_participants_are_reproducible_and_labelled(image_set):
     with pytest.raises(ValueError):
         simulate_answers(config, image_set, -1)
     assert TINY_CONFIG["pool_size"] == image_set.pool_size
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised_but_numbers_stay_numbers():
+    from keras_fool.report.tables import csv_text
+
+    formulas = ['=HYPERLINK("http://evil.example","x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
+                "\t=1+1", "\r=1+1"]
+    columns = [f"c{i}" for i in range(len(formulas))] + ["float", "int", "text_number", "plain"]
+    row = dict(zip(columns, formulas + [-0.5, -3, "-0.25", "left-handed"]))
+    read = next(csv.DictReader(io.StringIO(csv_text([row], columns), newline="")))
+    for column, formula in zip(columns, formulas):
+        # Shown as the text it is, never run; a carriage return would start a row in a reader: a quoted "\n".
+        assert read[column] == "'" + formula.replace("\r", "\n"), column
+    assert (read["float"], read["int"], read["text_number"], read["plain"]) == ("-0.5", "-3", "-0.25", "left-handed")
+    # The same with a formatter (as the study's export writes floats), and for sequences as rows.
+    text = csv_text([["=1+1", -0.5]], ["a", "b"], format_value=lambda v: f"{v:.3g}" if isinstance(v, float) else v)
+    assert text.splitlines()[1] == "'=1+1,-0.5"
+
+
+def test_export_neutralises_formulas_from_participants_in_every_csv(files, image_set, tmp_path):
+    from keras_fool.human_study.export import export_study
+    from keras_fool.human_study.storage import StudyStore
+
+    config = tiny_config(ask_age=True, ask_handedness=True)
+    store = StudyStore(tmp_path / "study.sqlite")
+    store.initialise(config, image_set)
+    store.create_participant(config, image_set, age='=HYPERLINK("http://evil.example","29")', handedness="@left")
+    store.create_participant(config, image_set, age="-31", handedness="right")
+    store.close()
+    export_study(tmp_path / "study.sqlite", tmp_path / "out", images=files[1], lenets=1)
+    participants = _read_csv(tmp_path / "out" / "participants.csv")
+    assert [(p["age"], p["handedness"]) for p in participants] == [
+        ('\'=HYPERLINK("http://evil.example","29")', "'@left"), ("-31", "right")]
+    for name in ("answers.csv", "participants.csv", "accuracy_per_participant.csv", "lenets.csv", "summary.csv"):
+        for line in (tmp_path / "out" / name).read_text().splitlines():
+            for cell in next(csv.reader([line])):
+                assert not cell.startswith(("=", "+", "@", "\t", "\r")), (name, cell)
+
+
+def test_an_export_onto_a_full_disk_keeps_the_folder_as_it_was(files, image_set, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from keras_fool.human_study.storage import StudyStore
+
+    store = StudyStore(tmp_path / "study.sqlite")
+    store.initialise(tiny_config(), image_set)
+    store.close()
+    out = tmp_path / "report"
+    args = ["export", "--db", str(tmp_path / "study.sqlite"), "--images", str(files[1]), "--lenets", "1"]
+    assert CliRunner().invoke(human_study, args + ["--out", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(before) == 10
+
+    synced = []
+
+    def full_disk(fd):  # the disk fills up while the eighth of the ten files is written
+        synced.append(fd)
+        if len(synced) == 8:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    again = CliRunner().invoke(human_study, args + ["--out", str(out), "--simulate", "3"])
+    line = _one_line_error(again)
+    assert str(out) in line and "no space left on device" in line.lower(), line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the last complete set, whole; nothing else
+
+    synced.clear()
+    fresh = tmp_path / "new" / "report"
+    line = _one_line_error(CliRunner().invoke(human_study, args + ["--out", str(fresh)]))
+    assert str(fresh) in line and len(synced) == 8
+    assert not (tmp_path / "new").exists()  # no folder made for an export that failed

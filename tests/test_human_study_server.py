@@ -255,3 +255,65 @@ def test_forms_from_the_studys_own_pages_pass_behind_an_https_proxy(server):
     own = {"Origin": f"https://127.0.0.1:{server.port}"}  # the scheme a TLS proxy in front would show
     assert server.post_form(f"/p/{token}/answer", {"position": 0, "digit": 1}, own)[0] == 303
     assert server.post_form("/start", {"consent": "yes"}, {"Origin": "null"})[0] == 403
+
+
+def _refused(args):
+    """``human-study serve ARGS`` run in this process: its one error line (the serve must not start)."""
+    from click.testing import CliRunner
+
+    from keras_fool.cli.human_study import human_study
+
+    result = CliRunner().invoke(human_study, ["serve", "--host", "127.0.0.1", *args])
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def test_serve_refuses_a_busy_port_and_bad_images_before_it_creates_anything(files, tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setenv("KERAS_FOOL_STUDY_ADMIN_TOKEN", ADMIN_TOKEN)
+    db = tmp_path / "study" / "study.sqlite"
+    args = ["--db", str(db), "--config", str(files[0])]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = _refused(args + ["--port", str(port), "--images", str(files[1])])
+    assert f"127.0.0.1:{port}" in line and "in use" in line, line
+    assert not (tmp_path / "study").exists()
+
+    other = tmp_path / "other.json"
+    other.write_text(files[0].read_text().replace('"seed": 3', '"seed": 4'))
+    line = _refused(["--db", str(db), "--config", str(other), "--port", "0", "--images", str(files[1])])
+    assert "another configuration" in line, line  # images made for another study
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_database_that_cannot_be_written_is_named_with_its_cause(files, tmp_path, monkeypatch):
+    import sqlalchemy as sa
+
+    from keras_fool.human_study import storage
+
+    monkeypatch.setenv("KERAS_FOOL_STUDY_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.chdir(tmp_path)
+    with StudyServer(tmp_path / "study.sqlite", *files):
+        pass  # a study recorded in it
+    served = ["--config", str(files[0]), "--images", str(files[1]), "--port", "0"]
+    read_only = f"sqlite:///file:{tmp_path / 'study.sqlite'}?mode=ro&uri=true"  # read-only even for root
+    line = _refused(served + ["--db", read_only])
+    assert str(tmp_path / "study.sqlite") in line and "read-only" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("study.sqlite")) == []
+
+    def full_disk(self, config, image_set):
+        raise sa.exc.OperationalError("INSERT INTO study", {}, sqlite3.OperationalError("database or disk is full"))
+
+    (tmp_path / "a-file").write_text("")
+    line = _refused(served + ["--db", str(tmp_path / "a-file" / "study.sqlite")])  # no folder can be made there
+    assert str(tmp_path / "a-file" / "study.sqlite") in line and "folder" in line, line
+
+    monkeypatch.setattr(storage.StudyStore, "initialise", full_disk)
+    line = _refused(served + ["--db", str(tmp_path / "new" / "study.sqlite")])
+    assert str(tmp_path / "new" / "study.sqlite") in line and "disk is full" in line, line
+    assert not (tmp_path / "new").exists()  # nothing half-made left behind

@@ -23,9 +23,7 @@ Static files come only from the package's ``static`` folder; Flask never lists a
 from __future__ import annotations
 
 import base64
-import csv
 import hmac
-import io
 import re
 import urllib.parse
 from pathlib import Path
@@ -45,6 +43,7 @@ from keras_fool.human_study.storage import (
     StudyFullError,
     UnknownParticipantError,
 )
+from keras_fool.report.tables import csv_text
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -169,13 +168,8 @@ def _require_admin(admin_secret):
 
 def _answers_csv(rows, conditions):
     """The answers as CSV text (columns :data:`ANSWER_COLUMNS`), as ``GET /admin/answers.csv`` sends them."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=ANSWER_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(dict(row, participant=f"P{row['participant']}", simulated=False,
-                             condition=conditions[row["condition_index"]].key))
-    return buffer.getvalue()
+    return csv_text([dict(row, participant=f"P{row['participant']}", simulated=False,
+                          condition=conditions[row["condition_index"]].key) for row in rows], ANSWER_COLUMNS)
 
 
 # ---------------------------------------------------------------------- routes

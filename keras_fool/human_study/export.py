@@ -1,6 +1,10 @@
 """``keras-fool human-study export``: the answers and the analysis of Figure 8, as files.
 
-Every file is written atomically into the output folder:
+The files are written as a set: first into a hidden staging folder inside the output folder, then
+moved into place once every one of them is written. An export that fails (a full disk, a refused
+input) or is interrupted leaves the output folder as it was, and a folder it had to make is removed.
+Every cell of text in the CSV files that a spreadsheet would run as a formula is written as text
+(:func:`keras_fool.report.tables.defuse_formula`). The files:
 
 - ``answers.csv``: one row per answer (columns :data:`~keras_fool.human_study.storage.ANSWER_COLUMNS`);
   participants are numbered ``P1``, ``P2``, ... (their secret link tokens are never exported),
@@ -17,7 +21,11 @@ Every file is written atomically into the output folder:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from keras_fool.human_study.analysis import (
@@ -168,16 +176,44 @@ def _lenets(image_set, conditions, lenets, train_steps, verbose, summaries, size
 
 def _write_files(out, tables, table, figure, examples, summary):
     """Write the five CSV files (``tables``: their (rows, columns) in _CSV_FILES' order), the table, figure 8,
-    the examples and summary.json; return {name: path}."""
-    files = {name: str(out / name) for name in (*_CSV_FILES, "table.md", "figure8.png", "figure8.svg", "examples.png",
-                                                 "summary.json")}
-    for name, (rows, columns) in zip(_CSV_FILES, tables):
-        save_text(files[name], _csv_text(rows, columns))
-    save_text(files["table.md"], "# Human study: accuracy per noise level (Uličný et al., Figure 8)\n\n" + table)
-    save_figure(files["figure8.png"], figure, also=("svg",))  # the SVG byte-stable, as every figure's
-    save_png(files["examples.png"], examples)
-    save_json(files["summary.json"], summary)
-    return files
+    the examples and summary.json as a set (staged, then moved into ``out``); return {name: path}.
+
+    Raises:
+        ValueError: a file cannot be written (a full disk, say); ``out`` is left as it was.
+    """
+    names = (*_CSV_FILES, "table.md", "figure8.png", "figure8.svg", "examples.png", "summary.json")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".export-", suffix=".partial", dir=out))
+        try:
+            for name, (rows, columns) in zip(_CSV_FILES, tables):
+                save_text(staging / name, _csv_text(rows, columns))
+            save_text(staging / "table.md",
+                      "# Human study: accuracy per noise level (Uličný et al., Figure 8)\n\n" + table)
+            save_figure(staging / "figure8.png", figure, also=("svg",))  # the SVG byte-stable, as every figure's
+            save_png(staging / "examples.png", examples)
+            save_json(staging / "summary.json", summary)
+            for name in names:  # renames within one folder: no space needed, nothing left half-done
+                os.replace(staging / name, out / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as e:
+        raise ValueError(f"Cannot write the export into {out}: {e.strerror or e}; the folder is left as it was "
+                         f"(no file of this export kept).") from None
+    return {name: str(out / name) for name in names}
+
+
+@contextlib.contextmanager
+def _output_folder(out):
+    """Make ``out`` (and the folders above it) if needed; if the block fails, remove the folders it made (empty)."""
+    made = [p for p in (out.absolute(), *out.absolute().parents) if not p.exists()]
+    ensure_writable_dir(out)
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # innermost first; a folder that holds anything stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def _participant_table(config, participant_rows, simulated_rows):
@@ -215,7 +251,8 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
     Raises:
         FileNotFoundError: no such SQLite file (and no ``simulate``).
         ValueError: bad arguments, a database without a study (and no ``simulate``), a config of
-            another design than the database's, or an image set other than the study's.
+            another design than the database's, an image set other than the study's, or an output
+            folder that cannot be written (a full disk, say). A failed export leaves ``out`` as it was.
     """
     from keras_fool.human_study.images import ensure_image_set
     from keras_fool.human_study.storage import ANSWER_COLUMNS
@@ -225,46 +262,47 @@ def export_study(db, out, images=None, lenets=6, simulate=0, seed=0, include_unf
     seed = check_seed(seed)
     include_unfinished = check_bool("include_unfinished", include_unfinished)
     config, images_digest, created_at, real_rows, participant_rows, database = _read_study(db, config, simulate)
-    out = Path(ensure_writable_dir(out))
-    image_set, image_path = ensure_image_set(config, images, verbose=verbose)
-    if images_digest is not None and image_set.digest != images_digest:
-        raise ValueError(f"The image set {image_path} is not the one the study showed (digest "
-                         f"{image_set.digest[:12]}..., the database has {images_digest[:12]}...); "
-                         f"give its path as images=PATH.")
-    conditions = config.conditions
+    out = Path(out)
+    with _output_folder(out):
+        image_set, image_path = ensure_image_set(config, images, verbose=verbose)
+        if images_digest is not None and image_set.digest != images_digest:
+            raise ValueError(f"The image set {image_path} is not the one the study showed (digest "
+                             f"{image_set.digest[:12]}..., the database has {images_digest[:12]}...); "
+                             f"give its path as images=PATH.")
+        conditions = config.conditions
 
-    simulated_rows, all_rows, accuracies, summaries, sizes = _people(config, image_set, real_rows, simulate, seed,
-                                                                     include_unfinished)
-    models, lenet_rows = _lenets(image_set, conditions, lenets, train_steps, verbose, summaries, sizes)
-    notes = _notes(config, image_set, models, sizes["people"], include_unfinished, simulate, seed)
+        simulated_rows, all_rows, accuracies, summaries, sizes = _people(config, image_set, real_rows, simulate, seed,
+                                                                         include_unfinished)
+        models, lenet_rows = _lenets(image_set, conditions, lenets, train_steps, verbose, summaries, sizes)
+        notes = _notes(config, image_set, models, sizes["people"], include_unfinished, simulate, seed)
 
-    def condition_columns(k):
-        return {"condition": conditions[k].key, "noise": conditions[k].noise, "level": conditions[k].level}
+        def condition_columns(k):
+            return {"condition": conditions[k].key, "noise": conditions[k].noise, "level": conditions[k].level}
 
-    summary_rows = [dict(stats, group=group, distortion=float(image_set.distortions[k]), **condition_columns(k))
-                    for group in GROUPS if group in summaries for k, stats in enumerate(summaries[group])]
-    table = markdown_table(conditions, image_set.distortions, summaries, sizes, notes)
-    figure = plot_figure8(conditions, summaries, sizes)
-    summary = {
-        "database": database,
-        "study_created_at": created_at,
-        "config": config.to_dict(),
-        "images": str(image_path),
-        "images_digest": image_set.digest,
-        "interval": INTERVAL,
-        "participants": {"people": sizes["people"], "people_registered": len(participant_rows),
-                         "simulated": simulate, "include_unfinished": include_unfinished},
-        "simulated_participants_included": bool(simulate),
-        "lenets": [name for name, _ in models],
-        "groups": {g: GROUPS[g] for g in summaries},
-        "rows": [{k: _json_number(v) for k, v in row.items()} for row in summary_rows],
-        "notes": notes,
-    }
+        summary_rows = [dict(stats, group=group, distortion=float(image_set.distortions[k]), **condition_columns(k))
+                        for group in GROUPS if group in summaries for k, stats in enumerate(summaries[group])]
+        table = markdown_table(conditions, image_set.distortions, summaries, sizes, notes)
+        figure = plot_figure8(conditions, summaries, sizes)
+        summary = {
+            "database": database,
+            "study_created_at": created_at,
+            "config": config.to_dict(),
+            "images": str(image_path),
+            "images_digest": image_set.digest,
+            "interval": INTERVAL,
+            "participants": {"people": sizes["people"], "people_registered": len(participant_rows),
+                             "simulated": simulate, "include_unfinished": include_unfinished},
+            "simulated_participants_included": bool(simulate),
+            "lenets": [name for name, _ in models],
+            "groups": {g: GROUPS[g] for g in summaries},
+            "rows": [{k: _json_number(v) for k, v in row.items()} for row in summary_rows],
+            "notes": notes,
+        }
 
-    participants = _participant_table(config, participant_rows, simulated_rows)
-    files = _write_files(out, [(all_rows, ANSWER_COLUMNS), (participants, _PARTICIPANT_COLUMNS), (
-        [dict(a, **condition_columns(a["condition_index"])) for a in accuracies], _ACCURACY_COLUMNS), (
-        [dict(model=r["model"], accuracy_shown_images=r["shown"], accuracy_own_fgsm=r["own_fgsm"],
-              **condition_columns(r["condition_index"])) for r in lenet_rows], _LENET_COLUMNS),
-        (summary_rows, _SUMMARY_COLUMNS)], table, figure, _examples(image_set, conditions), summary)
-    return dict(summary, files=files, table=table)
+        participants = _participant_table(config, participant_rows, simulated_rows)
+        files = _write_files(out, [(all_rows, ANSWER_COLUMNS), (participants, _PARTICIPANT_COLUMNS), (
+            [dict(a, **condition_columns(a["condition_index"])) for a in accuracies], _ACCURACY_COLUMNS), (
+            [dict(model=r["model"], accuracy_shown_images=r["shown"], accuracy_own_fgsm=r["own_fgsm"],
+                  **condition_columns(r["condition_index"])) for r in lenet_rows], _LENET_COLUMNS),
+            (summary_rows, _SUMMARY_COLUMNS)], table, figure, _examples(image_set, conditions), summary)
+        return dict(summary, files=files, table=table)

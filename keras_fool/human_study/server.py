@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import secrets
@@ -44,19 +45,17 @@ def serve(db="study.sqlite", host="127.0.0.1", port=8000, config=None, images=No
             new random one that is printed.
         announce: called with each line to tell the user (the address, the admin token).
 
+    Nothing is made before the inputs are accepted: the port is taken and the images are loaded
+    (or made) before the database is created, and a database that cannot be set up is removed again.
+
     Raises:
-        TypeError, ValueError: bad arguments, or a database that holds another study.
+        TypeError, ValueError: bad arguments, a port that cannot be had, images of another study,
+            or a database that cannot be written or holds another study.
     """
-    try:
-        import waitress.server
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "The human study needs waitress, Flask and SQLAlchemy: pip install 'keras-fool[human-study]'."
-        ) from None
     from keras_fool.human_study.app import create_app
     from keras_fool.human_study.config import StudyConfig
     from keras_fool.human_study.images import ensure_image_set
-    from keras_fool.human_study.storage import StudyStore
+    from keras_fool.human_study.storage import check_driver, open_study
 
     config = StudyConfig() if config is None else config
     if not isinstance(config, StudyConfig):
@@ -70,16 +69,20 @@ def serve(db="study.sqlite", host="127.0.0.1", port=8000, config=None, images=No
     if len(admin_token) < 16:
         raise ValueError(f"The admin token must have at least 16 characters. Received: {len(admin_token)} characters")
 
-    store = StudyStore(db)  # before the images: a database that cannot be used fails at once
+    check_driver(db)
+
+    def application(environ, start_response):  # the server listens from now on; it serves once run() starts
+        return app(environ, start_response)
+
+    server = _listen(application, host, port, threads)  # a busy port is refused before anything is made
     try:
         image_set, image_path = ensure_image_set(config, images, verbose=True)
-        store.initialise(config, image_set)
+        store = open_study(db, config, image_set)
+    except BaseException:
+        _close(server)
+        raise
+    try:
         app = create_app(store, image_set, config, admin_token)
-        server = waitress.server.create_server(
-            app, host=host, port=port, threads=threads, ident="keras-fool",
-            max_request_body_size=64 * 1024, max_request_header_size=64 * 1024, expose_tracebacks=False,
-            channel_timeout=60, connection_limit=200,
-        )
         shown_host = f"[{host}]" if ":" in host else host
         announce(f"Images: {image_path} ({config.images_per_participant} per participant)")
         announce(f"Database: {store.describe()}")
@@ -98,10 +101,45 @@ def serve(db="study.sqlite", host="127.0.0.1", port=8000, config=None, images=No
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
-            server.close()
         announce("Stopped.")
     finally:
+        _close(server)
         store.close()
+
+
+_LISTEN_FAILURES = {
+    errno.EADDRINUSE: "the port is in use (another server? choose another port, or 0 for any free one)",
+    errno.EADDRNOTAVAIL: "this machine has no such address",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
+def _listen(application, host, port, threads):
+    """A waitress server bound to ``host:port``; a port or address that cannot be had is one ValueError naming it."""
+    import socket
+
+    try:
+        import waitress.server
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "The human study needs waitress, Flask and SQLAlchemy: pip install 'keras-fool[human-study]'."
+        ) from None
+    try:
+        return waitress.server.create_server(
+            application, host=host, port=port, threads=threads, ident="keras-fool",
+            max_request_body_size=64 * 1024, max_request_header_size=64 * 1024, expose_tracebacks=False,
+            channel_timeout=60, connection_limit=200,
+        )
+    except OSError as e:
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reason = "no such host" if isinstance(e, socket.gaierror) else _LISTEN_FAILURES.get(e.errno, e.strerror or e)
+        raise ValueError(f"Cannot listen on {shown}: {reason}.") from None
+
+
+def _close(server):
+    """Stop listening and stop the server's worker threads."""
+    server.close()
+    server.task_dispatcher.shutdown()
 
 
 def _raise_keyboard_interrupt(signum, frame):

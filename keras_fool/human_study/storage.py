@@ -20,10 +20,12 @@ the choice when many people take part at once on a lab server.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
 import secrets
+import urllib.parse
 from pathlib import Path
 
 try:
@@ -46,7 +48,9 @@ __all__ = [
     "TOKEN_PATTERN",
     "UnknownParticipantError",
     "check_database",
+    "check_driver",
     "database_url",
+    "open_study",
 ]
 
 # The columns of answers.csv (export and /admin/answers.csv), one row per answer.
@@ -181,7 +185,22 @@ def database_url(db):
 
 
 def _sqlite_file(url):
-    return Path(url.database) if url.get_backend_name() == "sqlite" else None
+    """The SQLite file of ``url`` (also of a ``file:`` URI with ``uri=true``), or None for another database."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    if url.query.get("uri") == "true" and url.database.startswith("file:"):
+        return Path(urllib.parse.urlsplit(url.database).path)
+    return Path(url.database)
+
+
+def _unusable(url, error):
+    """A ValueError that says in one sentence which database cannot be used and why (from a DBAPI error)."""
+    cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    where = _sqlite_file(url) or url.render_as_string(hide_password=True)
+    reasons = {"readonly": "it is read-only", "disk is full": "the disk is full",
+               "unable to open": "it cannot be opened or made there (does its folder allow writing?)"}
+    reason = next((text for key, text in reasons.items() if key in cause), None)
+    return ValueError(f"Cannot use the study database {where}: " + (f"{reason} ({cause})." if reason else f"{cause}."))
 
 
 class StudyStore:
@@ -195,7 +214,8 @@ class StudyStore:
 
     Raises:
         FileNotFoundError: ``create=False`` and the SQLite file does not exist.
-        ValueError: a bad URL.
+        ValueError: a bad URL, or a database (or its folder) that cannot be made, opened or written:
+            one sentence naming it and the cause.
         NoStudyError: ``create=False`` and the database holds no study.
     """
 
@@ -205,13 +225,23 @@ class StudyStore:
         if sqlite_file is not None and not create and not sqlite_file.is_file():
             raise FileNotFoundError(f"No study database at {sqlite_file}.")
         if sqlite_file is not None and create:
-            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"Cannot use the study database {sqlite_file}: its folder cannot be made "
+                                 f"({e.strerror or e}).") from None
         self.engine = self._make_engine(self.url)
-        if create:
-            metadata.create_all(self.engine)
-        elif not sa.inspect(self.engine).has_table("study"):
+        try:
+            if create:
+                metadata.create_all(self.engine)
+            elif not sa.inspect(self.engine).has_table("study"):
+                raise NoStudyError(f"{self.describe()} holds no human study (no 'study' table).")
+        except sa.exc.OperationalError as e:
             self.engine.dispose()
-            raise NoStudyError(f"{self.describe()} holds no human study (no 'study' table).")
+            raise _unusable(self.url, e) from None
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @staticmethod
     def _make_engine(url):
@@ -447,6 +477,60 @@ class StudyStore:
                 "participants": conn.execute(sa.delete(participants_table)).rowcount,
             }
         return deleted
+
+
+def check_driver(db):
+    """The SQLAlchemy URL of ``db`` once its driver is known to be installed; connects to nothing, creates nothing.
+
+    Raises:
+        TypeError, ValueError: a bad URL, or no driver for it.
+    """
+    url = database_url(db)
+    StudyStore._make_engine(url).dispose()
+    return url
+
+
+def open_study(db, config, image_set):
+    """A :class:`StudyStore` of ``db`` (made when missing) with ``config``'s study recorded in it, or checked.
+
+    If this fails, a SQLite file and folders made here are removed again.
+
+    Raises:
+        ValueError: a database that cannot be made, opened or written (one sentence naming it and
+            the cause), or that holds a study of another design or with other images.
+    """
+    url = database_url(db)
+    sqlite_file = _sqlite_file(url)
+    made = []
+    if sqlite_file is not None:
+        sqlite_file = sqlite_file.absolute()
+        made = [p for p in (sqlite_file, *sqlite_file.parents) if not p.exists()]
+    try:
+        store = StudyStore(url)
+        try:
+            store.initialise(config, image_set)
+        except BaseException as e:
+            store.close()
+            if isinstance(e, sa.exc.OperationalError):
+                raise _unusable(url, e) from None
+            raise
+        return store
+    except BaseException:
+        if made:
+            _remove_made(made[0], made[1:])
+        raise
+
+
+def _remove_made(sqlite_file, folders):
+    """Remove a SQLite file (with its journal files) and the folders above it that were made for it, if empty."""
+    for path in (sqlite_file, *(sqlite_file.with_name(sqlite_file.name + end) for end in ("-wal", "-shm", "-journal"))):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def check_database(db):

@@ -5,16 +5,47 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
+import re
 
 from keras_fool.io import save_json, save_text
 from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
 
-__all__ = ["csv_text", "format_confidence_pct", "format_number", "markdown_table", "real_confidence_markdown",
-           "save_csv", "save_json", "with_paper"]
+__all__ = ["csv_text", "defuse_formula", "format_confidence_pct", "format_number", "markdown_table",
+           "real_confidence_markdown", "save_csv", "save_json", "with_paper"]
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def defuse_formula(text):
+    """``text`` as a spreadsheet shows it without running it: a single quote before a would-be formula.
+
+    Text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    ``'`` (OWASP's advice against CSV injection), unless it is a plain number such as ``-0.5``.
+    """
+    if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _cell(value, format_value):
+    if value is None:
+        return ""
+    text = value if format_value is None else format_value(value)
+    if isinstance(value, numbers.Number) or isinstance(text, numbers.Number):
+        return text  # a number is never a formula, whatever its sign
+    # Line breaks as "\n", which the writer quotes (a bare "\r" it would not, and a reader would start a row there).
+    return defuse_formula(str(text)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def csv_text(rows, columns, format_value=None):
     """``rows`` (dicts, or sequences in ``columns`` order) as CSV text with a header line.
+
+    Every cell of text (the header's too) that a spreadsheet would run as a formula is written
+    as text (:func:`defuse_formula`); numbers are written as they are.
 
     Args:
         rows: the rows; a dict's missing keys and None are empty cells.
@@ -24,10 +55,10 @@ def csv_text(rows, columns, format_value=None):
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(list(columns))
+    writer.writerow([_cell(c, None) for c in columns])
     for row in rows:
         values = [row.get(k) for k in columns] if isinstance(row, dict) else list(row)
-        writer.writerow(["" if v is None else v if format_value is None else format_value(v) for v in values])
+        writer.writerow([_cell(v, format_value) for v in values])
     return buffer.getvalue()
 
 
