@@ -18,9 +18,15 @@ def render(archive, scale, out):
     finer detail rather than bigger pixels.
     """
     from keras_fool.cli import import_tensorflow_quietly
+    from keras_fool.errors import CorruptFileError
+    from keras_fool.io import check_npz_file
 
+    check_npz_file(archive, "an archive .npz file")
     import_tensorflow_quietly()
     from keras_fool.evolution.outputs import render_archive
 
-    result = render_archive(archive, scale=scale, out=out)
+    try:
+        result = render_archive(archive, scale=scale, out=out)
+    except CorruptFileError as e:  # the user's own file: bad input, not a failure of the run
+        raise ValueError(f"{e} It is not an archive.npz written by keras-fool evolve.") from None
     click.echo(f"rendered {result['images']} genomes at {result['height']}x{result['width']}: {result['out']}")

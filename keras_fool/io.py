@@ -22,6 +22,8 @@ from keras_fool.errors import CorruptFileError
 
 __all__ = [
     "atomic_write",
+    "check_keras_archive",
+    "check_npz_file",
     "check_output_dir",
     "ensure_writable_dir",
     "load_npz",
@@ -101,6 +103,39 @@ def save_npz(path, **arrays):
         f.write(buffer.getvalue())
 
 
+def _npz_problem(path):
+    """Why ``path`` (an existing file) is not an ``.npz`` archive, or None when it is a zip."""
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file"
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"PK"):
+        return None
+    if head.startswith(b"\x93NUMPY"):
+        return "a single .npy array, not an .npz archive"
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:  # the PROTO opcode of pickle protocols 2-5
+        return "a pickle, not an .npz archive (pickles are never loaded: they can run code)"
+    return "not an .npz archive (not a zip file)"
+
+
+def check_npz_file(path, what="an .npz file"):
+    """Refuse, without reading it whole, a file given as ``what`` that cannot be an ``.npz`` archive.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty file, a pickle, a ``.npy`` or anything else that is not a zip archive
+            (the message names the file and which of these it is).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    problem = _npz_problem(path)
+    if problem is not None:
+        raise ValueError(f"{path} is not {what}: it is {problem}.")
+    return path
+
+
 def load_npz(path, required=()):
     """Load every array of an ``.npz`` without ever unpickling.
 
@@ -118,6 +153,9 @@ def load_npz(path, required=()):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {path}")
+    problem = _npz_problem(path)
+    if problem is not None:
+        raise CorruptFileError(f"{path} is not a readable .npz file: it is {problem}.")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -127,6 +165,48 @@ def load_npz(path, required=()):
     if missing:
         raise CorruptFileError(f"{path} lacks the arrays {missing}; it holds {sorted(arrays)}.")
     return arrays
+
+
+def _uses_lambda(config):
+    """Whether a Keras config holds a ``Lambda`` layer or a serialised Python lambda (what safe mode refuses)."""
+    if isinstance(config, dict):
+        return config.get("class_name") in ("Lambda", "__lambda__") or any(_uses_lambda(v) for v in config.values())
+    if isinstance(config, list):
+        return any(_uses_lambda(v) for v in config)
+    return False
+
+
+def check_keras_archive(path):
+    """Refuse, without TensorFlow, a ``.keras`` file that Keras could not load safely, naming the file and why.
+
+    A ``.keras`` file is a zip archive holding ``config.json`` (the architecture) and the weights.
+    Keras's own error for a file that is no zip says "File not found"; this says what the file is.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty file, not a zip archive, an archive without a readable
+            ``config.json``, or a model with a ``Lambda`` layer (Python code, which safe mode
+            refuses to run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}")
+    prefix = f"{path} is not a loadable .keras model"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{prefix}: it is an empty file.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{prefix}: it is not a Keras archive (not a zip file).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except KeyError:
+        raise ValueError(f"{prefix}: the zip archive holds no config.json, so it is not a Keras archive.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise ValueError(f"{prefix}: its config.json cannot be read ({e}).") from None
+    if _uses_lambda(config):
+        raise ValueError(f"{prefix}: it uses a Lambda layer (Python code), which cannot be loaded safely "
+                         "(safe_mode); rebuild the model without it, as a layer subclass registered with Keras.")
+    return path
 
 
 def save_json(path, obj):

@@ -1,0 +1,151 @@
+"""Bad input and impossible sizes, as a reliability audit tried them: every command answers exit code 2 and one
+sentence that names the file (and the real cause) or the size (what it would allocate, the memory there is, the
+option to lower), before any work starts, never a traceback."""
+
+import json
+import re
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from keras_fool import validation
+from keras_fool.cli import main
+from keras_fool.errors import CorruptFileError, ResumeError
+from keras_fool.io import load_npz
+
+GIB = 2**30
+
+
+@pytest.fixture
+def run():
+    def invoke(*args):
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    return invoke
+
+
+def _refused(result, *words):
+    """Exit code 2, one error line on stderr (the last) naming every one of ``words``, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+    return errors[0]
+
+
+# ---------------------------------------------------------------------------------- bad .keras files
+
+BAD_MODELS = {  # name -> the cause the message gives
+    "empty": "empty file",
+    "junk": "not a Keras archive (not a zip file)",
+    "no_config": "no config.json",
+    "lambda": "Lambda layer",
+}
+
+
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory):
+    import keras
+
+    folder = tmp_path_factory.mktemp("bad_models")
+    (folder / "empty.keras").write_bytes(b"")
+    (folder / "junk.keras").write_bytes(b"this is no model\n")
+    with zipfile.ZipFile(folder / "no_config.keras", "w") as archive:
+        archive.writestr("notes.txt", "a zip, but no Keras archive")
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Lambda(lambda t: 2.0 * t)(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x)).save(folder / "lambda.keras")
+    return {name: folder / f"{name}.keras" for name in BAD_MODELS}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_MODELS))
+def test_a_bad_keras_file_is_named_with_its_cause_by_the_library(bad_models, kind):
+    from keras_fool import zoo
+    from keras_fool.io import check_keras_archive
+
+    path = bad_models[kind]
+    for load in (check_keras_archive, zoo.check_model_source, zoo.load_model):
+        with pytest.raises(ValueError, match=re.escape(BAD_MODELS[kind])) as info:
+            load(path)
+        assert str(path) in str(info.value) and "File not found" not in str(info.value)
+
+
+def _commands(path, out):
+    return {
+        "zoo eval": ["zoo", "eval", path],
+        "evolve": ["evolve", "--model", path, "--generations", 1, "--out", out],
+        "ascend": ["ascend", "--model", path, "--steps", 1, "--out", out],
+        "audit": ["audit", path, "--out", out],
+        "audit --compare": ["audit", "lenet_mnist", "--compare", path, "--out", out],
+        "experiment transfer": ["experiment", "transfer", "--model-a", path, "--runs", 1, "--generations", 1,
+                                "--test-images", 10, "--out", out],
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_MODELS))
+def test_every_command_refuses_a_bad_keras_file_with_exit_code_2(run, bad_models, tmp_path, kind):
+    for name, args in _commands(bad_models[kind], tmp_path / "out").items():
+        line = _refused(run(*args), str(bad_models[kind]), BAD_MODELS[kind])
+        assert "File not found" not in line, name
+
+
+@pytest.mark.slow  # makes the clean images before it loads the model: 5-12 s
+def test_human_study_images_refuses_a_bad_keras_model(run, bad_models, tmp_path):
+    config = tmp_path / "study.json"
+    config.write_text(json.dumps({"model": str(bad_models["junk"])}))
+    _refused(run("human-study", "images", "--config", config, "--out", tmp_path / "images.npz"),
+             str(bad_models["junk"]), "not a zip file")
+
+
+# ---------------------------------------------------------------------------------- bad .npz files
+
+def _write_pickle(path):
+    with open(path, "wb") as f:
+        pickle.dump({"weights": [1.0, 2.0]}, f, protocol=4)
+    return path
+
+
+def test_what_is_not_an_npz_is_named(tmp_path):
+    from keras_fool.io import check_npz_file
+
+    cases = {
+        "empty.npz": (b"", "an empty file"),
+        "text.npz": (b"hello\n", "not a zip file"),
+    }
+    for name, (content, cause) in cases.items():
+        (tmp_path / name).write_bytes(content)
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    cases["single.npy"] = (None, "a single .npy array")
+    cases["weights.pkl"] = (_write_pickle(tmp_path / "weights.pkl"), "a pickle")
+    for name, (_, cause) in cases.items():
+        with pytest.raises(ValueError, match=re.escape(cause)) as info:
+            check_npz_file(tmp_path / name, "a weights .npz file")
+        assert str(tmp_path / name) in str(info.value)
+        with pytest.raises(CorruptFileError, match=re.escape(cause)):  # a checkpoint of ours: a failure of the run
+            load_npz(tmp_path / name)
+
+
+def test_zoo_eval_refuses_a_pickle_given_as_weights(run, tmp_path):
+    pickled = _write_pickle(tmp_path / "lenet.weights.npz")
+    _refused(run("zoo", "eval", "lenet_mnist", "--weights", pickled), str(pickled), "a pickle, not an .npz")
+
+
+def test_zoo_eval_refuses_weights_of_another_model_with_exit_code_2(run, tmp_path):
+    np.savez(tmp_path / "other.weights.npz", kernel=np.zeros(3))
+    _refused(run("zoo", "eval", "lenet_mnist", "--weights", tmp_path / "other.weights.npz"),
+             str(tmp_path / "other.weights.npz"), "does not fit")
+
+
+def test_render_refuses_a_file_that_is_no_archive(run, bad_models, tmp_path):
+    _refused(run("render", bad_models["junk"]), str(bad_models["junk"]), "not a zip file")
+    _refused(run("render", bad_models["empty"]), str(bad_models["empty"]), "empty file")
+    # A zip, even a Keras model, that is no archive.npz of keras-fool evolve.
+    _refused(run("render", bad_models["lambda"]), str(bad_models["lambda"]), "not an archive.npz")
+
+
