@@ -149,3 +149,67 @@ def test_render_refuses_a_file_that_is_no_archive(run, bad_models, tmp_path):
     _refused(run("render", bad_models["lambda"]), str(bad_models["lambda"]), "not an archive.npz")
 
 
+# ---------------------------------------------------------------------------------- impossible sizes
+
+@pytest.fixture
+def eight_gib(monkeypatch):
+    """A machine with 8 GiB of memory available, whatever this one has."""
+    monkeypatch.setattr(validation, "available_memory", lambda: 8 * GIB)
+
+
+def test_check_memory_names_the_need_the_memory_and_the_option():
+    validation.check_memory(1, "one byte", "size=N")
+    with pytest.raises(ValueError) as info:
+        validation.check_memory(2**60, "The history of 10 steps", "steps=N")
+    message = str(info.value)
+    assert message.startswith("The history of 10 steps would allocate about 1,048,576.0 TiB")
+    assert "available" in message and message.endswith("pass a smaller steps=N.")
+
+
+@pytest.mark.parametrize("experiment", ["transfer", "ensemble", "fooling-class"])
+def test_fooling_experiments_refuse_an_impossible_population(run, tmp_path, eight_gib, experiment, monkeypatch):
+    import keras_fool.evolution.runs
+
+    def started(*args, **kwargs):
+        raise AssertionError("an evolution started")
+
+    monkeypatch.setattr(keras_fool.evolution.runs, "MapElites", started)
+    args = ["experiment", experiment, "--population", 99999999999, "--generations", 1, "--test-images", 10,
+            "--out", tmp_path / "out"]
+    line = _refused(run(*args), "99,999,999,999 offspring", "8.0 GiB", "--population N")
+    assert "would allocate about" in line
+
+
+def test_imagenet_refuses_an_impossible_population_before_it_starts(run, tmp_path, eight_gib, monkeypatch):
+    import keras
+
+    import keras_fool.experiments.imagenet as imagenet
+
+    monkeypatch.setattr(imagenet, "model_throughput", lambda *a, **k: pytest.fail("the experiment started"))
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, outputs).save(tmp_path / "small.keras")
+    for method in ("direct", "cppn"):
+        _refused(run("experiment", "imagenet", "--model", tmp_path / "small.keras", "--classes", "0,1",
+                     "--methods", method, "--studies", "none", "--population", 99999999999,
+                     "--out", tmp_path / f"out_{method}"), "99,999,999,999 offspring", "--population N")
+    _refused(run("experiment", "imagenet", "--model", tmp_path / "small.keras", "--classes", "0,1",
+                 "--methods", "gradient", "--studies", "none", "--steps", 10**12, "--out", tmp_path / "out_gradient"),
+             "1,000,000,000,000 gradient steps", "--steps N")
+
+
+def test_ascend_refuses_a_history_that_cannot_fit(run, tmp_path, eight_gib):
+    out = tmp_path / "out"
+    _refused(run("ascend", "--steps", 1_000_000_000, "--out", out), "1,000,000,000 gradient steps for 10 classes",
+             "8.0 GiB", "--steps N")
+    assert not out.exists()
+
+
+def test_robustness_refuses_impossible_levels_before_training(run, tmp_path, eight_gib, monkeypatch):
+    import keras_fool.experiments.robustness as robustness
+
+    monkeypatch.setattr(robustness, "load_mnist", lambda: pytest.fail("the experiment started"))
+    _refused(run("experiment", "robustness", "--quick", "--levels", 999999999999, "--out", tmp_path / "out"),
+             "999,999,999,999 levels", "8.0 GiB", "--levels N")
+
+
