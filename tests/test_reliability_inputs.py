@@ -213,3 +213,33 @@ def test_robustness_refuses_impossible_levels_before_training(run, tmp_path, eig
              "999,999,999,999 levels", "8.0 GiB", "--levels N")
 
 
+# ---------------------------------------------------------------------------------- the audit's own files
+
+def test_audit_names_a_broken_image_of_its_data_folder(run, tmp_path):
+    from PIL import Image
+
+    for digit in ("0", "1"):
+        (tmp_path / "data" / digit).mkdir(parents=True)
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "data" / digit / "fine.png")
+    broken = tmp_path / "data" / "1" / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    line = _refused(run("audit", "lenet_mnist", "--data", tmp_path / "data", "--out", tmp_path / "out"), str(broken))
+    assert "cannot be decoded" in line and "node" not in line.lower()
+
+
+def test_a_corrupt_stage_file_is_named_on_resume(tmp_path):
+    from keras_fool.audit.stages import StageStore
+
+    store = StageStore(tmp_path)
+    store.start({"budget": "quick"}, resume=False)
+    store.save("fooling", {"median": 0.5}, {"images": np.zeros((2, 2))}, 1.0)
+    (store.folder / "fooling.json").write_text('{"stage": "fooling", "summ')
+    with pytest.raises(ResumeError) as info:
+        store.load("fooling")
+    message = str(info.value)
+    assert str(store.folder / "fooling.json") in message and "corrupt" in message
+    assert "delete fooling.json and fooling.npz" in message and "overwrite=True" in message
+    store.save("fooling", {"median": 0.5}, {"images": np.zeros((2, 2))}, 1.0)
+    (store.folder / "fooling.npz").write_bytes(b"")
+    with pytest.raises(ResumeError, match="fooling.npz is corrupt"):
+        store.load("fooling")
