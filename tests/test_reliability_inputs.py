@@ -180,6 +180,18 @@ def test_fooling_experiments_refuse_an_impossible_population(run, tmp_path, eigh
     assert "would allocate about" in line
 
 
+@pytest.mark.parametrize("experiment, option", [("transfer", "--runs"), ("ensemble", "--runs"),
+                                                ("fooling-class", "--min-runs"),
+                                                ("fooling-class", "--images-per-iteration")])
+def test_fooling_experiments_refuse_more_images_than_memory_holds(run, tmp_path, eight_gib, experiment, option,
+                                                                   monkeypatch):
+    import keras_fool.evolution.runs
+
+    monkeypatch.setattr(keras_fool.evolution.runs, "MapElites", lambda *a, **k: pytest.fail("an evolution started"))
+    args = ["experiment", experiment, option, 10**11, "--generations", 1, "--test-images", 10, "--out", tmp_path / "out"]
+    _refused(run(*args), "fooling images of", "8.0 GiB", f"{option} N")
+
+
 def test_imagenet_refuses_an_impossible_population_before_it_starts(run, tmp_path, eight_gib, monkeypatch):
     import keras
 

@@ -21,6 +21,7 @@ from keras_fool.experiments.report import (
     ExperimentReport,
     check_evolution_budget,
     check_evolution_memory,
+    check_images_memory,
     experiment_outputs,
     load_test_set,
 )
@@ -109,6 +110,8 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     with strategy_scope(strategy):  # mirrored model variables
         ensemble = Target(models)
     check_evolution_memory(ensemble, encoding, population)
+    check_images_memory(2 * runs * ensemble.num_classes, ensemble.image_shape,
+                        f"The fooling images of {runs:,} runs", "runs=N")
     config = {"models": names, "runs": runs, "generations": generations, "population": population,
               "encoding": encoding, "members": members, "test_images": test_images, "seed": seed}
     result = compute_ensemble(ensemble, config, log=log, strategy=strategy)

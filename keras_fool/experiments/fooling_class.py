@@ -23,6 +23,7 @@ from keras_fool.experiments.report import (
     ExperimentReport,
     check_evolution_budget,
     check_evolution_memory,
+    check_images_memory,
     experiment_outputs,
     load_test_set,
 )
@@ -74,6 +75,14 @@ def _added_images(iteration, images_per_iteration):
     if iteration == 1:
         return 6 * images_per_iteration, images_per_iteration
     return images_per_iteration, math.ceil(images_per_iteration / 10)
+
+
+def _fooling_images(iterations, images_per_iteration):
+    """All the fooling images (train and validation) the iterations add: every one but the last adds some."""
+    if iterations < 2:
+        return 0
+    later = sum(_added_images(2, images_per_iteration))
+    return sum(_added_images(1, images_per_iteration)) + (iterations - 2) * later
 
 
 def _next_network(previous, preset, iteration, from_scratch, seed):
@@ -247,6 +256,11 @@ def compute_fooling_class(config, log=None, strategy=None, on_iteration=None):
     log = log or (lambda line: None)
     network = zoo.load_model(config["model"])
     check_evolution_memory(as_target(network), config["encoding"], config["population"])
+    check_images_memory(_fooling_images(config["iterations"], config["images_per_iteration"]),
+                        network.input_shape[1:], f"The fooling images of {config['iterations']:,} iterations",
+                        "images_per_iteration=N")
+    check_images_memory(2 * config["min_runs"] * network.output_shape[-1], network.input_shape[1:],
+                        f"The fooling images of {config['min_runs']:,} runs per iteration", "min_runs=N")
     start = time.perf_counter()
     data = load_test_set(config["test_images"], config["train_images"])
     data_seconds = time.perf_counter() - start

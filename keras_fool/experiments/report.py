@@ -8,6 +8,7 @@ so the command line only prints it, and a Python user gets the same numbers with
 
 from __future__ import annotations
 
+import math
 
 from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
@@ -24,6 +25,7 @@ __all__ = [
     "check_evolution_budget",
     "check_ascent_memory",
     "check_evolution_memory",
+    "check_images_memory",
     "experiment_outputs",
     "format_confidence_pct",
     "format_number",
@@ -115,3 +117,16 @@ def check_ascent_memory(steps, classes, batch_size):
     need = 4 * (steps + 1) * (classes + 2 * min(batch_size, classes))
     return check_memory(need, f"The confidence history of {steps:,} gradient steps for {classes:,} classes",
                         "steps=N")
+
+
+def check_images_memory(count, image_shape, what, lower):
+    """Refuse, before any work starts, ``count`` float32 images of ``image_shape`` that would not fit in memory.
+
+    Args:
+        what: what the images are, e.g. ``"The fooling images of 30 runs"``.
+        lower: the parameter to lower, e.g. ``"runs=N"``.
+
+    Raises:
+        ValueError: they would not fit in the memory available (the message gives both).
+    """
+    return check_memory(4 * count * math.prod(int(d) for d in image_shape), f"{what} ({count:,} images)", lower)

@@ -22,6 +22,7 @@ from keras_fool.experiments.report import (
     ExperimentReport,
     check_evolution_budget,
     check_evolution_memory,
+    check_images_memory,
     experiment_outputs,
     load_test_set,
 )
@@ -127,6 +128,8 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         target_a, target_b = Target(model_a), Target(model_b)
     for target in (target_a, target_b):
         check_evolution_memory(target, encoding, population)
+        check_images_memory(2 * runs * target.num_classes, target.image_shape,
+                            f"The fooling images of {runs:,} runs against each network", "runs=N")
     config = {"model_a": str(model_a), "model_b": str(model_b), "runs": runs, "generations": generations,
               "population": population, "encoding": encoding, "images": images, "test_images": test_images,
               "seed": seed}
