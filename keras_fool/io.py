@@ -28,6 +28,7 @@ __all__ = [
     "ensure_writable_dir",
     "load_npz",
     "montage",
+    "npz_shapes",
     "remove_stale_temporaries",
     "save_json",
     "save_npz",
@@ -165,6 +166,33 @@ def load_npz(path, required=()):
     if missing:
         raise CorruptFileError(f"{path} lacks the arrays {missing}; it holds {sorted(arrays)}.")
     return arrays
+
+
+def npz_shapes(path):
+    """``{name: shape}`` of the arrays of an ``.npz``, read from their headers alone (no array is loaded).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CorruptFileError: not a readable npz.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    shapes = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                with archive.open(member) as f:
+                    if np.lib.format.read_magic(f) == (1, 0):
+                        header = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        header = np.lib.format.read_array_header_2_0(f)
+                    shapes[member[:-len(".npy")]] = tuple(header[0])
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise CorruptFileError(f"{path} is not a readable .npz file ({e}).") from None
+    return shapes
 
 
 def _uses_lambda(config):

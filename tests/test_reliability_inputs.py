@@ -217,6 +217,16 @@ def test_ascend_refuses_a_history_that_cannot_fit(run, tmp_path, eight_gib):
     assert not out.exists()
 
 
+def test_render_refuses_a_montage_that_cannot_fit(run, tmp_path, eight_gib):
+    from keras_fool.io import npz_shapes
+
+    archive = tmp_path / "archive.npz"  # the header of 1,000 ImageNet elites; their pixels are never read
+    with zipfile.ZipFile(archive, "w") as npz, npz.open("images.npy", "w") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (1000, 227, 227, 3)})
+    assert npz_shapes(archive) == {"images": (1000, 227, 227, 3)}
+    _refused(run("render", archive, "--scale", 64), "Rendering 1,000 images at 14528x14528", "8.0 GiB", "--scale N")
+
+
 def test_robustness_refuses_impossible_levels_before_training(run, tmp_path, eight_gib, monkeypatch):
     import keras_fool.experiments.robustness as robustness
 
