@@ -1,4 +1,5 @@
-"""Public argument checks shared by every module: numbers, seeds, images, labels, probabilities.
+"""Public argument checks shared by every module: numbers, seeds, images, labels, probabilities, and sizes
+that must fit in the memory available (:func:`check_memory`).
 
 Each check returns the value in its canonical type (``int``, ``float``, ``np.ndarray``) or raises
 ``TypeError`` (the wrong kind of object) or ``ValueError`` (a bad value) with one sentence that
@@ -176,7 +177,7 @@ def check_memory(need, what, lower):
     """Refuse, before any work starts, a size whose memory ``need`` (bytes) exceeds what the machine has now.
 
     Args:
-        need: bytes the work would allocate; an estimate that errs low, so that a refusal is certain.
+        need: bytes the work would allocate, estimated before it starts.
         what: what would be allocated, e.g. ``"the history of 1,000,000,000 steps"``.
         lower: the parameter to lower, as the caller names it, e.g. ``"steps=N"``.
 
