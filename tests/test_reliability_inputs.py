@@ -235,6 +235,16 @@ def test_robustness_refuses_impossible_levels_before_training(run, tmp_path, eig
              "999,999,999,999 levels", "8.0 GiB", "--levels N")
 
 
+def test_the_robustness_library_refuses_impossible_levels_before_it_creates_anything(tmp_path, eight_gib):
+    import dataclasses
+
+    from keras_fool.experiments.robustness import QUICK_BUDGET, run_robustness_experiment
+
+    with pytest.raises(ValueError, match="robustness curves of 999,999,999,999 levels would allocate"):
+        run_robustness_experiment(tmp_path / "out", budget=dataclasses.replace(QUICK_BUDGET, levels=999999999999))
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------------- the audit's own files
 
 def test_audit_names_a_broken_image_of_its_data_folder(run, tmp_path):
