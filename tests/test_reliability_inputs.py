@@ -96,6 +96,14 @@ def test_every_command_refuses_a_bad_keras_file_with_exit_code_2(run, bad_models
 
 
 @pytest.mark.slow  # makes the clean images before it loads the model: 5-12 s
+@pytest.mark.parametrize("experiment, option", [("transfer", "--model-b"), ("ensemble", "--model")])
+def test_fooling_experiments_refuse_a_bad_model_file_before_they_create_their_folder(run, bad_models, tmp_path,
+                                                                                     experiment, option):
+    out = tmp_path / "out"
+    _refused(run("experiment", experiment, option, bad_models["lambda"], "--out", out), "Lambda layer")
+    assert not out.exists()
+
+
 def test_human_study_images_refuses_a_bad_keras_model(run, bad_models, tmp_path):
     config = tmp_path / "study.json"
     config.write_text(json.dumps({"model": str(bad_models["junk"])}))
