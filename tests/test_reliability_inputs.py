@@ -213,6 +213,7 @@ def test_imagenet_refuses_an_impossible_population_before_it_starts(run, tmp_pat
         _refused(run("experiment", "imagenet", "--model", tmp_path / "small.keras", "--classes", "0,1",
                      "--methods", method, "--studies", "none", "--population", 99999999999,
                      "--out", tmp_path / f"out_{method}"), "99,999,999,999 offspring", "--population N")
+        assert not (tmp_path / f"out_{method}").exists()
     _refused(run("experiment", "imagenet", "--model", tmp_path / "small.keras", "--classes", "0,1",
                  "--methods", "gradient", "--studies", "none", "--steps", 10**12, "--out", tmp_path / "out_gradient"),
              "1,000,000,000,000 gradient steps", "--steps N")

@@ -354,8 +354,6 @@ def _open_run(out, model, classes, options, paper, class_names, resume, overwrit
     studies = options["studies"] if second_model is not None else ()
     strategy = resolve_strategy(strategy, cpu_replicas)
     chief = is_chief(strategy)
-    # Another worker writes nothing, and must not refuse the folder its chief is filling.
-    folder = RunFolder(out, "summary.json", resume, overwrite, logdir=logdir, chief=chief)
     generations, population, crops = options["generations"], options["population"], options["crops"]
     with strategy_scope(strategy):  # mirrored model variables
         target = Target(model, class_names=class_names, crops=crops)
@@ -364,6 +362,9 @@ def _open_run(out, model, classes, options, paper, class_names, resume, overwrit
     budget = population * (generations + 1)
     steps = options["steps"] if options["steps"] is not None else max(1, budget // len(labels) - 1)
     _check_memory(target, options["methods"], population, len(labels), steps)
+    # Created once the model, its classes and the sizes are accepted. Another worker writes nothing,
+    # and must not refuse the folder its chief is filling.
+    folder = RunFolder(out, "summary.json", resume, overwrite, logdir=logdir, chief=chief)
     log(f"{len(labels)} classes, budget {budget:,} evaluations per method; gradient ascent: up to {steps} steps "
         f"per class.")
     config = {"model": target.get_config()["models"], "classes": labels,
