@@ -159,7 +159,7 @@ def format_bytes(n):
 
 
 def available_memory():
-    """Bytes the machine can give a new run now: MemAvailable from /proc/meminfo, else physical memory; None if unknown."""
+    """Bytes the machine can give a new run now: MemAvailable, else physical memory; None if unknown."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:

@@ -196,7 +196,8 @@ def test_fooling_experiments_refuse_more_images_than_memory_holds(run, tmp_path,
     import keras_fool.evolution.runs
 
     monkeypatch.setattr(keras_fool.evolution.runs, "MapElites", lambda *a, **k: pytest.fail("an evolution started"))
-    args = ["experiment", experiment, option, 10**11, "--generations", 1, "--test-images", 10, "--out", tmp_path / "out"]
+    args = ["experiment", experiment, option, 10**11, "--generations", 1, "--test-images", 10,
+            "--out", tmp_path / "out"]
     _refused(run(*args), "fooling images of", "8.0 GiB", f"{option} N")
 
 

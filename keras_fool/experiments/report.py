@@ -83,9 +83,8 @@ def check_evolution_budget(runs, generations, population, encoding, test_images,
     return runs, generations, population, test_images, check_seed(seed)
 
 
-
 def check_evolution_memory(target, encoding, population, eval_batch_size=4096):
-    """Refuse, before any work starts, a ``population`` whose evolution against ``target`` needs more memory than there is.
+    """Refuse, before any work starts, a ``population`` whose evolution needs more memory than there is.
 
     The estimate is ``keras-fool evolve``'s (:func:`~keras_fool.evolution.memory.estimate_run_memory`).
 
