@@ -34,12 +34,15 @@ _LOGDIR = LOGDIR
 _STRATEGY = strategy_option("Spread the population of every evolution run")
 
 
-def _start(out, overwrite, strategy, cpu_replicas):
+def _start(out, overwrite, strategy, cpu_replicas, models=()):
     from keras_fool.cli import import_tensorflow_quietly
     from keras_fool.distribute import is_chief
     from keras_fool.io import check_output_dir, ensure_writable_dir
+    from keras_fool.zoo import check_model_source
 
     check_strategy_options(strategy, cpu_replicas)
+    for model in models:  # a missing or unreadable model file is refused before anything is created
+        check_model_source(model)
     # A folder that holds results, or that cannot be written, is refused before TensorFlow starts
     # (by the chief only: another worker of a cluster writes nothing into it).
     if is_chief():
@@ -127,7 +130,7 @@ def transfer(model_a, model_b, runs, generations, population, encoding, kept, te
     Writes OUT/table_s1.md (beside the paper's numbers), OUT/table_s1.csv, OUT/summary.json and
     OUT/transfer_images.npz.
     """
-    start = _start(out, overwrite, strategy, cpu_replicas)
+    start = _start(out, overwrite, strategy, cpu_replicas, (model_a, model_b))
     from keras_fool.experiments.transfer import run_transfer_experiment
 
     report = run_transfer_experiment(out, model_a=model_a, model_b=model_b, runs=runs, generations=generations,
@@ -161,7 +164,7 @@ def ensemble(models, runs, generations, population, encoding, members, test_imag
     Writes OUT/ensemble.md (beside the paper's numbers), OUT/ensemble.csv, OUT/summary.json and
     OUT/ensemble_images.npz.
     """
-    start = _start(out, overwrite, strategy, cpu_replicas)
+    start = _start(out, overwrite, strategy, cpu_replicas, models)
     from keras_fool.experiments.ensemble import run_ensemble_experiment
 
     report = run_ensemble_experiment(out, models=list(models), runs=runs, generations=generations, population=population,

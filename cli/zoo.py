@@ -90,16 +90,23 @@ def eval_command(model, weights, batch_size):
     """Test accuracy and error of MODEL (a preset name or a .keras file) on the MNIST test set."""
     from keras_fool import zoo as zoo_lib
     from keras_fool.cli import import_tensorflow_quietly
+    from keras_fool.errors import CorruptFileError
+    from keras_fool.io import check_npz_file
 
     if weights is not None and not zoo_lib.is_preset(model):
         raise click.UsageError("--weights needs a preset name as MODEL.")
     zoo_lib.check_model_source(model)
+    if weights is not None:
+        check_npz_file(weights, "a weights .npz file")
     import_tensorflow_quietly()
     from keras_fool.data import load_mnist
     from keras_fool.evaluation.metrics import accuracy
 
     if weights is not None:
-        net = zoo_lib.load_weights(zoo_lib.build_model(model), weights)
+        try:
+            net = zoo_lib.load_weights(zoo_lib.build_model(model), weights)
+        except CorruptFileError as e:  # the user's own file: bad input, not a failure of the run
+            raise ValueError(str(e)) from None
     else:
         net = zoo_lib.load_model(model)
     if len(net.output_shape) != 2 or net.output_shape[-1] < 2:

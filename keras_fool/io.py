@@ -22,10 +22,13 @@ from keras_fool.errors import CorruptFileError
 
 __all__ = [
     "atomic_write",
+    "check_keras_archive",
+    "check_npz_file",
     "check_output_dir",
     "ensure_writable_dir",
     "load_npz",
     "montage",
+    "npz_shapes",
     "remove_stale_temporaries",
     "save_json",
     "save_npz",
@@ -101,6 +104,39 @@ def save_npz(path, **arrays):
         f.write(buffer.getvalue())
 
 
+def _npz_problem(path):
+    """Why ``path`` (an existing file) is not an ``.npz`` archive, or None when it is a zip."""
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file"
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"PK"):
+        return None
+    if head.startswith(b"\x93NUMPY"):
+        return "a single .npy array, not an .npz archive"
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:  # the PROTO opcode of pickle protocols 2-5
+        return "a pickle, not an .npz archive (pickles are never loaded: they can run code)"
+    return "not an .npz archive (not a zip file)"
+
+
+def check_npz_file(path, what="an .npz file"):
+    """Refuse, without reading it whole, a file given as ``what`` that cannot be an ``.npz`` archive.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty file, a pickle, a ``.npy`` or anything else that is not a zip archive
+            (the message names the file and which of these it is).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    problem = _npz_problem(path)
+    if problem is not None:
+        raise ValueError(f"{path} is not {what}: it is {problem}.")
+    return path
+
+
 def load_npz(path, required=()):
     """Load every array of an ``.npz`` without ever unpickling.
 
@@ -118,6 +154,9 @@ def load_npz(path, required=()):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {path}")
+    problem = _npz_problem(path)
+    if problem is not None:
+        raise CorruptFileError(f"{path} is not a readable .npz file: it is {problem}.")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -138,6 +177,75 @@ def _defined(value):
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else None
     return value
+
+
+def npz_shapes(path):
+    """``{name: shape}`` of the arrays of an ``.npz``, read from their headers alone (no array is loaded).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CorruptFileError: not a readable npz.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    shapes = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                with archive.open(member) as f:
+                    if np.lib.format.read_magic(f) == (1, 0):
+                        header = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        header = np.lib.format.read_array_header_2_0(f)
+                    shapes[member[:-len(".npy")]] = tuple(header[0])
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise CorruptFileError(f"{path} is not a readable .npz file ({e}).") from None
+    return shapes
+
+
+def _uses_lambda(config):
+    """Whether a Keras config holds a ``Lambda`` layer or a serialised Python lambda (what safe mode refuses)."""
+    if isinstance(config, dict):
+        return config.get("class_name") in ("Lambda", "__lambda__") or any(_uses_lambda(v) for v in config.values())
+    if isinstance(config, list):
+        return any(_uses_lambda(v) for v in config)
+    return False
+
+
+def check_keras_archive(path):
+    """Refuse, without TensorFlow, a ``.keras`` file that Keras could not load safely, naming the file and why.
+
+    A ``.keras`` file is a zip archive holding ``config.json`` (the architecture) and the weights.
+    Keras's own error for a file that is no zip says "File not found"; this says what the file is.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty file, not a zip archive, an archive without a readable
+            ``config.json``, or a model with a ``Lambda`` layer (Python code, which safe mode
+            refuses to run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}")
+    prefix = f"{path} is not a loadable .keras model"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{prefix}: it is an empty file.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{prefix}: it is not a Keras archive (not a zip file).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except KeyError:
+        raise ValueError(f"{prefix}: the zip archive holds no config.json, so it is not a Keras archive.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise ValueError(f"{prefix}: its config.json cannot be read ({e}).") from None
+    if _uses_lambda(config):
+        raise ValueError(f"{prefix}: it uses a Lambda layer (Python code), which cannot be loaded safely "
+                         "(safe_mode); rebuild the model without it, as a layer subclass registered with Keras.")
+    return path
 
 
 def save_json(path, obj):

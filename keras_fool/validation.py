@@ -1,4 +1,5 @@
-"""Public argument checks shared by every module: numbers, seeds, images, labels, probabilities.
+"""Public argument checks shared by every module: numbers, seeds, images, labels, probabilities, and sizes
+that must fit in the memory available (:func:`check_memory`).
 
 Each check returns the value in its canonical type (``int``, ``float``, ``np.ndarray``) or raises
 ``TypeError`` (the wrong kind of object) or ``ValueError`` (a bad value) with one sentence that
@@ -8,18 +9,22 @@ ends in ``Received: name=value``. No TensorFlow: these run before anything heavy
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
 __all__ = [
+    "available_memory",
     "check_bool",
     "check_images",
     "check_int",
     "check_labels",
+    "check_memory",
     "check_number",
     "check_probabilities",
     "check_seed",
     "derive_seed",
+    "format_bytes",
 ]
 
 
@@ -147,3 +152,45 @@ def check_probabilities(probabilities, name="probabilities"):
     if probabilities.ndim != 2 or probabilities.shape[1] < 1:
         raise ValueError(f"{name} must have shape (N, classes). Received: shape={probabilities.shape}")
     return probabilities
+
+
+def format_bytes(n):
+    """``1234567890`` -> ``"1.1 GiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024.0
+    return f"{n:,.1f} TiB"  # pragma: no cover
+
+
+def available_memory():
+    """Bytes the machine can give a new run now: MemAvailable, else physical memory; None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX machine
+        return None
+
+
+def check_memory(need, what, lower):
+    """Refuse, before any work starts, a size whose memory ``need`` (bytes) exceeds what the machine has now.
+
+    Args:
+        need: bytes the work would allocate, estimated before it starts.
+        what: what would be allocated, e.g. ``"the history of 1,000,000,000 steps"``.
+        lower: the parameter to lower, as the caller names it, e.g. ``"steps=N"``.
+
+    Raises:
+        ValueError: ``need`` exceeds the available memory (the message gives both and ``lower``).
+    """
+    have = available_memory()
+    if have is not None and need > have:
+        raise ValueError(f"{what} would allocate about {format_bytes(need)}, but this machine has "
+                         f"{format_bytes(have)} of memory available; pass a smaller {lower}.")
+    return need

@@ -198,7 +198,8 @@ def test_cppn_evolution_fools_lenet_resumes_exactly_and_renders_from_the_cli(tmp
     bad = run(main, ["render", str(tmp_path / "tampered.npz"), "--out", str(tmp_path / "x.png")])
     assert bad.exit_code == 2 and "[0, 1]" in bad.stderr and not (tmp_path / "x.png").exists()
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    assert run(main, ["render", str(tmp_path / "junk.npz")]).exit_code == 1
+    bad = run(main, ["render", str(tmp_path / "junk.npz")])
+    assert bad.exit_code == 2 and f"{tmp_path / 'junk.npz'} is not an archive .npz file" in bad.stderr
     result = run(main, ["evolve", "--encoding", "cppn", "--capacity", "4", "--out", str(tmp_path / "small")])
     assert result.exit_code == 2 and "at least 5" in result.stderr
     # Errors name the user's path (not a temporary file beside it) and a label beyond the class names.
@@ -209,4 +210,4 @@ def test_cppn_evolution_fools_lenet_resumes_exactly_and_renders_from_the_cli(tmp
     arrays["labels"] = np.array([1, 2, 12], np.int32)
     np.savez(tmp_path / "labels.npz", **arrays)
     bad = run(main, ["render", str(tmp_path / "labels.npz")])
-    assert bad.exit_code == 1 and "'labels' run from 1 to 12 but there are 10 class names" in bad.stderr
+    assert bad.exit_code == 2 and "'labels' run from 1 to 12 but there are 10 class names" in bad.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from keras_fool.data import cache_dir
 from keras_fool.errors import ChecksumError, CorruptFileError
-from keras_fool.io import load_npz, save_npz, sha256_file
+from keras_fool.io import check_keras_archive, load_npz, save_npz, sha256_file
 from keras_fool.zoo.presets import ARCHITECTURES, PRESETS, Preset, get_preset, list_presets
 
 __all__ = [
@@ -47,7 +47,8 @@ def check_model_source(name_or_path):
 
     Raises:
         TypeError: neither a string nor a path.
-        ValueError: neither a preset name nor a path ending in ``.keras``.
+        ValueError: neither a preset name nor a path ending in ``.keras``, or a ``.keras`` file that
+            cannot be loaded safely (empty, not a Keras archive, a ``Lambda`` layer).
         FileNotFoundError: a ``.keras`` path that does not exist.
     """
     if isinstance(name_or_path, os.PathLike):
@@ -60,8 +61,7 @@ def check_model_source(name_or_path):
         raise ValueError(
             f"{name_or_path!r} is neither a preset ({', '.join(list_presets())}) nor a path to a .keras file."
         )
-    if not Path(name_or_path).is_file():
-        raise FileNotFoundError(f"No model file at {name_or_path}")
+    check_keras_archive(name_or_path)
     return name_or_path
 
 
@@ -157,6 +157,12 @@ def load_weights(model, path, sha256=None):
 
 
 def _load_keras_file(path):
+    """A user's ``.keras`` model, loaded in safe mode.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file cannot be loaded (the message names it and the cause).
+    """
     import keras
 
     # Register keras-fool's own serialisable classes (Committee, LowPassFilter, schedules) so
@@ -164,23 +170,24 @@ def _load_keras_file(path):
     import keras_fool.defenses  # noqa: F401
     import keras_fool.schedules  # noqa: F401
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No model file at {path}")
+    path = check_keras_archive(path)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many kinds for a damaged archive
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if len(reason) > 200:  # Keras may quote a whole model config
             reason = reason[:200] + "..."
-        raise CorruptFileError(f"{path} is not a loadable .keras model ({reason}).") from None
+        raise ValueError(f"{path} is not a loadable .keras model ({reason}).") from None
 
 
 def _load_preset_file(preset, path, sha256=None):
     if preset.builder:
         return load_weights(build_model(preset), path, sha256)
     _check_sha256(path, sha256)
-    return _load_keras_file(path)
+    try:
+        return _load_keras_file(path)
+    except ValueError as e:  # the zoo's own file: a failure of the run, not the caller's input
+        raise CorruptFileError(f"{e} Delete it to let the zoo write it again.") from None
 
 
 def save_keras_model(model, path):
@@ -223,10 +230,12 @@ def load_model(name_or_path, verify=True):
         A ``keras.Model`` that outputs class probabilities (presets) or whatever the file holds.
 
     Raises:
-        ValueError: neither a preset name nor a ``.keras`` path.
+        ValueError: neither a preset name nor a ``.keras`` path, or a ``.keras`` file that cannot
+            be loaded (the message names the file and the cause: empty, not a Keras archive, a
+            ``Lambda`` layer, ...).
         FileNotFoundError: the file, or the preset's weights, do not exist (the message says
             how to train them).
-        ChecksumError, CorruptFileError: a file exists but is not what it should be.
+        ChecksumError, CorruptFileError: a preset's file exists but is not what it should be.
     """
     name_or_path = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
     if not isinstance(name_or_path, str):

@@ -31,6 +31,8 @@ from keras_fool.target import resolve_classes
 __all__ = ["AuditData", "data_fingerprint", "load_audit_data", "model_parameters", "source_name"]
 
 MNIST_SHAPE = (28, 28, 1)
+# The files keras.utils.image_dataset_from_directory reads.
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
 @dataclasses.dataclass
@@ -122,6 +124,8 @@ def _from_folder(path, image_shape, class_names):
         except (ValueError, TypeError):
             raise ValueError(f"The subfolder {name!r} of {path} is not one of the model's {len(class_names)} classes "
                              "(by name or index).") from None
+    for name in subfolders:
+        _check_image_files(path / name)
     height, width, channels = (int(d) for d in image_shape)
     try:
         dataset = keras.utils.image_dataset_from_directory(
@@ -139,6 +143,25 @@ def _from_folder(path, image_shape, class_names):
     x = np.clip(np.concatenate(xs), 0.0, 1.0)
     y = np.asarray(mapping, np.int32)[np.concatenate(ys)]
     return x, y
+
+
+def _check_image_files(folder):
+    """Decode every image file of ``folder`` once, so that a broken one is named before the audit starts.
+
+    Raises:
+        ValueError: a file that cannot be decoded (the message names it).
+    """
+    from PIL import Image
+
+    for file in sorted(folder.rglob("*")):
+        if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            with Image.open(file) as image:
+                image.load()
+        except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for damaged or foreign files
+            reason = str(e).strip() or type(e).__name__
+            raise ValueError(f"The image {file} cannot be decoded ({reason}); remove or replace it.") from None
 
 
 def load_audit_data(data, image_shape, class_names, limit=None, seed=0):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_fool.errors import ResumeError
+from keras_fool.errors import CorruptFileError, ResumeError
 from keras_fool.evolution.search import THRESHOLDS, threshold_counts
 from keras_fool.io import load_npz, remove_stale_temporaries, save_json, save_npz
 from keras_fool.report.titles import FOOLING_METHOD_TITLES
@@ -398,9 +398,28 @@ class StageStore:
         return (self.folder / f"{name}.json").is_file()
 
     def load(self, name):
-        record = json.loads((self.folder / f"{name}.json").read_text())
-        arrays = load_npz(self.folder / f"{name}.npz") if (self.folder / f"{name}.npz").is_file() else {}
-        return record["summary"], arrays, record["seconds"]
+        """A finished stage's ``(summary, arrays, seconds)``.
+
+        Raises:
+            ResumeError: one of its files is damaged (the message names it and what to do).
+        """
+        record_path, arrays_path = self.folder / f"{name}.json", self.folder / f"{name}.npz"
+        try:
+            record = json.loads(record_path.read_text())
+            summary, seconds = record["summary"], float(record["seconds"])
+        except (ValueError, KeyError, TypeError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise self._damaged(record_path, name, e) from None
+        try:
+            arrays = load_npz(arrays_path) if arrays_path.is_file() else {}
+        except CorruptFileError as e:
+            raise self._damaged(arrays_path, name, e) from None
+        return summary, arrays, seconds
+
+    @staticmethod
+    def _damaged(path, name, error):
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return ResumeError(f"Cannot resume: the stage file {path} is corrupt ({reason}); delete {name}.json and "
+                           f"{name}.npz in {path.parent} to run that stage again, or start again with overwrite=True.")
 
     def save(self, name, summary, arrays, seconds):
         """Write a finished stage; returns its summary as saved (JSON-ready, :func:`_plain`)."""

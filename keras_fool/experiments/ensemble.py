@@ -17,7 +17,14 @@ from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, threshold_shares
 from keras_fool.evaluation.transfer import member_medians
 from keras_fool.evolution.runs import evolve_fooling_images
-from keras_fool.experiments.report import ExperimentReport, check_evolution_budget, experiment_outputs, load_test_set
+from keras_fool.experiments.report import (
+    ExperimentReport,
+    check_evolution_budget,
+    check_evolution_memory,
+    check_images_memory,
+    experiment_outputs,
+    load_test_set,
+)
 from keras_fool.report.ensemble import ensemble_markdown, ensemble_summary, write_ensemble
 from keras_fool.report.papers import PAPER_ENSEMBLE
 from keras_fool.target import Target
@@ -102,6 +109,9 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
     with strategy_scope(strategy):  # mirrored model variables
         ensemble = Target(models)
+    check_evolution_memory(ensemble, encoding, population)
+    check_images_memory(2 * runs * ensemble.num_classes, ensemble.image_shape,
+                        f"The fooling images of {runs:,} runs", "runs=N")
     config = {"models": names, "runs": runs, "generations": generations, "population": population,
               "encoding": encoding, "members": members, "test_images": test_images, "seed": seed}
     result = compute_ensemble(ensemble, config, log=log, strategy=strategy)

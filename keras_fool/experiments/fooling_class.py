@@ -19,7 +19,14 @@ from keras_fool.distribute import replica_count
 from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, fooling_share
 from keras_fool.evolution.runs import evolve_fooling_images
-from keras_fool.experiments.report import ExperimentReport, check_evolution_budget, experiment_outputs, load_test_set
+from keras_fool.experiments.report import (
+    ExperimentReport,
+    check_evolution_budget,
+    check_evolution_memory,
+    check_images_memory,
+    experiment_outputs,
+    load_test_set,
+)
 from keras_fool.io import ensure_writable_dir
 from keras_fool.report.fooling_class import (
     TABLE_S2_COLUMNS,
@@ -31,6 +38,7 @@ from keras_fool.report.fooling_class import (
 )
 from keras_fool.report.papers import PAPER_TABLE_S2
 from keras_fool.schedules import CaffeInverseDecay
+from keras_fool.target import as_target
 from keras_fool.training.fooling_class import train_on_fooling_images
 from keras_fool.training.loops import snapshot
 from keras_fool.validation import check_bool, check_int, derive_seed
@@ -67,6 +75,14 @@ def _added_images(iteration, images_per_iteration):
     if iteration == 1:
         return 6 * images_per_iteration, images_per_iteration
     return images_per_iteration, math.ceil(images_per_iteration / 10)
+
+
+def _fooling_images(iterations, images_per_iteration):
+    """All the fooling images (train and validation) the iterations add: every one but the last adds some."""
+    if iterations < 2:
+        return 0
+    later = sum(_added_images(2, images_per_iteration))
+    return sum(_added_images(1, images_per_iteration)) + (iterations - 2) * later
 
 
 def _next_network(previous, preset, iteration, from_scratch, seed):
@@ -238,6 +254,13 @@ def compute_fooling_class(config, log=None, strategy=None, on_iteration=None):
         The :class:`FoolingClassResult` after the last iteration.
     """
     log = log or (lambda line: None)
+    network = zoo.load_model(config["model"])
+    check_evolution_memory(as_target(network), config["encoding"], config["population"])
+    check_images_memory(_fooling_images(config["iterations"], config["images_per_iteration"]),
+                        network.input_shape[1:], f"The fooling images of {config['iterations']:,} iterations",
+                        "images_per_iteration=N")
+    check_images_memory(2 * config["min_runs"] * network.output_shape[-1], network.input_shape[1:],
+                        f"The fooling images of {config['min_runs']:,} runs per iteration", "min_runs=N")
     start = time.perf_counter()
     data = load_test_set(config["test_images"], config["train_images"])
     data_seconds = time.perf_counter() - start
@@ -245,7 +268,6 @@ def compute_fooling_class(config, log=None, strategy=None, on_iteration=None):
     empty = np.zeros((0, *x_train.shape[1:]), np.float32)
     result = FoolingClassResult({**config, "train_images": len(x_train), "test_images": len(x_test)}, [], empty,
                                 empty.copy(), data_seconds, replica_count(strategy))
-    network = zoo.load_model(config["model"])
     for i in range(1, config["iterations"] + 1):
         network = _iteration(i, network, result, data, log, strategy)
         if on_iteration is not None:

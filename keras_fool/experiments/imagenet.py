@@ -46,7 +46,7 @@ import numpy as np
 
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.evolution.gradient import ascent_settings
-from keras_fool.experiments.report import ExperimentReport
+from keras_fool.experiments.report import ExperimentReport, check_ascent_memory, check_evolution_memory
 from keras_fool.io import save_json
 from keras_fool.report.imagenet import imagenet_markdown, write_imagenet
 from keras_fool.report.papers import PAPER_ENSEMBLE, PAPER_IMAGENET, PAPER_TRANSFER
@@ -354,8 +354,6 @@ def _open_run(out, model, classes, options, paper, class_names, resume, overwrit
     studies = options["studies"] if second_model is not None else ()
     strategy = resolve_strategy(strategy, cpu_replicas)
     chief = is_chief(strategy)
-    # Another worker writes nothing, and must not refuse the folder its chief is filling.
-    folder = RunFolder(out, "summary.json", resume, overwrite, logdir=logdir, chief=chief)
     generations, population, crops = options["generations"], options["population"], options["crops"]
     with strategy_scope(strategy):  # mirrored model variables
         target = Target(model, class_names=class_names, crops=crops)
@@ -363,6 +361,10 @@ def _open_run(out, model, classes, options, paper, class_names, resume, overwrit
     labels = list(range(target.num_classes)) if labels is None else labels
     budget = population * (generations + 1)
     steps = options["steps"] if options["steps"] is not None else max(1, budget // len(labels) - 1)
+    _check_memory(target, options["methods"], population, len(labels), steps)
+    # Created once the model, its classes and the sizes are accepted. Another worker writes nothing,
+    # and must not refuse the folder its chief is filling.
+    folder = RunFolder(out, "summary.json", resume, overwrite, logdir=logdir, chief=chief)
     log(f"{len(labels)} classes, budget {budget:,} evaluations per method; gradient ascent: up to {steps} steps "
         f"per class.")
     config = {"model": target.get_config()["models"], "classes": labels,
@@ -380,6 +382,15 @@ def _open_run(out, model, classes, options, paper, class_names, resume, overwrit
         config.update(second_model=run.second["second"].get_config()["models"], studies=list(studies))
     run.previous = _previous_summary(run.out, config) if resume else {}
     return run
+
+
+def _check_memory(target, methods, population, classes, steps):
+    """Refuse, before anything runs, sizes whose searches would need more memory than the machine has."""
+    for method in methods:
+        if method == "gradient":
+            check_ascent_memory(steps, classes, _ascent_batch(classes))
+        else:  # the raw model's speed is measured on one batch of the whole population
+            check_evolution_memory(target, method, population, eval_batch_size=population)
 
 
 def _second_network(second_model, target, crops, strategy):

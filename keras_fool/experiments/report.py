@@ -8,6 +8,7 @@ so the command line only prints it, and a Python user gets the same numbers with
 
 from __future__ import annotations
 
+import math
 
 from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
@@ -16,12 +17,15 @@ from keras_fool.report.result import Result
 from keras_fool.report.tables import format_confidence_pct, format_number, real_confidence_markdown, with_paper
 from keras_fool.run_folder import RunFolder
 from keras_fool.summaries import SummaryWriter
-from keras_fool.validation import check_int, check_seed
+from keras_fool.validation import check_int, check_memory, check_seed
 
 __all__ = [
     "PAPER_REAL_CONFIDENCE",
     "ExperimentReport",
     "check_evolution_budget",
+    "check_ascent_memory",
+    "check_evolution_memory",
+    "check_images_memory",
     "experiment_outputs",
     "format_confidence_pct",
     "format_number",
@@ -78,3 +82,50 @@ def check_evolution_budget(runs, generations, population, encoding, test_images,
         test_images = check_int("test_images", test_images)
     return runs, generations, population, test_images, check_seed(seed)
 
+
+def check_evolution_memory(target, encoding, population, eval_batch_size=4096):
+    """Refuse, before any work starts, a ``population`` whose evolution needs more memory than there is.
+
+    The estimate is ``keras-fool evolve``'s (:func:`~keras_fool.evolution.memory.estimate_run_memory`).
+
+    Args:
+        target: a :class:`~keras_fool.target.Target`.
+        encoding: ``"direct"`` or ``"cppn"``, with :func:`~keras_fool.encodings.make_encoding`'s defaults.
+        population: offspring per generation.
+        eval_batch_size: offspring decoded and scored at once.
+
+    Raises:
+        ValueError: the estimate exceeds the memory available (the message gives both).
+    """
+    from keras_fool.encodings import make_encoding
+    from keras_fool.evolution.memory import estimate_run_memory
+
+    need = estimate_run_memory(target, make_encoding(encoding, target.image_shape), population, eval_batch_size)
+    return check_memory(need["total"], f"An evolution of {population:,} offspring per generation", "population=N")
+
+
+def check_ascent_memory(steps, classes, batch_size):
+    """Refuse, before any work starts, a gradient ascent whose confidence history needs more memory than there is.
+
+    The history holds every class's confidence after each step: (steps + 1) rows of ``classes``
+    float32, and two of ``batch_size`` inside the compiled loop (the rows it writes, then stacks).
+
+    Raises:
+        ValueError: the history would not fit in the memory available (the message gives both).
+    """
+    need = 4 * (steps + 1) * (classes + 2 * min(batch_size, classes))
+    return check_memory(need, f"The confidence history of {steps:,} gradient steps for {classes:,} classes",
+                        "steps=N")
+
+
+def check_images_memory(count, image_shape, what, lower):
+    """Refuse, before any work starts, ``count`` float32 images of ``image_shape`` that would not fit in memory.
+
+    Args:
+        what: what the images are, e.g. ``"The fooling images of 30 runs"``.
+        lower: the parameter to lower, e.g. ``"runs=N"``.
+
+    Raises:
+        ValueError: they would not fit in the memory available (the message gives both).
+    """
+    return check_memory(4 * count * math.prod(int(d) for d in image_shape), f"{what} ({count:,} images)", lower)

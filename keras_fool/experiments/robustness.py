@@ -20,7 +20,7 @@ import numpy as np
 from keras_fool import zoo
 from keras_fool.data import load_mnist
 from keras_fool.defenses import Committee, LowPassFilter, stack_front_end
-from keras_fool.evaluation.curves import RobustnessCurves, robustness_curves
+from keras_fool.evaluation.curves import NOISE_TYPES, RobustnessCurves, robustness_curves
 from keras_fool.evaluation.worst_case import ATTACKS, AttackSettings, check_attack_names, worst_case_robustness
 from keras_fool.experiments.report import ExperimentReport
 from keras_fool.io import save_json, save_text, sha256_file
@@ -44,7 +44,7 @@ from keras_fool.run_folder import RunFolder
 from keras_fool.summaries import SummaryWriter
 from keras_fool.training import robust_models
 from keras_fool.training.recipes import compile_with_recipe, train_preset
-from keras_fool.validation import check_seed
+from keras_fool.validation import check_int, check_memory, check_seed
 from keras_fool.zoo.cache import ModelCache
 from keras_fool.zoo.presets import get_preset
 
@@ -182,6 +182,13 @@ def _check_methods(methods):
             f"methods must be distinct names from {', '.join(METHODS)}. Received: methods={list(methods)}"
         )
     return methods
+
+
+def _check_memory(budget, methods):
+    """Refuse, before any model trains, a number of levels whose curves would not fit in memory."""
+    levels = check_int("levels", budget.levels, minimum=2)
+    rows = len(NOISE_TYPES) * (1 + len(methods))  # each noise's strengths, then every method's value per strength
+    check_memory(8 * levels * rows, f"The robustness curves of {levels:,} levels", "levels=N")
 
 
 def _zoo_model(name):
@@ -450,6 +457,7 @@ def run_robustness_experiment(out, budget=QUICK_BUDGET, methods=None, logdir=Non
     seed = check_seed(seed)
     methods = _check_methods(methods)
     attacks = _check_attacks(attacks)
+    _check_memory(budget, methods)
     log = log or (lambda line: None)
     folder = RunFolder(out, "summary.json", overwrite=overwrite, resumable=False, logdir=logdir)
     out, logdir = folder.path, folder.board  # each run logs in its own subfolder, as every command does

@@ -18,7 +18,14 @@ from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.evaluation.statistics import confidence_statistics, per_class_matches
 from keras_fool.evaluation.transfer import transfer_between
 from keras_fool.evolution.runs import evolve_fooling_images
-from keras_fool.experiments.report import ExperimentReport, check_evolution_budget, experiment_outputs, load_test_set
+from keras_fool.experiments.report import (
+    ExperimentReport,
+    check_evolution_budget,
+    check_evolution_memory,
+    check_images_memory,
+    experiment_outputs,
+    load_test_set,
+)
 from keras_fool.report.papers import PAPER_TABLE_S1
 from keras_fool.report.transfer import (
     TABLE_S1_LABELS,
@@ -119,6 +126,10 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
     strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
     with strategy_scope(strategy):  # mirrored model variables
         target_a, target_b = Target(model_a), Target(model_b)
+    for target in (target_a, target_b):
+        check_evolution_memory(target, encoding, population)
+        check_images_memory(2 * runs * target.num_classes, target.image_shape,
+                            f"The fooling images of {runs:,} runs against each network", "runs=N")
     config = {"model_a": str(model_a), "model_b": str(model_b), "runs": runs, "generations": generations,
               "population": population, "encoding": encoding, "images": images, "test_images": test_images,
               "seed": seed}
