@@ -133,14 +133,15 @@ def test_the_verdict_is_written_from_the_numbers_and_names_real_defenses(audited
     from keras_fool import zoo
 
     commands = [d["command"] for d in report["verdict"]["defenses"]]
-    assert any("keras-fool zoo train lenet_mnist_pgd" in c for c in commands)  # lenet_mnist is an MNIST model
+    assert any("keras-fool audit lenet_mnist_pgd" in c for c in commands)  # lenet_mnist is an MNIST model
+    assert not any("zoo train" in c for c in commands)  # every MNIST defense preset ships its weights
     for segment in re.split(r"&&|;", " ; ".join(commands)):
         words = segment.split()
         if not words or words[0] != "keras-fool":
             continue
         path = words[1:3] if words[1] in ("zoo", "experiment") else words[1:2]
-        if path[:2] == ["zoo", "train"]:
-            zoo.get_preset(words[3])  # raises for a preset that does not exist
+        if path == ["audit"]:
+            assert zoo.weights_state(words[2]) == "shipped"  # raises for a preset that does not exist
         result = run(*path, "--help")
         assert result.exit_code == 0, (path, result.output)
         for option in (w for w in words if w.startswith("--")):

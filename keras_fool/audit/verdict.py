@@ -144,14 +144,13 @@ def defenses(report):
             "name": "the committee of adversarially trained models (Uličný et al.)",
             "why": "the lowest FGSM error of the papers' defenses on MNIST (RESULTS.md, Table 2); audit it the "
                    "same way",
-            "command": "keras-fool zoo train lenet_mnist_adversarial_committee && keras-fool audit "
-                       f"lenet_mnist_adversarial_committee --compare {model} --out runs/audit-committee",
+            "command": f"keras-fool audit lenet_mnist_adversarial_committee --compare {model} "
+                       "--out runs/audit-committee",
         })
         items.append({
             "name": "PGD adversarial training (Madry et al.)",
             "why": "lenet_mnist fine-tuned on multi-step PGD examples",
-            "command": f"keras-fool zoo train lenet_mnist_pgd && keras-fool audit lenet_mnist_pgd --compare {model} "
-                       "--out runs/audit-pgd",
+            "command": f"keras-fool audit lenet_mnist_pgd --compare {model} --out runs/audit-pgd",
         })
         items.append({
             "name": "every defense of Uličný et al. side by side",
