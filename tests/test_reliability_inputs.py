@@ -95,7 +95,6 @@ def test_every_command_refuses_a_bad_keras_file_with_exit_code_2(run, bad_models
         assert "File not found" not in line, name
 
 
-@pytest.mark.slow  # makes the clean images before it loads the model: 5-12 s
 @pytest.mark.parametrize("experiment, option", [("transfer", "--model-b"), ("ensemble", "--model")])
 def test_fooling_experiments_refuse_a_bad_model_file_before_they_create_their_folder(run, bad_models, tmp_path,
                                                                                      experiment, option):
@@ -186,6 +185,7 @@ def test_fooling_experiments_refuse_an_impossible_population(run, tmp_path, eigh
             "--out", tmp_path / "out"]
     line = _refused(run(*args), "99,999,999,999 offspring", "8.0 GiB", "--population N")
     assert "would allocate about" in line
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("experiment, option", [("transfer", "--runs"), ("ensemble", "--runs"),
@@ -199,6 +199,19 @@ def test_fooling_experiments_refuse_more_images_than_memory_holds(run, tmp_path,
     args = ["experiment", experiment, option, 10**11, "--generations", 1, "--test-images", 10,
             "--out", tmp_path / "out"]
     _refused(run(*args), "fooling images of", "8.0 GiB", f"{option} N")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("experiment", ["transfer", "ensemble", "fooling_class"])
+def test_the_fooling_experiment_functions_refuse_an_impossible_population_before_they_create_anything(
+        tmp_path, eight_gib, experiment):
+    import importlib
+
+    module = importlib.import_module(f"keras_fool.experiments.{experiment}")
+    function = getattr(module, f"run_{experiment}_experiment")
+    with pytest.raises(ValueError, match="99,999,999,999 offspring per generation would allocate"):
+        function(tmp_path / "out", population=99999999999, generations=1, test_images=10)
+    assert not (tmp_path / "out").exists()
 
 
 def test_imagenet_refuses_an_impossible_population_before_it_starts(run, tmp_path, eight_gib, monkeypatch):
@@ -243,6 +256,7 @@ def test_robustness_refuses_impossible_levels_before_training(run, tmp_path, eig
     monkeypatch.setattr(robustness, "load_mnist", lambda: pytest.fail("the experiment started"))
     _refused(run("experiment", "robustness", "--quick", "--levels", 999999999999, "--out", tmp_path / "out"),
              "999,999,999,999 levels", "8.0 GiB", "--levels N")
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_robustness_library_refuses_impossible_levels_before_it_creates_anything(tmp_path, eight_gib):

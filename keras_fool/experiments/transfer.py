@@ -24,6 +24,7 @@ from keras_fool.experiments.report import (
     check_evolution_memory,
     check_images_memory,
     experiment_outputs,
+    experiment_strategy,
     load_test_set,
 )
 from keras_fool.report.papers import PAPER_TABLE_S1
@@ -123,13 +124,14 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         runs, generations, population, encoding, test_images, seed)
     if images not in TRANSFER_IMAGES:
         raise ValueError(f"images must be one of {', '.join(map(repr, TRANSFER_IMAGES))}. Received: images={images!r}")
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
+    strategy, chief = experiment_strategy(out, strategy, cpu_replicas, overwrite)
     with strategy_scope(strategy):  # mirrored model variables
         target_a, target_b = Target(model_a), Target(model_b)
     for target in (target_a, target_b):
         check_evolution_memory(target, encoding, population)
         check_images_memory(2 * runs * target.num_classes, target.image_shape,
                             f"The fooling images of {runs:,} runs against each network", "runs=N")
+    out, board = experiment_outputs(out, logdir, chief, overwrite)
     config = {"model_a": str(model_a), "model_b": str(model_b), "runs": runs, "generations": generations,
               "population": population, "encoding": encoding, "images": images, "test_images": test_images,
               "seed": seed}
