@@ -103,11 +103,15 @@ def test_fooling_experiments_refuse_a_bad_model_file_before_they_create_their_fo
     assert not out.exists()
 
 
-def test_human_study_images_refuses_a_bad_keras_model(run, bad_models, tmp_path):
+def test_human_study_images_refuses_a_bad_keras_model_before_it_makes_images(run, bad_models, tmp_path, monkeypatch):
+    import keras_fool.data
+
+    monkeypatch.setattr(keras_fool.data, "load_mnist", lambda: pytest.fail("the images were being made"))
     config = tmp_path / "study.json"
     config.write_text(json.dumps({"model": str(bad_models["junk"])}))
     _refused(run("human-study", "images", "--config", config, "--out", tmp_path / "images.npz"),
              str(bad_models["junk"]), "not a zip file")
+    assert not (tmp_path / "images.npz").exists()
 
 
 # ---------------------------------------------------------------------------------- bad .npz files
