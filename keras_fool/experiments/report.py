@@ -24,7 +24,6 @@ __all__ = [
     "PAPER_REAL_CONFIDENCE",
     "ExperimentReport",
     "check_evolution_budget",
-    "check_ascent_memory",
     "check_evolution_memory",
     "check_images_memory",
     "experiment_outputs",
@@ -122,20 +121,6 @@ def check_evolution_memory(target, encoding, population, eval_batch_size=4096):
 
     need = estimate_run_memory(target, make_encoding(encoding, target.image_shape), population, eval_batch_size)
     return check_memory(need["total"], f"An evolution of {population:,} offspring per generation", "population=N")
-
-
-def check_ascent_memory(steps, classes, batch_size):
-    """Refuse, before any work starts, a gradient ascent whose confidence history needs more memory than there is.
-
-    The history holds every class's confidence after each step: (steps + 1) rows of ``classes``
-    float32, and two of ``batch_size`` inside the compiled loop (the rows it writes, then stacks).
-
-    Raises:
-        ValueError: the history would not fit in the memory available (the message gives both).
-    """
-    need = 4 * (steps + 1) * (classes + 2 * min(batch_size, classes))
-    return check_memory(need, f"The confidence history of {steps:,} gradient steps for {classes:,} classes",
-                        "steps=N")
 
 
 def check_images_memory(count, image_shape, what, lower):
