@@ -177,6 +177,14 @@ def test_check_memory_names_the_need_the_memory_and_the_option():
     assert "available" in message and message.endswith("pass a smaller steps=N.")
 
 
+def test_every_size_check_reads_the_same_memory_and_shows_sizes_alike():
+    from keras_fool.evolution import memory
+
+    # One definition for evolve's estimate and for check_memory, so the two cannot drift apart.
+    assert memory.available_memory is validation.available_memory
+    assert memory.format_bytes is validation.format_bytes
+
+
 @pytest.mark.parametrize("experiment", ["transfer", "ensemble", "fooling-class"])
 def test_fooling_experiments_refuse_an_impossible_population(run, tmp_path, eight_gib, experiment, monkeypatch):
     import keras_fool.evolution.runs
