@@ -226,6 +226,17 @@ def test_the_fooling_experiment_functions_refuse_an_impossible_population_before
     assert not (tmp_path / "out").exists()
 
 
+def test_transfer_refuses_networks_of_different_classes_before_it_creates_its_folder(run, tmp_path):
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs))).save(
+        tmp_path / "four.keras")
+    _refused(run("experiment", "transfer", "--model-b", tmp_path / "four.keras", "--out", tmp_path / "out"),
+             "the same classes")
+    assert not (tmp_path / "out").exists()
+
+
 def test_imagenet_refuses_an_impossible_population_before_it_starts(run, tmp_path, eight_gib, monkeypatch):
     import keras
 
