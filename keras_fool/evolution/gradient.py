@@ -61,6 +61,7 @@ __all__ = [
     "run_gradient_ascent",
 ]
 
+
 def check_ascent_memory(steps, classes, batch_size):
     """Refuse, before any work starts, a gradient ascent whose confidence history needs more memory than there is.
 
