@@ -79,17 +79,8 @@ def ascend(models, classes, steps, regularization, objective, step_size, decay, 
     seed = 0 if seed is None else seed
     import_tensorflow_quietly()
     from keras_fool.evolution.gradient import run_gradient_ascent
-    from keras_fool.experiments.report import check_ascent_memory
-    from keras_fool.zoo import get_preset, is_preset
 
-    if classes != "all":
-        count = len(classes.split(","))
-    elif is_preset(models[0]):
-        count = get_preset(models[0]).num_classes
-    else:  # a file's classes are known once it is loaded: one is a lower bound
-        count = 1
-    check_ascent_memory(steps, count, batch_size)
-
+    # A history of --steps that cannot fit in memory is refused by the library before the folder is made.
     summary = run_gradient_ascent(
         out, models=list(models), classes=classes, steps=steps, regularization=regularization, objective=objective,
         step_size=step_size, decay=decay, blur_radius=blur_radius, blur_every=blur_every, percentile=percentile,

@@ -37,17 +37,16 @@ _STRATEGY = strategy_option("Spread the population of every evolution run")
 def _start(out, overwrite, strategy, cpu_replicas, models=()):
     from keras_fool.cli import import_tensorflow_quietly
     from keras_fool.distribute import is_chief
-    from keras_fool.io import check_output_dir, ensure_writable_dir
+    from keras_fool.io import check_output_dir
     from keras_fool.zoo import check_model_source
 
     check_strategy_options(strategy, cpu_replicas)
-    for model in models:  # a missing or unreadable model file is refused before anything is created
+    for model in models:  # a missing or unreadable model file is refused before TensorFlow starts
         check_model_source(model)
-    # A folder that holds results, or that cannot be written, is refused before TensorFlow starts
-    # (by the chief only: another worker of a cluster writes nothing into it).
+    # A folder that holds results is refused before TensorFlow starts (by the chief only: another
+    # worker of a cluster writes nothing into it); the experiment creates it once its sizes are accepted.
     if is_chief():
-        check_output_dir(out, "summary.json", overwrite=overwrite)
-        ensure_writable_dir(out)
+        check_output_dir(out, "summary.json", overwrite=overwrite, resumable=False)
     tensorflow = import_tensorflow_quietly()
     # Every evolution run compiles its own loop; TensorFlow's retracing warnings say nothing useful here.
     tensorflow.get_logger().setLevel("ERROR")

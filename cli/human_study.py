@@ -30,6 +30,24 @@ _images_option = click.option(
     help="The image set (.npz); by default cached under $KERAS_FOOL_HOME/human_study, made on first use.")
 
 
+def _check_model_if_images_are_made(config, path):
+    """Whether the image set at ``path`` (None: the cache) must be made; if so, its model is checked first.
+
+    Raises:
+        FileNotFoundError, ValueError: the config's model is a missing or bad ``.keras`` file
+            (:func:`keras_fool.zoo.check_model_source`), refused before any image is made.
+    """
+    from pathlib import Path
+
+    from keras_fool.human_study.images import default_image_path
+    from keras_fool.zoo import check_model_source
+
+    if Path(path or default_image_path(config)).is_file():
+        return False
+    check_model_source(config.model)
+    return True
+
+
 @human_study.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 or the machine's LAN address opens it to the network.")
@@ -46,16 +64,13 @@ def serve(host, port, db, config_path, images, threads):
     The admin token (for /admin/status, /admin/answers.csv and /admin/reset) is read from
     $KERAS_FOOL_STUDY_ADMIN_TOKEN, or made up and printed.
     """
-    from pathlib import Path
-
     from keras_fool.human_study.config import load_config
-    from keras_fool.human_study.images import default_image_path
     from keras_fool.human_study.server import serve as run_server
     from keras_fool.human_study.storage import database_url
 
     config = load_config(config_path)
     database_url(db)
-    if not Path(images or default_image_path(config)).is_file():
+    if _check_model_if_images_are_made(config, images):
         import_tensorflow_quietly()  # the images are made first (the server itself never needs TensorFlow)
     run_server(db=db, host=host, port=port, config=config, images=images, threads=threads,
                announce=lambda line: click.echo(line))
@@ -103,6 +118,7 @@ def images(config_path, out):
     from keras_fool.human_study.config import load_config
 
     config = load_config(config_path)
+    _check_model_if_images_are_made(config, out)
     import_tensorflow_quietly()
     from keras_fool.human_study.images import ensure_image_set
 

@@ -68,11 +68,11 @@ def robustness(quick, out, overwrite, logdir, methods, attacks, worst_case_image
     import dataclasses
 
     from keras_fool.cli import import_tensorflow_quietly
-    from keras_fool.io import check_output_dir, ensure_writable_dir
+    from keras_fool.io import check_output_dir
 
-    # A folder that holds results, or that cannot be written, is refused before TensorFlow starts.
+    # A folder that holds results is refused before TensorFlow starts; the experiment creates it once
+    # its sizes are accepted.
     check_output_dir(out, "summary.json", overwrite=overwrite, resumable=False)
-    ensure_writable_dir(out)
     import_tensorflow_quietly()
     from keras_fool.experiments.robustness import FULL_BUDGET, QUICK_BUDGET, run_robustness_experiment
 

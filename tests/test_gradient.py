@@ -186,3 +186,20 @@ def test_ascend_command(tmp_path, monkeypatch):
     assert again.exit_code == 2 and "already holds a run" in again.output
     unknown = CliRunner().invoke(main, ["ascend", "--classes", "seven", "--out", str(tmp_path / "x")])
     assert unknown.exit_code == 2 and "'seven' is not one of the target's 10 class names" in unknown.output
+
+
+def test_a_history_that_cannot_fit_is_refused_before_anything_is_allocated_or_created(tmp_path, monkeypatch):
+    from keras_fool import validation
+
+    monkeypatch.setattr(validation, "available_memory", lambda: 8 * 2**30)  # an 8 GiB machine
+    target = Target(_constant_model())
+    message = "The confidence history of 1,000,000,000 gradient steps for 4 classes would allocate"
+    with pytest.raises(ValueError, match=message):
+        GradientAscent(target, steps=1_000_000_000)
+    ascent = GradientAscent(target, steps=10)
+    with pytest.raises(ValueError, match=message):  # a longer run than the one it was made for
+        ascent.run(1_000_000_000)
+    assert ascent.history is None
+    with pytest.raises(ValueError, match=message.replace("4 classes", "10 classes")):
+        run_gradient_ascent(tmp_path / "out", "lenet_mnist", steps=1_000_000_000)
+    assert not (tmp_path / "out").exists()

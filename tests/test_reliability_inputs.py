@@ -95,7 +95,6 @@ def test_every_command_refuses_a_bad_keras_file_with_exit_code_2(run, bad_models
         assert "File not found" not in line, name
 
 
-@pytest.mark.slow  # makes the clean images before it loads the model: 5-12 s
 @pytest.mark.parametrize("experiment, option", [("transfer", "--model-b"), ("ensemble", "--model")])
 def test_fooling_experiments_refuse_a_bad_model_file_before_they_create_their_folder(run, bad_models, tmp_path,
                                                                                      experiment, option):
@@ -104,11 +103,15 @@ def test_fooling_experiments_refuse_a_bad_model_file_before_they_create_their_fo
     assert not out.exists()
 
 
-def test_human_study_images_refuses_a_bad_keras_model(run, bad_models, tmp_path):
+def test_human_study_images_refuses_a_bad_keras_model_before_it_makes_images(run, bad_models, tmp_path, monkeypatch):
+    import keras_fool.data
+
+    monkeypatch.setattr(keras_fool.data, "load_mnist", lambda: pytest.fail("the images were being made"))
     config = tmp_path / "study.json"
     config.write_text(json.dumps({"model": str(bad_models["junk"])}))
     _refused(run("human-study", "images", "--config", config, "--out", tmp_path / "images.npz"),
              str(bad_models["junk"]), "not a zip file")
+    assert not (tmp_path / "images.npz").exists()
 
 
 # ---------------------------------------------------------------------------------- bad .npz files
@@ -174,6 +177,14 @@ def test_check_memory_names_the_need_the_memory_and_the_option():
     assert "available" in message and message.endswith("pass a smaller steps=N.")
 
 
+def test_every_size_check_reads_the_same_memory_and_shows_sizes_alike():
+    from keras_fool.evolution import memory
+
+    # One definition for evolve's estimate and for check_memory, so the two cannot drift apart.
+    assert memory.available_memory is validation.available_memory
+    assert memory.format_bytes is validation.format_bytes
+
+
 @pytest.mark.parametrize("experiment", ["transfer", "ensemble", "fooling-class"])
 def test_fooling_experiments_refuse_an_impossible_population(run, tmp_path, eight_gib, experiment, monkeypatch):
     import keras_fool.evolution.runs
@@ -186,6 +197,7 @@ def test_fooling_experiments_refuse_an_impossible_population(run, tmp_path, eigh
             "--out", tmp_path / "out"]
     line = _refused(run(*args), "99,999,999,999 offspring", "8.0 GiB", "--population N")
     assert "would allocate about" in line
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("experiment, option", [("transfer", "--runs"), ("ensemble", "--runs"),
@@ -199,6 +211,30 @@ def test_fooling_experiments_refuse_more_images_than_memory_holds(run, tmp_path,
     args = ["experiment", experiment, option, 10**11, "--generations", 1, "--test-images", 10,
             "--out", tmp_path / "out"]
     _refused(run(*args), "fooling images of", "8.0 GiB", f"{option} N")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("experiment", ["transfer", "ensemble", "fooling_class"])
+def test_the_fooling_experiment_functions_refuse_an_impossible_population_before_they_create_anything(
+        tmp_path, eight_gib, experiment):
+    import importlib
+
+    module = importlib.import_module(f"keras_fool.experiments.{experiment}")
+    function = getattr(module, f"run_{experiment}_experiment")
+    with pytest.raises(ValueError, match="99,999,999,999 offspring per generation would allocate"):
+        function(tmp_path / "out", population=99999999999, generations=1, test_images=10)
+    assert not (tmp_path / "out").exists()
+
+
+def test_transfer_refuses_networks_of_different_classes_before_it_creates_its_folder(run, tmp_path):
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs))).save(
+        tmp_path / "four.keras")
+    _refused(run("experiment", "transfer", "--model-b", tmp_path / "four.keras", "--out", tmp_path / "out"),
+             "the same classes")
+    assert not (tmp_path / "out").exists()
 
 
 def test_imagenet_refuses_an_impossible_population_before_it_starts(run, tmp_path, eight_gib, monkeypatch):
@@ -243,6 +279,7 @@ def test_robustness_refuses_impossible_levels_before_training(run, tmp_path, eig
     monkeypatch.setattr(robustness, "load_mnist", lambda: pytest.fail("the experiment started"))
     _refused(run("experiment", "robustness", "--quick", "--levels", 999999999999, "--out", tmp_path / "out"),
              "999,999,999,999 levels", "8.0 GiB", "--levels N")
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_robustness_library_refuses_impossible_levels_before_it_creates_anything(tmp_path, eight_gib):

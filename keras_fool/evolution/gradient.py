@@ -46,7 +46,7 @@ from keras_fool.evolution.regularizers import (
     pseudo_l1,
 )
 from keras_fool.evolution.search import SCORE_TOLERANCE, THRESHOLDS, Search, stop_confidence
-from keras_fool.validation import check_int, check_number, check_seed
+from keras_fool.validation import check_int, check_memory, check_number, check_seed
 
 __all__ = [
     "IMAGENET_MEAN_RGB",
@@ -54,11 +54,27 @@ __all__ = [
     "REGULARIZATIONS",
     "GradientAscent",
     "ascent_settings",
+    "check_ascent_memory",
     "gaussian_blur",
     "mean_image",
     "pseudo_l1",
     "run_gradient_ascent",
 ]
+
+
+def check_ascent_memory(steps, classes, batch_size):
+    """Refuse, before any work starts, a gradient ascent whose confidence history needs more memory than there is.
+
+    The history holds every class's confidence after each step: (steps + 1) rows of ``classes``
+    float32, and two of ``batch_size`` inside the compiled loop (the rows it writes, then stacks).
+
+    Raises:
+        ValueError: the history would not fit in the memory available (the message gives both).
+    """
+    need = 4 * (steps + 1) * (classes + 2 * min(batch_size, classes))
+    return check_memory(need, f"The confidence history of {steps:,} gradient steps for {classes:,} classes",
+                        "steps=N")
+
 
 class GradientAscent(Search):
     """Gradient-ascent fooling images for some classes of a target (supplement E).
@@ -77,6 +93,10 @@ class GradientAscent(Search):
         noise: standard deviation of the starting noise (1/255, the paper's).
         batch_size: classes ascending together in one compiled loop.
         seed: the noise of class c comes from ``(seed, c)``, whatever the batching.
+
+    Raises:
+        ValueError: a bad argument, or a history of ``steps`` steps that would not fit in memory
+            (:func:`check_ascent_memory`; :meth:`run` checks its own step count again).
 
     Attributes:
         archive: a :class:`~keras_fool.evolution.ClassArchive` of the final images (genomes of a
@@ -112,6 +132,7 @@ class GradientAscent(Search):
         self.batch_size = check_int("batch_size", batch_size)
         self.seed = check_seed(seed)
         labels = list(range(target.num_classes)) if classes is None else target.class_indices(list(classes))
+        check_ascent_memory(self.steps, len(labels), self.batch_size)
         dataset = None
         first = target.sources[0]
         if "preset" in first:
@@ -302,8 +323,9 @@ class GradientAscent(Search):
 
     def _start(self, steps, stop_at):
         """Empty the state for a run of ``steps`` steps stopping at ``stop_at``."""
-        self._reset()
         cells = len(self.labels)
+        check_ascent_memory(steps, cells, self.batch_size)
+        self._reset()
         self._images = np.zeros((cells, *self.target.image_shape), np.float32)
         self._history = np.zeros((steps + 1, cells), np.float32)
         self._rows_done = np.zeros(cells, bool)

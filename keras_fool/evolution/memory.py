@@ -9,23 +9,15 @@ estimate for it unbatched is 10.1 GiB; batched by 4,096 the estimate is 2.2 GiB.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+# Re-exported: what the machine has and how sizes are shown are validation's, shared by every size check.
+from keras_fool.validation import available_memory, format_bytes
 
 __all__ = ["BASE_BYTES", "available_memory", "estimate_run_memory", "format_bytes"]
 
 BASE_BYTES = 700 * 2**20  # the process with TensorFlow and a small model loaded (RESULTS.md: 699 MB peak)
 _GENOME_COPIES = 4  # parents, crossed, mutated children, and the archive's gathered rows
-
-
-def format_bytes(n):
-    """``1234567890`` -> ``"1.1 GiB"``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024.0
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 def _layer_outputs(model):
@@ -94,17 +86,3 @@ def estimate_run_memory(target, encoding, population, eval_batch_size):
     parts["total"] = sum(parts.values())
     return parts
 
-
-def available_memory():
-    """Bytes the machine can give a new run now: MemAvailable from /proc/meminfo, else physical memory."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX machine
-        return None

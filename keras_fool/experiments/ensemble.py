@@ -23,6 +23,7 @@ from keras_fool.experiments.report import (
     check_evolution_memory,
     check_images_memory,
     experiment_outputs,
+    experiment_strategy,
     load_test_set,
 )
 from keras_fool.report.ensemble import ensemble_markdown, ensemble_summary, write_ensemble
@@ -106,12 +107,13 @@ def run_ensemble_experiment(out, models=("lenet_mnist", "lenet_mnist_b"), runs=1
     names = [str(m) for m in models]
     if len(models) < 2 or len(set(names)) != len(names):
         raise ValueError(f"an ensemble needs two or more distinct models. Received: models={names}")
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
+    strategy, chief = experiment_strategy(out, strategy, cpu_replicas, overwrite)
     with strategy_scope(strategy):  # mirrored model variables
         ensemble = Target(models)
     check_evolution_memory(ensemble, encoding, population)
     check_images_memory(2 * runs * ensemble.num_classes, ensemble.image_shape,
                         f"The fooling images of {runs:,} runs", "runs=N")
+    out, board = experiment_outputs(out, logdir, chief, overwrite)
     config = {"models": names, "runs": runs, "generations": generations, "population": population,
               "encoding": encoding, "members": members, "test_images": test_images, "seed": seed}
     result = compute_ensemble(ensemble, config, log=log, strategy=strategy)

@@ -25,6 +25,7 @@ from keras_fool.experiments.report import (
     check_evolution_memory,
     check_images_memory,
     experiment_outputs,
+    experiment_strategy,
     load_test_set,
 )
 from keras_fool.io import ensure_writable_dir
@@ -190,9 +191,11 @@ def run_fooling_class_experiment(out, iterations=15, images_per_iteration=100, g
     """
     config = _checked_config(iterations, images_per_iteration, generations, population, encoding, train_steps,
                              from_scratch, min_runs, model, train_images, test_images, seed)
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
+    strategy, chief = experiment_strategy(out, strategy, cpu_replicas, overwrite)
+    network = _first_network(config)
+    out, board = experiment_outputs(out, logdir, chief, overwrite)
     writer = _IterationWriter(out if chief else None, board)
-    compute_fooling_class(config, log=log, strategy=strategy, on_iteration=writer)
+    compute_fooling_class(config, log=log, strategy=strategy, on_iteration=writer, network=network)
     report = writer.report
     board.text("table_s2", report.markdown)
     board.close()
@@ -237,7 +240,23 @@ class _IterationWriter:
         self.report = ExperimentReport(markdown, summary, files)
 
 
-def compute_fooling_class(config, log=None, strategy=None, on_iteration=None):
+def _first_network(config):
+    """DNN_1, once the sizes ``config`` asks for are known to fit in memory.
+
+    Raises:
+        ValueError: the evolution or the fooling images would not fit in the memory available.
+    """
+    network = zoo.load_model(config["model"])
+    check_evolution_memory(as_target(network), config["encoding"], config["population"])
+    check_images_memory(_fooling_images(config["iterations"], config["images_per_iteration"]),
+                        network.input_shape[1:], f"The fooling images of {config['iterations']:,} iterations",
+                        "images_per_iteration=N")
+    check_images_memory(2 * config["min_runs"] * network.output_shape[-1], network.input_shape[1:],
+                        f"The fooling images of {config['min_runs']:,} runs per iteration", "min_runs=N")
+    return network
+
+
+def compute_fooling_class(config, log=None, strategy=None, on_iteration=None, network=None):
     """The iterations of :func:`run_fooling_class_experiment`: train DNN_i, measure it, evolve against it.
 
     Writes nothing itself; ``on_iteration(i, network, result)`` is called after each iteration (the
@@ -249,18 +268,14 @@ def compute_fooling_class(config, log=None, strategy=None, on_iteration=None):
         log: callable taking one progress line; silent if None.
         strategy: a resolved strategy or None (one device).
         on_iteration: optional callable, see above.
+        network: DNN_1 as :func:`run_fooling_class_experiment` loaded it after checking the sizes;
+            None: the preset ``config["model"]``, loaded and checked here.
 
     Returns:
         The :class:`FoolingClassResult` after the last iteration.
     """
     log = log or (lambda line: None)
-    network = zoo.load_model(config["model"])
-    check_evolution_memory(as_target(network), config["encoding"], config["population"])
-    check_images_memory(_fooling_images(config["iterations"], config["images_per_iteration"]),
-                        network.input_shape[1:], f"The fooling images of {config['iterations']:,} iterations",
-                        "images_per_iteration=N")
-    check_images_memory(2 * config["min_runs"] * network.output_shape[-1], network.input_shape[1:],
-                        f"The fooling images of {config['min_runs']:,} runs per iteration", "min_runs=N")
+    network = _first_network(config) if network is None else network
     start = time.perf_counter()
     data = load_test_set(config["test_images"], config["train_images"])
     data_seconds = time.perf_counter() - start

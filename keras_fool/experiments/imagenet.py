@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
-from keras_fool.evolution.gradient import ascent_settings
-from keras_fool.experiments.report import ExperimentReport, check_ascent_memory, check_evolution_memory
+from keras_fool.evolution.gradient import ascent_settings, check_ascent_memory
+from keras_fool.experiments.report import ExperimentReport, check_evolution_memory
 from keras_fool.io import save_json
 from keras_fool.report.imagenet import imagenet_markdown, write_imagenet
 from keras_fool.report.papers import PAPER_ENSEMBLE, PAPER_IMAGENET, PAPER_TRANSFER

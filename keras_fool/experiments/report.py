@@ -12,6 +12,7 @@ import math
 
 from keras_fool.data import load_mnist
 from keras_fool.distribute import is_chief, resolve_strategy
+from keras_fool.io import check_output_dir
 from keras_fool.report.papers import PAPER_REAL_CONFIDENCE
 from keras_fool.report.result import Result
 from keras_fool.report.tables import format_confidence_pct, format_number, real_confidence_markdown, with_paper
@@ -23,10 +24,10 @@ __all__ = [
     "PAPER_REAL_CONFIDENCE",
     "ExperimentReport",
     "check_evolution_budget",
-    "check_ascent_memory",
     "check_evolution_memory",
     "check_images_memory",
     "experiment_outputs",
+    "experiment_strategy",
     "format_confidence_pct",
     "format_number",
     "load_test_set",
@@ -39,22 +40,40 @@ __all__ = [
 ExperimentReport = Result
 
 
-def experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite=False):
-    """Where an experiment writes, under ``strategy`` (a name or an object, see :func:`resolve_strategy`).
+def experiment_strategy(out, strategy, cpu_replicas, overwrite=False):
+    """The strategy an experiment runs under, with ``out`` checked but not created.
+
+    Call it before the experiment reads its models and checks its sizes, and
+    :func:`experiment_outputs` once they are accepted: a refused input leaves no folder behind.
+
+    Returns:
+        ``(strategy, chief)``: the resolved strategy (None for one device, see :func:`resolve_strategy`)
+        and whether this process writes files (:func:`is_chief`).
+
+    Raises:
+        ValueError: ``out`` is a file, or holds a ``summary.json`` and not ``overwrite`` (checked by
+            the chief only: another worker of a cluster writes nothing into it).
+    """
+    strategy = resolve_strategy(strategy, cpu_replicas)
+    chief = is_chief(strategy)
+    if chief:
+        check_output_dir(out, "summary.json", overwrite=overwrite, resumable=False)
+    return strategy, chief
+
+
+def experiment_outputs(out, logdir, chief, overwrite=False):
+    """Open the folder an experiment writes into, once its inputs are accepted (see :func:`experiment_strategy`).
 
     The folder is opened as a :class:`~keras_fool.run_folder.RunFolder`: one that holds a
     ``summary.json`` is refused unless ``overwrite``.
 
     Returns:
-        ``(strategy, chief, out, board)``: the resolved strategy (None for one device), whether this
-        process writes files (:func:`is_chief`), ``out`` as a Path (created only by the chief) and
-        the TensorBoard writer of ``logdir/<name of out>`` (one that writes nothing unless this is the
-        chief and ``logdir`` is given).
+        ``(out, board)``: ``out`` as a Path (created only by the chief) and the TensorBoard writer
+        of ``logdir/<name of out>`` (one that writes nothing unless this is the chief and
+        ``logdir`` is given).
     """
-    strategy = resolve_strategy(strategy, cpu_replicas)
-    chief = is_chief(strategy)
     folder = RunFolder(out, "summary.json", overwrite=overwrite, resumable=False, logdir=logdir, chief=chief)
-    return strategy, chief, folder.path, SummaryWriter(folder.board)
+    return folder.path, SummaryWriter(folder.board)
 
 
 def load_test_set(test_images=None, train_images=None):
@@ -102,20 +121,6 @@ def check_evolution_memory(target, encoding, population, eval_batch_size=4096):
 
     need = estimate_run_memory(target, make_encoding(encoding, target.image_shape), population, eval_batch_size)
     return check_memory(need["total"], f"An evolution of {population:,} offspring per generation", "population=N")
-
-
-def check_ascent_memory(steps, classes, batch_size):
-    """Refuse, before any work starts, a gradient ascent whose confidence history needs more memory than there is.
-
-    The history holds every class's confidence after each step: (steps + 1) rows of ``classes``
-    float32, and two of ``batch_size`` inside the compiled loop (the rows it writes, then stacks).
-
-    Raises:
-        ValueError: the history would not fit in the memory available (the message gives both).
-    """
-    need = 4 * (steps + 1) * (classes + 2 * min(batch_size, classes))
-    return check_memory(need, f"The confidence history of {steps:,} gradient steps for {classes:,} classes",
-                        "steps=N")
 
 
 def check_images_memory(count, image_shape, what, lower):

@@ -24,6 +24,7 @@ from keras_fool.experiments.report import (
     check_evolution_memory,
     check_images_memory,
     experiment_outputs,
+    experiment_strategy,
     load_test_set,
 )
 from keras_fool.report.papers import PAPER_TABLE_S1
@@ -123,13 +124,15 @@ def run_transfer_experiment(out, model_a="lenet_mnist", model_b="lenet_mnist_b",
         runs, generations, population, encoding, test_images, seed)
     if images not in TRANSFER_IMAGES:
         raise ValueError(f"images must be one of {', '.join(map(repr, TRANSFER_IMAGES))}. Received: images={images!r}")
-    strategy, chief, out, board = experiment_outputs(out, logdir, strategy, cpu_replicas, overwrite)
+    strategy, chief = experiment_strategy(out, strategy, cpu_replicas, overwrite)
     with strategy_scope(strategy):  # mirrored model variables
         target_a, target_b = Target(model_a), Target(model_b)
+    _check_same_task(target_a, target_b)
     for target in (target_a, target_b):
         check_evolution_memory(target, encoding, population)
         check_images_memory(2 * runs * target.num_classes, target.image_shape,
                             f"The fooling images of {runs:,} runs against each network", "runs=N")
+    out, board = experiment_outputs(out, logdir, chief, overwrite)
     config = {"model_a": str(model_a), "model_b": str(model_b), "runs": runs, "generations": generations,
               "population": population, "encoding": encoding, "images": images, "test_images": test_images,
               "seed": seed}
@@ -155,12 +158,7 @@ def compute_transfer(target_a, target_b, config, log=None, strategy=None):
         A :class:`TransferResult`.
     """
     log = log or (lambda line: None)
-    if target_a.image_shape != target_b.image_shape or target_a.num_classes != target_b.num_classes:
-        raise ValueError(
-            f"model_a and model_b must take the same images and have the same classes. Received: "
-            f"{target_a.image_shape} with {target_a.num_classes} classes and {target_b.image_shape} with "
-            f"{target_b.num_classes} classes"
-        )
+    _check_same_task(target_a, target_b)
     start = time.perf_counter()
     evolved = {}
     for key, target in (("a", target_a), ("b", target_b)):
@@ -185,6 +183,16 @@ def compute_transfer(target_a, target_b, config, log=None, strategy=None):
     return TransferResult({**config, "test_images": len(x_test)}, evolved, directions, average, per_class, real,
                           {"a": target_a.class_names, "b": target_b.class_names}, evolve_seconds,
                           replica_count(strategy))
+
+
+def _check_same_task(target_a, target_b):
+    """Refuse two networks that do not take the same images or do not have the same classes."""
+    if target_a.image_shape != target_b.image_shape or target_a.num_classes != target_b.num_classes:
+        raise ValueError(
+            f"model_a and model_b must take the same images and have the same classes. Received: "
+            f"{target_a.image_shape} with {target_a.num_classes} classes and {target_b.image_shape} with "
+            f"{target_b.num_classes} classes"
+        )
 
 
 def _p(target, images):
