@@ -244,11 +244,11 @@ def test_ctrl_c_exits_130_with_a_checkpoint_that_resumes_exactly(tmp_path):
 
 
 def test_a_run_too_big_for_the_machine_is_refused_with_its_estimate_before_it_starts(tmp_path, monkeypatch):
-    from keras_fool.evolution import memory
+    from keras_fool import validation
 
-    monkeypatch.setattr(memory, "available_memory", lambda: 4 * 2**30)  # a 4 GiB machine
+    monkeypatch.setattr(validation, "available_memory", lambda: 4 * 2**30)  # a 4 GiB machine
     message = _one_line_error(run("evolve", "--encoding", "cppn", "--capacity", 100000, "--out", tmp_path / "a"), 2)
-    assert "needs about" in message and "GiB" in message and "--ignore-memory-limit" in message
+    assert "needs about" in message and "but 4.0 GiB is available" in message and "--ignore-memory-limit" in message
     assert not (tmp_path / "a" / "checkpoint.npz").exists()
 
 
