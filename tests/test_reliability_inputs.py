@@ -114,6 +114,16 @@ def test_human_study_images_refuses_a_bad_keras_model_before_it_makes_images(run
     assert not (tmp_path / "images.npz").exists()
 
 
+def test_the_library_refuses_a_bad_study_model_before_it_makes_images(bad_models, monkeypatch):
+    import keras_fool.data
+    from keras_fool.human_study.config import StudyConfig
+    from keras_fool.human_study.images import generate_image_set
+
+    monkeypatch.setattr(keras_fool.data, "load_mnist", lambda: pytest.fail("the images were being made"))
+    with pytest.raises(ValueError, match="not a zip file"):
+        generate_image_set(StudyConfig(model=str(bad_models["junk"])))
+
+
 # ---------------------------------------------------------------------------------- bad .npz files
 
 def _write_pickle(path):

@@ -130,6 +130,8 @@ def generate_image_set(config, verbose=False):
     from keras_fool.data import load_mnist
     from keras_fool.validation import derive_seed
 
+    if any(condition.noise not in ("clean", "gaussian") for condition in config.conditions):
+        zoo.check_model_source(config.model)  # a bad model file is refused before any image is made
     _, (x_test, y_test) = load_mnist()
     rng = np.random.default_rng(derive_seed(config.seed, 0))
     test_indices = np.sort(rng.choice(len(x_test), config.pool_size, replace=False)).astype(np.int32)
