@@ -140,7 +140,7 @@ def test_the_verdict_is_written_from_the_numbers_and_names_real_defenses(audited
         if not words or words[0] != "keras-fool":
             continue
         path = words[1:3] if words[1] in ("zoo", "experiment") else words[1:2]
-        if path == ["audit"]:
+        if path == ["audit"] and not words[2].endswith(".keras"):
             assert zoo.weights_state(words[2]) == "shipped"  # raises for a preset that does not exist
         result = run(*path, "--help")
         assert result.exit_code == 0, (path, result.output)
