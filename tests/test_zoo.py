@@ -11,7 +11,7 @@ from keras_fool.errors import ChecksumError, CorruptFileError
 from keras_fool.io import sha256_file
 
 SHIPPED = ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_c", "lenet_mnist_d", "lenet_mnist_e", "lenet_mnist_f",
-           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input"]
+           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input", "lenet_mnist_smooth"]
 
 
 def _as_if_not_shipped(monkeypatch, *names):
@@ -36,7 +36,7 @@ def test_registry_lists_presets_without_importing_tensorflow():
         "'efficientnet_lite2_imagenet', 'lenet_mnist', "
         "'lenet_mnist_adversarial_committee', 'lenet_mnist_b', 'lenet_mnist_c', "
         "'lenet_mnist_committee', 'lenet_mnist_d', 'lenet_mnist_dropout_all', 'lenet_mnist_dropout_input', "
-        "'lenet_mnist_e', 'lenet_mnist_f', 'lenet_mnist_pgd', 'mobilenet_v2_imagenet', "
+        "'lenet_mnist_e', 'lenet_mnist_f', 'lenet_mnist_pgd', 'lenet_mnist_smooth', 'mobilenet_v2_imagenet', "
         "'resnet50_imagenet'] False False"
     )
 
@@ -46,6 +46,8 @@ def test_unknown_preset_names_the_known_ones():
                                          "efficientnet_lite1_imagenet, efficientnet_lite2_imagenet, lenet_mnist, "
                                          "lenet_mnist_adversarial_committee, lenet_mnist_b"):
         zoo.get_preset("resnet_imagenet")
+    with pytest.raises(ValueError, match="lenet_mnist_pgd, lenet_mnist_smooth, mobilenet_v2_imagenet"):
+        zoo.get_preset("lenet_mnist_smoothed")
     with pytest.raises(TypeError):
         zoo.get_preset(3)
 
@@ -228,6 +230,15 @@ def test_recipe_label_smoothing_above_1_is_refused():
     model = keras.Sequential([keras.Input((10,)), keras.layers.Identity()])
     with pytest.raises(ValueError, match="label_smoothing"):
         compile_with_recipe(model, dict(LENET_RECIPE, label_smoothing=1.5))
+
+
+def test_the_smoothed_lenet_differs_from_lenet_mnist_only_by_label_smoothing():
+    plain, smooth = zoo.get_preset("lenet_mnist"), zoo.get_preset("lenet_mnist_smooth")
+    assert smooth.recipe == dict(plain.recipe, label_smoothing=0.1)
+    assert (smooth.architecture, smooth.seed) == (plain.architecture, plain.seed)
+    assert "label_smoothing" not in plain.recipe  # the existing presets keep their loss
+    model = zoo.load_model("lenet_mnist_smooth")
+    assert model.count_params() == 431_080
 
 
 @pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop
