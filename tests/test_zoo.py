@@ -11,7 +11,7 @@ from keras_fool.errors import ChecksumError, CorruptFileError
 from keras_fool.io import sha256_file
 
 SHIPPED = ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_c", "lenet_mnist_d", "lenet_mnist_e", "lenet_mnist_f",
-           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input"]
+           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input", "lenet_mnist_smooth"]
 
 
 def _as_if_not_shipped(monkeypatch, *names):
@@ -36,7 +36,8 @@ def test_registry_lists_presets_without_importing_tensorflow():
         "'efficientnet_lite2_imagenet', 'lenet_mnist', "
         "'lenet_mnist_adversarial_committee', 'lenet_mnist_b', 'lenet_mnist_c', "
         "'lenet_mnist_committee', 'lenet_mnist_d', 'lenet_mnist_dropout_all', 'lenet_mnist_dropout_input', "
-        "'lenet_mnist_e', 'lenet_mnist_f', 'lenet_mnist_pgd', 'mobilenet_v2_imagenet', 'resnet50_imagenet'] False False"
+        "'lenet_mnist_e', 'lenet_mnist_f', 'lenet_mnist_pgd', 'lenet_mnist_smooth', 'mobilenet_v2_imagenet', "
+        "'resnet50_imagenet'] False False"
     )
 
 
@@ -45,6 +46,8 @@ def test_unknown_preset_names_the_known_ones():
                                          "efficientnet_lite1_imagenet, efficientnet_lite2_imagenet, lenet_mnist, "
                                          "lenet_mnist_adversarial_committee, lenet_mnist_b"):
         zoo.get_preset("resnet_imagenet")
+    with pytest.raises(ValueError, match="lenet_mnist_pgd, lenet_mnist_smooth, mobilenet_v2_imagenet"):
+        zoo.get_preset("lenet_mnist_smoothed")
     with pytest.raises(TypeError):
         zoo.get_preset(3)
 
@@ -186,6 +189,56 @@ def test_caffe_inv_schedule():
     assert float(schedule(10_000)) == pytest.approx(0.01 * 2 ** -0.75, rel=1e-6)
     with pytest.raises(ValueError, match="gamma"):
         CaffeInverseDecay(0.01, -1.0, 0.75)
+
+
+def _recipe_loss(recipe, probabilities, labels):
+    """The loss ``compile_with_recipe`` gives a model for these predicted probabilities and sparse labels."""
+    import keras
+
+    from keras_fool.training.recipes import compile_with_recipe
+
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Identity()])
+    compile_with_recipe(model, recipe)
+    return float(model.compute_loss(y=np.asarray(labels), y_pred=keras.ops.convert_to_tensor(probabilities)))
+
+
+def test_recipe_label_smoothing_smooths_the_loss_of_sparse_labels():
+    from keras_fool.zoo.presets import LENET_RECIPE
+
+    confident = np.full((2, 10), 1e-6, dtype="float32")
+    confident[0, 3] = confident[1, 7] = 1 - 9e-6  # right and sure
+    labels = [3, 7]
+    assert _recipe_loss(LENET_RECIPE, confident, labels) < 1e-4  # no smoothing: almost no loss
+    smooth = _recipe_loss(dict(LENET_RECIPE, label_smoothing=0.1), confident, labels)
+    # cross-entropy against the target 0.91 on the label and 0.01 elsewhere
+    target = np.full(10, 0.01)
+    target[3] = 0.91
+    expected = -np.sum(target * np.log(confident[0]))
+    assert smooth == pytest.approx(expected, rel=1e-3) and smooth > 0.1
+    # the smoothed target itself is the minimum: its loss is the target's entropy, below the confident one's
+    at_target = _recipe_loss(dict(LENET_RECIPE, label_smoothing=0.1), np.tile(target, (2, 1)).astype("float32"),
+                             [3, 3])
+    assert at_target == pytest.approx(-np.sum(target * np.log(target)), rel=1e-3) and at_target < smooth
+
+
+def test_recipe_label_smoothing_above_1_is_refused():
+    import keras
+
+    from keras_fool.training.recipes import compile_with_recipe
+    from keras_fool.zoo.presets import LENET_RECIPE
+
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Identity()])
+    with pytest.raises(ValueError, match="label_smoothing"):
+        compile_with_recipe(model, dict(LENET_RECIPE, label_smoothing=1.5))
+
+
+def test_the_smoothed_lenet_differs_from_lenet_mnist_only_by_label_smoothing():
+    plain, smooth = zoo.get_preset("lenet_mnist"), zoo.get_preset("lenet_mnist_smooth")
+    assert smooth.recipe == dict(plain.recipe, label_smoothing=0.1)
+    assert (smooth.architecture, smooth.seed) == (plain.architecture, plain.seed)
+    assert "label_smoothing" not in plain.recipe  # the existing presets keep their loss
+    model = zoo.load_model("lenet_mnist_smooth")
+    assert model.count_params() == 431_080
 
 
 @pytest.mark.slow  # measured over 2.5 s: kept out of the fast loop

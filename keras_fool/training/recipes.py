@@ -14,7 +14,7 @@ from keras_fool.evaluation.metrics import accuracy
 from keras_fool.io import ensure_writable_dir, save_json, sha256_file
 from keras_fool.schedules import CaffeInverseDecay
 from keras_fool.training.robust_models import train_preset_with_trainer
-from keras_fool.validation import check_int
+from keras_fool.validation import check_int, check_number
 
 __all__ = ["compile_with_recipe", "train_preset", "EpochTimer"]
 
@@ -33,16 +33,32 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def compile_with_recipe(model, recipe):
-    """Compile ``model`` with the SGD + momentum + Caffe ``inv`` schedule of ``recipe``."""
+    """Compile ``model`` with the SGD + momentum + Caffe ``inv`` schedule of ``recipe``.
+
+    The loss is the cross-entropy of integer labels; a recipe's ``label_smoothing`` (0 when absent)
+    trains towards ``1 - s + s / K`` on the label and ``s / K`` on each of the other ``K - 1`` classes.
+    """
     if recipe.get("optimizer") != "sgd" or recipe.get("lr_policy") != "inv":
         raise ValueError(f"Only the SGD/inv recipe is implemented. Received: recipe={dict(recipe)}")
+    smoothing = check_number("label_smoothing", recipe.get("label_smoothing", 0), maximum=1.0)
     schedule = CaffeInverseDecay(recipe["learning_rate"], recipe["lr_gamma"], recipe["lr_power"])
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=recipe["momentum"]),
-        loss="sparse_categorical_crossentropy",
+        loss=_smoothed_sparse_crossentropy(smoothing) if smoothing else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
+
+
+def _smoothed_sparse_crossentropy(smoothing):
+    """Cross-entropy of integer labels against their one-hot targets smoothed by ``smoothing``
+    (Keras smooths one-hot targets only)."""
+    def smoothed_sparse_categorical_crossentropy(y_true, y_pred):
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        targets = keras.ops.one_hot(labels, y_pred.shape[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=smoothing)
+
+    return smoothed_sparse_categorical_crossentropy
 
 
 def train_preset(name, epochs=None, seed=None, out=None, max_steps=None, verbose=1):
