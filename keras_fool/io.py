@@ -151,12 +151,10 @@ def load_npz(path, required=()):
         FileNotFoundError: no such file.
         CorruptFileError: not a readable npz, holds pickled objects, or lacks a required key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {path}")
-    problem = _npz_problem(path)
-    if problem is not None:
-        raise CorruptFileError(f"{path} is not a readable .npz file: it is {problem}.")
+    try:
+        path = check_npz_file(path, "a readable .npz file")
+    except ValueError as e:  # a file of ours that is no npz: a corrupt file, not a bad argument
+        raise CorruptFileError(str(e)) from None
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
