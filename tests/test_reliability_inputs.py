@@ -27,7 +27,7 @@ def run():
     return invoke
 
 
-def _refused(result, *words):
+def _assert_refused(result, *words):
     """Exit code 2, one error line on stderr (the last) naming every one of ``words``, no traceback."""
     assert result.exit_code == 2, (result.exit_code, result.output)
     lines = result.stderr.strip().splitlines()
@@ -91,7 +91,7 @@ def _commands(path, out):
 @pytest.mark.parametrize("kind", sorted(BAD_MODELS))
 def test_every_command_refuses_a_bad_keras_file_with_exit_code_2(run, bad_models, tmp_path, kind):
     for name, args in _commands(bad_models[kind], tmp_path / "out").items():
-        line = _refused(run(*args), str(bad_models[kind]), BAD_MODELS[kind])
+        line = _assert_refused(run(*args), str(bad_models[kind]), BAD_MODELS[kind])
         assert "File not found" not in line, name
 
 
@@ -99,7 +99,7 @@ def test_every_command_refuses_a_bad_keras_file_with_exit_code_2(run, bad_models
 def test_fooling_experiments_refuse_a_bad_model_file_before_they_create_their_folder(run, bad_models, tmp_path,
                                                                                      experiment, option):
     out = tmp_path / "out"
-    _refused(run("experiment", experiment, option, bad_models["lambda"], "--out", out), "Lambda layer")
+    _assert_refused(run("experiment", experiment, option, bad_models["lambda"], "--out", out), "Lambda layer")
     assert not out.exists()
 
 
@@ -109,7 +109,7 @@ def test_human_study_images_refuses_a_bad_keras_model_before_it_makes_images(run
     monkeypatch.setattr(keras_fool.data, "load_mnist", lambda: pytest.fail("the images were being made"))
     config = tmp_path / "study.json"
     config.write_text(json.dumps({"model": str(bad_models["junk"])}))
-    _refused(run("human-study", "images", "--config", config, "--out", tmp_path / "images.npz"),
+    _assert_refused(run("human-study", "images", "--config", config, "--out", tmp_path / "images.npz"),
              str(bad_models["junk"]), "not a zip file")
     assert not (tmp_path / "images.npz").exists()
 
@@ -154,20 +154,20 @@ def test_what_is_not_an_npz_is_named(tmp_path):
 
 def test_zoo_eval_refuses_a_pickle_given_as_weights(run, tmp_path):
     pickled = _write_pickle(tmp_path / "lenet.weights.npz")
-    _refused(run("zoo", "eval", "lenet_mnist", "--weights", pickled), str(pickled), "a pickle, not an .npz")
+    _assert_refused(run("zoo", "eval", "lenet_mnist", "--weights", pickled), str(pickled), "a pickle, not an .npz")
 
 
 def test_zoo_eval_refuses_weights_of_another_model_with_exit_code_2(run, tmp_path):
     np.savez(tmp_path / "other.weights.npz", kernel=np.zeros(3))
-    _refused(run("zoo", "eval", "lenet_mnist", "--weights", tmp_path / "other.weights.npz"),
+    _assert_refused(run("zoo", "eval", "lenet_mnist", "--weights", tmp_path / "other.weights.npz"),
              str(tmp_path / "other.weights.npz"), "does not fit")
 
 
 def test_render_refuses_a_file_that_is_no_archive(run, bad_models, tmp_path):
-    _refused(run("render", bad_models["junk"]), str(bad_models["junk"]), "not a zip file")
-    _refused(run("render", bad_models["empty"]), str(bad_models["empty"]), "empty file")
+    _assert_refused(run("render", bad_models["junk"]), str(bad_models["junk"]), "not a zip file")
+    _assert_refused(run("render", bad_models["empty"]), str(bad_models["empty"]), "empty file")
     # A zip, even a Keras model, that is no archive.npz of keras-fool evolve.
-    _refused(run("render", bad_models["lambda"]), str(bad_models["lambda"]), "not an archive.npz")
+    _assert_refused(run("render", bad_models["lambda"]), str(bad_models["lambda"]), "not an archive.npz")
 
 
 # ---------------------------------------------------------------------------------- impossible sizes
@@ -205,7 +205,7 @@ def test_fooling_experiments_refuse_an_impossible_population(run, tmp_path, eigh
     monkeypatch.setattr(keras_fool.evolution.runs, "MapElites", started)
     args = ["experiment", experiment, "--population", 99999999999, "--generations", 1, "--test-images", 10,
             "--out", tmp_path / "out"]
-    line = _refused(run(*args), "99,999,999,999 offspring", "8.0 GiB", "--population N")
+    line = _assert_refused(run(*args), "99,999,999,999 offspring", "8.0 GiB", "--population N")
     assert "would allocate about" in line
     assert not (tmp_path / "out").exists()
 
@@ -220,7 +220,7 @@ def test_fooling_experiments_refuse_more_images_than_memory_holds(run, tmp_path,
     monkeypatch.setattr(keras_fool.evolution.runs, "MapElites", lambda *a, **k: pytest.fail("an evolution started"))
     args = ["experiment", experiment, option, 10**11, "--generations", 1, "--test-images", 10,
             "--out", tmp_path / "out"]
-    _refused(run(*args), "fooling images of", "8.0 GiB", f"{option} N")
+    _assert_refused(run(*args), "fooling images of", "8.0 GiB", f"{option} N")
     assert not (tmp_path / "out").exists()
 
 
@@ -242,7 +242,7 @@ def test_transfer_refuses_networks_of_different_classes_before_it_creates_its_fo
     inputs = keras.Input((28, 28, 1))
     keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs))).save(
         tmp_path / "four.keras")
-    _refused(run("experiment", "transfer", "--model-b", tmp_path / "four.keras", "--out", tmp_path / "out"),
+    _assert_refused(run("experiment", "transfer", "--model-b", tmp_path / "four.keras", "--out", tmp_path / "out"),
              "the same classes")
     assert not (tmp_path / "out").exists()
 
@@ -257,18 +257,18 @@ def test_imagenet_refuses_an_impossible_population_before_it_starts(run, tmp_pat
     outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs))
     keras.Model(inputs, outputs).save(tmp_path / "small.keras")
     for method in ("direct", "cppn"):
-        _refused(run("experiment", "imagenet", "--model", tmp_path / "small.keras", "--classes", "0,1",
+        _assert_refused(run("experiment", "imagenet", "--model", tmp_path / "small.keras", "--classes", "0,1",
                      "--methods", method, "--studies", "none", "--population", 99999999999,
                      "--out", tmp_path / f"out_{method}"), "99,999,999,999 offspring", "--population N")
         assert not (tmp_path / f"out_{method}").exists()
-    _refused(run("experiment", "imagenet", "--model", tmp_path / "small.keras", "--classes", "0,1",
+    _assert_refused(run("experiment", "imagenet", "--model", tmp_path / "small.keras", "--classes", "0,1",
                  "--methods", "gradient", "--studies", "none", "--steps", 10**12, "--out", tmp_path / "out_gradient"),
              "1,000,000,000,000 gradient steps", "--steps N")
 
 
 def test_ascend_refuses_a_history_that_cannot_fit(run, tmp_path, eight_gib):
     out = tmp_path / "out"
-    _refused(run("ascend", "--steps", 1_000_000_000, "--out", out), "1,000,000,000 gradient steps for 10 classes",
+    _assert_refused(run("ascend", "--steps", 1_000_000_000, "--out", out), "1,000,000,000 gradient steps for 10 classes",
              "8.0 GiB", "--steps N")
     assert not out.exists()
 
@@ -280,14 +280,14 @@ def test_render_refuses_a_montage_that_cannot_fit(run, tmp_path, eight_gib):
     with zipfile.ZipFile(archive, "w") as npz, npz.open("images.npy", "w") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (1000, 227, 227, 3)})
     assert npz_shapes(archive) == {"images": (1000, 227, 227, 3)}
-    _refused(run("render", archive, "--scale", 64), "Rendering 1,000 images at 14528x14528", "8.0 GiB", "--scale N")
+    _assert_refused(run("render", archive, "--scale", 64), "Rendering 1,000 images at 14528x14528", "8.0 GiB", "--scale N")
 
 
 def test_robustness_refuses_impossible_levels_before_training(run, tmp_path, eight_gib, monkeypatch):
     import keras_fool.experiments.robustness as robustness
 
     monkeypatch.setattr(robustness, "load_mnist", lambda: pytest.fail("the experiment started"))
-    _refused(run("experiment", "robustness", "--quick", "--levels", 999999999999, "--out", tmp_path / "out"),
+    _assert_refused(run("experiment", "robustness", "--quick", "--levels", 999999999999, "--out", tmp_path / "out"),
              "999,999,999,999 levels", "8.0 GiB", "--levels N")
     assert not (tmp_path / "out").exists()
 
@@ -312,7 +312,7 @@ def test_audit_names_a_broken_image_of_its_data_folder(run, tmp_path):
         Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "data" / digit / "fine.png")
     broken = tmp_path / "data" / "1" / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
-    line = _refused(run("audit", "lenet_mnist", "--data", tmp_path / "data", "--out", tmp_path / "out"), str(broken))
+    line = _assert_refused(run("audit", "lenet_mnist", "--data", tmp_path / "data", "--out", tmp_path / "out"), str(broken))
     assert "cannot be decoded" in line and "node" not in line.lower()
 
 
