@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_fool import validation
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.map_elites import MapElites
-from keras_fool import validation
 from keras_fool.evolution.memory import estimate_run_memory, format_bytes
 from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbacks
 from keras_fool.evolution.search import NEVER
