@@ -34,3 +34,11 @@ class NonFiniteError(KerasFoolError):
 
 class GradientsUnavailableError(TypeError):
     """A target answers only queries (images in, probabilities out): a stage that needs gradients needs a surrogate."""
+
+
+class BackendError(KerasFoolError):
+    """A deployed model (a TFLite or ONNX file, a SavedModel, an HTTP endpoint) gave an answer that cannot be used."""
+
+
+class QueryBudgetError(KerasFoolError):
+    """A query-only target was asked for more images than its query budget (``max_queries``) allows."""

@@ -39,9 +39,12 @@ from keras_fool.errors import GradientsUnavailableError, NonFiniteError
 from keras_fool.validation import check_int
 
 __all__ = [
+    "CAFFE_MEAN_BGR",
     "CROP_MARGIN",
     "INPUT_RANGES",
     "PREPROCESSING",
+    "TORCH_MEAN",
+    "TORCH_STD",
     "BaseTarget",
     "Target",
     "as_target",

@@ -24,6 +24,7 @@ LAYERS = (
     ("schedules", "encodings", "defenses"),
     ("zoo",),
     ("target",),  # the model contract: resolves preset names through zoo
+    ("backends",),  # deployed models (TFLite, ONNX, SavedModel, HTTP) behind the contract
     ("attacks",),  # attacks take a target
     ("evolution",),
     ("evaluation",),
