@@ -1,0 +1,107 @@
+"""Black-box searches on EfficientNet-Lite0 at the paper's per-class budget (issue 23, item 2).
+
+Runs each search (``--searches``) once per seed on the ten default classes of ``experiment imagenet`` (or
+``--classes``), with at most ``--budget`` evaluations per class, into ``OUT/{search}_s{seed}``; a cell whose
+``summary.json`` exists is read, not run again. The searches:
+
+* ``map-elites-direct``, ``map-elites-cppn``: ``keras-fool evolve``'s MAP-Elites (population 16);
+* ``nes-pixels``, ``nes-cppn``: :class:`~keras_fool.evolution.NES` over low-resolution pixels or CPPN weights.
+
+Prints the median over classes (median and range over seeds), the classes at >= 99% and the evaluations/s.
+
+    .venv/bin/python benchmarks/nes_imagenet.py --out runs/nes-imagenet --seeds 0,1,2
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODEL = "efficientnet_lite0_imagenet"
+SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn")
+
+
+def nes_generations(budget, classes, first, samples):
+    """Generations of NES that keep the evaluations within ``budget`` per class (generation 0 costs ``first``)."""
+    return max(0, (budget * classes - first) // (classes * (samples + 1)))
+
+
+def run_cell(folder, search, seed, budget, classes, options):
+    from keras_fool.encodings import make_encoding
+    from keras_fool.evolution import run_evolution
+    from keras_fool.evolution.nes import NES
+    from keras_fool.evolution.outputs import write_outputs
+    from keras_fool.target import Target
+
+    if search.startswith("map-elites"):
+        population = 16
+        generations = budget * len(classes.split(",")) // population - 1
+        return run_evolution(folder, models=[MODEL], encoding=search.split("-")[-1], seed=seed,
+                             generations=generations, population=population, classes=classes, overwrite=True,
+                             progress=False)
+    target = Target(MODEL)
+    labels = target.class_indices(classes)
+    encoding = make_encoding("direct" if search == "nes-pixels" else "cppn", target.image_shape)
+    nes = NES(target, encoding, classes=labels, seed=seed, **options)
+    first = 1 if search == "nes-pixels" else nes.pool
+    start = time.perf_counter()
+    nes.run(nes_generations(budget, len(labels), first, nes.samples))
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_outputs(nes, folder, {"evolution_seconds": time.perf_counter() - start})
+
+
+def spread(values, scale=100.0, digits=2):
+    values = np.asarray(values, dtype=float) * scale
+    return f"{np.median(values):.{digits}f} [{values.min():.{digits}f}-{values.max():.{digits}f}]"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/nes-imagenet")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--searches", default=",".join(SEARCHES))
+    parser.add_argument("--budget", type=int, default=2000, help="evaluations per class")
+    parser.add_argument("--classes", default=None, help="default: experiment imagenet's ten")
+    parser.add_argument("--options", default="{}", help="NES keyword arguments as JSON, e.g. '{\"momentum\": 0.9}'")
+    parser.add_argument("--json", default=None, help="Also write every number here.")
+    args = parser.parse_args()
+    from keras_fool.experiments.imagenet import DEFAULT_CLASSES
+
+    classes = args.classes or ",".join(DEFAULT_CLASSES)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    searches = args.searches.split(",")
+    options = json.loads(args.options)
+    out = Path(args.out)
+    rows = {}
+    for search in searches:
+        cells = []
+        for seed in seeds:
+            folder = out / f"{search}_s{seed}"
+            if not (folder / "summary.json").is_file():
+                run_cell(folder, search, seed, args.budget, classes, options)
+            summary = json.loads((folder / "summary.json").read_text())
+            conf = np.array([c["confidence"] for c in summary["classes"]])
+            cells.append({"seed": seed, "confidences": conf.tolist(), "median": float(np.median(conf)),
+                          "at_99": int((conf >= 0.99).sum()), "evaluations": summary["evaluations"],
+                          "speed": summary["evaluations_per_second"], "generations": summary["generations"]})
+        rows[search] = cells
+    print(f"{MODEL}, {len(classes.split(','))} classes, at most {args.budget} evaluations per class; "
+          f"median [range] over seeds {args.seeds}.\n")
+    print("| search | median confidence % | min over classes % | classes >= 99% | evaluations per class | eval/s |")
+    print("|---|---|---|---|---|---|")
+    for search, cells in rows.items():
+        per_class = [c["evaluations"] / len(c["confidences"]) for c in cells]
+        print(f"| {search} | {spread([c['median'] for c in cells])} | "
+              f"{spread([min(c['confidences']) for c in cells])} | "
+              f"{np.median([c['at_99'] for c in cells]):g} [{min(c['at_99'] for c in cells)}-"
+              f"{max(c['at_99'] for c in cells)}] | {np.median(per_class):.0f} | "
+              f"{np.median([c['speed'] for c in cells]):.0f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"classes": classes, "budget": args.budget, "options": options,
+                                               "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,420 @@
+"""Natural evolution strategies, one per class: a gradient estimated from queries alone.
+
+Gradient ascent fools an ImageNet network in 20 steps where MAP-Elites' random mutations stall
+(RESULTS.md, issue 23): the classes are reachable, and what the black-box search lacks is a
+direction. NES (Wierstra et al. 2014; as a query-only attack, Ilyas et al. 2018) estimates that
+direction from the model's answers: every generation, each class's search point ``theta`` is
+perturbed by ``samples / 2`` antithetic pairs ``theta +- sigma * eps`` (eps ~ N(0, I)), and
+
+    g = sum_j (f(theta + sigma eps_j) - f(theta - sigma eps_j)) eps_j / (2 sigma samples/2)
+
+with ``f`` the log-probability of the class, estimates the gradient of ``f`` smoothed by the
+perturbation. The point then moves ``step_size * sigma`` in root-mean-square per coordinate along
+``g`` (with ``momentum``, along a running mean of the normalised estimates), so the step does not
+depend on how large the gradient is, as in :class:`~keras_fool.evolution.GradientAscent`.
+
+Two search spaces, chosen by the encoding:
+
+* **pixels** (:class:`~keras_fool.encodings.DirectEncoding`): ``theta`` is a low-resolution image
+  (``resolution`` x ``resolution`` x channels) before a sigmoid, upsampled bilinearly to the
+  target's size: a few hundred coordinates instead of 150,528, and smooth images, which is what
+  makes a gradient estimate from 20 queries useful. It starts at grey (``theta = 0``).
+* **CPPN weights** (:class:`~keras_fool.encodings.CPPNEncoding`): ``theta`` is the weight genes of
+  the connections of a CPPN whose topology stays fixed. Generation 0 evaluates ``pool`` random
+  CPPNs, each grown by ``grow`` rounds of the encoding's mutation (so they have hidden nodes);
+  every class takes the one it likes best as its topology and starting point.
+
+Every image scored may take any class's cell (the MAP-Elites rule: a higher probability of that
+class than the elite's), so one class's candidates are stepping stones for the others. A class
+whose elite reaches ``class_target`` (99.99%, the paper's bar) is searched no more. A generation
+costs ``samples + 1`` evaluations (the candidates and the point itself) for each class still
+searched, scored ``eval_batch_size // (samples + 1)`` classes at a time. Randomness is stateless
+and keyed by (seed, generation), so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_fool.encodings.cppn import CPPNEncoding
+from keras_fool.encodings.direct import DirectEncoding
+from keras_fool.errors import NonFiniteError
+from keras_fool.evolution.archive import ClassArchive
+from keras_fool.evolution.search import THRESHOLDS, DeferredInterrupt, Search, stop_confidence
+from keras_fool.target import BaseTarget
+from keras_fool.validation import check_int, check_number, check_seed
+
+__all__ = ["NES", "SPACES"]
+
+SPACES = {"direct": "pixels", "cppn": "cppn-weights"}
+LOG_FLOOR = 1e-30  # log(p) of a probability that underflowed to 0
+GROW_RATES = {"add_node_rate": 0.5, "add_connection_rate": 0.5, "delete_node_rate": 0.0, "delete_connection_rate": 0.0}
+
+
+class NES(Search):
+    """Natural evolution strategies per class, over low-resolution pixels or CPPN weights.
+
+    Args:
+        target: a :class:`~keras_fool.target.BaseTarget` (a Keras target or a query-only one).
+        encoding: a :class:`~keras_fool.encodings.DirectEncoding` (search the pixels) or a
+            :class:`~keras_fool.encodings.CPPNEncoding` (search a CPPN's weights), of the target's image shape.
+        classes: class indices that get a cell; all of the target's classes by default.
+        seed: the run's seed.
+        samples: candidates per class and generation (an even number: ``samples / 2`` antithetic pairs).
+        sigma: the perturbation's standard deviation (pixels: in pre-sigmoid units; CPPN: in weight
+            genes, which map [0, 1] to weights [-10, 10]). None: 0.5 for pixels, 0.03 for CPPN weights.
+        step_size: each generation's step, as a root-mean-square change per coordinate in units of ``sigma``.
+        momentum: weight of the previous steps' direction in the next one (0: none, the best measured).
+        resolution: the side of the low-resolution image the pixel search works on (pixels only).
+        pool: random CPPNs evaluated in generation 0 to give each class a topology (CPPN only).
+        grow: mutation rounds each of the pool's CPPNs gets, with nodes and connections only added (CPPN only).
+        class_target: a class whose elite reaches this confidence is searched no more, so its queries go to
+            the others (1.0: every class is searched to the end).
+        eval_batch_size: images decoded and scored at once (bounds the target's activations).
+
+    Attributes:
+        archive: the :class:`~keras_fool.evolution.archive.ClassArchive` (best image per class, as genomes of
+            ``encoding``).
+        generation: generations completed (0 after generation 0).
+        evaluations: images scored so far.
+    """
+
+    method = "nes"
+    config_keys = ("target", "encoding", "classes", "seed", "samples")
+
+    def __init__(self, target, encoding, classes=None, seed=0, samples=20, sigma=None, step_size=0.6, momentum=0.0,
+                 resolution=16, pool=160, grow=40, class_target=0.9999, eval_batch_size=256):
+        if not isinstance(target, BaseTarget):
+            raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
+        if not isinstance(encoding, (DirectEncoding, CPPNEncoding)):
+            raise TypeError(f"encoding must be a DirectEncoding or a CPPNEncoding. Received: {type(encoding).__name__}")
+        if tuple(encoding.image_shape) != tuple(target.image_shape):
+            raise ValueError(f"The model takes images of shape {tuple(target.image_shape)}, the encoding makes "
+                             f"{tuple(encoding.image_shape)}.")
+        self.space = SPACES[encoding.name]
+        self.samples = check_int("samples", samples, minimum=2)
+        if self.samples % 2:
+            raise ValueError(f"samples must be even (antithetic pairs). Received: samples={samples}")
+        default_sigma = 0.5 if self.space == "pixels" else 0.03
+        self.sigma = check_number("sigma", default_sigma if sigma is None else sigma, 0.0, strict=True)
+        self.step_size = check_number("step_size", step_size, 0.0, strict=True)
+        self.momentum = check_number("momentum", momentum, 0.0, maximum=0.999)
+        self.resolution = check_int("resolution", resolution, maximum=max(target.image_shape[:2]))
+        self.pool = check_int("pool", pool)
+        self.class_target = check_number("class_target", class_target, 0.0, strict=True, maximum=1.0)
+        self.grow = check_int("grow", grow, minimum=0)
+        self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
+        self.seed = check_seed(seed)
+        self.target = target
+        self.encoding = encoding
+        labels = list(range(target.num_classes)) if classes is None else [int(c) for c in classes]
+        self.archive = ClassArchive(labels, target.class_names, encoding.genome_spec())
+        self._labels = tf.constant(self.archive.labels, tf.int32)
+        cells = self.archive.cells
+        self.theta = None  # (C, *param_shape) float32: each class's search point
+        self.velocity = None  # (C, *param_shape): the running direction (momentum)
+        self.topology = None  # CPPN only: each class's genome (its weights replaced by theta when decoded)
+        self.generation = -1
+        self.evaluations = 0
+        self.goal = None
+        self.first_reached = {k: np.full(cells, -1, np.int64) for k in THRESHOLDS}
+        self.history = {"median": [], "min": [], "max": []}
+        self.stop_training = False
+        self.steady_seconds = 0.0
+        self.steady_evaluations = 0
+        self.trace_seconds = None
+        self._step = tf.function(self._step_impl, reduce_retracing=True)
+
+    def get_config(self):
+        config = {"method": self.method, "target": self.target.get_config(), "encoding": self.encoding.get_config(),
+                  "classes": self.archive.labels.tolist(), "seed": self.seed, "samples": self.samples,
+                  "sigma": self.sigma, "step_size": self.step_size, "momentum": self.momentum,
+                  "class_target": self.class_target}
+        if self.space == "pixels":
+            config["resolution"] = self.resolution
+        else:
+            config.update(pool=self.pool, grow=self.grow)
+        return config
+
+    # ---- the search space ----------------------------------------------------------------------
+    def _images_of(self, theta, topology):
+        """Images (n, H, W, ch) in [0, 1] of search points ``theta`` (n, ...) (with their CPPN ``topology``)."""
+        if self.space == "pixels":
+            height, width = self.target.image_shape[:2]
+            return tf.sigmoid(tf.image.resize(theta, (height, width), method="bilinear"))
+        return self.encoding.decode({**topology, "weight": theta})
+
+    def _genomes_of(self, theta, topology):
+        """The encoding's genomes of search points: the images (direct), or the CPPNs with their weights."""
+        if self.space == "pixels":
+            return self._images_of(theta, topology)
+        return {**topology, "weight": theta}
+
+    def _mask(self, topology):
+        """Which coordinates of ``theta`` are searched: every pixel, or the connections that exist."""
+        if self.space == "pixels":
+            return None
+        return tf.cast(topology["connected"], tf.float32)
+
+    # ---- generation 0 ----------------------------------------------------------------------------
+    def _start(self):
+        """Generation 0: grey images (pixels), or a pool of grown CPPNs each class picks its start from."""
+        cells = self.archive.cells
+        if self.space == "pixels":
+            channels = self.target.image_shape[-1]
+            theta = tf.zeros((1, self.resolution, self.resolution, channels))
+            probabilities = tf.cast(self.target(self._images_of(theta, None)), tf.float32)
+            pick = tf.zeros((cells,), tf.int32)
+        else:
+            grower = CPPNEncoding(self.encoding.image_shape, capacity=self.encoding.capacity,
+                                  coordinates=self.encoding.coordinates, color_space=self.encoding.color_space,
+                                  **GROW_RATES)
+            genomes = grower.random(self.pool, tf.constant([self.seed, 0], tf.int32))
+            for round_ in range(self.grow):
+                genomes = grower.mutate(genomes, tf.constant([self.seed, 1 + round_], tf.int32))
+            theta = genomes["weight"]
+            probabilities = tf.concat([self.target(self._images_of(theta[i:i + self.eval_batch_size], {
+                k: v[i:i + self.eval_batch_size] for k, v in genomes.items()})) for i in range(0, self.pool, self.eval_batch_size)], 0)
+            pick = tf.argmax(tf.gather(probabilities, self._labels, axis=1), axis=0, output_type=tf.int32)
+            self.topology = {k: tf.gather(v, pick) for k, v in genomes.items()}
+        if not bool(tf.reduce_all(tf.math.is_finite(probabilities))):
+            raise NonFiniteError("The target returned NaN or infinite probabilities for generation 0.")
+        self.theta = tf.gather(theta, pick)
+        self.velocity = tf.zeros_like(self.theta)
+        scores = tf.gather(probabilities, self._labels, axis=1)  # (n, C)
+        fitness = tf.gather(tf.transpose(scores), pick, batch_dims=1)
+        self.archive.set_state(self._genomes_of(self.theta, self.topology), fitness)
+        self.evaluations += int(theta.shape[0])
+        self.generation = 0
+        return fitness.numpy()
+
+    # ---- one generation, compiled -----------------------------------------------------------------
+    def _step_impl(self, theta, velocity, topology, cells, elites, fitness, generation):
+        """One generation for the classes ``cells`` (G,) (indices into the archive), whose search points are
+        ``theta`` (G, ...). Every candidate also competes for every other cell. Returns the group's new
+        points and directions, the archive's new elites and fitness, and whether every probability was finite.
+        """
+        half, count = self.samples // 2, self.samples + 1
+        group = tf.shape(theta)[0]
+        shape = tf.shape(theta)[1:]
+        # Drawn for every cell and then picked, so a class's noise does not depend on which classes are active.
+        noise = tf.random.stateless_normal(tf.concat([[self.archive.cells, half], shape], 0),
+                                           tf.stack([tf.constant(self.seed, tf.int32), generation]))
+        noise = tf.gather(noise, cells)
+        mask = self._mask(topology)
+        if mask is not None:
+            noise = noise * mask[:, None]
+        centre = theta[:, None]
+        points = tf.concat([centre + self.sigma * noise, centre - self.sigma * noise, centre], axis=1)
+        if self.space == "cppn-weights":
+            points = tf.clip_by_value(points, 0.0, 1.0)
+        flat = tf.reshape(points, tf.concat([[group * count], shape], 0))
+        flat_topology = None if topology is None else {k: tf.repeat(v, count, axis=0) for k, v in topology.items()}
+        probabilities = tf.cast(self.target(self._images_of(flat, flat_topology)), tf.float32)
+        finite = tf.reduce_all(tf.math.is_finite(probabilities))
+        # Each class's own log-probability on its own candidates: (G, samples + 1).
+        labels = tf.repeat(tf.gather(self._labels, cells), count)
+        own = tf.reshape(tf.gather(probabilities, labels, axis=1, batch_dims=1), (group, count))
+        f = tf.math.log(tf.maximum(own, LOG_FLOOR))
+        difference = f[:, :half] - f[:, half:2 * half]
+        axes = tf.range(1, tf.rank(theta))
+        estimate = tf.einsum("ch,ch...->c...", difference, noise) / (2.0 * self.sigma * half)
+        direction = estimate / _rms(estimate, mask, axes)
+        new_velocity = self.momentum * velocity + (1.0 - self.momentum) * direction
+        new_theta = theta + self.step_size * self.sigma * new_velocity / _rms(new_velocity, mask, axes)
+        if self.space == "cppn-weights":
+            new_theta = tf.clip_by_value(new_theta, 0.0, 1.0)
+        # Every candidate competes for every cell, as in MAP-Elites.
+        scores = tf.gather(probabilities, self._labels, axis=1)  # (n, C)
+        best = tf.argmax(scores, axis=0, output_type=tf.int32)
+        best_score = tf.reduce_max(scores, axis=0)
+        replaced = tf.logical_and(best_score > fitness, finite)
+        winners = self._genomes_of(tf.gather(flat, best), None if topology is None else
+                                   {k: tf.gather(v, best) for k, v in flat_topology.items()})
+        elites = tf.nest.map_structure(lambda old, new: tf.where(_expand(replaced, old), new, old), elites, winners)
+        fitness = tf.where(replaced, best_score, fitness)
+        # A non-finite generation changes nothing.
+        return tf.where(finite, new_theta, theta), tf.where(finite, new_velocity, velocity), elites, fitness, finite
+
+    # ---- the Python driver -----------------------------------------------------------------------
+    @property
+    def group_size(self):
+        """Classes whose candidates are scored in one call: ``eval_batch_size // (samples + 1)``, at least 1."""
+        return max(1, self.eval_batch_size // (self.samples + 1))
+
+    def _active(self):
+        """The cells still searched: those below ``class_target`` (every cell stops there)."""
+        return np.flatnonzero(self.archive.fitness.numpy() < self.class_target)
+
+    def _run_group(self, cells, generation):
+        picked = tf.constant(cells, tf.int32)
+        part = lambda t: None if t is None else tf.nest.map_structure(lambda v: tf.gather(v, picked), t)  # noqa: E731
+        theta, velocity, elites, fitness, finite = self._step(
+            part(self.theta), part(self.velocity), part(self.topology), picked, self.archive.genomes,
+            self.archive.fitness, tf.constant(generation, tf.int32))
+        if not bool(finite):
+            raise NonFiniteError(f"The target returned NaN or infinite probabilities at generation {generation}; "
+                                 f"the search stopped after generation {generation - 1}.")
+        self.theta = tf.tensor_scatter_nd_update(self.theta, picked[:, None], theta)
+        self.velocity = tf.tensor_scatter_nd_update(self.velocity, picked[:, None], velocity)
+        self.archive.set_state(elites, fitness)
+        self.evaluations += len(cells) * (self.samples + 1)
+
+    def trace(self):
+        """Compile one generation without running it (after generation 0, which it needs); returns the seconds."""
+        start = time.perf_counter()
+        if self.generation < 0:
+            self._start()
+        cells = tf.range(min(self.group_size, self.archive.cells))
+        part = lambda t: None if t is None else tf.nest.map_structure(lambda v: tf.gather(v, cells), t)  # noqa: E731
+        self._step.get_concrete_function(part(self.theta), part(self.velocity), part(self.topology), cells,
+                                         self.archive.genomes, self.archive.fitness, tf.constant(0, tf.int32))
+        self.trace_seconds = time.perf_counter() - start
+        return self.trace_seconds
+
+    def run(self, generations, callbacks=()):
+        """Search until ``generations`` generations are done (counted from 0, across resumes), or until every
+        class reaches ``class_target`` (or a callback's stop confidence).
+
+        Raises:
+            NonFiniteError: the target returned NaN/inf; the last good generation's state is kept.
+            KeyboardInterrupt: Ctrl-C, held until the running generation ends (a second one at once).
+        """
+        generations = check_int("generations", generations, minimum=0)
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            cb.set_evolver(self)
+        self.stop_training = False
+        stop_at = stop_confidence(callbacks)
+        self.goal = (generations, float(stop_at))
+        if self.trace_seconds is None:
+            self.trace()
+        for cb in callbacks:
+            cb.on_run_begin({"generation": self.generation, "generations": generations})
+        with DeferredInterrupt() as interrupt:
+            if self.generation == 0 and not self.history["median"]:
+                self._log_generation(self.archive.fitness.numpy(), float("nan"), callbacks)
+            while (self.generation < generations and not self.stop_training and not interrupt.requested
+                   and self.archive.fitness.numpy().min() < stop_at and len(self._active())):
+                self._one_generation(callbacks)
+        for cb in callbacks:
+            cb.on_run_end({"generation": self.generation})
+        if interrupt.requested:
+            raise KeyboardInterrupt(f"interrupted after generation {self.generation}")
+        return self.archive
+
+    def _one_generation(self, callbacks):
+        start, spent = time.perf_counter(), self.evaluations
+        active = self._active()
+        for first in range(0, len(active), self.group_size):
+            self._run_group(active[first:first + self.group_size], self.generation + 1)
+        seconds = time.perf_counter() - start
+        self.generation += 1
+        self.steady_seconds += seconds
+        self.steady_evaluations += self.evaluations - spent
+        self._log_generation(self.archive.fitness.numpy(), (self.evaluations - spent) / seconds, callbacks)
+
+    def _log_generation(self, fitness, speed, callbacks):
+        conf = np.asarray(fitness, np.float64)
+        self.history["median"].append(float(np.median(conf)))
+        self.history["min"].append(float(conf.min()))
+        self.history["max"].append(float(conf.max()))
+        logs = self.generation_logs(self.generation, conf, speed)
+        logs["synced"] = True
+        for cb in callbacks:
+            cb.on_generation_end(self.generation, logs)
+
+    @property
+    def evaluations_per_second(self):
+        return self.steady_evaluations / self.steady_seconds if self.steady_seconds else float("nan")
+
+    # ---- checkpoints ---------------------------------------------------------------------------------
+    def checkpoint_state(self):
+        if self.generation < 0:
+            self._start()
+        goal = {} if self.goal is None else {"run_generations": np.array(self.goal[0]),
+                                             "stop_at": np.array(self.goal[1], np.float64)}
+        topology = {} if self.topology is None else {f"topology/{k}": v.numpy() for k, v in self.topology.items()}
+        elites = self.archive.genomes
+        elites = {"elites": elites.numpy()} if self.space == "pixels" else {
+            f"elites/{k}": v.numpy() for k, v in elites.items()}
+        return {**goal, **topology, **elites, "theta": self.theta.numpy(), "velocity": self.velocity.numpy(),
+                "generation": np.array(self.generation), "evaluations": np.array(self.evaluations),
+                "fitness": self.archive.fitness.numpy(),
+                "history": np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
+                **{f"first_{k}": v for k, v in self.first_reached.items()}}
+
+    def restore_state(self, arrays):
+        self.evaluations, self.generation = 0, -1
+        self._start()  # the shapes (and, for CPPN, generation 0's pool) to check the arrays against
+        cells = self.archive.cells
+        expect = {"theta": self.theta, "velocity": self.velocity, "fitness": self.archive.fitness}
+        if self.topology is not None:
+            expect.update({f"topology/{k}": v for k, v in self.topology.items()})
+        genomes = self.archive.genomes
+        expect.update({"elites": genomes} if self.space == "pixels" else {f"elites/{k}": v for k, v in genomes.items()})
+        for key, like in expect.items():
+            value = arrays[key]
+            if value.shape != tuple(like.shape) or value.dtype != like.dtype.as_numpy_dtype:
+                raise ValueError(f"{key!r} must be {like.dtype.name} of shape {tuple(like.shape)}; it is "
+                                 f"{value.dtype} {value.shape}")
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ValueError(f"{key!r} holds NaN or infinite values")
+        generation = int(arrays["generation"])
+        evaluations = int(arrays["evaluations"])
+        most = self.evaluations + generation * cells * (self.samples + 1)
+        if generation < 0 or not self.evaluations <= evaluations <= most or (
+                evaluations - self.evaluations) % (self.samples + 1):
+            raise ValueError(f"'evaluations' ({evaluations}) does not fit {generation} generations of at most {cells} "
+                             f"classes x {self.samples + 1}")
+        fitness = arrays["fitness"]
+        if fitness.min() < 0.0 or fitness.max() > 1.0:
+            raise ValueError("'fitness' must hold probabilities in [0, 1]")
+        history = arrays["history"]
+        if history.shape != (3, generation + 1):
+            raise ValueError(f"'history' must be of shape (3, {generation + 1}); it is {history.shape}")
+        first = {}
+        for k in THRESHOLDS:
+            values = arrays[f"first_{k}"]
+            if values.shape != (cells,) or values.min(initial=-1) < -1 or values.max(initial=-1) > generation:
+                raise ValueError(f"'first_{k}' must be {cells} generations in -1..{generation}")
+            first[k] = values.astype(np.int64)
+        if self.topology is not None:
+            self.topology = {k: tf.constant(arrays[f"topology/{k}"]) for k in self.topology}
+        elites = tf.constant(arrays["elites"]) if self.space == "pixels" else {
+            k: tf.constant(arrays[f"elites/{k}"]) for k in genomes}
+        self.theta, self.velocity = tf.constant(arrays["theta"]), tf.constant(arrays["velocity"])
+        self.archive.set_state(elites, fitness)
+        self.generation, self.evaluations, self.first_reached = generation, evaluations, first
+        self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
+        if "run_generations" in arrays:
+            self.goal = (int(arrays["run_generations"]), float(arrays["stop_at"]))
+
+    # ---- outputs -------------------------------------------------------------------------------------
+    def images(self, count=None):
+        genomes = self.archive.genomes
+        if count is not None:
+            genomes = tf.nest.map_structure(lambda t: t[:count], genomes)
+        return np.asarray(self.encoding.decode(genomes), np.float32)
+
+    def title(self):
+        space = "low-resolution pixels" if self.space == "pixels" else "CPPN weights"
+        return f"{self.model_names()}, NES over {space}, generation {self.generation}"
+
+
+def _rms(values, mask, axes):
+    """Root mean square per class over the searched coordinates (all, or where ``mask`` is 1), never 0."""
+    if mask is None:
+        mean = tf.reduce_mean(tf.square(values), axis=axes, keepdims=True)
+    else:
+        mean = (tf.reduce_sum(tf.square(values) * mask, axis=axes, keepdims=True)
+                / tf.maximum(tf.reduce_sum(mask, axis=axes, keepdims=True), 1.0))
+    return tf.sqrt(mean) + 1e-12
+
+
+def _expand(mask, like):
+    """``mask`` (C,) reshaped to broadcast against ``like`` (C, ...)."""
+    return tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([tf.rank(like) - 1], tf.int32)], 0))

@@ -1,0 +1,97 @@
+"""NES, the query-only gradient-estimate search: on the real LeNet, over pixels and over CPPN weights."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_fool.encodings import CPPNEncoding, DirectEncoding
+from keras_fool.errors import ResumeError
+from keras_fool.evolution import NES
+from keras_fool.evolution.outputs import load_archive, write_outputs
+from keras_fool.target import Target
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return Target("lenet_mnist")
+
+
+def test_pixel_nes_raises_every_class_from_grey_and_counts_its_queries(lenet):
+    nes = NES(lenet, DirectEncoding((28, 28, 1)), seed=0, resolution=7, samples=10, class_target=1.0)
+    nes.trace()  # generation 0: the grey image
+    start = nes.archive.confidences.copy()
+    nes.run(8)
+    assert nes.evaluations == 1 + 8 * 10 * 11  # one grey image, then 10 classes x (10 candidates + the point)
+    assert np.all(nes.archive.confidences > start)  # every class gained on its grey start
+    assert np.median(nes.archive.confidences) > 0.9
+    # The elites are the images whose probabilities the archive records.
+    scored = lenet.predict(nes.images())[np.arange(10), nes.archive.labels]
+    np.testing.assert_allclose(scored, nes.archive.confidences, atol=1e-5)
+    assert nes.images().shape == (10, 28, 28, 1) and 0.0 <= nes.images().min() and nes.images().max() <= 1.0
+
+
+def test_cppn_nes_searches_the_weights_of_grown_topologies_only(lenet):
+    nes = NES(lenet, CPPNEncoding((28, 28, 1)), classes=[0, 1, 2], seed=1, samples=6, pool=12, grow=6)
+    nes.trace()
+    topology = {k: v.numpy() for k, v in nes.topology.items()}
+    assert topology["alive"].sum(axis=1).max() > 4 + 1  # grown: hidden nodes beyond the inputs and the output
+    before = nes.theta.numpy()
+    nes.run(3)
+    after = nes.theta.numpy()
+    moved = np.abs(after - before) > 0
+    assert moved.any() and not moved[~topology["connected"]].any()  # only existing connections' weights move
+    nes.encoding.validate({k: v.numpy() for k, v in nes.archive.genomes.items()})
+    assert nes.evaluations == 12 + 3 * 3 * 7
+
+
+def test_a_resumed_search_equals_an_uninterrupted_one(lenet, tmp_path):
+    options = dict(classes=[3, 5], seed=4, resolution=7, samples=4)
+    straight = NES(lenet, DirectEncoding((28, 28, 1)), **options)
+    straight.run(6)
+    first = NES(lenet, DirectEncoding((28, 28, 1)), **options)
+    first.run(3)
+    first.save_checkpoint(tmp_path / "checkpoint.npz")
+    resumed = NES(lenet, DirectEncoding((28, 28, 1)), **options).load_checkpoint(tmp_path / "checkpoint.npz")
+    assert resumed.generation == 3 and resumed.evaluations == first.evaluations
+    resumed.run(6)
+    np.testing.assert_allclose(resumed.theta.numpy(), straight.theta.numpy(), atol=1e-5)
+    np.testing.assert_allclose(resumed.archive.fitness.numpy(), straight.archive.fitness.numpy(), atol=1e-6)
+    other = NES(lenet, DirectEncoding((28, 28, 1)), **{**options, "samples": 6})
+    with pytest.raises(ResumeError, match="different samples"):
+        other.load_checkpoint(tmp_path / "checkpoint.npz")
+
+
+def test_outputs_are_evolves_format(lenet, tmp_path):
+    nes = NES(lenet, DirectEncoding((28, 28, 1)), classes=[7], seed=0, resolution=4, samples=2)
+    nes.run(2)
+    summary = write_outputs(nes, tmp_path)
+    assert summary["config"]["method"] == "nes" and summary["evaluations"] == 1 + 2 * 3
+    archive = load_archive(tmp_path / "archive.npz")
+    np.testing.assert_allclose(archive["confidences"], nes.archive.confidences)
+
+
+def test_bad_options_are_refused(lenet):
+    with pytest.raises(ValueError, match="samples must be even"):
+        NES(lenet, DirectEncoding((28, 28, 1)), samples=5)
+    with pytest.raises(TypeError, match="DirectEncoding or a CPPNEncoding"):
+        NES(lenet, "direct")
+    with pytest.raises(ValueError, match="encoding makes"):
+        NES(lenet, DirectEncoding((32, 32, 1)))
+    with pytest.raises(ValueError, match="resolution"):
+        NES(lenet, DirectEncoding((28, 28, 1)), resolution=29)
+
+
+def test_scoring_classes_in_groups_changes_nothing_and_a_class_at_its_target_costs_no_more_queries(lenet):
+    options = dict(classes=[1, 2, 8], seed=2, resolution=7, samples=4, class_target=1.0)
+    together = NES(lenet, DirectEncoding((28, 28, 1)), eval_batch_size=64, **options)
+    apart = NES(lenet, DirectEncoding((28, 28, 1)), eval_batch_size=5, **options)  # one class per call
+    assert (together.group_size, apart.group_size) == (12, 1)
+    together.run(3)
+    apart.run(3)
+    np.testing.assert_allclose(apart.theta.numpy(), together.theta.numpy(), atol=1e-5)
+    np.testing.assert_allclose(apart.archive.fitness.numpy(), together.archive.fitness.numpy(), atol=1e-6)
+
+    stopping = NES(lenet, DirectEncoding((28, 28, 1)), **{**options, "class_target": 0.5})
+    stopping.run(4)
+    reached = stopping.archive.fitness.numpy() >= 0.5
+    assert reached.any() and stopping.evaluations < 1 + 4 * 3 * 5  # the classes at 50% were searched no more
