@@ -71,6 +71,22 @@ def test_a_versioned_url_asks_that_version(server, fake):
                                                      "/v1/models/lenet/versions/1:predict"}
 
 
+def test_inside_a_compiled_function_the_served_model_is_asked(server, lenet, fake):
+    import tensorflow as tf
+
+    target = _target(server, fake)
+
+    @tf.function
+    def probabilities(images):
+        return target(images) * 1.0
+
+    images = _images(6)
+    np.testing.assert_allclose(probabilities(tf.constant(images)).numpy(), np.asarray(lenet(images)), rtol=1e-6,
+                               atol=1e-7)
+    assert server.predict_sizes[-2:] == [4, 2] and target.queries == 8 + 6
+
+
+@pytest.mark.slow  # compiling MapElites' loop takes ~3-5 s here
 def test_map_elites_evolves_against_the_served_model_and_its_queries_are_counted(server, fake):
     from keras_fool.encodings import DirectEncoding
     from keras_fool.evolution import MapElites
