@@ -96,13 +96,13 @@ class HTTPTarget(QueryTarget):
         self._connection = None
         self._lock = threading.Lock()
         self.requests = 0  # requests sent, retries included
-        self.model_version, served_shape = self._read_metadata(image_shape is None)
-        if image_shape is None:
-            image_shape = served_shape
-        elif served_shape is not None and tuple(int(d) for d in image_shape) != served_shape:
-            raise ValueError(f"The model at {self.url} takes inputs of shape {served_shape} (its metadata); "
-                             f"image_shape={tuple(image_shape)} differs.")
         try:
+            self.model_version, served_shape = self._read_metadata(image_shape is None)
+            if image_shape is None:
+                image_shape = served_shape
+            elif served_shape is not None and tuple(int(d) for d in image_shape) != served_shape:
+                raise ValueError(f"The model at {self.url} takes inputs of shape {served_shape} (its metadata); "
+                                 f"image_shape={tuple(image_shape)} differs.")
             self._setup(image_shape, logits=logits, class_names=class_names, input_range=input_range,
                         preprocess=preprocess, batch_size=batch_size, max_queries=max_queries)
         except (KerasFoolError, ValueError) as error:
