@@ -9,7 +9,7 @@ optionally over TLS. Faults are scripted per predict request::
         server.faults = iter([500, "close"])  # the next two predict requests fail, then all is well
         target = HTTPTarget(server.url)
 
-A fault is an HTTP status (answered with TF Serving's error JSON), ``(status, message)``,
+A fault is an HTTP status (answered with TF Serving's error JSON), ``(status, message[, headers])``,
 ``"close"`` (the connection is closed without an answer), ``"slow"`` (the answer waits
 ``server.delay`` seconds), ``bytes`` (answered as the body, HTTP 200) or a function of the model's
 outputs (a NumPy array) that returns the JSON answer to send instead.
@@ -130,7 +130,7 @@ def _handler(server):
             if isinstance(fault, int):
                 fault = (fault, f"fault {fault} for the test")
             if isinstance(fault, tuple):
-                return self._answer(fault[0], {"error": fault[1]})
+                return self._answer(fault[0], {"error": fault[1]}, *fault[2:])
             if isinstance(fault, bytes):
                 return self._send(200, fault)
             outputs = np.asarray(server.model(instances, training=False), np.float32)
@@ -149,11 +149,13 @@ def _handler(server):
             server.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
                                     "instances": instances, "at": server.clock()})
 
-        def _answer(self, status, answer):
-            self._send(status, json.dumps(answer).encode())
+        def _answer(self, status, answer, headers=None):
+            self._send(status, json.dumps(answer).encode(), headers)
 
-        def _send(self, status, body):
+        def _send(self, status, body, headers=None):
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -121,6 +121,13 @@ def test_a_passing_failure_is_retried_after_a_backoff(server, lenet, fake, fault
     assert len(fake.sleeps) == 1 and 0.25 <= fake.sleeps[0] <= 0.5
 
 
+def test_a_busy_servers_retry_after_is_waited_for(server, fake):
+    target = _target(server, fake)
+    server.faults = iter([(429, "busy", {"Retry-After": "7"}), (503, "busy", {"Retry-After": "600"})])
+    target(_images(1))
+    assert fake.sleeps[0] == 7.0 and fake.sleeps[1] == 60.0  # obeyed, up to a minute
+
+
 def test_a_server_that_keeps_failing_is_given_up_after_the_retries_with_its_message(server, fake):
     target = _target(server, fake, retries=3)
     spent, sent = target.queries, len(server.requests)
