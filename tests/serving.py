@@ -140,7 +140,8 @@ def _handler(server):
 
         def _servable(self, match):
             if match["name"] != server.name or match["version"] not in (None, server.version):
-                what = f"Specific({match['name']}, {match['version']})" if match["version"] else f"Latest({match['name']})"
+                name, version = match["name"], match["version"]
+                what = f"Specific({name}, {version})" if version else f"Latest({name})"
                 self._answer(404, {"error": f"Servable not found for request: {what}"})
                 return False
             return True
