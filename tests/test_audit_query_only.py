@@ -12,9 +12,11 @@ import re
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from keras_fool.audit.budgets import AuditBudget
 from keras_fool.backends import QueryTarget
+from keras_fool.cli import main
 
 TINY = AuditBudget("tiny", max_classes=10, population=10, direct_generations=5, cppn_generations=3, ascent_steps=10,
                    test_images=100, levels=4, worst_case_images=30, distortions=(0.1, 0.2), pgd_steps=5,
@@ -63,6 +65,18 @@ def alone(tmp_path_factory):
 @pytest.fixture(scope="module")
 def transferred(tmp_path_factory):
     return _audit(tmp_path_factory, SURROGATE)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, code):
+    assert result.exit_code == code, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[-1]
 
 
 def _validates(report):
@@ -265,3 +279,18 @@ def _save_model(path, input_shape, outputs):
     outputs = keras.layers.Dense(outputs, activation="softmax")(keras.layers.Flatten()(inputs))
     keras.Model(inputs, outputs).save(path)
     return path
+
+
+def test_the_command_refuses_a_surrogate_for_a_keras_model_or_of_other_images(tmp_path):
+    """A Keras model has gradients: its gradient stages attack it directly, so a surrogate is refused, not ignored."""
+    cases = [
+        ([SURROGATE], "A surrogate is for a model that answers queries only; lenet_mnist has gradients"),
+        ([_save_model(tmp_path / "rgb.keras", (28, 28, 3), 10)], "The surrogate rgb.keras takes images of shape"),
+        ([tmp_path / "missing.keras"], "missing.keras"),
+    ]
+    for i, (surrogate, text) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        message = one_line_error(run("audit", "lenet_mnist", "--surrogate", *surrogate, "--out", out), 2)
+        assert text in message, message
+        assert "--compare" in message or i > 0  # where a model to transfer from goes instead
+        assert not out.exists()
