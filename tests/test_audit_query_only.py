@@ -155,6 +155,7 @@ def test_the_page_shows_what_did_not_run_and_the_queries(alone):
     not_run = re.findall(r'<span class="no">not run</span>: ([^<]+)<', page)
     assert len(not_run) == 2 and all("no --surrogate was given" in reason for reason in not_run)  # ascent, FGSM
     assert "Attacks that ran: square; not run: fgsm:" in page and "lower bound" in page
+    assert "fooling images (the 2 methods that ran)" in page and "all three methods" not in page
 
 
 # --------------------------------------------------------------------------- with a surrogate

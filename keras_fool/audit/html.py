@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 
-from keras_fool.audit.stages import STAGE_TITLES
+from keras_fool.audit.stages import STAGE_TITLES, methods_label
 from keras_fool.report.titles import FOOLING_METHOD_TITLES, fooling_method_title
 from keras_fool.report.titles import SHORT_NOISE_TITLES as NOISE_TITLES
 
@@ -203,6 +203,11 @@ def _fooling(report, figures):
     return "".join(out)
 
 
+def _ran(report):
+    """How many fooling methods ran."""
+    return sum(m.get("available") is not False for m in report["fooling"]["methods"].values())
+
+
 def _confidence(report, figures):
     c = report["confidence"]
     out = []
@@ -210,7 +215,8 @@ def _confidence(report, figures):
         out.append(_missing(f"{c['reason']}; only the fooling images are shown"))
     rows = [("real images, correctly classified", f"{c['correct']['images']:,}", _conf2(c["correct"]["median"])),
             ("real images, wrongly classified", f"{c['wrong']['images']:,}", _conf2(c["wrong"]["median"])),
-            ("fooling images (all three methods)", f"{c['fooling']['images']:,}", _conf2(c["fooling"]["median"]))]
+            (f"fooling images ({methods_label(_ran(report))})", f"{c['fooling']['images']:,}",
+             _conf2(c["fooling"]["median"]))]
     out.append(_table(["images", "count", "median top-1 confidence"], [(_e(a), b, d) for a, b, d in rows]))
     out.append(f'<figure>{_img(figures, c["figure"], "confidence histograms")}<figcaption>The model\'s top-1 '
                "confidence; a model whose confidence on fooling images matches that on real ones cannot use its "

@@ -49,9 +49,15 @@ from keras_fool.io import load_npz, remove_stale_temporaries, save_json, save_np
 from keras_fool.report.titles import FOOLING_METHOD_TITLES
 from keras_fool.validation import derive_seed
 
-__all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "run_stages"]
+__all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "methods_label", "not_run", "run_stages"]
 
 FOOLING_METHODS = ("direct", "cppn", "gradient")
+
+
+def methods_label(count):
+    """Which fooling methods images come from, in words: "all three methods" or "the 2 methods that ran"."""
+    return "all three methods" if count == len(FOOLING_METHODS) else f"the {count} methods that ran"
+
 STAGE_TITLES = {
     "model_card": "model card: clean accuracy and confidence",
     "fooling_direct": f"fooling images: {FOOLING_METHOD_TITLES['direct']} (MAP-Elites)",
