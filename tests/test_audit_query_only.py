@@ -194,6 +194,7 @@ def test_with_a_surrogate_the_gradient_stages_are_transfer_attacks_scored_on_the
     assert f"FGSM transferred from {SURROGATE}" in text and "over transfer, square only" in text
     page = (result.out / "report.html").read_text()
     assert f"Gradient ascent (transfer from {SURROGATE})" in page and f"transferred from {SURROGATE}" in page
+    assert "(by the surrogate)" in page and f"Gradient ascent on the surrogate {SURROGATE}:" in page
 
 
 # --------------------------------------------------------------------------- resume

@@ -170,7 +170,8 @@ def _fooling(report, figures):
         unit = m["unit"]
         title = METHOD_TITLES[method] + (f" (transfer from {m['surrogate']})" if m.get("access") == "transfer" else "")
         summary_rows.append((
-            _e(title), f"{m[unit + 's']:,} {unit}s", f"{m['evaluations']:,}",
+            _e(title), f"{m[unit + 's']:,} {unit}s",
+            f"{m['evaluations']:,}" + (" (by the surrogate)" if m.get("access") == "transfer" else ""),
             f"{m['fooled_99']} / {len(m['classes'])}", f"{m['fooled_9999']} / {len(m['classes'])}",
             _conf(m["median_confidence"]),
             "n/a" if m["median_first_99"] is None else f"{m['median_first_99']:g}",
@@ -198,7 +199,10 @@ def _fooling(report, figures):
     for method in methods:
         name = fooling["figures"][method]
         out.append(f'<figure>{_img(figures, name, METHOD_TITLES[method] + " fooling images", "montage")}'
-                   f"<figcaption>{_e(METHOD_TITLES[method])}: the best image of each class, with the model's "
+                   f"<figcaption>{_e(METHOD_TITLES[method])}"
+                   + (f" on the surrogate {_e(fooling['methods'][method]['surrogate'])}"
+                      if fooling["methods"][method].get("access") == "transfer" else "")
+                   + ": the best image of each class, with the model's "
                    f"confidence in that class ({_e(name)}).</figcaption></figure>")
     return "".join(out)
 

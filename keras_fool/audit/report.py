@@ -144,6 +144,8 @@ def build_figures(ctx, results, report):
         summary, arrays = methods[m]
         unit = summary["unit"]
         title = f"{ctx.name}: {figures.METHOD_TITLES[m]}, {summary[unit + 's']} {unit}s"
+        if summary.get("access") == "transfer":
+            title += f" on {summary['surrogate']} (transfer)"
         out[figures.FIGURES[f"fooling_{m}"]] = figures.fooling_montage(arrays, ctx.target.class_names, title)
     out[figures.FIGURES["fooling_progress"]] = figures.progress_figure(methods)
     card, card_arrays = results["model_card"]
