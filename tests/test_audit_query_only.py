@@ -45,7 +45,7 @@ class QueriedLeNet(QueryTarget):
         return {"model": "queried_lenet"}
 
 
-def _audit(tmp_path_factory, surrogate):
+def query_only_audit(tmp_path_factory, surrogate=None):
     """The tiny audit of a fresh QueriedLeNet (with ``surrogate`` or none), once per session: (result, target)."""
     if surrogate not in _RUNS:
         from keras_fool.audit import audit_model
@@ -59,12 +59,12 @@ def _audit(tmp_path_factory, surrogate):
 
 @pytest.fixture(scope="module")
 def alone(tmp_path_factory):
-    return _audit(tmp_path_factory, None)
+    return query_only_audit(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def transferred(tmp_path_factory):
-    return _audit(tmp_path_factory, SURROGATE)
+    return query_only_audit(tmp_path_factory, SURROGATE)
 
 
 def run(*args):
