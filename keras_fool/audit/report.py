@@ -21,14 +21,14 @@ def _histogram(values):
             "histogram": [int(c) for c in counts]}
 
 
-def ran(summary):
+def _ran(summary):
     """Whether a fooling method's or a curve's summary holds results (not a "not run" record)."""
     return summary.get("available", True) is not False
 
 
 def _ran_methods(results):
     """The fooling methods that ran, in order, each as ``(summary, arrays)``."""
-    return {m: results[f"fooling_{m}"] for m in FOOLING_METHODS if ran(results[f"fooling_{m}"][0])}
+    return {m: results[f"fooling_{m}"] for m in FOOLING_METHODS if _ran(results[f"fooling_{m}"][0])}
 
 
 def _fooling_section(ctx, results):

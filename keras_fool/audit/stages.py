@@ -49,7 +49,7 @@ from keras_fool.io import load_npz, remove_stale_temporaries, save_json, save_np
 from keras_fool.report.titles import FOOLING_METHOD_TITLES
 from keras_fool.validation import derive_seed
 
-__all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "methods_label", "not_run", "run_stages"]
+__all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "methods_label", "run_stages"]
 
 FOOLING_METHODS = ("direct", "cppn", "gradient")
 
@@ -57,6 +57,7 @@ FOOLING_METHODS = ("direct", "cppn", "gradient")
 def methods_label(count):
     """Which fooling methods images come from, in words: "all three methods" or "the 2 methods that ran"."""
     return "all three methods" if count == len(FOOLING_METHODS) else f"the {count} methods that ran"
+
 
 STAGE_TITLES = {
     "model_card": "model card: clean accuracy and confidence",
@@ -250,7 +251,7 @@ def fooling_cppn(ctx, results):
     return _evolve(ctx, "cppn", ctx.budget.cppn_generations, "fooling_cppn")
 
 
-def not_run(method):
+def _not_run(method):
     """A fooling method's summary when it could not run: the model answers queries only, without a surrogate."""
     return {"method": method, "available": False, "reason": NOT_RUN}
 
@@ -267,7 +268,7 @@ def fooling_gradient(ctx, results):
 
     if not ctx.target.has_gradients and ctx.surrogate is None:
         ctx.log(f"gradient ascent not run: {NOT_RUN}")
-        return not_run("gradient"), {}
+        return _not_run("gradient"), {}
     climbed = ctx.target if ctx.target.has_gradients else ctx.surrogate[1]
     # A class stops once it reaches 99.99% and keeps that image: an unregularised ascent may
     # overshoot and lose confidence again by its last step.
@@ -350,14 +351,16 @@ def worst_case(ctx, results):
                                               f"{NOT_RUN}"}, {}
     radii, sources = [], []
     for d in budget.distortions:
-        try:
-            if gradients is None:
-                raise ValueError("no gradient to take FGSM's radius from")
-            radii.append(find_eps(gradients[2], x, y, d, tolerance=1e-4, batch_size=ctx.batch_size))
-            sources.append("fgsm" if white_box else "surrogate_fgsm")
-        except ValueError:  # FGSM cannot move the images that far (e.g. a zero gradient): search the ball of d
-            radii.append(float(d))
-            sources.append("distortion")
+        # Without a gradient, or where FGSM cannot move the images that far (e.g. a zero gradient): the ball of d.
+        radius, source = float(d), "distortion"
+        if gradients is not None:
+            try:
+                radius = find_eps(gradients[2], x, y, d, tolerance=1e-4, batch_size=ctx.batch_size)
+                source = "fgsm" if white_box else "surrogate_fgsm"
+            except ValueError:
+                pass
+        radii.append(radius)
+        sources.append(source)
     # Each PGD step is a share of eps such that the steps together travel at least 2.5 eps (0.1 from 25 steps on).
     step_fraction = min(0.5, max(0.1, 2.5 / budget.pgd_steps))
     settings = AttackSettings(pgd_steps=budget.pgd_steps, pgd_step_fraction=step_fraction,
