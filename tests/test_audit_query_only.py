@@ -296,3 +296,35 @@ def test_the_command_refuses_a_surrogate_for_a_keras_model_or_of_other_images(tm
         assert text in message, message
         assert "--compare" in message or i > 0  # where a model to transfer from goes instead
         assert not out.exists()
+
+
+def _contract_target():
+    import tensorflow as tf
+
+    from keras_fool.target import BaseTarget
+
+    class Linear(BaseTarget):
+        image_shape, num_classes, class_names = (4, 4, 1), 3, ["a", "b", "c"]
+        weights = tf.constant(np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32))
+
+        def __call__(self, images):
+            return tf.nn.softmax(tf.reshape(tf.cast(images, tf.float32), (-1, 16)) @ self.weights)
+
+        def get_config(self):
+            return {"models": [{"model": "linear"}]}
+
+    return Linear()
+
+
+@pytest.mark.slow  # a whole (very small) audit, ~10 s of compiling the searches
+def test_a_target_with_only_the_contract_is_audited_and_its_queries_said_not_counted(tmp_path):
+    from keras_fool.audit import audit_model
+
+    small = AuditBudget("tiny", max_classes=2, population=4, direct_generations=1, cppn_generations=1,
+                        ascent_steps=1, test_images=10, levels=2, worst_case_images=2)
+    report = audit_model(_contract_target(), tmp_path / "out", budget=small, progress=False).summary
+    card, queries = report["model_card"], report["queries"]
+    assert card["name"] == "linear" and card["access"] == "queries only" and card["backend"] == "Linear"
+    assert (card["outputs"], card["input_range"], card["preprocess"]) == ("probabilities", "0-1", "none")
+    assert not queries["counted"] and queries["total"] is None
+    assert "does not count" in queries["reason"] and "Keras" not in queries["reason"]

@@ -14,16 +14,34 @@ import threading
 
 import numpy as np
 
-__all__ = ["NOT_RUN", "QUERIES_NOT_COUNTED", "TRANSFER_BOUND", "WHITE_BOX_ONLY", "queries_spent", "query_model"]
+__all__ = ["NOT_RUN", "TRANSFER_BOUND", "WHITE_BOX_ONLY", "backend_of", "queries_not_counted", "queries_spent",
+           "query_model", "reading_of"]
 
 NOT_RUN = "the model answers queries only and no --surrogate was given"
 WHITE_BOX_ONLY = ("the model answers queries only, so an attack on its own gradients cannot run; the transfer attack "
                   "runs PGD on the surrogate instead")
-QUERIES_NOT_COUNTED = ("the model is a Keras model scored in-process, so its evaluations are not queries and are "
-                       "not counted (each fooling method's evaluations are in its own row)")
 TRANSFER_BOUND = ("no attack followed the model's own gradients (it answers queries only), so the attacks that ran are "
                   "weaker than a white-box attacker: this error is a lower bound on the white-box worst case, and "
                   "the robustness it shows an upper bound")
+
+
+def reading_of(target):
+    """How ``target`` reads images: ``logits``, ``input_range``, ``preprocess`` (the defaults where it does not say)."""
+    return {"logits": bool(getattr(target, "logits", False)), "input_range": getattr(target, "input_range", "0-1"),
+            "preprocess": getattr(target, "preprocess", "none")}
+
+
+def backend_of(target):
+    """What answers for ``target``: its backend's name (``tflite``, ...), ``keras``, or its class's name."""
+    return getattr(target, "backend", None) or ("keras" if target.has_gradients else type(target).__name__)
+
+
+def queries_not_counted(target):
+    """Why ``target``'s queries are not counted (for one whose :func:`queries_spent` is None)."""
+    if target.has_gradients:
+        return ("the model is a Keras model scored in-process, so its evaluations are not queries and are not "
+                "counted (each fooling method's evaluations are in its own row)")
+    return f"the target ({type(target).__name__}) does not count the images it is asked about"
 
 
 def queries_spent(target):

@@ -6,6 +6,7 @@ import numpy as np
 
 import keras_fool
 from keras_fool.audit import figures
+from keras_fool.audit.access import backend_of, reading_of
 from keras_fool.audit.figures import HISTOGRAM_BINS
 from keras_fool.audit.schema import SCHEMA_ID, SCHEMA_VERSION
 from keras_fool.audit.stages import FOOLING_METHODS
@@ -75,20 +76,21 @@ def build_report(ctx, results, timings, resumed, settings, queries):
     card, _ = results["model_card"]
     data = ctx.data
     source = settings["model"]
+    reading = reading_of(ctx.target)
     model_card = {
         "name": ctx.name,
         "source_kind": ("preset" if "preset" in source else "file" if "path" in source else
                         "endpoint" if "url" in source else "in-memory model"),
         "source": source,
         "access": "gradients" if ctx.target.has_gradients else "queries only",
-        "backend": getattr(ctx.target, "backend", None) or "keras",
+        "backend": backend_of(ctx.target),
         "input_shape": [int(d) for d in ctx.target.image_shape],
         "classes": int(ctx.target.num_classes),
         "class_names": list(ctx.target.class_names),
         "parameters": None if ctx.parameters is None else int(ctx.parameters),
-        "outputs": "logits" if ctx.target.logits else "probabilities",
-        "input_range": ctx.target.input_range,
-        "preprocess": ctx.target.preprocess,
+        "outputs": "logits" if reading["logits"] else "probabilities",
+        "input_range": reading["input_range"],
+        "preprocess": reading["preprocess"],
         "data": ({"available": True, "source": data.source, "description": data.description, "images": len(data.y),
                   "total_images": int(data.total)} if data is not None else
                  {"available": False, "reason": "no data given", "source": None, "description": None, "images": 0,
@@ -112,8 +114,8 @@ def build_report(ctx, results, timings, resumed, settings, queries):
             "surrogate": None if ctx.surrogate is None else ctx.surrogate[0],
             "budget_sizes": ctx.budget.to_dict(), "seed": ctx.seed,
             "data": settings["data"], "classes": [int(c) for c in ctx.classes],
-            "input_range": ctx.target.input_range, "preprocess": ctx.target.preprocess,
-            "logits": bool(ctx.target.logits),
+            "input_range": reading["input_range"], "preprocess": reading["preprocess"],
+            "logits": reading["logits"],
         },
         "model_card": model_card,
         "fooling": _fooling_section(ctx, results),

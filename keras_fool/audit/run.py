@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_fool.audit.access import QUERIES_NOT_COUNTED, queries_spent
+from keras_fool.audit.access import queries_not_counted, queries_spent, reading_of
 from keras_fool.audit.budgets import LARGE_IMAGE_PIXELS, budget_for
 from keras_fool.audit.options import MARKER, check_audit_options
 from keras_fool.io import atomic_write, remove_stale_temporaries, save_json, save_text
@@ -125,7 +125,8 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
     setup = None if setup is None else store.add_setup_queries(setup)
     results, timings, resumed, queries = run_stages(ctx, store, tuple(STAGES), resume, announce)
 
-    report, figures = _report(ctx, results, timings, resumed, settings, started, _query_counts(queries, setup))
+    counts = _query_counts(queries, setup, queries_not_counted(ctx.target))
+    report, figures = _report(ctx, results, timings, resumed, settings, started, counts)
     page = render_html(report, figures)
     files = _write_report(out, report, figures, page)
     return Result(markdown=report["verdict"]["text"], summary=report, files=files, out=out)
@@ -232,8 +233,7 @@ def _settings(audited, data, seed):
         "model": _model_identity(target),
         "compare": [_model_identity(t) for _, t in audited.compare],
         "surrogate": None if audited.surrogate is None else _model_identity(audited.surrogate[1]),
-        "options": {"logits": target.logits, "input_range": target.input_range, "preprocess": target.preprocess,
-                    "class_names": list(target.class_names)},
+        "options": {**reading_of(target), "class_names": list(target.class_names)},
         "data": {"kind": "none" if audited.data is None else audited.data.source,
                  **({"path": None, "sha256": None} if data is None else data_fingerprint(data)),
                  "limit": budget.test_images},
@@ -273,16 +273,17 @@ def _context(audited, seed, progress, log):
                         classes_given=audited.classes_given, parameters=parameters, surrogate=audited.surrogate)
 
 
-def _query_counts(stages, setup):
+def _query_counts(stages, setup, reason):
     """report.json's ``queries``: each stage's, the setup runs' and their total; or why they are not counted.
 
     Args:
         stages: ``{stage: queries or None}`` from :func:`~keras_fool.audit.stages.run_stages`.
         setup: the queries each run spent before its first stage (``StageStore.add_setup_queries``),
             or None for a target that does not count queries.
+        reason: why they are not counted, for such a target.
     """
     if setup is None:
-        return {"counted": False, "reason": QUERIES_NOT_COUNTED, "stages": dict.fromkeys(stages), "setup": None,
+        return {"counted": False, "reason": reason, "stages": dict.fromkeys(stages), "setup": None,
                 "runs": None, "total": None}
     counted = {k: v for k, v in stages.items() if v is not None}
     return {"counted": True, "stages": dict(stages), "setup": sum(setup), "runs": len(setup),
