@@ -328,3 +328,4 @@ def test_a_target_with_only_the_contract_is_audited_and_its_queries_said_not_cou
     assert (card["outputs"], card["input_range"], card["preprocess"]) == ("probabilities", "0-1", "none")
     assert not queries["counted"] and queries["total"] is None
     assert "does not count" in queries["reason"] and "Keras" not in queries["reason"]
+    assert "It answers queries only: the images it was asked about were not counted" in report["verdict"]["text"]

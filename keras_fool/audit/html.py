@@ -143,7 +143,7 @@ def _model_card(report):
 
 
 def _queries(queries):
-    """The queries the audit spent, per stage and in all; or why a Keras model's are not counted."""
+    """The queries the audit spent, per stage and in all; or why they are not counted."""
     if not queries["counted"]:
         return f'<h3>Queries to the model</h3><p class="note">Not counted: {_e(queries["reason"])}.</p>'
     rows = [(_e(STAGE_TITLES.get(stage, stage)), "n/a" if count is None else f"{count:,}")

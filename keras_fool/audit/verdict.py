@@ -201,15 +201,17 @@ def defenses(report):
 
 
 def _queries_sentence(report):
-    queries = report["queries"]
-    if not queries["counted"]:
+    """What a model that answers queries only was asked and how its gradient stages ran; None for a Keras model."""
+    if report["model_card"]["access"] != "queries only":
         return None
-    runs = f" over {queries['runs']} runs" if queries["runs"] > 1 else ""
+    queries = report["queries"]
+    runs = f" over {queries['runs']} runs" if queries["counted"] and queries["runs"] > 1 else ""
+    spent = (f"the audit asked it about {queries['total']:,} images{runs}" if queries["counted"]
+             else "the images it was asked about were not counted")
     surrogate = report["settings"]["surrogate"]
     attacker = (f"the gradient attacks ran on the surrogate {surrogate}, their images scored on the model (transfer "
                 "attacks)" if surrogate else "no gradient attack could run (no surrogate was given)")
-    return (f"It answers queries only: the audit asked it about {queries['total']:,} images{runs}, and "
-            f"{attacker}.")
+    return f"It answers queries only: {spent}, and {attacker}."
 
 
 def verdict(report):
