@@ -274,6 +274,14 @@ def test_a_surrogate_of_other_images_or_classes_is_refused_in_one_sentence(tmp_p
         assert not (tmp_path / "out").exists()
 
 
+def test_a_surrogate_that_answers_queries_only_is_refused(tmp_path):
+    from keras_fool.audit import audit_model
+
+    with pytest.raises(ValueError, match="The surrogate queried_lenet answers queries only, so it has no gradients"):
+        audit_model(QueriedLeNet(), tmp_path / "out", budget=TINY, surrogate=QueriedLeNet(), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def _save_model(path, input_shape, outputs):
     import keras
 

@@ -84,9 +84,9 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
         announce: callable ``(index, count, stage, state, seconds)`` as each stage starts, finishes
             or is kept from an earlier run.
         surrogate: for a model that answers queries only: a Keras model of the same images and
-            classes (a preset, a ``.keras`` path -- read as ``model`` is -- or a ``keras.Model``)
-            whose gradients the gradient stages follow; their images are then scored on ``model``.
-            Refused for a model with gradients, which those stages attack directly.
+            classes (a preset, a ``.keras`` path -- read as ``model`` is --, a ``keras.Model`` or a
+            target with gradients) whose gradients the gradient stages follow; their images are then
+            scored on ``model``. Refused for a model with gradients, which those stages attack directly.
 
     Returns:
         A :class:`~keras_fool.report.result.Result`: ``summary`` is report.json's data, ``markdown`` the
@@ -177,18 +177,25 @@ def _prepare(model, data, budget, compare, classes, seed, class_names, reading, 
 
 
 def _surrogate(target, name, source, reading):
-    """``(name, Target)`` of the ``surrogate`` for a query-only ``target``, or None; refused unless it fits.
+    """``(name, target)`` of the ``surrogate`` for a query-only ``target``, or None; refused unless it fits.
 
-    A ``.keras`` surrogate is read as ``reading`` says (as the audited model); a preset as its preset says.
+    A ``.keras`` surrogate is read as ``reading`` says (as the audited model), a preset as its preset
+    says; a target with gradients is taken as it is.
     """
     from keras_fool.audit.inputs import source_name
-    from keras_fool.target import Target
+    from keras_fool.target import BaseTarget, Target
 
     if source is None:
         return None
-    kwargs = {} if isinstance(source, str) and not str(source).endswith(".keras") else dict(reading)
-    surrogate = Target(source, **kwargs)
     label = source_name(source)
+    if isinstance(source, BaseTarget):
+        if not source.has_gradients:
+            raise ValueError(f"The surrogate {label} answers queries only, so it has no gradients for the gradient "
+                             "stages to follow; give a Keras model (a preset, a .keras file or a keras.Model).")
+        surrogate = source
+    else:
+        kwargs = {} if isinstance(source, str) and not str(source).endswith(".keras") else dict(reading)
+        surrogate = Target(source, **kwargs)
     if surrogate.image_shape != target.image_shape or surrogate.num_classes != target.num_classes:
         raise ValueError(f"The surrogate {label} takes images of shape {surrogate.image_shape} with "
                          f"{surrogate.num_classes} classes, the audited model {target.image_shape} with "
