@@ -7,7 +7,7 @@ import time
 import click
 
 from keras_fool.audit.budgets import BUDGET_NAMES
-from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGITS, OVERWRITE, PREPROCESS, seed_option
+from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGITS, OVERWRITE, PREPROCESS, SURROGATE, seed_option
 
 
 @click.command()
@@ -33,9 +33,10 @@ from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGITS, OVERWRITE, 
 @INPUT_RANGE
 @PREPROCESS
 @CLASS_NAMES
+@SURROGATE
 @click.option("--quiet", is_flag=True, help="No progress bars or progress lines (stage lines stay).")
 def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, logits, input_range, preprocess,
-          class_names, quiet):
+          class_names, surrogate, quiet):
     """Audit MODEL (a preset or a .keras file): fooling images, confidence, robustness, transfer, verdict.
 
     Writes OUT/report.html (self-contained: open it in any browser, or print it), OUT/report.json
@@ -49,7 +50,7 @@ def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, l
     if classes is not None and not classes.strip():
         raise click.BadParameter("no class given.", param_hint="--classes")
     check_audit_options(out, data, budget, list(compare), seed, resume, overwrite, input_range, preprocess,
-                        class_names)
+                        class_names, surrogate)
     check_model_source(model)
     started = time.perf_counter()
     tensorflow = import_tensorflow_quietly()
@@ -78,7 +79,8 @@ def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, l
     try:
         report = audit_model(model, out, data=data, budget=budget, compare=list(compare), classes=classes, seed=seed,
                              logits=logits, input_range=input_range, preprocess=preprocess, class_names=class_names,
-                             resume=resume, overwrite=overwrite, progress=not quiet, log=log, announce=announce)
+                             resume=resume, overwrite=overwrite, progress=not quiet, log=log, announce=announce,
+                             surrogate=surrogate)
     except KeyboardInterrupt:
         where = f" during {current['stage']}" if current["stage"] else ""
         click.echo(f"Interrupted{where}; the finished stages are kept in {out}/stages: run the same command with "

@@ -8,7 +8,7 @@ import click
 
 from keras_fool.distribute import STRATEGIES
 
-__all__ = ["CLASS_NAMES", "FiniteFloatRange", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "check_strategy_options", "out_option",
+__all__ = ["CLASS_NAMES", "FiniteFloatRange", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "SURROGATE", "check_strategy_options", "out_option",
            "population_option", "preprocess_option", "seed_option", "strategy_option"]
 
 
@@ -93,3 +93,8 @@ def preprocess_option(default="none"):
 PREPROCESS = preprocess_option()
 CLASS_NAMES = click.option("--class-names", type=click.Path(dir_okay=False, exists=True), default=None,
                            help="Text file of class names, one per line (for a model that is not a preset).")
+SURROGATE = click.option("--surrogate", default=None, metavar="MODEL",
+                         help="For a model that answers queries only: a Keras model of the same images and classes "
+                         "(preset or .keras, read as MODEL is) whose gradients the gradient attacks follow; their "
+                         "images are then scored on MODEL (a transfer attack). Without it those attacks are reported "
+                         "as not run. Refused for a Keras model, which they attack directly.")

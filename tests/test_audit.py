@@ -157,7 +157,7 @@ def test_report_json_validates_against_its_schema_and_a_broken_one_does_not(audi
     from keras_fool.audit.schema import REPORT_SCHEMA, SCHEMA_VERSION, SchemaError, validate_report
 
     report = json.loads((audited.out / "report.json").read_text())
-    assert report["schema_version"] == SCHEMA_VERSION == "1"
+    assert report["schema_version"] == SCHEMA_VERSION == "2"
     validate_report(report)
     try:
         import jsonschema
@@ -171,7 +171,7 @@ def test_report_json_validates_against_its_schema_and_a_broken_one_does_not(audi
          "report.fooling.methods.cppn.classes[1].confidence must be <= 1"),
         (lambda r: r["model_card"].pop("parameters"), "report.model_card lacks the key 'parameters'"),
         (lambda r: r["robustness"]["worst_case"]["levels"][0].__setitem__("surprise", 1), "'surprise'"),
-        (lambda r: r.__setitem__("schema_version", "2"), "report.schema_version must be '1'"),
+        (lambda r: r.__setitem__("schema_version", "1"), "report.schema_version must be '2'"),
         (lambda r: r["transfer"].__setitem__("available", False), "report.transfer matches none"),
         (lambda r: r["model_card"].__setitem__("classes", True), "report.model_card.classes must be integer"),
     ]

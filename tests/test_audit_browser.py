@@ -106,3 +106,21 @@ def test_the_browser_checks_see_a_broken_page(browser, tmp_path):
     empty.write_text("<!DOCTYPE html><html><body></body></html>")
     _open(browser, empty)
     assert _blank(_full_page_screenshot(browser))
+
+
+def test_the_report_of_a_model_that_answers_queries_only_shows_what_did_not_run(browser, tmp_path_factory):
+    from test_audit_query_only import query_only_audit
+
+    audited, _ = query_only_audit(tmp_path_factory)
+    _open(browser, audited.out / "report.html")
+    images = browser.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
+    assert len(images) == len(audited.summary["files"]["figures"]) and min(images) > 100
+    shown = browser.execute_script(
+        "return Array.from(document.querySelectorAll('span.no')).filter(s => s.textContent === 'not run')"
+        ".map(s => s.getBoundingClientRect().width)")
+    assert len(shown) == 2 and min(shown) > 0  # gradient ascent and the FGSM curve, laid out where they belong
+    queries = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#model-card h3')).map(h => h.textContent)")
+    assert "Queries to the model" in queries
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= WIDTH
+    assert _severe(browser) == []

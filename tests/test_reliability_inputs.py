@@ -83,6 +83,7 @@ def _commands(path, out):
         "ascend": ["ascend", "--model", path, "--steps", 1, "--out", out],
         "audit": ["audit", path, "--out", out],
         "audit --compare": ["audit", "lenet_mnist", "--compare", path, "--out", out],
+        "audit --surrogate": ["audit", "lenet_mnist", "--surrogate", path, "--out", out],
         "experiment transfer": ["experiment", "transfer", "--model-a", path, "--runs", 1, "--generations", 1,
                                 "--test-images", 10, "--out", out],
     }

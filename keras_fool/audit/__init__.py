@@ -1,4 +1,4 @@
-"""Audit any Keras classifier: fooling images, real vs fooling confidence, robustness, transfer, a verdict.
+"""Audit a classifier (Keras, or one that answers queries only): fooling images, confidence, robustness, a verdict.
 
 :func:`audit_model` is ``keras-fool audit``: it returns a :class:`~keras_fool.report.result.Result` whose ``summary`` is
 ``report.json`` (schema: :data:`REPORT_SCHEMA`) and writes ``report.html``, ``report.json`` and
@@ -8,6 +8,8 @@ checks (what the command line needs before TensorFlow starts) never do.
 - :mod:`~keras_fool.audit.budgets`: the ``quick``/``standard``/``thorough`` sizes;
 - :mod:`~keras_fool.audit.options`: option checks without TensorFlow;
 - :mod:`~keras_fool.audit.inputs`: the model as a Target and a Keras model, the labelled data;
+- :mod:`~keras_fool.audit.access`: what the audit may do to a model that answers queries only
+  (a surrogate for the gradient stages, or "not run"; the queries counted);
 - :mod:`~keras_fool.audit.stages`: the stages, saved one by one for ``--resume``;
 - :mod:`~keras_fool.audit.report`, :mod:`~keras_fool.audit.figures`, :mod:`~keras_fool.audit.verdict`:
   the report's data, figures and verdict; :mod:`~keras_fool.audit.html`: the page;

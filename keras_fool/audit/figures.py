@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_fool.audit.stages import methods_label
 from keras_fool.evolution.outputs import elite_captions
 from keras_fool.io import montage
 from keras_fool.report.figures import figure_bytes, image_png_bytes, new_figure
@@ -88,7 +89,7 @@ def confidence_figure(card_arrays, methods):
         groups.append(("real images, correctly classified", top[correct], "#2ca02c"))
         groups.append(("real images, wrongly classified", top[~correct], "#ff7f0e"))
     fooling = np.concatenate([np.asarray(arrays["top_confidence"]) for _, arrays in methods.values()])
-    groups.append(("fooling images (all three methods)", fooling, "#d62728"))
+    groups.append((f"fooling images ({methods_label(len(methods))})", fooling, "#d62728"))
     figure = new_figure(7.0, 1.0 + 1.5 * len(groups))
     bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     for i, (label, values, colour) in enumerate(groups):

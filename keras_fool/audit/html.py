@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 
+from keras_fool.audit.stages import STAGE_TITLES, methods_label
 from keras_fool.report.titles import FOOLING_METHOD_TITLES, fooling_method_title
 from keras_fool.report.titles import SHORT_NOISE_TITLES as NOISE_TITLES
 
@@ -121,7 +122,12 @@ def _model_card(report):
         ("Model", _e(card["name"]) + f' <span class="note">({_e(card["source_kind"])})</span>'),
         ("Input shape", _e(" x ".join(str(d) for d in card["input_shape"]))),
         ("Classes", f"{card['classes']}: {_e(shown)}"),
-        ("Parameters", f"{card['parameters']:,}"),
+        ("Parameters", "unknown (the model answers queries only)" if card["parameters"] is None
+         else f"{card['parameters']:,}"),
+        ("Access", "gradients: attacked white-box" if card["access"] == "gradients" else
+         f"queries only ({_e(card['backend'])}): searched by its answers; gradient attacks "
+         + (f"on the surrogate {_e(report['settings']['surrogate'])}, scored on the model (transfer)"
+            if report["settings"]["surrogate"] else "not run (no surrogate)")),
         ("Outputs / input range / preprocessing",
          _e(f"{card['outputs']} / {card['input_range']} / {card['preprocess']}")),
         ("Data", _e(data["description"]) if data["available"] else "no data given"),
@@ -133,7 +139,20 @@ def _model_card(report):
     body = _table(None, [(f"<b>{_e(k)}</b>", v) for k, v in rows], text_columns=(0, 1))
     if not data["available"]:
         body += _missing("no labelled data was given (--data), so accuracy and confidence on real images are unknown")
-    return body
+    return body + _queries(report["queries"])
+
+
+def _queries(queries):
+    """The queries the audit spent, per stage and in all; or why they are not counted."""
+    if not queries["counted"]:
+        return f'<h3>Queries to the model</h3><p class="note">Not counted: {_e(queries["reason"])}.</p>'
+    rows = [(_e(STAGE_TITLES.get(stage, stage)), "n/a" if count is None else f"{count:,}")
+            for stage, count in queries["stages"].items()]
+    runs = f" ({queries['runs']} runs)" if queries["runs"] > 1 else ""
+    rows.append((_e(f"setup: checking the model when it was opened{runs}"), f"{queries['setup']:,}"))
+    rows.append(("<b>total</b>", f"<b>{queries['total']:,}</b>"))
+    return ("<h3>Queries to the model</h3><p>Images the model was asked about (a resumed audit counts the earlier "
+            "runs' finished stages).</p>" + _table(["stage", "queries"], rows))
 
 
 def _fooling(report, figures):
@@ -144,17 +163,26 @@ def _fooling(report, figures):
         out.append(f'<p class="note">{_e(fooling["subset_note"])}.</p>')
     summary_rows = []
     for method, m in fooling["methods"].items():
+        if m.get("available") is False:
+            summary_rows.append((_e(METHOD_TITLES[method]), f'<span class="no">not run</span>: {_e(m["reason"])}',
+                                 *["&mdash;"] * 5))
+            continue
         unit = m["unit"]
+        title = METHOD_TITLES[method] + (f" (transfer from {m['surrogate']})" if m.get("access") == "transfer" else "")
         summary_rows.append((
-            _e(METHOD_TITLES[method]), f"{m[unit + 's']:,} {unit}s", f"{m['evaluations']:,}",
+            _e(title), f"{m[unit + 's']:,} {unit}s",
+            f"{m['evaluations']:,}" + (" (by the surrogate)" if m.get("access") == "transfer" else ""),
             f"{m['fooled_99']} / {len(m['classes'])}", f"{m['fooled_9999']} / {len(m['classes'])}",
             _conf(m["median_confidence"]),
             "n/a" if m["median_first_99"] is None else f"{m['median_first_99']:g}",
         ))
     out.append(_table(["method", "budget", "images scored", "classes >= 99%", "classes >= 99.99%",
                        "median confidence", "median to 99%"], summary_rows))
+    if any(m.get("access") == "transfer" for m in fooling["methods"].values()):
+        out.append('<p class="note">A transfer method\'s images were made on the surrogate and scored on the model: '
+                   "its confidences are the model's, and a class counts at the step its ascent stopped.</p>")
     out.append("<h3>Per class: best confidence, and the generation or step it first crossed 99% and 99.99%</h3>")
-    methods = list(fooling["methods"])
+    methods = [m for m, summary in fooling["methods"].items() if summary.get("available") is not False]
     head = ["class"] + [f"{METHOD_TITLES[m]}: {h}" for m in methods for h in ("best", "99%", "99.99%")]
     rows = []
     for i, label in enumerate(fooling["classes"]):
@@ -171,9 +199,17 @@ def _fooling(report, figures):
     for method in methods:
         name = fooling["figures"][method]
         out.append(f'<figure>{_img(figures, name, METHOD_TITLES[method] + " fooling images", "montage")}'
-                   f"<figcaption>{_e(METHOD_TITLES[method])}: the best image of each class, with the model's "
+                   f"<figcaption>{_e(METHOD_TITLES[method])}"
+                   + (f" on the surrogate {_e(fooling['methods'][method]['surrogate'])}"
+                      if fooling["methods"][method].get("access") == "transfer" else "")
+                   + ": the best image of each class, with the model's "
                    f"confidence in that class ({_e(name)}).</figcaption></figure>")
     return "".join(out)
+
+
+def _ran(report):
+    """How many fooling methods ran."""
+    return sum(m.get("available") is not False for m in report["fooling"]["methods"].values())
 
 
 def _confidence(report, figures):
@@ -183,7 +219,8 @@ def _confidence(report, figures):
         out.append(_missing(f"{c['reason']}; only the fooling images are shown"))
     rows = [("real images, correctly classified", f"{c['correct']['images']:,}", _conf2(c["correct"]["median"])),
             ("real images, wrongly classified", f"{c['wrong']['images']:,}", _conf2(c["wrong"]["median"])),
-            ("fooling images (all three methods)", f"{c['fooling']['images']:,}", _conf2(c["fooling"]["median"]))]
+            (f"fooling images ({methods_label(_ran(report))})", f"{c['fooling']['images']:,}",
+             _conf2(c["fooling"]["median"]))]
     out.append(_table(["images", "count", "median top-1 confidence"], [(_e(a), b, d) for a, b, d in rows]))
     out.append(f'<figure>{_img(figures, c["figure"], "confidence histograms")}<figcaption>The model\'s top-1 '
                "confidence; a model whose confidence on fooling images matches that on real ones cannot use its "
@@ -200,9 +237,13 @@ def _robustness(report, figures):
            "absolute change of a pixel in [0, 1] (eq. 2 of Uličný et al.).</p>"]
     rows = []
     for noise, curve in curves["curves"].items():
-        rows.append((_e(NOISE_TITLES.get(noise, noise)),
-                     _num(curve["crossing_50"]) if curve["crossing_50"] is not None
+        name = NOISE_TITLES.get(noise, noise)
+        if curve.get("access") == "transfer":
+            name += f", transferred from {curve['surrogate']}"
+        rows.append((_e(name), _num(curve["crossing_50"]) if curve["crossing_50"] is not None
                      else f"&gt; {_num(curve['max_distortion'])}", f"{curves['images']:,}"))
+    for noise, reason in curves.get("not_run", {}).items():
+        rows.append((_e(NOISE_TITLES.get(noise, noise)), f'<span class="no">not run</span>: {_e(reason)}', "&mdash;"))
     if worst["available"]:
         evaluated = ", ".join(_num(lv["distortion"]) for lv in worst["levels"])
         rows.append((_e(f"worst case ({', '.join(worst['attacks'])})"),
@@ -215,7 +256,7 @@ def _robustness(report, figures):
     if worst["available"]:
         stages = [s for s in worst["levels"][0]["fooled"] if s != "clean"]
         head = ["distortion", "eps (L-inf)", "FGSM error", "worst-case error"] + [f"fooled by {s}" for s in stages]
-        rows = [(_num(lv["distortion"]), f"{lv['eps']:.4f}" + ("" if lv["eps_from"] == "fgsm" else "*"),
+        rows = [(_num(lv["distortion"]), f"{lv['eps']:.4f}" + ("*" if lv["eps_from"] == "distortion" else ""),
                  _pct(lv["fgsm_error"], 1), f"<b>{_pct(lv['error'], 1)}</b>",
                  *[str(lv["fooled"].get(s, 0)) for s in stages]) for lv in worst["levels"]]
         out.append("<h3>Worst case per image</h3>")
@@ -223,9 +264,16 @@ def _robustness(report, figures):
                    f"run as a cascade ({_e(', '.join(worst['attacks']))}) on {worst['images']:,} images, clean error "
                    f"{_pct(worst['clean_error'], 1)}.</p>")
         out.append(_table(head, rows))
-        if any(lv["eps_from"] != "fgsm" for lv in worst["levels"]):
-            out.append('<p class="note">* FGSM could not reach this distortion, so the attacks searched the '
-                       "L-inf ball of radius equal to the distortion.</p>")
+        if worst.get("access") == "queries":
+            not_run = "; ".join(f"{a}: {reason}" for a, reason in worst["not_run"].items())
+            out.append(f'<p class="missing">Attacks that ran: {_e(", ".join(worst["attacks"]))}'
+                       + (f" (transfer from {_e(', '.join(worst['surrogates']))})" if worst["surrogates"] else "")
+                       + (f"; not run: {_e(not_run)}" if not_run else "") + f". {_e(worst['bound'])}.</p>")
+        if any(lv["eps_from"] == "surrogate_fgsm" for lv in worst["levels"]):
+            out.append('<p class="note">The radii are the FGSM eps of each distortion on the surrogate.</p>')
+        if any(lv["eps_from"] == "distortion" for lv in worst["levels"]):
+            out.append('<p class="note">* FGSM could not reach this distortion, or there was no gradient to follow, so '
+                       "the attacks searched the L-inf ball of radius equal to the distortion.</p>")
         diagnostics = worst["diagnostics"]
         if diagnostics is not None:
             out.append(f"<h3>Gradient-masking diagnostics</h3><p>Every attack alone on {diagnostics['images']} "

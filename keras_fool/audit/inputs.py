@@ -26,7 +26,7 @@ import numpy as np
 from keras_fool.audit.options import check_data_source
 from keras_fool.errors import CorruptFileError
 from keras_fool.io import load_npz, sha256_file
-from keras_fool.target import resolve_classes
+from keras_fool.target import BaseTarget, resolve_classes
 
 __all__ = ["AuditData", "data_fingerprint", "load_audit_data", "model_parameters", "source_name"]
 
@@ -218,7 +218,16 @@ def model_parameters(model):
 
 
 def source_name(source):
-    """How the report names a model source (a preset's name, a file's name, or a model's name)."""
+    """How the report names a model source (a preset's name, a file's name, a URL, or a model's name).
+
+    A target is named by the first model its configuration identifies.
+    """
     if isinstance(source, (str, os.PathLike)):
         return Path(source).name if str(source).endswith(".keras") else str(source)
+    if isinstance(source, BaseTarget):
+        identity = (source.get_config().get("models") or [{}])[0]
+        for key, name in (("preset", str), ("path", lambda path: Path(path).name), ("url", str), ("model", str)):
+            if identity.get(key):
+                return name(identity[key])
+        return type(source).__name__
     return getattr(source, "name", type(source).__name__)

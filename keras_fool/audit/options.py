@@ -31,7 +31,7 @@ def check_data_source(data):
 
 
 def check_audit_options(out, data=None, budget="quick", compare=(), seed=0, resume=False, overwrite=False,
-                        input_range=None, preprocess="none", class_names=None):
+                        input_range=None, preprocess="none", class_names=None, surrogate=None):
     """Check what can be checked before a model is loaded.
 
     Raises:
@@ -45,7 +45,7 @@ def check_audit_options(out, data=None, budget="quick", compare=(), seed=0, resu
     check_data_source(data)
     if isinstance(compare, (str, Path)):
         compare = [compare]
-    for source in compare:
+    for source in [*compare, surrogate]:
         if isinstance(source, (str, Path)):
             check_model_source(source)
     if input_range not in (None, "0-1", "0-255"):

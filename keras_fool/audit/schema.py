@@ -17,7 +17,7 @@ from __future__ import annotations
 __all__ = ["REPORT_SCHEMA", "SCHEMA_ID", "SCHEMA_VERSION", "SchemaError", "validate", "validate_report"]
 
 SCHEMA_ID = "keras-fool-audit"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: models that answer queries only (sections that did not run, query counts)
 
 
 def _nullable(schema):
@@ -52,7 +52,7 @@ REPORT_SCHEMA = {
                    "vary from run to run; everything else is the same for the same model, data, budget and seed.",
     "type": "object",
     "required": ["schema", "schema_version", "keras_fool_version", "settings", "model_card", "fooling", "confidence",
-                 "robustness", "transfer", "verdict", "files", "timings"],
+                 "robustness", "transfer", "queries", "verdict", "files", "timings"],
     "additionalProperties": False,
     "properties": {
         "schema": {"const": SCHEMA_ID},
@@ -61,12 +61,15 @@ REPORT_SCHEMA = {
         "settings": {
             "description": "What was audited and how.",
             "type": "object",
-            "required": ["model", "compare", "budget", "budget_sizes", "seed", "data", "classes", "input_range",
-                         "preprocess", "logits"],
+            "required": ["model", "compare", "surrogate", "budget", "budget_sizes", "seed", "data", "classes",
+                         "input_range", "preprocess", "logits"],
             "additionalProperties": False,
             "properties": {
                 "model": {"type": "string", "description": "The model's name in the report."},
                 "compare": {**_NAMES, "description": "The --compare models."},
+                "surrogate": _nullable({"type": "string", "description": "The --surrogate model, whose gradients "
+                                                                         "the gradient stages of a model that answers "
+                                                                         "queries only follow."}),
                 "budget": {"type": "string", "description": "quick, standard, thorough, or a custom budget's name."},
                 "budget_sizes": {"$ref": "#/$defs/budget"},
                 "seed": {"type": "integer", "minimum": 0},
@@ -81,20 +84,24 @@ REPORT_SCHEMA = {
         "model_card": {
             "description": "Section 1.",
             "type": "object",
-            "required": ["name", "source_kind", "source", "input_shape", "classes", "class_names", "parameters",
-                         "outputs", "input_range", "preprocess", "data", "accuracy", "median_confidence",
-                         "median_confidence_correct", "median_confidence_wrong"],
+            "required": ["name", "source_kind", "source", "access", "backend", "input_shape", "classes",
+                         "class_names", "parameters", "outputs", "input_range", "preprocess", "data", "accuracy",
+                         "median_confidence", "median_confidence_correct", "median_confidence_wrong"],
             "additionalProperties": False,
             "properties": {
                 "name": {"type": "string"},
-                "source_kind": {"enum": ["preset", "file", "in-memory model"]},
+                "source_kind": {"enum": ["preset", "file", "endpoint", "in-memory model"]},
                 "source": {"type": "object",
-                           "description": "preset name, or file path and SHA-256, or weights SHA-256."},
+                           "description": "preset name, or file path and SHA-256, or URL, or weights SHA-256."},
+                "access": {"enum": ["gradients", "queries only"],
+                           "description": "gradients: attacked white-box; queries only: a deployed model searched by "
+                                          "queries, its gradient stages run on the surrogate or not at all."},
+                "backend": {"type": "string", "description": "keras, or the deployed model's backend (tflite, ...)."},
                 "input_shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3,
                                 "maxItems": 3, "description": "(height, width, channels) of the images."},
                 "classes": {"type": "integer", "minimum": 2},
                 "class_names": _NAMES,
-                "parameters": _COUNT,
+                "parameters": _nullable({**_COUNT, "description": "null: a model that answers queries only."}),
                 "outputs": {"enum": ["probabilities", "logits"]},
                 "input_range": {"enum": ["0-1", "0-255"]},
                 "preprocess": {"enum": ["none", "tf", "torch", "caffe"]},
@@ -155,6 +162,25 @@ REPORT_SCHEMA = {
                 "worst_case": {"$ref": "#/$defs/worst_case"},
                 "figure": {"type": "string"},
             }, "Section 4: error against distortion."),
+        },
+        "queries": {
+            "description": "Images the model was asked about, per stage and in all (a resumed audit counts the "
+                           "earlier runs' stages and setups); not counted for a Keras model, whose evaluations are "
+                           "in-process (each fooling method's 'evaluations' counts them).",
+            "type": "object",
+            "required": ["counted", "stages", "setup", "runs", "total"],
+            "additionalProperties": False,
+            "properties": {
+                "counted": {"type": "boolean"},
+                "reason": {"type": "string", "description": "Why they are not counted."},
+                "stages": {"type": "object", "additionalProperties": _nullable(_COUNT),
+                           "description": "Stage -> queries it spent (null: not counted)."},
+                "setup": _nullable({**_COUNT, "description": "Queries before the first stage of each run (the "
+                                                             "backend's checks when it was built), summed."}),
+                "runs": _nullable({"type": "integer", "minimum": 1, "description": "Runs (the first and each "
+                                                                                   "--resume)."}),
+                "total": _nullable({**_COUNT, "description": "setup plus every stage's."}),
+            },
         },
         "transfer": {
             **_section(["models"], {
@@ -238,13 +264,27 @@ REPORT_SCHEMA = {
                 "first_9999": _nullable({**_COUNT, "description": "Generation or step it first reached 99.99%."}),
             },
         },
-        "method": {
+        "method": {"anyOf": [
+            {"type": "object", "required": ["method", "available", "reason"], "additionalProperties": False,
+             "description": "A method that did not run (gradient ascent on a model that answers queries only, "
+                            "without a surrogate).",
+             "properties": {"method": {"enum": ["direct", "cppn", "gradient"]}, "available": {"const": False},
+                            "reason": {"type": "string"}}},
+            {"$ref": "#/$defs/method_result"},
+        ]},
+        "method_result": {
             "type": "object",
             "required": ["method", "unit", "evaluations", "classes", "fooled_99", "fooled_9999", "share_fooled_99",
                          "median_confidence", "min_confidence", "median_first_99", "max_first_99", "settings"],
             "additionalProperties": False,
             "properties": {
                 "method": {"enum": ["direct", "cppn", "gradient"]},
+                "available": {"const": True},
+                "access": {"enum": ["queries", "white-box", "transfer"],
+                           "description": "queries: searched by the model's answers; white-box: its gradients; "
+                                          "transfer: made on the surrogate, the confidences the model's own."},
+                "surrogate": {"type": "string"},
+                "surrogate_median_confidence": _FRACTION,
                 "unit": {"enum": ["generation", "step"]},
                 "generations": _COUNT,
                 "steps": _COUNT,
@@ -277,6 +317,9 @@ REPORT_SCHEMA = {
             "required": ["strength", "distortion", "error", "crossing_50", "max_distortion"],
             "additionalProperties": False,
             "properties": {
+                "access": {"enum": ["queries", "white-box", "transfer"],
+                           "description": "transfer: the FGSM direction is the surrogate's gradient sign."},
+                "surrogate": {"type": "string"},
                 "strength": {"type": "array", "items": {"type": "number", "minimum": 0},
                              "description": "sigma (Gaussian) or eps (FGSM) of each level."},
                 "distortion": {"type": "array", "items": _FRACTION},
@@ -289,9 +332,11 @@ REPORT_SCHEMA = {
         "curves": _section(["images", "levels", "curves"], {
             "images": {"type": "integer", "minimum": 1},
             "levels": {"type": "integer", "minimum": 2},
-            "curves": {"type": "object", "required": ["gaussian", "gradient_sign"], "additionalProperties": False,
+            "curves": {"type": "object", "required": ["gaussian"], "additionalProperties": False,
                        "properties": {"gaussian": {"$ref": "#/$defs/curve"},
                                       "gradient_sign": {"$ref": "#/$defs/curve"}}},
+            "not_run": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "Curve -> why it did not run."},
         }, "Gaussian-noise and FGSM (gradient_sign) curves."),
         "worst_level": {
             "type": "object",
@@ -301,9 +346,10 @@ REPORT_SCHEMA = {
             "properties": {
                 "distortion": _FRACTION,
                 "eps": {"type": "number", "minimum": 0, "description": "L-infinity radius the attacks searched."},
-                "eps_from": {"enum": ["fgsm", "distortion"],
-                             "description": "fgsm: the FGSM eps of that distortion; distortion: FGSM could not reach "
-                                            "it, so the radius is the distortion itself."},
+                "eps_from": {"enum": ["fgsm", "surrogate_fgsm", "distortion"],
+                             "description": "fgsm: the FGSM eps of that distortion; surrogate_fgsm: the surrogate's "
+                                            "(a model that answers queries only); distortion: FGSM could not reach "
+                                            "it, or there was no gradient, so the radius is the distortion itself."},
                 "error": _FRACTION,
                 "fgsm_error": _nullable(_FRACTION),
                 "attempted": {"type": "object", "additionalProperties": _COUNT,
@@ -323,6 +369,12 @@ REPORT_SCHEMA = {
             "crossing_50": _nullable(_FRACTION),
             "fgsm_crossing_50": _nullable(_FRACTION),
             "max_distortion": _FRACTION,
+            "access": {"enum": ["white-box", "queries"],
+                       "description": "queries: no attack used the model's gradients (it answers queries only)."},
+            "surrogates": {**_NAMES, "description": "The models the transfer attack crafted its images on."},
+            "not_run": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "Attack of the budget -> why it did not run."},
+            "bound": {"type": "string", "description": "Why the error is a lower bound on the white-box worst case."},
             "diagnostics": _nullable({
                 "type": "object",
                 "required": ["images", "errors", "worst_case", "unbounded_error", "checks"],

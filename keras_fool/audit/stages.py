@@ -21,6 +21,12 @@ written last, marks the stage finished), and reads them back on resume. The stag
 ``transfer``
     the fooling images shown to each ``--compare`` model.
 
+A model that answers queries only (:mod:`keras_fool.audit.access`) is searched by queries in the
+evolutions, the Gaussian-noise curve and the Square Attack; gradient ascent, the FGSM curve and the
+worst case's FGSM, PGD and radii run on the ``--surrogate`` (their images scored on the model: a
+transfer attack), and without one those parts say that they did not run. Each stage's summary says
+which kind of attack it made (``access``: ``white-box``, ``queries`` or ``transfer``).
+
 Every random draw comes from the audit's seed through :func:`~keras_fool.validation.derive_seed`,
 with one path per stage, so a stage gives the same numbers whether it runs in one go or after a
 resume.
@@ -36,15 +42,23 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_fool.audit.access import NOT_RUN, TRANSFER_BOUND, WHITE_BOX_ONLY, queries_spent, query_model
 from keras_fool.errors import CorruptFileError, ResumeError
 from keras_fool.evolution.search import THRESHOLDS, threshold_counts
 from keras_fool.io import load_npz, remove_stale_temporaries, save_json, save_npz
 from keras_fool.report.titles import FOOLING_METHOD_TITLES
 from keras_fool.validation import derive_seed
 
-__all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "run_stages"]
+__all__ = ["STAGES", "STAGE_TITLES", "AuditContext", "StageStore", "crossing", "methods_label", "run_stages"]
 
 FOOLING_METHODS = ("direct", "cppn", "gradient")
+
+
+def methods_label(count):
+    """Which fooling methods images come from, in words: "all three methods" or "the 2 methods that ran"."""
+    return "all three methods" if count == len(FOOLING_METHODS) else f"the {count} methods that ran"
+
+
 STAGE_TITLES = {
     "model_card": "model card: clean accuracy and confidence",
     "fooling_direct": f"fooling images: {FOOLING_METHOD_TITLES['direct']} (MAP-Elites)",
@@ -75,7 +89,8 @@ class AuditContext:
         progress: show progress bars.
         log: callable taking one line.
         classes_given: the classes were asked for (not the budget's evenly spaced subset).
-        parameters: the model's parameter count.
+        parameters: the model's parameter count (None: a model that answers queries only).
+        surrogate: (name, Target) of the ``--surrogate`` model, or None.
     """
 
     name: str
@@ -89,7 +104,25 @@ class AuditContext:
     progress: bool
     log: object
     classes_given: bool = False
-    parameters: int = 0
+    parameters: int | None = 0
+    surrogate: tuple | None = None
+    _queried: object = dataclasses.field(default=None, init=False, repr=False)
+
+    def attacked(self):
+        """The Keras model the curves and attacks run on: the target's own, or one that asks it (query-only)."""
+        if self.target.has_gradients:
+            return self.target
+        if self._queried is None:
+            self._queried = query_model(self.target)
+        return self._queried
+
+    def gradient_source(self):
+        """(access, surrogate name, Keras model) of the gradients the attacks follow; None when there are none."""
+        if self.target.has_gradients:
+            return "white-box", None, self.target.keras_model()
+        if self.surrogate is not None:
+            return "transfer", self.surrogate[0], self.surrogate[1].keras_model()
+        return None
 
 
 def _median(values):
@@ -160,26 +193,38 @@ def _fooling_summary(method, unit, budget_steps, labels, class_names, confidence
     }
 
 
-def _top(ctx, images):
+def _top(probabilities):
+    return probabilities.max(axis=1).astype(np.float32), probabilities.argmax(axis=1).astype(np.int32)
+
+
+def _probabilities(ctx, images):
     from keras_fool.evaluation.metrics import predict_probabilities
 
-    p = predict_probabilities(ctx.target, images, ctx.batch_size)
-    return p.max(axis=1).astype(np.float32), p.argmax(axis=1).astype(np.int32)
+    return predict_probabilities(ctx.target, images, ctx.batch_size)
 
 
-def _fooling_result(ctx, method, unit, steps, search, extra):
-    """A fooling stage's ``(summary, arrays)`` from its finished search (the best image of each class)."""
-    images = search.images()
-    labels, confidences = search.archive.labels, search.archive.confidences.astype(np.float32)
-    top_confidence, top_label = _top(ctx, images)
-    summary = _fooling_summary(method, unit, steps, labels, ctx.target.class_names, confidences, search.first_reached,
-                               search.evaluations, extra)
+def _fooling_result(ctx, method, unit, steps, images, labels, confidences, first_reached, evaluations, extra,
+                    probabilities=None):
+    """A fooling stage's ``(summary, arrays)`` from the best image of each class and its confidence.
+
+    ``probabilities``: the model's for ``images`` if already asked (else they are asked here).
+    """
+    confidences = np.asarray(confidences, np.float32)
+    top_confidence, top_label = _top(_probabilities(ctx, images) if probabilities is None else probabilities)
+    summary = _fooling_summary(method, unit, steps, labels, ctx.target.class_names, confidences, first_reached,
+                               evaluations, extra)
     ctx.log(f"{summary['fooled_99']} of {len(ctx.classes)} classes at >= 99%, median confidence "
             f"{100 * summary['median_confidence']:.4f}%")
-    arrays = {"images": images, "labels": labels.astype(np.int32), "confidences": confidences,
+    arrays = {"images": images, "labels": np.asarray(labels).astype(np.int32), "confidences": confidences,
               "top_confidence": top_confidence, "top_label": top_label,
-              **{f"first_{k}": v.astype(np.int64) for k, v in search.first_reached.items()}}
+              **{f"first_{k}": np.asarray(v).astype(np.int64) for k, v in first_reached.items()}}
     return summary, arrays
+
+
+def _search_result(ctx, method, unit, steps, search, extra):
+    """:func:`_fooling_result` of a finished search run on the model itself."""
+    return _fooling_result(ctx, method, unit, steps, search.images(), search.archive.labels,
+                           search.archive.confidences, search.first_reached, search.evaluations, extra)
 
 
 def _evolve(ctx, method, generations, stage):
@@ -192,8 +237,8 @@ def _evolve(ctx, method, generations, stage):
     evolver = MapElites(ctx.target, encoding, population=ctx.budget.population, classes=ctx.classes,
                         seed=derive_seed(ctx.seed, _SEED_PATH[stage]), selection=settings["selection"])
     evolver.run(generations, [ProgressBar()] if ctx.progress else [])
-    return _fooling_result(ctx, method, "generation", evolver.generation, evolver,
-                           {"population": ctx.budget.population, "settings": dict(settings)})
+    return _search_result(ctx, method, "generation", evolver.generation, evolver,
+                          {"population": ctx.budget.population, "settings": dict(settings), "access": "queries"})
 
 
 def fooling_direct(ctx, results):
@@ -206,38 +251,78 @@ def fooling_cppn(ctx, results):
     return _evolve(ctx, "cppn", ctx.budget.cppn_generations, "fooling_cppn")
 
 
+def _not_run(method):
+    """A fooling method's summary when it could not run: the model answers queries only, without a surrogate."""
+    return {"method": method, "available": False, "reason": NOT_RUN}
+
+
 def fooling_gradient(ctx, results):
-    """Gradient ascent on each class's probability from the mean image (supplement E, no regularizer)."""
+    """Gradient ascent on each class's probability from the mean image (supplement E, no regularizer).
+
+    On a model that answers queries only the ascent climbs the surrogate, and the report keeps the
+    model's own confidence in each image the surrogate made (a transfer attack): the model sees
+    only the final images, so a class counts as reaching a threshold at the step its ascent stopped
+    when the model's confidence in its final image reaches it.
+    """
     from keras_fool.evolution import EarlyStopping, GradientAscent
 
+    if not ctx.target.has_gradients and ctx.surrogate is None:
+        ctx.log(f"gradient ascent not run: {NOT_RUN}")
+        return _not_run("gradient"), {}
+    climbed = ctx.target if ctx.target.has_gradients else ctx.surrogate[1]
     # A class stops once it reaches 99.99% and keeps that image: an unregularised ascent may
     # overshoot and lose confidence again by its last step.
-    ascent = GradientAscent(ctx.target, classes=ctx.classes, steps=ctx.budget.ascent_steps,
+    ascent = GradientAscent(climbed, classes=ctx.classes, steps=ctx.budget.ascent_steps,
                             seed=derive_seed(ctx.seed, _SEED_PATH["fooling_gradient"]))
     ascent.run(callbacks=[EarlyStopping(THRESHOLDS["9999"])], log_batches=ctx.log if ctx.progress else None)
-    return _fooling_result(ctx, "gradient", "step", ctx.budget.ascent_steps, ascent,
-                           {"settings": dict(ascent.settings)})
+    if ctx.target.has_gradients:
+        return _search_result(ctx, "gradient", "step", ctx.budget.ascent_steps, ascent,
+                              {"settings": dict(ascent.settings), "access": "white-box"})
+    images, labels = ascent.images(), np.asarray(ascent.archive.labels)
+    probabilities = _probabilities(ctx, images)
+    confidences = probabilities[np.arange(len(labels)), labels]
+    steps = np.asarray(ascent.steps_done, np.int64)
+    first = {k: np.where(confidences >= t, steps, -1) for k, t in THRESHOLDS.items()}
+    return _fooling_result(ctx, "gradient", "step", ctx.budget.ascent_steps, images, labels, confidences, first,
+                           ascent.evaluations,
+                           {"settings": dict(ascent.settings), "access": "transfer", "surrogate": ctx.surrogate[0],
+                            "surrogate_median_confidence": float(np.median(ascent.archive.confidences))},
+                           probabilities)
 
 
 def robustness_curves(ctx, results):
-    """Error against distortion under Gaussian noise and FGSM, on the test images."""
+    """Error against distortion under Gaussian noise and FGSM, on the test images.
+
+    The Gaussian curve only asks the model; the FGSM curve follows the model's own gradient, or on a
+    model that answers queries only the surrogate's (its images scored on the model), or is not run.
+    """
+    from keras_fool.evaluation.curves import NOISE_TYPES
     from keras_fool.evaluation.curves import robustness_curves as curves_of
 
     if ctx.data is None:
         return {"available": False, "reason": "no data given"}, {}
     x, y = ctx.data.x, ctx.data.y
-    curves = curves_of({ctx.name: ctx.target}, x, y, num_levels=ctx.budget.levels,
+    gradients = ctx.gradient_source()
+    noise_types = NOISE_TYPES if gradients is not None else tuple(n for n in NOISE_TYPES if n != "gradient_sign")
+    gradient_models = {ctx.name: gradients[2]} if gradients is not None and gradients[0] == "transfer" else None
+    curves = curves_of({ctx.name: ctx.attacked()}, x, y, noise_types=noise_types, num_levels=ctx.budget.levels,
                        seed=derive_seed(ctx.seed, _SEED_PATH["robustness_curves"]), batch_size=ctx.batch_size,
+                       gradient_models=gradient_models,
                        progress=lambda name, noise, seconds: ctx.log(f"{noise} curve, {ctx.budget.levels} levels x "
                                                                      f"{len(x):,} images: {seconds:.1f} s"))
     summary = {"available": True, "images": int(len(x)), "levels": ctx.budget.levels, "curves": {}}
     for t, noise in enumerate(curves.noise_types):
         distortion, error = curves.distortion[0, t], curves.error[0, t]
+        access = "queries" if noise == "gaussian" else gradients[0]
         summary["curves"][noise] = {
             "strength": [float(v) for v in curves.strengths[t]],
             "distortion": [float(v) for v in distortion], "error": [float(v) for v in error],
             "crossing_50": crossing(distortion, error), "max_distortion": float(distortion.max()),
+            "access": access, **({"surrogate": gradients[1]} if access == "transfer" else {}),
         }
+    if gradients is None:
+        summary["not_run"] = {"gradient_sign": NOT_RUN}
+        ctx.log(f"FGSM curve not run: {NOT_RUN}")
     return summary, {}
 
 
@@ -251,26 +336,39 @@ def worst_case(ctx, results):
     budget = ctx.budget
     n = min(budget.worst_case_images, len(ctx.data.x))
     x, y = ctx.data.x[:n], ctx.data.y[:n]
+    gradients = ctx.gradient_source()
+    white_box = gradients is not None and gradients[0] == "white-box"
+    surrogates = {name: target.keras_model() for name, target in ctx.compare}
+    if gradients is not None and not white_box:
+        surrogates = {gradients[1]: gradients[2], **surrogates}
+    # A model that answers queries only meets the attacks that need no gradient of its own.
+    attacks = tuple(a for a in budget.attacks if white_box or a in ("transfer", "square"))
+    if surrogates and "transfer" not in attacks:
+        attacks += ("transfer",)
+    not_run = {a: NOT_RUN if gradients is None else WHITE_BOX_ONLY for a in budget.attacks if a not in attacks}
+    if not attacks:
+        return {"available": False, "reason": f"no attack of the budget ({', '.join(budget.attacks)}) could run: "
+                                              f"{NOT_RUN}"}, {}
     radii, sources = [], []
     for d in budget.distortions:
-        try:
-            radii.append(find_eps(ctx.target, x, y, d, tolerance=1e-4, batch_size=ctx.batch_size))
-            sources.append("fgsm")
-        except ValueError:  # FGSM cannot move the images that far (e.g. a zero gradient): search the ball of d
-            radii.append(float(d))
-            sources.append("distortion")
-    attacks = tuple(budget.attacks)
-    surrogates = None
-    if ctx.compare:
-        attacks += ("transfer",)
-        surrogates = {name: target.keras_model() for name, target in ctx.compare}
+        # Without a gradient, or where FGSM cannot move the images that far (e.g. a zero gradient): the ball of d.
+        radius, source = float(d), "distortion"
+        if gradients is not None:
+            try:
+                radius = find_eps(gradients[2], x, y, d, tolerance=1e-4, batch_size=ctx.batch_size)
+                source = "fgsm" if white_box else "surrogate_fgsm"
+            except ValueError:
+                pass
+        radii.append(radius)
+        sources.append(source)
     # Each PGD step is a share of eps such that the steps together travel at least 2.5 eps (0.1 from 25 steps on).
     step_fraction = min(0.5, max(0.1, 2.5 / budget.pgd_steps))
     settings = AttackSettings(pgd_steps=budget.pgd_steps, pgd_step_fraction=step_fraction,
                               pgd_restarts=budget.pgd_restarts, square_queries=budget.square_queries,
                               diagnostic_images=min(budget.diagnostic_images, n))
-    result = worst_case_robustness({ctx.name: ctx.target}, x, y, distortions=budget.distortions, attacks=attacks,
-                                   eps={ctx.name: radii}, surrogates=surrogates, settings=settings,
+    result = worst_case_robustness({ctx.name: ctx.attacked()}, x, y, distortions=budget.distortions,
+                                   attacks=attacks, eps={ctx.name: radii}, surrogates=surrogates or None,
+                                   settings=settings,
                                    seed=derive_seed(ctx.seed, _SEED_PATH["worst_case"]), batch_size=ctx.batch_size,
                                    log=ctx.log)
     record = result.per_model[ctx.name]
@@ -296,6 +394,8 @@ def worst_case(ctx, results):
         "crossing_50": crossing(distortions, worst),
         "fgsm_crossing_50": crossing(distortions, fgsm) if fgsm is not None else None,
         "max_distortion": float(max(budget.distortions)),
+        "access": "white-box" if white_box else "queries", "surrogates": list(surrogates),
+        "not_run": not_run, **({} if white_box else {"bound": TRANSFER_BOUND}),
         "diagnostics": None if diagnostics is None else {
             "images": diagnostics["images"], "errors": diagnostics["errors"],
             "worst_case": diagnostics["worst_case"], "unbounded_error": diagnostics["unbounded_error"],
@@ -315,6 +415,8 @@ def transfer(ctx, results):
     for name, target in ctx.compare:
         per_method = {}
         for method in FOOLING_METHODS:
+            if results[f"fooling_{method}"][0].get("available") is False:
+                continue
             arrays = results[f"fooling_{method}"][1]
             per_method[method] = fooled_by(target, arrays["images"], arrays["labels"], arrays["confidences"],
                                            ctx.batch_size, THRESHOLDS["99"])
@@ -398,7 +500,7 @@ class StageStore:
         return (self.folder / f"{name}.json").is_file()
 
     def load(self, name):
-        """A finished stage's ``(summary, arrays, seconds)``.
+        """A finished stage's ``(summary, arrays, seconds, queries)`` (queries: None where not counted).
 
         Raises:
             ResumeError: one of its files is damaged (the message names it and what to do).
@@ -406,14 +508,16 @@ class StageStore:
         record_path, arrays_path = self.folder / f"{name}.json", self.folder / f"{name}.npz"
         try:
             record = json.loads(record_path.read_text())
-            summary, seconds = record["summary"], float(record["seconds"])
+            summary, seconds, queries = record["summary"], float(record["seconds"]), record.get("queries")
+            if queries is not None and (not isinstance(queries, int) or queries < 0):
+                raise ValueError(f"queries must be a count, not {queries!r}")
         except (ValueError, KeyError, TypeError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise self._damaged(record_path, name, e) from None
         try:
             arrays = load_npz(arrays_path) if arrays_path.is_file() else {}
         except CorruptFileError as e:
             raise self._damaged(arrays_path, name, e) from None
-        return summary, arrays, seconds
+        return summary, arrays, seconds, queries
 
     @staticmethod
     def _damaged(path, name, error):
@@ -421,37 +525,64 @@ class StageStore:
         return ResumeError(f"Cannot resume: the stage file {path} is corrupt ({reason}); delete {name}.json and "
                            f"{name}.npz in {path.parent} to run that stage again, or start again with overwrite=True.")
 
-    def save(self, name, summary, arrays, seconds):
-        """Write a finished stage; returns its summary as saved (JSON-ready, :func:`_plain`)."""
+    def save(self, name, summary, arrays, seconds, queries=None):
+        """Write a finished stage and the queries it spent (None: not counted); returns its summary as saved.
+
+        The summary is saved JSON-ready (:func:`_plain`).
+        """
         summary = _plain(summary)
         remove_stale_temporaries(self.folder / f"{name}.npz")
         save_npz(self.folder / f"{name}.npz", **arrays)
-        save_json(self.folder / f"{name}.json", {"stage": name, "summary": summary, "seconds": seconds})
+        save_json(self.folder / f"{name}.json", {"stage": name, "summary": summary, "seconds": seconds,
+                                                 "queries": queries})
         return summary
+
+    def add_setup_queries(self, queries):
+        """Record the queries a run spent before its first stage (building the target); returns every run's.
+
+        Kept in ``setup_queries.json`` beside the stages, so that a resumed audit counts the
+        earlier runs' too.
+        """
+        path = self.folder / "setup_queries.json"
+        try:
+            spent = json.loads(path.read_text()) if path.is_file() else []
+        except ValueError:
+            raise ResumeError(f"Cannot resume: {path} is corrupt; start again with overwrite=True.") from None
+        if not isinstance(spent, list) or not all(isinstance(q, int) and q >= 0 for q in spent):
+            raise ResumeError(f"Cannot resume: {path} is corrupt; start again with overwrite=True.")
+        spent.append(int(queries))
+        save_json(path, spent)
+        return spent
 
 
 def run_stages(ctx, store, names, resume, announce=None):
-    """Run (or, resuming, load) the stages ``names`` in order; returns ``({name: (summary, arrays)}, timings)``.
+    """Run (or, resuming, load) the stages ``names`` in order.
+
+    Returns:
+        ``(results, timings, resumed, queries)``: ``{name: (summary, arrays)}``, ``{name: seconds}``,
+        the names kept from an earlier run, and ``{name: queries the stage spent}`` (None for a
+        target that does not count queries; a kept stage keeps the count of the run that finished it).
 
     Args:
         announce: callable ``(index, count, name, state)`` with state ``"start"``, ``"done"`` (and
             the seconds) or ``"kept"``, for the terminal.
     """
     announce = announce or (lambda *args: None)
-    results, timings, resumed = {}, {}, []
+    results, timings, resumed, queries = {}, {}, [], {}
     for index, name in enumerate(names, 1):
         if resume and store.has(name):
-            summary, arrays, seconds = store.load(name)
+            summary, arrays, seconds, queries[name] = store.load(name)
             results[name] = (summary, arrays)
             timings[name] = seconds
             resumed.append(name)
             announce(index, len(names), name, "kept", seconds)
             continue
         announce(index, len(names), name, "start", None)
-        start = time.perf_counter()
+        start, spent = time.perf_counter(), queries_spent(ctx.target)
         summary, arrays = STAGES[name](ctx, results)
         seconds = round(time.perf_counter() - start, 3)
-        results[name] = (store.save(name, summary, arrays, seconds), arrays)
+        queries[name] = None if spent is None else queries_spent(ctx.target) - spent
+        results[name] = (store.save(name, summary, arrays, seconds, queries[name]), arrays)
         timings[name] = seconds
         announce(index, len(names), name, "done", seconds)
-    return results, timings, resumed
+    return results, timings, resumed, queries

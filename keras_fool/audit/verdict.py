@@ -42,13 +42,18 @@ def _fooling_sentences(report):
               if tried < fooling["classes_total"] else "")
     parts = []
     for method, m in fooling["methods"].items():
+        if m.get("available") is False:
+            parts.append(f"{_method(method)} not run ({m['reason']})")
+            continue
         unit = m["unit"]
+        how = (f"{_method(method)} on the surrogate {m['surrogate']} (a transfer attack)"
+               if m.get("access") == "transfer" else _method(method))
         if m["fooled_99"]:
             when = (f" within {m['max_first_99']} {unit}s (median {m['median_first_99']:g})"
                     if m["max_first_99"] is not None else "")
-            parts.append(f"{m['fooled_99']} of {tried} with {_method(method)}{when}")
+            parts.append(f"{m['fooled_99']} of {tried} with {how}{when}")
         else:
-            parts.append(f"none of {tried} with {_method(method)} in {m[unit + 's']} {unit}s")
+            parts.append(f"none of {tried} with {how} in {m[unit + 's']} {unit}s")
     sentence = (f"{fooling['fooled_99_any']} of {tried} classes{subset} were fooled at >= 99% confidence by "
                 f"unrecognisable images: " + "; ".join(parts) + ".")
     return [sentence]
@@ -83,10 +88,15 @@ def _robustness_sentences(report):
         return f"{_distortion(value)}" if value is not None else f"beyond {_distortion(reach)}"
 
     fgsm, gauss = curves.get("gradient_sign"), curves.get("gaussian")
+    fgsm_name = (f"FGSM transferred from {fgsm['surrogate']}" if fgsm and fgsm.get("access") == "transfer"
+                 else "FGSM")
     if fgsm and gauss:
         out.append(f"Its error reaches 50% at distortion {crossing_text(fgsm['crossing_50'], fgsm['max_distortion'])} "
-                   f"under FGSM and {crossing_text(gauss['crossing_50'], gauss['max_distortion'])} under Gaussian "
-                   "noise")
+                   f"under {fgsm_name} and {crossing_text(gauss['crossing_50'], gauss['max_distortion'])} under "
+                   "Gaussian noise")
+    elif gauss:
+        out.append(f"Its error reaches 50% at distortion {crossing_text(gauss['crossing_50'], gauss['max_distortion'])}"
+                   f" under Gaussian noise (FGSM not run: {robustness['curves']['not_run']['gradient_sign']})")
     if worst["available"]:
         evaluated = ", ".join(_distortion(lv["distortion"]) for lv in worst["levels"])
         if worst["crossing_50"] is None:
@@ -97,6 +107,8 @@ def _robustness_sentences(report):
                         f"{', '.join(worst['attacks'])} (interpolated between its distortions 0, {evaluated}).")
         level = next((lv for lv in worst["levels"] if abs(lv["distortion"] - 0.1) < 1e-9), worst["levels"][0])
         text = f"At distortion {_distortion(level['distortion'])} the worst-case error is {_pct(level['error'])}"
+        if worst.get("access") == "queries":
+            text += f" over {', '.join(worst['attacks'])} only; {worst['bound']}"
         if level["fgsm_error"] is not None:
             gap = 100 * (level["error"] - level["fgsm_error"])
             text += f" against FGSM's {_pct(level['fgsm_error'])}"
@@ -104,7 +116,7 @@ def _robustness_sentences(report):
                 text += f": FGSM alone underestimates the damage by {gap:.0f} points"
         out.append(text + ".")
         diagnostics = worst["diagnostics"]
-        if diagnostics is not None:
+        if diagnostics is not None and worst.get("access") != "queries":
             flagged = [c["name"].replace("_", " ") for c in diagnostics["checks"] if c["answer"] == "NO"]
             if flagged:
                 out.append(f"Gradient-masking checks failed ({', '.join(flagged)}): the gradient attacks miss what "
@@ -115,8 +127,9 @@ def _robustness_sentences(report):
                 out.append(f"The {len(ran)} gradient-masking checks that ran pass ({diagnostics['images']} images"
                            + (f"; not run: {', '.join(skipped)}" if skipped else "")
                            + "), so nothing points to a hidden gradient.")
-    elif out:
+    else:
         out[-1] += "."
+        out.append(f"The worst case was not measured: {worst['reason']}.")
     return out
 
 
@@ -187,11 +200,28 @@ def defenses(report):
     return items
 
 
+def _queries_sentence(report):
+    """What a model that answers queries only was asked and how its gradient stages ran; None for a Keras model."""
+    if report["model_card"]["access"] != "queries only":
+        return None
+    queries = report["queries"]
+    runs = f" over {queries['runs']} runs" if queries["counted"] and queries["runs"] > 1 else ""
+    spent = (f"the audit asked it about {queries['total']:,} images{runs}" if queries["counted"]
+             else "the images it was asked about were not counted")
+    surrogate = report["settings"]["surrogate"]
+    attacker = (f"the gradient attacks ran on the surrogate {surrogate}, their images scored on the model (transfer "
+                "attacks)" if surrogate else "no gradient attack could run (no surrogate was given)")
+    return f"It answers queries only: {spent}, and {attacker}."
+
+
 def verdict(report):
     """The verdict paragraph (one string) from a report dict whose other sections are filled."""
     sentences = [f"{report['model_card']['name']} is fooled easily."
                  if report["fooling"]["share_fooled_99"] >= 0.5 else
                  f"{report['model_card']['name']} resisted most fooling attempts at this budget."]
+    queries = _queries_sentence(report)
+    if queries:
+        sentences.append(queries)
     sentences += _fooling_sentences(report)
     sentences.append(_confidence_sentence(report))
     sentences += _robustness_sentences(report)
