@@ -26,6 +26,7 @@ or indices (``"king penguin,starfish"``, ``"0,3,7"``) into class indices.
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import inspect
 import os
@@ -48,6 +49,7 @@ __all__ = [
     "BaseTarget",
     "Target",
     "as_target",
+    "target_failures",
     "preprocess_pixels",
     "read_class_names",
     "resolve_classes",
@@ -504,6 +506,24 @@ class Target(BaseTarget):
         if self.logits:
             outputs = keras.layers.Softmax(name="softmax")(outputs)
         return keras.Model(inputs, outputs, name=f"{model.name}_as_target")
+
+
+@contextlib.contextmanager
+def target_failures(target):
+    """Within it, an error that a query-only target raised inside a compiled function is raised as itself.
+
+    TensorFlow turns an exception from a ``tf.numpy_function`` into an ``UnknownError`` holding its
+    traceback as text; a target that keeps the original in ``failure`` (a deployed model's
+    :class:`~keras_fool.errors.BackendError`, say) gets it raised instead.
+    """
+    try:
+        yield
+    except tf.errors.OpError:
+        failure = getattr(target, "failure", None)
+        if failure is None:
+            raise
+        target.failure = None
+        raise failure from None
 
 
 def _is_default(value, default):

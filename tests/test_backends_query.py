@@ -121,3 +121,21 @@ def test_map_elites_evolves_against_a_query_target():
     archive = evolver.run(20)
     assert target.queries == 8 + 8 * 21  # the probe, then generations 0..20
     assert archive.confidences.min() > 1.0 / 3.0
+
+
+@pytest.mark.parametrize("search", ["map-elites", "nes"])
+def test_a_backend_failure_inside_a_search_is_raised_as_itself(search):
+    from keras_fool.encodings import DirectEncoding
+    from keras_fool.evolution import NES, MapElites
+
+    target = LinearModel(shape=(4, 4, 1))
+
+    def fail(out):
+        raise BackendError("the server went away")
+
+    evolver = (MapElites(target, DirectEncoding((4, 4, 1)), population=4) if search == "map-elites"
+               else NES(target, DirectEncoding((4, 4, 1)), resolution=2, samples=2))
+    evolver.run(1)
+    target.answer = fail
+    with pytest.raises(BackendError, match="the server went away"):
+        evolver.run(3)

@@ -15,6 +15,7 @@ before anything is sent.
 from __future__ import annotations
 
 import abc
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -111,6 +112,8 @@ class QueryTarget(BaseTarget):
         self.batch_size = check_int("batch_size", batch_size)
         self.max_queries = None if max_queries is None else check_int("max_queries", max_queries, minimum=0)
         self.queries = 0
+        self.failure = None  # the last error a call inside a compiled function raised (TensorFlow wraps it)
+        self._lock = threading.Lock()  # one call at a time, so the count stays exact
         self.num_classes = self._probe()
         if class_names is None:
             class_names = [str(i) for i in range(self.num_classes)]
@@ -177,10 +180,20 @@ class QueryTarget(BaseTarget):
     def __call__(self, images):
         """Probabilities (n, num_classes) float32: NumPy from NumPy or eager tensors, a tensor inside a graph."""
         if isinstance(images, tf.Tensor) and not tf.executing_eagerly():
-            probabilities = tf.numpy_function(self.scores, [tf.cast(images, tf.float32)], tf.float32, stateful=True)
+            probabilities = tf.numpy_function(self._graph_scores, [tf.cast(images, tf.float32)], tf.float32,
+                                              stateful=True)
             probabilities.set_shape([images.shape[0], self.num_classes])
             return probabilities
         return self.scores(np.asarray(images, np.float32))
+
+    def _graph_scores(self, images):
+        """:meth:`scores` called from a compiled function: the error is kept, as TensorFlow passes on only its text."""
+        with self._lock:
+            try:
+                return self.scores(images)
+            except Exception as error:
+                self.failure = error
+                raise
 
     # ---- checks ------------------------------------------------------------------------------
     def _probe(self):

@@ -30,7 +30,7 @@ from keras_fool.evolution.search import (
     Search,
     stop_confidence,
 )
-from keras_fool.target import BaseTarget
+from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int
 
 __all__ = ["MapElites", "CHECKPOINT_FORMAT", "GOAL_KEYS"]
@@ -415,13 +415,14 @@ class MapElites(Search):
         while self.generation < generations and not self.stop_training and not interrupt.requested:
             stop = self._boundary(self.generation, generations, callbacks)
             start_time = time.perf_counter()
-            rows, fitness, done, history, bad = self._chunk(
-                self.archive.rows,
-                self.archive.fitness,
-                tf.constant(self.generation, tf.int32),
-                tf.constant(stop, tf.int32),
-                tf.constant(stop_at, tf.float32),
-            )
+            with target_failures(self.target):
+                rows, fitness, done, history, bad = self._chunk(
+                    self.archive.rows,
+                    self.archive.fitness,
+                    tf.constant(self.generation, tf.int32),
+                    tf.constant(stop, tf.int32),
+                    tf.constant(stop_at, tf.float32),
+                )
             seconds = time.perf_counter() - start_time
             done = int(done)
             self.archive.set_rows(rows, fitness)

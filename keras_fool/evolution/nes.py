@@ -44,7 +44,7 @@ from keras_fool.encodings.direct import DirectEncoding
 from keras_fool.errors import NonFiniteError
 from keras_fool.evolution.archive import ClassArchive
 from keras_fool.evolution.search import THRESHOLDS, DeferredInterrupt, Search, stop_confidence
-from keras_fool.target import BaseTarget
+from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
 __all__ = ["NES", "SPACES"]
@@ -252,9 +252,10 @@ class NES(Search):
     def _run_group(self, cells, generation):
         picked = tf.constant(cells, tf.int32)
         part = lambda t: None if t is None else tf.nest.map_structure(lambda v: tf.gather(v, picked), t)  # noqa: E731
-        theta, velocity, elites, fitness, finite = self._step(
-            part(self.theta), part(self.velocity), part(self.topology), picked, self.archive.genomes,
-            self.archive.fitness, tf.constant(generation, tf.int32))
+        with target_failures(self.target):
+            theta, velocity, elites, fitness, finite = self._step(
+                part(self.theta), part(self.velocity), part(self.topology), picked, self.archive.genomes,
+                self.archive.fitness, tf.constant(generation, tf.int32))
         if not bool(finite):
             raise NonFiniteError(f"The target returned NaN or infinite probabilities at generation {generation}; "
                                  f"the search stopped after generation {generation - 1}.")
