@@ -8,7 +8,7 @@ import click
 
 from keras_fool.distribute import STRATEGIES
 
-__all__ = ["CLASS_NAMES", "FiniteFloatRange", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "check_strategy_options", "out_option",
+__all__ = ["CLASS_NAMES", "FiniteFloatRange", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "MAX_QUERIES", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "check_strategy_options", "out_option",
            "population_option", "preprocess_option", "seed_option", "strategy_option"]
 
 
@@ -93,3 +93,6 @@ def preprocess_option(default="none"):
 PREPROCESS = preprocess_option()
 CLASS_NAMES = click.option("--class-names", type=click.Path(dir_okay=False, exists=True), default=None,
                            help="Text file of class names, one per line (for a model that is not a preset).")
+MAX_QUERIES = click.option("--max-queries", type=click.IntRange(min=1), default=None,
+                           help="Query budget of a deployed model (.tflite, .onnx, SavedModel, URL): stop before "
+                           "scoring more images than this, the probe and a resumed run's included. [default: no limit]")

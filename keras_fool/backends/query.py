@@ -5,7 +5,8 @@ raw input as :class:`~keras_fool.target.Target` does (input range, then preproce
 backend for raw outputs at most ``batch_size`` images at a time, checks each answer (its shape,
 finite values) and turns it into probabilities (softmax with ``logits``). Called inside a compiled
 loop (a search's ``tf.function``), it runs as one ``tf.numpy_function``: the generation step stays
-compiled and only the scoring leaves the graph.
+compiled and only the scoring leaves the graph; an error raised there reaches the caller as
+TensorFlow's ``UnknownError``, and :meth:`QueryTarget.take_failure` gives back the original.
 
 Every image the backend scores is counted in :attr:`QueryTarget.queries`; with ``max_queries`` a
 call that would pass the budget is refused with :class:`~keras_fool.errors.QueryBudgetError`
@@ -177,10 +178,24 @@ class QueryTarget(BaseTarget):
     def __call__(self, images):
         """Probabilities (n, num_classes) float32: NumPy from NumPy or eager tensors, a tensor inside a graph."""
         if isinstance(images, tf.Tensor) and not tf.executing_eagerly():
-            probabilities = tf.numpy_function(self.scores, [tf.cast(images, tf.float32)], tf.float32, stateful=True)
+            probabilities = tf.numpy_function(self._scores_in_graph, [tf.cast(images, tf.float32)], tf.float32,
+                                              stateful=True)
             probabilities.set_shape([images.shape[0], self.num_classes])
             return probabilities
         return self.scores(np.asarray(images, np.float32))
+
+    def _scores_in_graph(self, images):
+        """:meth:`scores`, keeping the error it raises: TensorFlow passes it on as an ``UnknownError`` with its text."""
+        try:
+            return self.scores(images)
+        except Exception as e:
+            self.failure = e
+            raise
+
+    def take_failure(self):
+        """The error :meth:`scores` raised inside a compiled loop since the last call, or None (cleared)."""
+        failure, self.failure = getattr(self, "failure", None), None
+        return failure
 
     # ---- checks ------------------------------------------------------------------------------
     def _probe(self):
