@@ -114,7 +114,8 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
             paper=paper, stop_at=stop_at,
             resume=resume, overwrite=overwrite, logdir=logdir, checkpoint_every=checkpoint_every,
             eval_batch_size=eval_batch_size, ignore_memory_limit=ignore_memory_limit, strategy=strategy,
-            cpu_replicas=cpu_replicas, max_queries=max_queries, progress=not quiet, started=STARTED, log=lambda line: click.echo(line, err=True))
+            cpu_replicas=cpu_replicas, max_queries=max_queries, progress=not quiet, started=STARTED,
+            log=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt as e:
         reached = f" ({e})" if str(e) else ""
         click.echo(f"Interrupted{reached}; the checkpoint in {out} holds it: add --resume to continue.", err=True)

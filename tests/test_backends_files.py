@@ -219,4 +219,30 @@ def test_bad_model_files_are_refused_by_the_cli_in_one_sentence(tmp_path):
 def test_a_model_of_two_inputs_is_refused_by_the_cli(tmp_path):
     out = tmp_path / "run"
     path = _tflite(_tiny_model(inputs=2), tmp_path / "two.tflite")
-    _refused(run("evolve", "--model", path, "--out", out), "has 2 inputs and 1 outputs; a target's model takes one", out)
+    _refused(run("evolve", "--model", path, "--out", out), "has 2 inputs and 1 outputs; a target's model takes", out)
+
+
+def test_a_missing_onnxruntime_is_named_with_its_pip_extra(models, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an environment without it imports
+    with pytest.raises(ImportError, match=r"needs the onnxruntime package: pip install 'keras-fool\[deploy\]'"):
+        open_target(models["onnx"])
+
+
+@pytest.mark.parametrize("shape, layout", [((None, 8, 6, 3), ("NHWC", (8, 6, 3), None)),
+                                           (("batch", 1, 28, 20), ("NCHW", (28, 20, 1), None)),
+                                           ((4, 3, 8, 6), ("NCHW", (8, 6, 3), 4)),
+                                           ((-1, 3, 3, 3), ("NHWC", (3, 3, 3), None))])
+def test_the_image_layout_is_read_from_the_input_shape(shape, layout):
+    from keras_fool.backends.files import image_layout
+
+    assert image_layout(shape, "m") == layout
+
+
+@pytest.mark.parametrize("shape", [(None, 3, 8, 8), (None, 8, 8, 4), (None, None, None, 3), (None, 64)])
+def test_inputs_that_are_no_images_of_one_size_are_refused(shape):
+    from keras_fool.backends.files import image_layout
+
+    with pytest.raises(ValueError, match=r"^m takes inputs of shape"):
+        image_layout(shape, "m", nhwc_only=shape[1] == 3)
