@@ -214,6 +214,8 @@ def test_bad_model_files_are_refused_by_the_cli_in_one_sentence(tmp_path):
     _refused(run("evolve", "--model", empty, "--out", out), f"{empty} is a directory without saved_model.pb", out)
     _refused(run("evolve", "--model", tmp_path / "missing.onnx", "--out", out), "There is no ONNX model file at", out)
     _refused(run("evolve", "--max-queries", 5, "--out", out), "max_queries does not apply to a Keras model", out)
+    _refused(run("evolve", "--model", tmp_path / "no_such_model", "--out", out),
+             "nor a model file (.keras, .tflite, .onnx) or a SavedModel directory", out)
 
 
 def test_a_model_of_two_inputs_is_refused_by_the_cli(tmp_path):
@@ -246,3 +248,16 @@ def test_inputs_that_are_no_images_of_one_size_are_refused(shape):
 
     with pytest.raises(ValueError, match=r"^m takes inputs of shape"):
         image_layout(shape, "m", nhwc_only=shape[1] == 3)
+
+
+def test_without_litert_tensorflows_own_interpreter_reads_the_model(models, monkeypatch):
+    import sys
+
+    litert = open_target(models["int8"])
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # what an environment without it imports
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tf.lite's deprecation notice is not the user's business
+        target = open_target(models["int8"])
+    assert litert.runtime == "ai_edge_litert" and target.runtime == "tf.lite"
+    assert target.get_config()["models"][0]["runtime"] == "tf.lite"
+    np.testing.assert_allclose(target(IMAGES), litert(IMAGES), atol=1e-6)

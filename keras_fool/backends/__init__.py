@@ -51,9 +51,12 @@ def check_source(source):
     """
     kind = source_kind(source)
     if kind is None:
-        from keras_fool.zoo import check_model_source
+        from keras_fool import zoo
 
-        return check_model_source(source)
+        if isinstance(source, str) and not zoo.is_preset(source) and not source.endswith(".keras"):
+            raise ValueError(f"{source!r} is neither a preset (keras-fool zoo list) nor a model file (.keras, .tflite, "
+                             ".onnx) or a SavedModel directory.")
+        return zoo.check_model_source(source)
     if kind != "http":
         model_file(source, kind)
     return source
