@@ -218,10 +218,23 @@ def test_bad_model_files_are_refused_by_the_cli_in_one_sentence(tmp_path):
              "nor a model file (.keras, .tflite, .onnx) or a SavedModel directory", out)
 
 
-def test_a_model_of_two_inputs_is_refused_by_the_cli(tmp_path):
+@pytest.mark.parametrize("kind", ["tflite", "onnx", "savedmodel"])
+def test_a_model_of_two_inputs_is_refused_by_the_cli(tmp_path, kind):
+    import tensorflow as tf
+    import tf2onnx
+
     out = tmp_path / "run"
-    path = _tflite(_tiny_model(inputs=2), tmp_path / "two.tflite")
-    _refused(run("evolve", "--model", path, "--out", out), "has 2 inputs and 1 outputs; a target's model takes", out)
+    model = _tiny_model(inputs=2)
+    if kind == "tflite":
+        path = _tflite(model, tmp_path / "two.tflite")
+    elif kind == "onnx":
+        path = tmp_path / "two.onnx"
+        spec = [tf.TensorSpec((None, *SHAPE), tf.float32, name=name) for name in ("a", "b")]
+        tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(path))
+    else:
+        path = tmp_path / "two"
+        model.export(str(path), verbose=False)
+    _refused(run("evolve", "--model", path, "--out", out), "has 2 inputs and 1 output; a target's model takes", out)
 
 
 def test_a_missing_onnxruntime_is_named_with_its_pip_extra(models, monkeypatch):

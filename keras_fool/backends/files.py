@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["KINDS", "file_source", "image_layout", "model_file", "source_kind"]
+__all__ = ["KINDS", "file_source", "image_layout", "model_file", "one_input_one_output", "source_kind"]
 
 # kind -> how its models are named in messages
 KINDS = {"tflite": "TFLite", "onnx": "ONNX", "savedmodel": "SavedModel"}
@@ -98,3 +98,13 @@ def image_layout(shape, name, nhwc_only=False):
     expected = "(batch, H, W, C) with C 1 or 3 (TFLite models are read channels-last only)" if nhwc_only else \
         "(batch, H, W, C) or (batch, C, H, W) with C 1 or 3"
     raise ValueError(f"{name} takes inputs of shape {tuple(shape)}; a target's model takes images {expected}.")
+
+
+def one_input_one_output(inputs, outputs, name):
+    """Refuse a model ``name`` of other than one input and one output, counting them in one sentence."""
+    if inputs != 1 or outputs != 1:
+        def count(n, what):
+            return f"{n} {what}{'' if n == 1 else 's'}"
+
+        raise ValueError(f"{name} has {count(inputs, 'input')} and {count(outputs, 'output')}; a target's model takes "
+                         "one batch of images and gives one row of scores per image.")

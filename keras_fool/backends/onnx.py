@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_fool.backends.files import file_source, image_layout, model_file
+from keras_fool.backends.files import file_source, image_layout, model_file, one_input_one_output
 from keras_fool.backends.query import QueryTarget
 from keras_fool.validation import check_int
 
@@ -76,9 +76,7 @@ class OnnxTarget(QueryTarget):
             raise ValueError(f"{self.path} cannot be read as an ONNX model: {reason}") from e
         self.providers = self._session.get_providers()
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; a target's model takes "
-                             "one batch of images and gives one row of scores per image.")
+        one_input_one_output(len(inputs), len(outputs), str(self.path))
         self._input_name = inputs[0].name
         if inputs[0].type not in FLOAT_TYPES:
             raise ValueError(f"{self.path} takes {inputs[0].type}; an ONNX target feeds images as float, float16 or "

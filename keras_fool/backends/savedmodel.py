@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_fool.backends.files import file_source, image_layout, model_file
+from keras_fool.backends.files import file_source, image_layout, model_file, one_input_one_output
 from keras_fool.backends.query import QueryTarget
 
 __all__ = ["SavedModelTarget"]
@@ -58,10 +58,7 @@ class SavedModelTarget(QueryTarget):
         specs = {**{str(i): s for i, s in enumerate(args)}, **kwargs}
         outputs = self._function.structured_outputs
         n_out = len(outputs) if isinstance(outputs, dict) else len(tf.nest.flatten(outputs))
-        if len(specs) != 1 or n_out != 1:
-            raise ValueError(f"Signature {self.signature!r} of {self.path} takes {len(specs)} inputs and returns "
-                             f"{n_out} outputs; a target's model takes one batch of images and gives one row of "
-                             "scores per image.")
+        one_input_one_output(len(specs), n_out, f"Signature {self.signature!r} of {self.path}")
         (self._input_name, spec), = specs.items()
         if not spec.dtype.is_floating:
             raise ValueError(f"Signature {self.signature!r} of {self.path} takes {spec.dtype.name}; a SavedModel "

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from keras_fool.backends.files import file_source, image_layout, model_file
+from keras_fool.backends.files import file_source, image_layout, model_file, one_input_one_output
 from keras_fool.backends.query import SUM_TOLERANCE, QueryTarget
 from keras_fool.validation import check_int
 
@@ -70,9 +70,7 @@ class TFLiteTarget(QueryTarget):
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{self.path} cannot be read as a TFLite model: {str(e).strip().splitlines()[0]}") from e
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; a target's model takes "
-                             "one batch of images and gives one row of scores per image.")
+        one_input_one_output(len(inputs), len(outputs), str(self.path))
         self._input, self._output = inputs[0], outputs[0]
         for what, detail in (("input", self._input), ("output", self._output)):
             if detail["dtype"] not in QUANTIZED and not np.issubdtype(detail["dtype"], np.floating):
