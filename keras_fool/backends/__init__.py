@@ -21,8 +21,9 @@ from keras_fool.lazy import lazy_namespace
 
 __all__ = ["OnnxTarget", "QueryTarget", "SavedModelTarget", "TFLiteTarget", "check_source", "open_target"]
 
-__getattr__, _dir = lazy_namespace(__name__, {"QueryTarget": "query", "TFLiteTarget": "tflite",
-                                              "OnnxTarget": "onnx", "SavedModelTarget": "savedmodel"})
+# the targets load their module (and TensorFlow, or ONNX Runtime) on first use
+_NAMES = {"QueryTarget": "query", "TFLiteTarget": "tflite", "OnnxTarget": "onnx", "SavedModelTarget": "savedmodel"}
+__getattr__, _ = lazy_namespace(__name__, _NAMES)
 
 # kind -> "module:class" of its target
 _BACKENDS = {"tflite": "tflite:TFLiteTarget", "onnx": "onnx:OnnxTarget", "savedmodel": "savedmodel:SavedModelTarget",

@@ -77,7 +77,8 @@ def run_search(search, folder, n, callbacks=(), started=None, log=None, extra=No
     try:
         search.run(n, callbacks, **run_options)
     except Exception as e:  # a query-only target's error comes out of the compiled loop as TensorFlow's; raise its own
-        failure = search.target.take_failure() if hasattr(search.target, "take_failure") else None
+        target = getattr(search, "target", None)
+        failure = target.take_failure() if hasattr(target, "take_failure") else None
         if failure is None:
             raise
         raise failure from e
@@ -86,7 +87,7 @@ def run_search(search, folder, n, callbacks=(), started=None, log=None, extra=No
         timings = {"wall_seconds": time.perf_counter() - started, **timings}
     checkpointed = any(isinstance(cb, Checkpoint) for cb in callbacks)
     folder.wrote(*(folder / name for name in OUTPUT_FILES if name != "checkpoint.npz" or checkpointed))
-    queries = getattr(search.target, "queries", None)  # a query-only target's count, the resumed run's included
+    queries = getattr(getattr(search, "target", None), "queries", None)  # a query-only target's count, the resumed run's included
     summary_extra = {**timings, **({} if queries is None else {"queries": queries}), **(extra or {}),
                      "files": folder.files}
     if not folder.chief:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_fool import validation
+from keras_fool.backends import open_target
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
@@ -27,7 +28,6 @@ from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbac
 from keras_fool.evolution.search import NEVER
 from keras_fool.io import check_output_dir
 from keras_fool.run_folder import CHECKPOINT, RunFolder
-from keras_fool.backends import open_target
 from keras_fool.target import as_target
 from keras_fool.validation import check_int, check_seed, derive_seed
 
