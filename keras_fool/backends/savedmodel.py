@@ -27,8 +27,13 @@ class SavedModelTarget(QueryTarget):
     Args:
         path: the SavedModel directory.
         signature: the signature to call.
-        logits, class_names, input_range, preprocess, batch_size, max_queries: as
-            :class:`~keras_fool.backends.query.QueryTarget`.
+        logits: the model outputs logits; softmax is applied.
+        class_names: names, or a file of one name per line ("0", "1", ... by default).
+        input_range: ``"0-1"`` or ``"0-255"``, the range of the model's pixels (as
+            :class:`~keras_fool.backends.query.QueryTarget`).
+        preprocess: ``"none"``, ``"tf"``, ``"torch"`` or ``"caffe"``.
+        batch_size: images per call of the model at most.
+        max_queries: the query budget (None: no limit).
 
     Raises:
         FileNotFoundError: no directory at ``path``.
