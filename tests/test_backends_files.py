@@ -13,9 +13,10 @@ from keras_fool.target import Target
 
 SHAPE = (8, 8, 3)
 CLASSES = 5
-# int8 post-training quantization of the tiny net, measured on IMAGES: the largest probability
-# difference to the float model was 0.0053 and the argmax agreed on 32 of 32 images (seed 0).
-INT8_TOLERANCE = 0.03
+# int8 post-training quantization of the tiny net, measured on IMAGES (x86_64, LiteRT 2.3): the largest
+# probability difference to the Keras model was 0.023 (6 steps of the output's 1/256), the argmax agreed on
+# 32 of 32 images, and the rows summed to 1 within 0.0078; 0.05 leaves room for other CPUs' int8 kernels.
+INT8_TOLERANCE = 0.05
 
 
 def _images(n, seed=1):
@@ -143,7 +144,10 @@ def test_options_a_target_does_not_take_are_refused_in_one_sentence(models):
         open_target(["lenet_mnist", models["onnx"]])
     with pytest.raises(TypeError, match="threads does not apply to a SavedModel model"):
         open_target(models["savedmodel"], threads=2)
-    assert isinstance(open_target("lenet_mnist"), Target)
+    keras_target = open_target("lenet_mnist")
+    assert isinstance(keras_target, Target) and open_target(keras_target) is keras_target
+    with pytest.raises(ValueError, match="already a target"):
+        open_target(keras_target, logits=True)
 
 
 @pytest.mark.parametrize("kind", ["tflite", "int8", "onnx", "savedmodel"])
@@ -168,7 +172,6 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["int8", "onnx_nchw", "savedmodel"])
 def test_evolve_runs_against_a_deployed_model_and_resumes(models, kind, tmp_path):
     out = tmp_path / "run"
@@ -185,7 +188,6 @@ def test_evolve_runs_against_a_deployed_model_and_resumes(models, kind, tmp_path
     assert resumed["generations"] == 3 and resumed["queries"] == 32 + 8 + CLASSES + 8
 
 
-@pytest.mark.slow
 def test_evolve_stops_at_the_query_budget(models, tmp_path):
     result = run("evolve", "--model", models["tflite"], "--generations", 5, "--population", 8, "--max-queries", 30,
                  "--out", tmp_path / "run", "--quiet")
