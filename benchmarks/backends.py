@@ -13,6 +13,9 @@ batch of one generation (``--population`` images):
       against the backend's target, tracing excluded;
   (c) b / a (the issue's target: >= 80%), the median of the ratios of adjacent (a, b) pairs.
 
+A first row does the same for the Keras model itself (its compiled forward pass, and MapElites'
+compiled loop): what the evolver's own work per generation costs a model this small.
+
 (a) and (b) are measured in turn, --repeats times each, and each is the median of its runs. Prints a markdown table and the command that made it.
 """
 
@@ -40,6 +43,7 @@ from keras_fool.data import load_mnist  # noqa: E402
 from keras_fool.encodings import DirectEncoding  # noqa: E402
 from keras_fool.evolution import MapElites  # noqa: E402
 from keras_fool.evolution.runs import BEST_SETTINGS  # noqa: E402
+from keras_fool.target import Target  # noqa: E402
 from keras_fool.zoo import load_model  # noqa: E402
 
 
@@ -64,13 +68,21 @@ def convert(model, folder, representative):
 
 
 def raw_rate(target, batch, seconds=2.0):
-    """Images/s of the backend's own predict on one batch of model-ready inputs, over ``seconds``."""
-    inputs = target.model_inputs(np.random.default_rng(0).uniform(size=(batch, *target.image_shape)))
-    target._raw_outputs(inputs)  # allocation and first-run costs out of the clock
+    """Images/s of the backend's own predict on one batch of model-ready inputs, over ``seconds``.
+
+    For the Keras target (the reference row), its compiled forward pass.
+    """
+    images = np.random.default_rng(0).uniform(size=(batch, *target.image_shape)).astype(np.float32)
+    if isinstance(target, Target):
+        forward, inputs = tf.function(lambda x: target(x)), tf.constant(images)
+    else:
+        forward, inputs = target._raw_outputs, target.model_inputs(images)
+    np.asarray(forward(inputs))  # allocation, tracing and first-run costs out of the clock
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        target._raw_outputs(inputs)
+        out = forward(inputs)
         done += batch
+    np.asarray(out)
     return done / (time.perf_counter() - start)
 
 
@@ -95,8 +107,9 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         paths = convert(model, Path(folder), x_test[:500].astype(np.float32))
-        for name, path in paths.items():
-            target = open_target(path, batch_size=args.population, threads=args.threads)
+        for name, path in [("Keras (reference)", "lenet_mnist"), *paths.items()]:
+            target = Target(path) if name.startswith("Keras") else open_target(path, batch_size=args.population,
+                                                                                 threads=args.threads)
             raw, evolve = [], []
             for seed in range(args.repeats):  # interleaved, so that both see the same load on a shared machine
                 raw.append(raw_rate(target, args.population))
