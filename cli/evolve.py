@@ -11,6 +11,7 @@ from keras_fool.cli.options import (
     INPUT_RANGE,
     LOGDIR,
     LOGITS,
+    MAX_QUERIES,
     OVERWRITE,
     POPULATION,
     SEED,
@@ -23,7 +24,8 @@ from keras_fool.cli.options import (
 
 @click.command()
 @click.option("--model", "models", multiple=True,
-              help="Preset name or .keras file; repeat for an ensemble target (mean probabilities). "
+              help="Preset name or .keras file (repeat for an ensemble target: mean probabilities), or one deployed "
+              "model scored by queries alone: a .tflite or .onnx file, or a SavedModel directory. "
               "[default: lenet_mnist]")
 @click.option("--encoding", type=click.Choice(["direct", "cppn"]), default=None,
               help="direct: one gene per pixel; cppn: a NEAT-style pattern-producing network. [default: direct]")
@@ -67,6 +69,7 @@ from keras_fool.cli.options import (
               help="10: score Caffe's ten crops (corners, centre, mirrored), images evolve 32 px larger. "
               "[default: 1]")
 @CLASS_NAMES
+@MAX_QUERIES
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Offspring decoded and scored at once; larger populations are evaluated in batches.")
 @click.option("--ignore-memory-limit", is_flag=True,
@@ -76,7 +79,7 @@ from keras_fool.cli.options import (
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evolve(models, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
            selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, input_range,
-           preprocess, crops, class_names, eval_batch_size,
+           preprocess, crops, class_names, max_queries, eval_batch_size,
            ignore_memory_limit, strategy, cpu_replicas, quiet):
     """Evolve images that MODEL labels with high confidence but no person would recognise.
 
@@ -86,7 +89,7 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
     """
     from keras_fool.cli import STARTED, import_tensorflow_quietly
     from keras_fool.io import check_output_dir
-    from keras_fool.zoo import check_model_source
+    from keras_fool.backends import check_source
 
     from keras_fool.distribute import is_chief
 
@@ -96,7 +99,7 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
     if is_chief():  # a non-chief worker of a cluster writes nothing into --out
         check_output_dir(out, "checkpoint.npz", resume, overwrite)
     for model in models:
-        check_model_source(model)
+        check_source(model)
     if paper and (eta is not None or selection is not None):
         raise click.UsageError("--paper sets --eta and --selection; give either --paper or those options.")
     import_tensorflow_quietly()
@@ -111,7 +114,8 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
             paper=paper, stop_at=stop_at,
             resume=resume, overwrite=overwrite, logdir=logdir, checkpoint_every=checkpoint_every,
             eval_batch_size=eval_batch_size, ignore_memory_limit=ignore_memory_limit, strategy=strategy,
-            cpu_replicas=cpu_replicas, progress=not quiet, started=STARTED, log=lambda line: click.echo(line, err=True))
+            cpu_replicas=cpu_replicas, max_queries=max_queries, progress=not quiet, started=STARTED,
+            log=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt as e:
         reached = f" ({e})" if str(e) else ""
         click.echo(f"Interrupted{reached}; the checkpoint in {out} holds it: add --resume to continue.", err=True)
@@ -120,8 +124,9 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
     at_target = sum(c is not None and c >= 0.9999 for c in confidences)
     speed = summary["evaluations_per_second"]  # None when no generation was timed
     speed = "" if speed is None else f" ({speed:,.0f}/s)"
+    queries = f", {summary['queries']:,} queries" if "queries" in summary else ""  # a deployed model's
     click.echo(
-        f"{summary['generations']} generations, {summary['evaluations']:,} evaluations{speed}; "
+        f"{summary['generations']} generations, {summary['evaluations']:,} evaluations{speed}{queries}; "
         f"{at_target}/{len(confidences)} classes at >= 99.99%."
     )
     echo_written(summary["files"])

@@ -8,7 +8,7 @@ import click
 
 from keras_fool.distribute import STRATEGIES
 
-__all__ = ["CLASS_NAMES", "FiniteFloatRange", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "SURROGATE", "check_strategy_options", "out_option",
+__all__ = ["CLASS_NAMES", "FiniteFloatRange", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "MAX_QUERIES", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "SURROGATE", "check_strategy_options", "out_option",
            "population_option", "preprocess_option", "seed_option", "strategy_option"]
 
 
@@ -98,3 +98,6 @@ SURROGATE = click.option("--surrogate", default=None, metavar="MODEL",
                          "(preset or .keras, read as MODEL is) whose gradients the gradient attacks follow; their "
                          "images are then scored on MODEL (a transfer attack). Without it those attacks are reported "
                          "as not run. Refused for a Keras model, which they attack directly.")
+MAX_QUERIES = click.option("--max-queries", type=click.IntRange(min=1), default=None,
+                           help="Query budget of a deployed model (.tflite, .onnx, SavedModel, URL): stop before "
+                           "scoring more images than this, the probe and a resumed run's included. [default: no limit]")

@@ -97,6 +97,8 @@ def test_the_api_pages_cover_the_public_names(site):
         "report": ["keras_fool.report.Result"],
         "zoo": ["keras_fool.zoo.load_model", "keras_fool.zoo.list_presets"],
         "audit": ["keras_fool.audit.audit_model"],
+        "backends": ["keras_fool.backends.open_target", "keras_fool.backends.TFLiteTarget",
+                     "keras_fool.backends.OnnxTarget", "keras_fool.backends.SavedModelTarget"],
     }
     for page, anchors in expected.items():
         source = (site / "api" / f"{page}.html").read_text(encoding="utf-8")

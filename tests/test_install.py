@@ -31,3 +31,16 @@ def test_makefile_installs_without_conflict_warnings_and_checks_after():
     assert installs, "the Makefile installs nothing through $(PIP)?"
     assert all("--no-warn-conflicts" in line or "--upgrade pip" in line for line in installs), installs
     assert makefile.count("scripts/pip-check") >= 2
+
+
+def test_every_package_is_in_the_distribution():
+    """A package missing from setup.cfg's list works in an editable install and is absent from a built one."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    roots = {"keras_fool": ROOT / "keras_fool", "keras_fool.zoo": ROOT / "zoo", "keras_fool.cli": ROOT / "cli"}
+    found = {name + "".join(f".{part}" for part in init.parent.relative_to(folder).parts)
+             for name, folder in roots.items() for init in folder.rglob("__init__.py")}
+    assert found - listed == set()

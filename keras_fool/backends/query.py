@@ -5,7 +5,9 @@ raw input as :class:`~keras_fool.target.Target` does (input range, then preproce
 backend for raw outputs at most ``batch_size`` images at a time, checks each answer (its shape,
 finite values) and turns it into probabilities (softmax with ``logits``). Called inside a compiled
 loop (a search's ``tf.function``), it runs as one ``tf.numpy_function``: the generation step stays
-compiled and only the scoring leaves the graph.
+compiled and only the scoring leaves the graph. An error raised there reaches the caller as
+TensorFlow's ``UnknownError``; the target keeps the original in ``failure``, and a search run
+inside :func:`keras_fool.target.target_failures` raises that instead.
 
 Every image the backend scores is counted in :attr:`QueryTarget.queries`; with ``max_queries`` a
 call that would pass the budget is refused with :class:`~keras_fool.errors.QueryBudgetError`

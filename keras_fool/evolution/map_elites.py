@@ -154,7 +154,12 @@ class MapElites(Search):
             "history": np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
             **{f"first_{k}": v for k, v in self.first_reached.items()},
             **flatten_genomes(tf.nest.map_structure(lambda t: t.numpy(), self.archive.genomes)),
+            **({} if self._queries() is None else {"queries": np.array(self._queries())}),
         }
+
+    def _queries(self):
+        """The images a query-only target has scored (None for a target that does not count them)."""
+        return getattr(self.target, "queries", None)
 
     def restore_state(self, arrays):
         genomes, fitness, generation, evaluations, first, history = self._checked_state(arrays)
@@ -162,6 +167,8 @@ class MapElites(Search):
         self.goal = self.checkpoint_goal(arrays)
         self.archive.set_state(genomes, fitness)
         self.generation, self.evaluations = generation, evaluations
+        if self._queries() is not None and "queries" in arrays:  # the resumed run's queries count as spent
+            self.target.queries += int(arrays["queries"])
         self.first_reached = first
         self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
 
@@ -206,7 +213,7 @@ class MapElites(Search):
         scored = []
         for start in range(0, len(fitness), batch):
             part = tf.nest.map_structure(lambda a, s=start: tf.constant(a[s : s + batch]), genomes)
-            probabilities = self.target(self.encoding.decode(part)).numpy()
+            probabilities = np.asarray(self.target(self.encoding.decode(part)))  # a tensor, or a query target's array
             scored.append(probabilities[np.arange(len(probabilities)), self.archive.labels[start : start + batch]])
         scored = np.concatenate(scored)
         wrong = np.flatnonzero(~(np.abs(scored - fitness) <= SCORE_TOLERANCE))

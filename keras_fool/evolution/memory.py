@@ -68,7 +68,7 @@ def estimate_run_memory(target, encoding, population, eval_batch_size):
     image = int(np.prod(target.image_shape)) * 4
     batch = min(population, eval_batch_size)
     per_image = 0
-    for model in target.models:
+    for model in getattr(target, "models", ()):  # a query-only target has no Keras model whose activations count
         outputs = _layer_outputs(model)
         per_image += (outputs if outputs is not None else 50 * int(np.prod(target.image_shape))) * 4
     genome = _genome_bytes(encoding)

@@ -61,7 +61,8 @@ def run_search(search, folder, n, callbacks=(), started=None, log=None, extra=No
 
     Returns:
         The summary (``summary.json``'s, or on a non-chief worker the same without writing it),
-        with ``evolution_seconds``, ``files`` and ``extra``.
+        with ``evolution_seconds``, ``files`` and ``extra``, and ``queries`` (images scored, the
+        probe and any resumed run's included) for a target that counts them.
     """
     log = log or (lambda line: None)
     resume = folder.resume if resume is None else resume
@@ -79,7 +80,9 @@ def run_search(search, folder, n, callbacks=(), started=None, log=None, extra=No
         timings = {"wall_seconds": time.perf_counter() - started, **timings}
     checkpointed = any(isinstance(cb, Checkpoint) for cb in callbacks)
     folder.wrote(*(folder / name for name in OUTPUT_FILES if name != "checkpoint.npz" or checkpointed))
-    summary_extra = {**timings, **(extra or {}), "files": folder.files}
+    queries = getattr(getattr(search, "target", None), "queries", None)  # a query-only target's count, the resumed run's included
+    summary_extra = {**timings, **({} if queries is None else {"queries": queries}), **(extra or {}),
+                     "files": folder.files}
     if not folder.chief:
         return {**search.summary(), **summary_extra}
     return write_outputs(search, folder.path, summary_extra)

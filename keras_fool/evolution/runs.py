@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_fool import validation
+from keras_fool.backends import open_target
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
@@ -27,7 +28,7 @@ from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbac
 from keras_fool.evolution.search import NEVER
 from keras_fool.io import check_output_dir
 from keras_fool.run_folder import CHECKPOINT, RunFolder
-from keras_fool.target import Target, as_target
+from keras_fool.target import as_target
 from keras_fool.validation import check_int, check_seed, derive_seed
 
 __all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "EvolvedImages", "evolve_fooling_images", "output_files", "run_evolution"]
@@ -161,11 +162,13 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
     )
 
 
-def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None):
+def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None, max_queries=None):
     models = list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]]
     with strategy_scope(strategy):  # mirrored model variables
-        target = Target(models, logits=options["logits"], class_names=options["class_names"],
-                        input_range=options["input_range"], preprocess=options["preprocess"], crops=options["crops"])
+        # crops and max_queries are options of one kind of target each: given only when set
+        target = open_target(models, logits=options["logits"], class_names=options["class_names"],
+                             input_range=options["input_range"], preprocess=options["preprocess"],
+                             crops=None if options["crops"] == 1 else options["crops"], max_queries=max_queries)
     if "_encoding" in options:  # resuming: the checkpoint's encoding, with any option given now applied
         config = dict(options["_encoding"])
         rate_key = "weight_rate" if config["name"] == "cppn" else "rate"
@@ -191,7 +194,7 @@ def run_evolution(out, models=None, encoding=None, generations=None, population=
                   input_range=None, preprocess=None, crops=None, class_names=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
                   eval_batch_size=4096, ignore_memory_limit=False, strategy="default", cpu_replicas=None,
-                  progress=True, started=None, log=None):
+                  max_queries=None, progress=True, started=None, log=None):
     """Evolve fooling images into the folder ``out``; what ``keras-fool evolve`` runs.
 
     Writes ``archive.npz``, ``montage.png``, ``summary.json`` (:mod:`keras_fool.evolution.outputs`) and
@@ -208,7 +211,9 @@ def run_evolution(out, models=None, encoding=None, generations=None, population=
 
     Args:
         out: the output folder (created if needed).
-        models: a preset name, a ``.keras`` path or a Keras model, or a list of them (an ensemble).
+        models: a preset name, a ``.keras`` path or a Keras model, or a list of them (an ensemble); or
+            one deployed model: a ``.tflite`` or ``.onnx`` file, a SavedModel directory or a URL
+            (:func:`keras_fool.backends.open_target`), scored by queries alone.
         encoding: ``"direct"`` or ``"cppn"``.
         generations: the total generation count to reach (generation 0 is the random population); None:
             the run's own when resuming, else 200.
@@ -240,6 +245,9 @@ def run_evolution(out, models=None, encoding=None, generations=None, population=
             files, and ``out`` must be visible to every worker to resume), or a
             ``tf.distribute.Strategy``. The archive equals the one-device run's.
         cpu_replicas: split the CPU into this many logical devices for the strategy.
+        max_queries: a deployed model's query budget: the run stops with
+            :class:`~keras_fool.errors.QueryBudgetError` before it would score more images (the
+            queries of the runs it resumes included); None: no limit. Not for Keras models.
         progress: show a progress bar on stderr.
         started: ``time.perf_counter()`` at process start, for ``startup_seconds`` (default: now).
         log: callable taking one line of news (e.g. that a run resumes); silent if None.
@@ -275,7 +283,7 @@ def run_evolution(out, models=None, encoding=None, generations=None, population=
              "crops": crops, "class_names": class_names}
     saved = _options_from_checkpoint(checkpoint) if resume else None
     options = _settle_options(given, saved, paper)
-    evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit, strategy)
+    evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit, strategy, max_queries)
     if resume:
         _check_agrees(evolver, checkpoint, saved, given)
         generations, stop_at = _resumed_goal(checkpoint, generations, stop_at, log)
