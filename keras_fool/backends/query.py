@@ -115,7 +115,7 @@ class QueryTarget(BaseTarget):
         self.max_queries = None if max_queries is None else check_int("max_queries", max_queries, minimum=0)
         self.queries = 0
         self.failure = None  # the last error a call inside a compiled function raised (TensorFlow wraps it)
-        self._lock = threading.Lock()  # one call at a time, so the count stays exact
+        self._call_lock = threading.Lock()  # one call at a time, so the count stays exact
         self.num_classes = self._probe()
         if class_names is None:
             class_names = [str(i) for i in range(self.num_classes)]
@@ -190,7 +190,7 @@ class QueryTarget(BaseTarget):
 
     def _graph_scores(self, images):
         """:meth:`scores` called from a compiled function: the error is kept, as TensorFlow passes on only its text."""
-        with self._lock:
+        with self._call_lock:
             try:
                 return self.scores(images)
             except Exception as error:
