@@ -27,6 +27,11 @@ from keras_fool.cli.options import (
               help="Preset name or .keras file (repeat for an ensemble target: mean probabilities), or one deployed "
               "model scored by queries alone: a .tflite or .onnx file, or a SavedModel directory. "
               "[default: lenet_mnist]")
+@click.option("--search", type=click.Choice(["map-elites", "nes"]), default=None,
+              help="map-elites: the paper's algorithm, one elite per class; nes: a gradient estimated from queries "
+              "(natural evolution strategies, per class, over low-resolution pixels or CPPN weights). [default: nes "
+              "for a colour model's direct encoding (it measured far stronger on ImageNet, RESULTS.md), map-elites "
+              "otherwise and with --paper]")
 @click.option("--encoding", type=click.Choice(["direct", "cppn"]), default=None,
               help="direct: one gene per pixel; cppn: a NEAT-style pattern-producing network. [default: direct]")
 @click.option("--capacity", type=click.IntRange(min=1), default=None,
@@ -77,7 +82,7 @@ from keras_fool.cli.options import (
 @strategy_option()
 @CPU_REPLICAS
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evolve(models, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
+def evolve(models, search, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
            selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, input_range,
            preprocess, crops, class_names, max_queries, eval_batch_size,
            ignore_memory_limit, strategy, cpu_replicas, quiet):
@@ -107,7 +112,8 @@ def evolve(models, encoding, capacity, generations, population, classes, seed, c
 
     try:
         summary = run_evolution(
-            out, models=list(models) or None, encoding=encoding, generations=generations, population=population,
+            out, models=list(models) or None, search=search, encoding=encoding, generations=generations,
+            population=population,
             classes=classes, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
             selection=selection, capacity=capacity, logits=logits or None, input_range=input_range,
             preprocess=preprocess, crops=None if crops is None else int(crops), class_names=class_names,

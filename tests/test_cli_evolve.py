@@ -265,3 +265,32 @@ def test_large_populations_are_evaluated_in_batches_with_the_same_result(tmp_pat
         results.append((evolver.archive.fitness.numpy(), np.asarray(evolver.archive.genomes)))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_a_colour_model_is_searched_with_nes_by_default_and_resumes(tmp_path):
+    model = _save_model(tmp_path / "colour.keras", input_shape=(16, 16, 3))
+    out = tmp_path / "run"
+    result = run("evolve", "--model", model, "--classes", "0,1", "--generations", 3, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["method"] == "nes" and summary["generations"] == 3
+    assert summary["evaluations"] <= 1 + 3 * 2 * 21  # grey, then at most 21 images per class and generation
+    result = run("evolve", "--out", out, "--resume", "--generations", 5, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["generations"] == 5
+
+    paper = run("evolve", "--model", model, "--classes", "0,1", "--generations", 1, "--paper", "--out",
+                tmp_path / "paper", "--quiet")
+    assert paper.exit_code == 0, paper.output
+    assert json.loads((tmp_path / "paper" / "summary.json").read_text())["config"].get("method") is None  # MAP-Elites
+
+    refused = run("evolve", "--model", model, "--population", 8, "--out", tmp_path / "refused", "--quiet")
+    _one_line_error(refused, 2)
+    assert "population is a MAP-Elites option" in refused.output and "--search map-elites" in refused.output
+    assert not (tmp_path / "refused").exists()
+
+
+def test_a_grayscale_model_keeps_map_elites_by_default(evolved):
+    out, _ = evolved
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"].get("method") is None and summary["config"]["population"] > 0

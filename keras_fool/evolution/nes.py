@@ -110,6 +110,7 @@ class NES(Search):
         self.seed = check_seed(seed)
         self.target = target
         self.encoding = encoding
+        self.strategy = None  # one device
         labels = list(range(target.num_classes)) if classes is None else [int(c) for c in classes]
         self.archive = ClassArchive(labels, target.class_names, encoding.genome_spec())
         self._labels = tf.constant(self.archive.labels, tf.int32)
@@ -346,7 +347,8 @@ class NES(Search):
                 "generation": np.array(self.generation), "evaluations": np.array(self.evaluations),
                 "fitness": self.archive.fitness.numpy(),
                 "history": np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
-                **{f"first_{k}": v for k, v in self.first_reached.items()}}
+                **{f"first_{k}": v for k, v in self.first_reached.items()},
+                **({} if getattr(self.target, "queries", None) is None else {"queries": np.array(self.target.queries)})}
 
     def restore_state(self, arrays):
         self.evaluations, self.generation = 0, -1
@@ -391,6 +393,8 @@ class NES(Search):
         self.archive.set_state(elites, fitness)
         self.generation, self.evaluations, self.first_reached = generation, evaluations, first
         self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
+        if getattr(self.target, "queries", None) is not None and "queries" in arrays:  # the resumed run's count
+            self.target.queries += int(arrays["queries"])
         if "run_generations" in arrays:
             self.goal = (int(arrays["run_generations"]), float(arrays["stop_at"]))
 
