@@ -7,7 +7,16 @@ import time
 import click
 
 from keras_fool.audit.budgets import BUDGET_NAMES
-from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGITS, OVERWRITE, PREPROCESS, SURROGATE, seed_option
+from keras_fool.cli.options import (
+    CLASS_NAMES,
+    INPUT_RANGE,
+    LOGITS,
+    MAX_QUERIES,
+    OVERWRITE,
+    PREPROCESS,
+    SURROGATE,
+    seed_option,
+)
 
 
 @click.command()
@@ -34,10 +43,16 @@ from keras_fool.cli.options import CLASS_NAMES, INPUT_RANGE, LOGITS, OVERWRITE, 
 @PREPROCESS
 @CLASS_NAMES
 @SURROGATE
+@MAX_QUERIES
 @click.option("--quiet", is_flag=True, help="No progress bars or progress lines (stage lines stay).")
 def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, logits, input_range, preprocess,
-          class_names, surrogate, quiet):
-    """Audit MODEL (a preset or a .keras file): fooling images, confidence, robustness, transfer, verdict.
+          class_names, surrogate, max_queries, quiet):
+    """Audit MODEL: fooling images, confidence, robustness, transfer, verdict.
+
+    MODEL is a preset, a .keras file, or a deployed model: a .tflite or .onnx file, a SavedModel
+    directory, or a TensorFlow Serving URL (http://host:8501/v1/models/NAME:predict; a token for it is
+    read from the environment variable KERAS_FOOL_TOKEN). A deployed model answers queries only: the
+    searches run against it, the gradient attacks on --surrogate (or are reported as not run).
 
     Writes OUT/report.html (self-contained: open it in any browser, or print it), OUT/report.json
     (every number; a versioned schema) and the figures as PNG. Each finished stage is kept in
@@ -45,13 +60,13 @@ def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, l
     """
     from keras_fool.audit.options import check_audit_options
     from keras_fool.cli import import_tensorflow_quietly
-    from keras_fool.zoo import check_model_source
+    from keras_fool.backends import check_source
 
     if classes is not None and not classes.strip():
         raise click.BadParameter("no class given.", param_hint="--classes")
     check_audit_options(out, data, budget, list(compare), seed, resume, overwrite, input_range, preprocess,
                         class_names, surrogate)
-    check_model_source(model)
+    check_source(model)
     started = time.perf_counter()
     tensorflow = import_tensorflow_quietly()
     tensorflow.get_logger().setLevel("ERROR")
@@ -80,7 +95,7 @@ def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, l
         report = audit_model(model, out, data=data, budget=budget, compare=list(compare), classes=classes, seed=seed,
                              logits=logits, input_range=input_range, preprocess=preprocess, class_names=class_names,
                              resume=resume, overwrite=overwrite, progress=not quiet, log=log, announce=announce,
-                             surrogate=surrogate)
+                             surrogate=surrogate, max_queries=max_queries)
     except KeyboardInterrupt:
         where = f" during {current['stage']}" if current["stage"] else ""
         click.echo(f"Interrupted{where}; the finished stages are kept in {out}/stages: run the same command with "

@@ -32,8 +32,9 @@ from keras_fool.cli.options import (
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Gradient steps per class. [default: the evolutions' budget, population x (generations + 1) "
               "/ classes - 1]")
-@click.option("--methods", default="direct,cppn,gradient", show_default=True,
-              help="Comma-separated methods to run: direct, cppn, gradient.")
+@click.option("--methods", default="direct,cppn,nes,gradient", show_default=True,
+              help="Comma-separated methods to run: direct, cppn (MAP-Elites, the paper's), nes (natural evolution "
+              "strategies over low-resolution pixels: the strongest black-box search measured), gradient.")
 @click.option("--second-model", default="auto", show_default=True,
               help="Second ImageNet network (preset or .keras file, same classes) for the transfer and ensemble "
               "studies; 'auto': efficientnet_lite1_imagenet beside the default model, efficientnet_lite0_imagenet "

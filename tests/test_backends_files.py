@@ -175,8 +175,8 @@ def run(*args):
 @pytest.mark.parametrize("kind", ["int8", "onnx_nchw", "savedmodel"])
 def test_evolve_runs_against_a_deployed_model_and_resumes(models, kind, tmp_path):
     out = tmp_path / "run"
-    result = run("evolve", "--model", models[kind], "--generations", 2, "--population", 8, "--out", out,
-                 "--checkpoint-every", 1, "--quiet")
+    result = run("evolve", "--model", models[kind], "--search", "map-elites", "--generations", 2, "--population", 8,
+                 "--out", out, "--checkpoint-every", 1, "--quiet")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["queries"] == 8 + 8 * 3 and "24 evaluations (" in result.output and "32 queries" in result.output
@@ -189,8 +189,8 @@ def test_evolve_runs_against_a_deployed_model_and_resumes(models, kind, tmp_path
 
 
 def test_evolve_stops_at_the_query_budget(models, tmp_path):
-    result = run("evolve", "--model", models["tflite"], "--generations", 5, "--population", 8, "--max-queries", 30,
-                 "--out", tmp_path / "run", "--quiet")
+    result = run("evolve", "--model", models["tflite"], "--search", "map-elites", "--generations", 5, "--population", 8,
+                 "--max-queries", 30, "--out", tmp_path / "run", "--quiet")
     assert result.exit_code == 1, result.output
     assert result.stderr.strip().splitlines()[-1].startswith("Error: Scoring 8 more images would pass the query "
                                                              "budget of 30")
@@ -276,3 +276,18 @@ def test_without_litert_tensorflows_own_interpreter_reads_the_model(models, monk
     assert litert.runtime == "ai_edge_litert" and target.runtime == "tf.lite"
     assert target.get_config()["models"][0]["runtime"] == "tf.lite"
     np.testing.assert_allclose(target(IMAGES), litert(IMAGES), atol=1e-6)
+
+
+@pytest.mark.slow  # a whole audit, with the smallest budget
+def test_audit_runs_on_a_deployed_model_by_queries_alone(models, tmp_path):
+    out = tmp_path / "audit"
+    result = run("audit", models["int8"], "--classes", "0,1", "--max-queries", 10_000_000, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["queries"]["total"] > 8 and report["queries"]["counted"] is True
+    assert report["fooling"]["methods"]["gradient"]["available"] is False  # no gradients and no --surrogate
+    direct = report["fooling"]["methods"]["direct"]
+    assert direct["search"] == "nes" and direct["evaluations"] <= 100 * 101  # a colour model: NES, same budget
+    assert (out / "report.html").is_file()
+    refused = run("audit", models["tflite"], "--max-queries", 5, "--out", tmp_path / "refused", "--quiet")
+    assert refused.exit_code == 1 and "query budget of 5" in refused.stderr.strip().splitlines()[-1]

@@ -60,7 +60,7 @@ def test_gradient_ascent_raises_the_real_networks_confidence(efficientnet, tmp_p
     np.testing.assert_allclose(ascent.archive.confidences, probabilities[[0, 1], [145, 327]], rtol=1e-4)
 
 
-@pytest.mark.slow  # three methods, then a resume
+@pytest.mark.slow  # four methods, then a resume
 def test_experiment_compares_three_methods_and_resumes(tmp_path):
     from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES
 
@@ -71,8 +71,9 @@ def test_experiment_compares_three_methods_and_resumes(tmp_path):
                                      stop_at=None, logdir=tmp_path / "tb", log=lines.append)
     assert "transfer" not in report.summary and "ensemble" not in report.summary  # "auto": none beside a toy
     rows = {row["method"]: row for row in report.summary["rows"]}
-    assert list(rows) == ["direct", "cppn", "gradient"]
+    assert list(rows) == ["direct", "cppn", "nes", "gradient"]
     assert rows["direct"]["evaluations"] == rows["cppn"]["evaluations"] == 4 * 4  # equal budgets
+    assert rows["nes"]["evaluations"] <= 4 * 4 and rows["nes"]["paper_median_pct"] is None  # NES: within it
     assert report.summary["config"]["steps"] == 4 * 4 // 3 - 1
     assert rows["gradient"]["evaluations"] <= 16 and rows["gradient"]["generations_or_steps"] == 4
     for method, row in rows.items():
@@ -216,7 +217,7 @@ def test_transfer_and_ensemble_with_a_second_network_of_another_size(tmp_path):
     assert transfer["second_model"] == "toy_b" and transfer["evolution"]["evaluations"] == 4 * 3
     assert load_archive(out / "second_cppn" / "archive.npz")["images"].shape == (3, 20, 20, 3)
     rows = {row["shown"]: row for row in transfer["rows"]}
-    assert list(rows) == ["cppn_a_to_b", "cppn_b_to_a", "direct_a_to_b", "gradient_a_to_b"]
+    assert list(rows) == ["cppn_a_to_b", "cppn_b_to_a", "direct_a_to_b", "nes_a_to_b", "gradient_a_to_b"]
     assert rows["cppn_a_to_b"]["paper_top1_match_pct"] == 17.3 and rows["cppn_b_to_a"]["paper_top1_match_pct"] == 20.7
     for key, folder, original, other in (("cppn_a_to_b", "cppn", first, second), ("cppn_b_to_a", "second_cppn",
                                                                                  second, first)):
@@ -240,7 +241,7 @@ def test_transfer_and_ensemble_with_a_second_network_of_another_size(tmp_path):
 
     lines.clear()  # resumed with the same options: every finished method and study is reused, nothing runs
     again = run_imagenet_experiment(out, log=lines.append, resume=True, **options)
-    assert sum("reusing the finished run" in line for line in lines) == 3
+    assert sum("reusing the finished run" in line for line in lines) == 4  # the four methods
     assert not any("resuming from generation" in line for line in lines)
     assert again.summary["transfer"] == summary["transfer"] and again.summary["ensemble"] == summary["ensemble"]
     assert again.summary["rows"] == json.loads(json.dumps(summary["rows"]))

@@ -47,7 +47,7 @@ def _batch_size(image_shape):
 
 def audit_model(model, out, data=None, budget="quick", compare=(), classes=None, seed=0, logits=False,
                 input_range=None, preprocess="none", class_names=None, resume=False, overwrite=False, progress=True,
-                log=None, announce=None, surrogate=None):
+                log=None, announce=None, surrogate=None, max_queries=None):
     """Audit a classifier: fooling images, confidence, robustness, transfer, and a verdict.
 
     Writes into ``out``: ``report.html`` (self-contained), ``report.json`` (every number; schema
@@ -83,6 +83,9 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
         log: callable taking one line of progress.
         announce: callable ``(index, count, stage, state, seconds)`` as each stage starts, finishes
             or is kept from an earlier run.
+        max_queries: a deployed model's query budget for this run (its probe included): a stage that would
+            pass it stops the audit with :class:`~keras_fool.errors.QueryBudgetError`; None: no limit. Not
+            for Keras models.
         surrogate: for a model that answers queries only: a Keras model of the same images and
             classes (a preset, a ``.keras`` path -- read as ``model`` is --, a ``keras.Model`` or a
             target with gradients) whose gradients the gradient stages follow; their images are then
@@ -117,7 +120,7 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
                         surrogate)
 
     reading = {"logits": logits, "input_range": input_range, "preprocess": preprocess}
-    audited = _prepare(model, data, budget, compare, classes, seed, class_names, reading, surrogate)
+    audited = _prepare(model, data, budget, compare, classes, seed, class_names, reading, surrogate, max_queries)
     settings = _settings(audited, data, seed)
     out, store = _open_out(out, settings, resume, overwrite)
     ctx = _context(audited, seed, progress, log)
@@ -147,20 +150,21 @@ class _Audited:
 
 
 def _open(source, **reading):
-    """The audited model as a target: a target as it is, anything else read as a Keras model."""
-    from keras_fool.target import as_target
+    """The audited model as a target: a target as it is, a deployed model (.tflite, .onnx, a SavedModel, a URL)
+    through its backend, anything else read as a Keras model (:func:`keras_fool.backends.open_target`)."""
+    from keras_fool.backends import open_target
 
-    return as_target(source, **reading)
+    return open_target(source, **reading)
 
 
-def _prepare(model, data, budget, compare, classes, seed, class_names, reading, surrogate=None):
+def _prepare(model, data, budget, compare, classes, seed, class_names, reading, surrogate=None, max_queries=None):
     """Build the target, the budget, the classes, the ``--compare`` targets and the data; writes nothing.
 
     ``reading`` holds ``logits``, ``input_range`` and ``preprocess``, how to read the model.
     """
     from keras_fool.audit.inputs import load_audit_data, source_name
 
-    target = _open(model, class_names=class_names, **reading)
+    target = _open(model, class_names=class_names, max_queries=max_queries, **reading)
     name = source_name(model)
     surrogate = _surrogate(target, name, surrogate, reading)
     budget = budget_for(budget, target.image_shape)

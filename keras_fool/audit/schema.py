@@ -289,6 +289,9 @@ REPORT_SCHEMA = {
                 "generations": _COUNT,
                 "steps": _COUNT,
                 "population": {"type": "integer", "minimum": 1},
+                "search": {"enum": ["map-elites", "nes"],
+                           "description": "The black-box search: MAP-Elites (the paper's), or NES, a gradient "
+                                          "estimated from queries (a colour model's direct encoding)."},
                 "evaluations": {**_COUNT, "description": "Images scored (a gradient step counts one)."},
                 "classes": {"type": "array", "items": {"$ref": "#/$defs/class_result"}, "minItems": 1},
                 "fooled_99": _COUNT,

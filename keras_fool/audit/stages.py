@@ -61,7 +61,7 @@ def methods_label(count):
 
 STAGE_TITLES = {
     "model_card": "model card: clean accuracy and confidence",
-    "fooling_direct": f"fooling images: {FOOLING_METHOD_TITLES['direct']} (MAP-Elites)",
+    "fooling_direct": f"fooling images: {FOOLING_METHOD_TITLES['direct']} (MAP-Elites; NES on a colour model)",
     "fooling_cppn": f"fooling images: {FOOLING_METHOD_TITLES['cppn']} (MAP-Elites)",
     "fooling_gradient": f"fooling images: {FOOLING_METHOD_TITLES['gradient']}",
     "robustness_curves": "robustness: Gaussian noise and FGSM curves",
@@ -230,15 +230,34 @@ def _search_result(ctx, method, unit, steps, search, extra):
 def _evolve(ctx, method, generations, stage):
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import MapElites, ProgressBar
-    from keras_fool.evolution.runs import BEST_SETTINGS
+    from keras_fool.evolution.runs import BEST_SETTINGS, default_search
 
+    if default_search(method, ctx.target.image_shape) == "nes":
+        return _nes(ctx, method, ctx.budget.population * (generations + 1), stage)
     settings = BEST_SETTINGS[method]
     encoding = make_encoding(method, ctx.target.image_shape, eta=settings["eta"])
     evolver = MapElites(ctx.target, encoding, population=ctx.budget.population, classes=ctx.classes,
                         seed=derive_seed(ctx.seed, _SEED_PATH[stage]), selection=settings["selection"])
     evolver.run(generations, [ProgressBar()] if ctx.progress else [])
     return _search_result(ctx, method, "generation", evolver.generation, evolver,
-                          {"population": ctx.budget.population, "settings": dict(settings), "access": "queries"})
+                          {"population": ctx.budget.population, "settings": dict(settings), "access": "queries",
+                           "search": "map-elites"})
+
+
+def _nes(ctx, method, evaluations, stage):
+    """NES instead of MAP-Elites, with the same number of evaluations (the strongest search measured on a colour
+    model's pixels, RESULTS.md, issue 23)."""
+    from keras_fool.encodings import make_encoding
+    from keras_fool.evolution import NES, ProgressBar
+    from keras_fool.evolution.runs import NES_BATCH
+
+    nes = NES(ctx.target, make_encoding(method, ctx.target.image_shape), classes=ctx.classes,
+              seed=derive_seed(ctx.seed, _SEED_PATH[stage]), eval_batch_size=NES_BATCH)
+    generations = max(1, (evaluations - 1) // (len(ctx.classes) * (nes.samples + 1)))
+    nes.run(generations, [ProgressBar()] if ctx.progress else [])
+    settings = {k: v for k, v in nes.get_config().items() if k not in ("method", "target", "encoding", "classes")}
+    return _search_result(ctx, method, "generation", nes.generation, nes,
+                          {"settings": settings, "access": "queries", "search": "nes"})
 
 
 def fooling_direct(ctx, results):

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 
 from keras_fool.backends.files import KINDS, model_file, source_kind
 from keras_fool.lazy import lazy_namespace
 
-__all__ = ["OnnxTarget", "QueryTarget", "SavedModelTarget", "TFLiteTarget", "check_source", "open_target"]
+__all__ = ["TOKEN_VARIABLE", "OnnxTarget", "QueryTarget", "SavedModelTarget", "TFLiteTarget", "check_source",
+           "open_target"]
+
+TOKEN_VARIABLE = "KERAS_FOOL_TOKEN"  # an HTTP endpoint's bearer token, when open_target is given none
 
 # the targets load their module (and TensorFlow, or ONNX Runtime) on first use
 _NAMES = {"QueryTarget": "query", "TFLiteTarget": "tflite", "OnnxTarget": "onnx", "SavedModelTarget": "savedmodel"}
@@ -69,7 +73,8 @@ def open_target(source, **reading):
     - a ``.tflite`` file: :class:`~keras_fool.backends.tflite.TFLiteTarget`;
     - an ``.onnx`` file: :class:`~keras_fool.backends.onnx.OnnxTarget`;
     - a directory with ``saved_model.pb``: :class:`~keras_fool.backends.savedmodel.SavedModelTarget`;
-    - an ``http://`` or ``https://`` URL: ``keras_fool.backends.http.HTTPTarget``;
+    - an ``http://`` or ``https://`` URL: ``keras_fool.backends.http.HTTPTarget`` (its token, unless given,
+      from the environment variable ``KERAS_FOOL_TOKEN``);
     - a target: itself (as :func:`~keras_fool.target.as_target`, which refuses options);
     - anything else (a preset name, a ``.keras`` file, a Keras model, or a list of those for an
       ensemble): :class:`~keras_fool.target.Target`.
@@ -101,6 +106,9 @@ def open_target(source, **reading):
     kind = kinds[0]
     if kind == "http":  # written alongside this module; imported only when a URL is opened
         from keras_fool.backends.http import HTTPTarget as backend
+
+        if "token" not in reading and os.environ.get(TOKEN_VARIABLE):  # kept off the command line (ps shows it)
+            reading["token"] = os.environ[TOKEN_VARIABLE]
     else:
         backend = _backend(kind)
     _check_options(backend, reading, f"a {_WHAT[kind]} model")

@@ -68,7 +68,8 @@ class NES(Search):
             genes, which map [0, 1] to weights [-10, 10]). None: 0.5 for pixels, 0.03 for CPPN weights.
         step_size: each generation's step, as a root-mean-square change per coordinate in units of ``sigma``.
         momentum: weight of the previous steps' direction in the next one (0: none, the best measured).
-        resolution: the side of the low-resolution image the pixel search works on (pixels only).
+        resolution: the side of the low-resolution image the pixel search works on (pixels only); None: 16, or
+            the image's smaller side if that is less.
         pool: random CPPNs evaluated in generation 0 to give each class a topology (CPPN only).
         grow: mutation rounds each of the pool's CPPNs gets, with nodes and connections only added (CPPN only).
         class_target: a class whose elite reaches this confidence is searched no more, so its queries go to
@@ -86,7 +87,7 @@ class NES(Search):
     config_keys = ("target", "encoding", "classes", "seed", "samples")
 
     def __init__(self, target, encoding, classes=None, seed=0, samples=20, sigma=None, step_size=0.6, momentum=0.0,
-                 resolution=16, pool=160, grow=40, class_target=0.9999, eval_batch_size=256):
+                 resolution=None, pool=160, grow=40, class_target=0.9999, eval_batch_size=256):
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, (DirectEncoding, CPPNEncoding)):
@@ -102,7 +103,8 @@ class NES(Search):
         self.sigma = check_number("sigma", default_sigma if sigma is None else sigma, 0.0, strict=True)
         self.step_size = check_number("step_size", step_size, 0.0, strict=True)
         self.momentum = check_number("momentum", momentum, 0.0, maximum=0.999)
-        self.resolution = check_int("resolution", resolution, maximum=max(target.image_shape[:2]))
+        side = min(target.image_shape[:2])
+        self.resolution = min(16, side) if resolution is None else check_int("resolution", resolution, maximum=side)
         self.pool = check_int("pool", pool)
         self.class_target = check_number("class_target", class_target, 0.0, strict=True, maximum=1.0)
         self.grow = check_int("grow", grow, minimum=0)

@@ -71,7 +71,7 @@ __all__ = [
 # Ten classes named in the paper's figures (Figure 1's CPPN images; Windsor tie from Figures S5-S8).
 DEFAULT_CLASSES = ("king penguin", "starfish", "baseball", "electric guitar", "freight car", "remote control",
                    "peacock", "African grey", "lesser panda", "Windsor tie")
-METHODS = ("direct", "cppn", "gradient")
+METHODS = ("direct", "cppn", "nes", "gradient")
 ASCENT_BATCH = 32  # classes per compiled gradient-ascent loop
 FIGURE_CLASSES = 10  # columns of figure1.png: the first ten classes (the paper's Figure 1 shows a selection too)
 STUDY_NAMES = {"transfer": "CPPN, second network", "ensemble": "CPPN, ensemble"}
@@ -175,10 +175,10 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
         ``evaluations_per_second`` and ``raw_images_per_second`` (medians).
     """
     from keras_fool.encodings import make_encoding
-    from keras_fool.evolution import MapElites
-    from keras_fool.target import Target
-    from keras_fool.evolution.runs import BEST_SETTINGS
+    from keras_fool.evolution import NES, MapElites
     from keras_fool.evolution.gradient import GradientAscent
+    from keras_fool.evolution.runs import BEST_SETTINGS, NES_BATCH
+    from keras_fool.target import Target
 
     log = log or (lambda line: None)
     repeats = check_int("repeats", repeats, minimum=2)
@@ -191,6 +191,9 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
         evolvers[method] = MapElites(target, make_encoding(method, target.image_shape, eta=settings["eta"]),
                                      population=population, classes=labels, seed=seed, selection=settings["selection"])
         evolvers[method].run(warmup)
+    evolvers["nes"] = NES(target, make_encoding("direct", target.image_shape), classes=labels, seed=seed,
+                          class_target=1.0, eval_batch_size=NES_BATCH)
+    evolvers["nes"].run(1)
     ascent_batch = _ascent_batch(len(labels))
     ascent = GradientAscent(target, classes=labels, steps=steps, seed=seed, batch_size=ASCENT_BATCH)
     ascent.trace()
@@ -198,16 +201,16 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
     for repeat in range(repeats):
         for method in METHODS:
             backward = method == "gradient"
-            batch = (ascent_batch if backward else population) * crops
+            batch = (ascent_batch if backward else _batch_of(evolvers[method], population)) * crops
             before = model_throughput(target, batch, backward=backward)
             start = time.perf_counter()
             if backward:
                 ascent.run()  # every class from its start again, the compiled loop reused
                 speed = len(labels) * steps / (time.perf_counter() - start)
             else:
-                evolver = evolvers[method]
-                evolver.run(evolver.generation + generations)
-                speed = population * generations / (time.perf_counter() - start)
+                evolver, spent = evolvers[method], evolvers[method].evaluations
+                evolver.run(evolver.generation + (generations if method != "nes" else max(1, generations // 5)))
+                speed = (evolver.evaluations - spent) / (time.perf_counter() - start)
             after = model_throughput(target, batch, backward=backward)
             raw = (before + after) / 2.0
             ratio = speed * crops / raw
@@ -218,6 +221,28 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
     return {m: {"ratios": r["ratios"], "median_ratio": float(np.median(r["ratios"])),
                 "evaluations_per_second": float(np.median(r["speeds"])),
                 "raw_images_per_second": float(np.median(r["raws"]))} for m, r in results.items()}
+
+
+def _batch_of(evolver, population):
+    """Images one call of ``evolver`` scores: the population, or an NES group's candidates."""
+    if hasattr(evolver, "group_size"):
+        return min(evolver.archive.cells, evolver.group_size) * (evolver.samples + 1)
+    return population
+
+
+def _nes(target, folder, labels, generations, population, seed, paper, stop_at, checkpoint_every, progress, log,
+         strategy=None):
+    """NES over low-resolution pixels into ``folder``, with MAP-Elites' evaluations (``population`` x
+    (``generations`` + 1)) at most; returns its summary."""
+    from keras_fool.encodings import make_encoding
+    from keras_fool.evolution import NES, run_search, search_callbacks
+    from keras_fool.evolution.runs import NES_BATCH
+
+    nes = NES(target, make_encoding("direct", target.image_shape), classes=labels, seed=seed,
+              class_target=stop_at or 1.0, eval_batch_size=NES_BATCH)
+    n = max(0, (population * (generations + 1) - 1) // (len(labels) * (nes.samples + 1)))  # within the budget
+    return run_search(nes, folder, n, search_callbacks(folder, checkpoint_every, stop_at, progress),
+                      log=lambda line: log(f"nes: {line}"))
 
 
 def _evolve(target, method, folder, labels, generations, population, seed, paper, stop_at, checkpoint_every, progress,
@@ -389,6 +414,9 @@ def _check_memory(target, methods, population, classes, steps):
     for method in methods:
         if method == "gradient":
             check_ascent_memory(steps, classes, _ascent_batch(classes))
+        elif method == "nes":  # one call scores whole classes' candidates, 21 images each, at most 12 classes
+            batch = min(classes, 12) * 21
+            check_evolution_memory(target, "direct", batch, eval_batch_size=batch)
         else:  # the raw model's speed is measured on one batch of the whole population
             check_evolution_memory(target, method, population, eval_batch_size=population)
 
@@ -429,10 +457,15 @@ def _run_methods(run, summary):
         if method == "gradient":
             row = _timed_row(target, _ascent_batch(len(labels)), lambda: _ascend(
                 target, run.folder.sub(method), labels, run.steps, run.settings, stop_at, seed, log), backward=True)
+        elif method == "nes":
+            from keras_fool.evolution.runs import NES_BATCH
+
+            batch = min(len(labels), NES_BATCH // 21) * 21  # one call's images: whole classes of 20 candidates + 1
+            row = _timed_row(target, batch, lambda: _nes(target, run.folder.sub(method), **run.evolve))
         else:
             row = _timed_row(target, run.config["population"],
                              lambda: _evolve(target, method, run.folder.sub(method), **run.evolve))
-        row = {"method": method, **row, "paper_median_pct": PAPER_IMAGENET[method]["median_pct"]}
+        row = {"method": method, **row, "paper_median_pct": PAPER_IMAGENET.get(method, {}).get("median_pct")}
         summary["rows"].append(row)
         log(f"{method}: median {format_confidence_pct(row['median_pct'])}%, max "
             f"{format_confidence_pct(row['max_pct'])}%, {row['evaluations']:,} evaluations in {row['seconds']:.0f} s "

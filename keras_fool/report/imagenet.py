@@ -104,7 +104,7 @@ def imagenet_markdown(summary):
     rows, config = summary["rows"], summary["config"]
     classes = ", ".join(config["class_names"])
     lines = [
-        "# Fooling an ImageNet classifier: direct encoding, CPPN, gradient ascent\n",
+        "# Fooling an ImageNet classifier: direct encoding, CPPN, NES, gradient ascent\n",
         f"Target: {', '.join(str(m) for m in config['model'])}{' (10 crops)' if config['crops'] == 10 else ''}. "
         f"Classes ({len(config['classes'])}): {classes}. Budget per method: {config['budget_evaluations']:,} "
         f"evaluations ({config['generations']} generations of {config['population']} after the random population; "
@@ -122,7 +122,7 @@ def imagenet_markdown(summary):
             f"{format_number(row['raw_images_per_second'], 1)} | {format_number(row['speed_vs_raw_pct'], 1)} | "
             f"{format_confidence_pct(row['median_pct'])} | {format_confidence_pct(row['min_pct'])} | "
             f"{format_confidence_pct(row['max_pct'])} | {row['classes_at_9999']}/{len(config['classes'])} | "
-            f"{row['paper_median_pct']} |")
+            f"{'none (ours)' if row['paper_median_pct'] is None else row['paper_median_pct']} |")
     lines.append("")
     lines.append("Paper (Nguyen et al. 2015, AlexNet-like DNN, 1000 classes): "
                  + "; ".join(f"{FOOLING_METHOD_TITLES[m]} {p['median_pct']}% ({p['setting']})"

@@ -19,10 +19,11 @@ __all__ = [
     "style_index",
 ]
 
-# The three ways to make fooling images (ImageNet experiment, audit figures, report and verdict).
+# The ways to make fooling images (ImageNet experiment, audit figures, report and verdict).
 # Lower case, to sit inside a sentence; fooling_method_title(..., capital=True) starts a table cell.
-FOOLING_METHOD_TITLES = {"direct": "direct encoding", "cppn": "CPPN encoding", "gradient": "gradient ascent"}
-FOOLING_COLOURS = {"direct": "#1f77b4", "cppn": "#d62728", "gradient": "#2ca02c"}
+FOOLING_METHOD_TITLES = {"direct": "direct encoding", "cppn": "CPPN encoding", "nes": "NES over pixels",
+                         "gradient": "gradient ascent"}
+FOOLING_COLOURS = {"direct": "#1f77b4", "cppn": "#d62728", "nes": "#9467bd", "gradient": "#2ca02c"}
 # The audit's robustness figure: each noise type's curve and the worst case.
 NOISE_COLOURS = {"gaussian": "#7f7f7f", "gradient_sign": "#1f77b4", "worst": "#d62728"}
 # The noise types' short names (the audit's figure legend and table); the experiment's figure titles
