@@ -49,6 +49,7 @@ __all__ = [
     "BaseTarget",
     "Target",
     "as_target",
+    "check_reading",
     "target_failures",
     "preprocess_pixels",
     "read_class_names",
@@ -94,6 +95,24 @@ def preprocess_pixels(pixels, mode):
     if mode == "torch":
         return (pixels / 255.0 - tf.constant(TORCH_MEAN)) / tf.constant(TORCH_STD)
     return tf.reverse(pixels, axis=[-1]) - tf.constant(CAFFE_MEAN_BGR)
+
+
+def check_reading(input_range, preprocess):
+    """``input_range`` settled (None: ``"0-255"`` with a preprocessing, else ``"0-1"``), after checking both.
+
+    Raises:
+        ValueError: an unknown range or preprocessing, or a preprocessing without 0-255 pixels.
+    """
+    if preprocess not in PREPROCESSING:
+        raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSING)}. Received: preprocess={preprocess!r}")
+    if input_range is None:
+        input_range = "0-1" if preprocess == "none" else "0-255"
+    if input_range not in INPUT_RANGES:
+        raise ValueError(f"input_range must be '0-1' or '0-255'. Received: input_range={input_range!r}")
+    if preprocess != "none" and input_range != "0-255":
+        raise ValueError(f"preprocess={preprocess!r} is keras.applications' preprocess_input, which takes pixels "
+                         f"in 0-255; leave input_range at '0-255'. Received: input_range={input_range!r}")
+    return input_range
 
 
 def ten_crops(images, height, width):
@@ -270,16 +289,7 @@ class Target(BaseTarget):
                  preprocess="none", crops=1, image_size=None):
         from keras_fool import zoo
 
-        if preprocess not in PREPROCESSING:
-            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSING)}. "
-                             f"Received: preprocess={preprocess!r}")
-        if input_range is None:
-            input_range = "0-1" if preprocess == "none" else "0-255"
-        if input_range not in INPUT_RANGES:
-            raise ValueError(f"input_range must be '0-1' or '0-255'. Received: input_range={input_range!r}")
-        if preprocess != "none" and input_range != "0-255":
-            raise ValueError(f"preprocess={preprocess!r} is keras.applications' preprocess_input, which takes pixels "
-                             f"in 0-255; leave input_range at '0-255'. Received: input_range={input_range!r}")
+        input_range = check_reading(input_range, preprocess)
         if isinstance(crops, bool) or crops not in CROPS:
             raise ValueError(f"crops must be 1 or 10. Received: crops={crops!r}")
         size = None if image_size is None else _check_image_size(image_size)

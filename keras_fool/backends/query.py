@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from keras_fool.class_names import read_class_names
 from keras_fool.errors import BackendError, NonFiniteError, QueryBudgetError
-from keras_fool.target import CAFFE_MEAN_BGR, INPUT_RANGES, PREPROCESSING, TORCH_MEAN, TORCH_STD, BaseTarget
+from keras_fool.target import CAFFE_MEAN_BGR, TORCH_MEAN, TORCH_STD, BaseTarget, check_reading
 from keras_fool.validation import check_int
 
 __all__ = ["PROBE_IMAGES", "QueryTarget", "preprocess_numpy", "softmax"]
@@ -92,15 +92,7 @@ class QueryTarget(BaseTarget):
 
     def _setup(self, image_shape, logits=False, class_names=None, input_range=None, preprocess="none",
                batch_size=64, max_queries=None):
-        if preprocess not in PREPROCESSING:
-            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSING)}. Received: preprocess={preprocess!r}")
-        if input_range is None:
-            input_range = "0-1" if preprocess == "none" else "0-255"
-        if input_range not in INPUT_RANGES:
-            raise ValueError(f"input_range must be '0-1' or '0-255'. Received: input_range={input_range!r}")
-        if preprocess != "none" and input_range != "0-255":
-            raise ValueError(f"preprocess={preprocess!r} is keras.applications' preprocess_input, which takes pixels "
-                             f"in 0-255; leave input_range at '0-255'. Received: input_range={input_range!r}")
+        input_range = check_reading(input_range, preprocess)
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3 or image_shape[-1] not in (1, 3) or min(image_shape) < 1:
             raise ValueError(f"The model takes inputs of shape {image_shape}; a target must take images of a fixed "

@@ -459,11 +459,5 @@ class MapElites(Search):
         """Steady-state evaluations per second (excludes the first, possibly warming-up, call)."""
         return self.steady_evaluations / self.steady_seconds if self.steady_seconds else float("nan")
 
-    def images(self, count=None):
-        genomes = self.archive.genomes
-        if count is not None:
-            genomes = tf.nest.map_structure(lambda t: t[:count], genomes)
-        return np.asarray(self.encoding.decode(genomes), np.float32)
-
     def title(self):
         return f"{self.model_names()}, {self.encoding.name} encoding, generation {self.generation}"

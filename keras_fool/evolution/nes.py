@@ -401,12 +401,6 @@ class NES(Search):
             self.goal = (int(arrays["run_generations"]), float(arrays["stop_at"]))
 
     # ---- outputs -------------------------------------------------------------------------------------
-    def images(self, count=None):
-        genomes = self.archive.genomes
-        if count is not None:
-            genomes = tf.nest.map_structure(lambda t: t[:count], genomes)
-        return np.asarray(self.encoding.decode(genomes), np.float32)
-
     def title(self):
         space = "low-resolution pixels" if self.space == "pixels" else "CPPN weights"
         return f"{self.model_names()}, NES over {space}, generation {self.generation}"

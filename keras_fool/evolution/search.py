@@ -97,8 +97,14 @@ class Search:
         raise NotImplementedError
 
     def images(self, count=None):
-        """The elites as images (C, H, W, ch) float32 in [0, 1] (the first ``count`` only, if given)."""
-        raise NotImplementedError
+        """The elites as images (C, H, W, ch) float32 in [0, 1] (the first ``count`` only, if given): the archive's
+        genomes decoded by the search's ``encoding``."""
+        import tensorflow as tf
+
+        genomes = self.archive.genomes
+        if count is not None:
+            genomes = tf.nest.map_structure(lambda t: t[:count], genomes)
+        return np.asarray(self.encoding.decode(genomes), np.float32)
 
     def title(self):
         """What a montage of this search shows, e.g. ``"lenet_mnist, direct encoding, generation 200"``."""
