@@ -1,6 +1,9 @@
 """Benchmark of the file backends (issue 25): MAP-Elites against a deployed model vs that model's raw batched predict.
 
     .venv/bin/python benchmarks/backends.py [--population 64] [--generations 100] [--repeats 3] [--threads N]
+    .venv/bin/python benchmarks/backends.py --files runs/deployed-study/models/efficientnet_lite0_imagenet.tflite \
+        runs/deployed-study/models/efficientnet_lite0_imagenet.onnx --reference efficientnet_lite0_imagenet \
+        --population 16 --generations 5
 
 Converts the zoo's lenet_mnist to TFLite float, TFLite int8 (post-training quantization with 500
 MNIST test images as the representative set) and ONNX (tf2onnx), then for each measures, at the
@@ -101,13 +104,18 @@ def main(argv=None):
     parser.add_argument("--generations", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="interpreter / session threads (default: theirs)")
+    parser.add_argument("--files", nargs="+", default=None,
+                        help="measure these converted models (e.g. deployed_study.py's) instead of converting LeNet")
+    parser.add_argument("--reference", default="lenet_mnist", help="the Keras preset of the reference row")
     args = parser.parse_args(argv)
-    model = load_model("lenet_mnist")
-    (_, _), (x_test, _) = load_mnist()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        paths = convert(model, Path(folder), x_test[:500].astype(np.float32))
-        for name, path in [("Keras (reference)", "lenet_mnist"), *paths.items()]:
+        if args.files:
+            paths = {Path(f).name: f for f in args.files}
+        else:
+            (_, _), (x_test, _) = load_mnist()
+            paths = convert(load_model("lenet_mnist"), Path(folder), x_test[:500].astype(np.float32))
+        for name, path in [("Keras (reference)", args.reference), *paths.items()]:
             target = Target(path) if name.startswith("Keras") else open_target(path, batch_size=args.population,
                                                                                  threads=args.threads)
             raw, evolve = [], []
@@ -118,7 +126,7 @@ def main(argv=None):
             rows.append((name, statistics.median(raw), statistics.median(evolve), ratio))
     command = "benchmarks/backends.py " + " ".join(sys.argv[1:] if argv is None else argv)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"lenet_mnist, batch {args.population}, median of {args.repeats}; {platform.machine()}, {os.cpu_count()} "
+    print(f"{args.reference if args.files else 'lenet_mnist'}, batch {args.population}, median of {args.repeats}; {platform.machine()}, {os.cpu_count()} "
           f"CPUs, load average {load}; `{command.strip()}`\n")
     print("| backend | raw predict (images/s) | MapElites (evaluations/s) | ratio |")
     print("|---|---:|---:|---:|")
