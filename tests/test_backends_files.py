@@ -288,6 +288,6 @@ def test_audit_runs_on_a_deployed_model_by_queries_alone(models, tmp_path):
     assert report["fooling"]["methods"]["gradient"]["available"] is False  # no gradients and no --surrogate
     direct = report["fooling"]["methods"]["direct"]
     assert direct["search"] == "nes" and direct["evaluations"] <= 100 * 101  # a colour model: NES, same budget
-    assert (out / "report.html").is_file()
+    assert "Direct encoding (NES)" in (out / "report.html").read_text()
     refused = run("audit", models["tflite"], "--max-queries", 5, "--out", tmp_path / "refused", "--quiet")
     assert refused.exit_code == 1 and "query budget of 5" in refused.stderr.strip().splitlines()[-1]

@@ -169,6 +169,7 @@ def _fooling(report, figures):
             continue
         unit = m["unit"]
         title = METHOD_TITLES[method] + (f" (transfer from {m['surrogate']})" if m.get("access") == "transfer" else "")
+        title += " (NES)" if m.get("search") == "nes" else ""
         summary_rows.append((
             _e(title), f"{m[unit + 's']:,} {unit}s",
             f"{m['evaluations']:,}" + (" (by the surrogate)" if m.get("access") == "transfer" else ""),
