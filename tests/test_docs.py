@@ -88,7 +88,7 @@ def test_the_api_pages_cover_the_public_names(site):
     expected = {
         "target": ["keras_fool.target.Target", "keras_fool.target.BaseTarget", "keras_fool.target.as_target"],
         "evolution": ["keras_fool.evolution.GradientAscent", "keras_fool.evolution.run_search",
-                      "keras_fool.evolution.EarlyStopping", "keras_fool.evolution.Checkpoint"],
+                      "keras_fool.evolution.EarlyStopping", "keras_fool.evolution.Checkpoint", "keras_fool.evolution.NES"],
         "encodings": ["keras_fool.encodings.DirectEncoding", "keras_fool.encodings.CPPNEncoding"],
         "attacks": ["keras_fool.attacks.FastGradientSign", "keras_fool.attacks.ProjectedGradientDescent"],
         "defenses": ["keras_fool.defenses.LowPassFilter", "keras_fool.defenses.Committee"],
@@ -98,7 +98,8 @@ def test_the_api_pages_cover_the_public_names(site):
         "zoo": ["keras_fool.zoo.load_model", "keras_fool.zoo.list_presets"],
         "audit": ["keras_fool.audit.audit_model"],
         "backends": ["keras_fool.backends.open_target", "keras_fool.backends.TFLiteTarget",
-                     "keras_fool.backends.OnnxTarget", "keras_fool.backends.SavedModelTarget"],
+                     "keras_fool.backends.OnnxTarget", "keras_fool.backends.SavedModelTarget",
+                     "keras_fool.backends.HTTPTarget"],
     }
     for page, anchors in expected.items():
         source = (site / "api" / f"{page}.html").read_text(encoding="utf-8")

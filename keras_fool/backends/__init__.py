@@ -5,7 +5,7 @@ checks, the query count and budget, running inside a compiled loop); each backen
 only how its kind of model is loaded and asked: :class:`~keras_fool.backends.tflite.TFLiteTarget`
 (``.tflite``), :class:`~keras_fool.backends.onnx.OnnxTarget` (``.onnx``),
 :class:`~keras_fool.backends.savedmodel.SavedModelTarget` (a SavedModel directory) and
-``keras_fool.backends.http.HTTPTarget`` (a TensorFlow Serving REST URL).
+:class:`~keras_fool.backends.http.HTTPTarget` (a TensorFlow Serving REST URL).
 
 :func:`open_target` picks the one a model source names; :func:`check_source` refuses a source
 that could never open, without importing TensorFlow (what the command line calls first).
@@ -20,13 +20,14 @@ import os
 from keras_fool.backends.files import KINDS, model_file, source_kind
 from keras_fool.lazy import lazy_namespace
 
-__all__ = ["TOKEN_VARIABLE", "OnnxTarget", "QueryTarget", "SavedModelTarget", "TFLiteTarget", "check_source",
-           "open_target"]
+__all__ = ["TOKEN_VARIABLE", "HTTPTarget", "OnnxTarget", "QueryTarget", "SavedModelTarget", "TFLiteTarget",
+           "check_source", "open_target"]
 
 TOKEN_VARIABLE = "KERAS_FOOL_TOKEN"  # an HTTP endpoint's bearer token, when open_target is given none
 
 # the targets load their module (and TensorFlow, or ONNX Runtime) on first use
-_NAMES = {"QueryTarget": "query", "TFLiteTarget": "tflite", "OnnxTarget": "onnx", "SavedModelTarget": "savedmodel"}
+_NAMES = {"QueryTarget": "query", "TFLiteTarget": "tflite", "OnnxTarget": "onnx", "SavedModelTarget": "savedmodel",
+          "HTTPTarget": "http"}
 __getattr__, _ = lazy_namespace(__name__, _NAMES)
 
 # kind -> "module:class" of its target
@@ -73,7 +74,7 @@ def open_target(source, **reading):
     - a ``.tflite`` file: :class:`~keras_fool.backends.tflite.TFLiteTarget`;
     - an ``.onnx`` file: :class:`~keras_fool.backends.onnx.OnnxTarget`;
     - a directory with ``saved_model.pb``: :class:`~keras_fool.backends.savedmodel.SavedModelTarget`;
-    - an ``http://`` or ``https://`` URL: ``keras_fool.backends.http.HTTPTarget`` (its token, unless given,
+    - an ``http://`` or ``https://`` URL: :class:`~keras_fool.backends.http.HTTPTarget` (its token, unless given,
       from the environment variable ``KERAS_FOOL_TOKEN``);
     - a target: itself (as :func:`~keras_fool.target.as_target`, which refuses options);
     - anything else (a preset name, a ``.keras`` file, a Keras model, or a list of those for an
@@ -104,13 +105,10 @@ def open_target(source, **reading):
         _check_options(Target, reading, "a Keras model (a preset, a .keras file)")
         return Target(source, **reading)
     kind = kinds[0]
-    if kind == "http":  # written alongside this module; imported only when a URL is opened
-        from keras_fool.backends.http import HTTPTarget as backend
-
+    backend = _backend(kind)
+    if kind == "http":
         if "token" not in reading and os.environ.get(TOKEN_VARIABLE):  # kept off the command line (ps shows it)
             reading["token"] = os.environ[TOKEN_VARIABLE]
-    else:
-        backend = _backend(kind)
     _check_options(backend, reading, f"a {_WHAT[kind]} model")
     return backend(sources[0], **reading)
 

@@ -60,16 +60,21 @@ class HTTPTarget(QueryTarget):
         url: ``http(s)://HOST:PORT/v1/models/NAME[/versions/N]:predict`` (``:predict`` may be
             left off); any other path ending in ``:predict`` is taken as is, with ``image_shape``.
         image_shape: (H, W, C) the model takes; None reads it from the model's metadata.
-        logits, class_names, input_range, preprocess, batch_size, max_queries: as
-            :class:`~keras_fool.backends.query.QueryTarget` (``batch_size``: images per request).
+        logits: the model outputs logits (as :class:`~keras_fool.backends.query.QueryTarget`).
+        class_names: names, or a file of one name per line.
+        input_range: ``"0-1"`` or ``"0-255"``, the range of the model's pixels.
+        preprocess: ``"none"``, ``"tf"``, ``"torch"`` or ``"caffe"``.
+        batch_size: images per request at most.
+        max_queries: the query budget (None: no limit).
         timeout: seconds to wait for the server to connect or to send the next bytes of an answer.
         retries: times a request is sent again after a timeout, a lost connection, HTTP 429 or 5xx.
         rate_limit: requests per second at most (None: as fast as answered).
         token: sent as ``Authorization: Bearer <token>``; never written anywhere.
         verify: check the server's TLS certificate (True), do not (False), or against the CA
             bundle at this path.
-        sleep, clock, seed: the waiting function, the monotonic clock and the seed of the
-            backoff's jitter (tests replace them so that nothing waits).
+        sleep: the waiting function (tests replace it, with ``clock``, so that nothing waits).
+        clock: the monotonic clock the rate limit reads.
+        seed: the seed of the backoff's jitter.
     """
 
     backend = "http"
