@@ -23,15 +23,10 @@ MODEL = "efficientnet_lite0_imagenet"
 SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn")
 
 
-def nes_generations(budget, classes, first, samples):
-    """Generations of NES that keep the evaluations within ``budget`` per class (generation 0 costs ``first``)."""
-    return max(0, (budget * classes - first) // (classes * (samples + 1)))
-
-
 def run_cell(folder, search, seed, budget, classes, options):
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import run_evolution
-    from keras_fool.evolution.nes import NES
+    from keras_fool.evolution.nes import NES, generations_within
     from keras_fool.evolution.outputs import write_outputs
     from keras_fool.target import Target
 
@@ -45,9 +40,8 @@ def run_cell(folder, search, seed, budget, classes, options):
     labels = target.class_indices(classes)
     encoding = make_encoding("direct" if search == "nes-pixels" else "cppn", target.image_shape)
     nes = NES(target, encoding, classes=labels, seed=seed, **options)
-    first = 1 if search == "nes-pixels" else nes.pool
     start = time.perf_counter()
-    nes.run(nes_generations(budget, len(labels), first, nes.samples))
+    nes.run(generations_within(nes, budget * len(labels)))
     folder.mkdir(parents=True, exist_ok=True)
     return write_outputs(nes, folder, {"evolution_seconds": time.perf_counter() - start})
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras_fool.encodings import CPPNEncoding, DirectEncoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution import NES
+from keras_fool.evolution.nes import generations_within
 from keras_fool.evolution.outputs import load_archive, write_outputs
 from keras_fool.target import Target
 
@@ -22,6 +23,8 @@ def test_pixel_nes_raises_every_class_from_grey_and_counts_its_queries(lenet):
     start = nes.archive.confidences.copy()
     nes.run(8)
     assert nes.evaluations == 1 + 8 * 10 * 11  # one grey image, then 10 classes x (10 candidates + the point)
+    assert generations_within(nes, nes.evaluations) == 8 and generations_within(nes, nes.evaluations - 1) == 7
+    assert generations_within(nes, 1) == 0
     assert np.all(nes.archive.confidences > start)  # every class gained on its grey start
     assert np.median(nes.archive.confidences) > 0.9
     # The elites are the images whose probabilities the archive records.

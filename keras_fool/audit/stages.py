@@ -249,12 +249,12 @@ def _nes(ctx, method, evaluations, stage):
     model's pixels, RESULTS.md, issue 23)."""
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import NES, ProgressBar
+    from keras_fool.evolution.nes import generations_within
     from keras_fool.evolution.runs import NES_BATCH
 
     nes = NES(ctx.target, make_encoding(method, ctx.target.image_shape), classes=ctx.classes,
               seed=derive_seed(ctx.seed, _SEED_PATH[stage]), eval_batch_size=NES_BATCH)
-    generations = max(1, (evaluations - 1) // (len(ctx.classes) * (nes.samples + 1)))
-    nes.run(generations, [ProgressBar()] if ctx.progress else [])
+    nes.run(generations_within(nes, evaluations), [ProgressBar()] if ctx.progress else [])
     settings = {k: v for k, v in nes.get_config().items() if k not in ("method", "target", "encoding", "classes")}
     return _search_result(ctx, method, "generation", nes.generation, nes,
                           {"settings": settings, "access": "queries", "search": "nes"})

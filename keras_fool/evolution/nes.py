@@ -47,7 +47,7 @@ from keras_fool.evolution.search import THRESHOLDS, DeferredInterrupt, Search, s
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
-__all__ = ["NES", "SPACES"]
+__all__ = ["NES", "SPACES", "generations_within"]
 
 SPACES = {"direct": "pixels", "cppn": "cppn-weights"}
 LOG_FLOOR = 1e-30  # log(p) of a probability that underflowed to 0
@@ -419,3 +419,10 @@ def _rms(values, mask, axes):
 def _expand(mask, like):
     """``mask`` (C,) reshaped to broadcast against ``like`` (C, ...)."""
     return tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([tf.rank(like) - 1], tf.int32)], 0))
+
+
+def generations_within(nes, evaluations):
+    """The most generations ``nes`` can run within ``evaluations`` images scored in all, generation 0 included
+    (0 when the budget does not reach past it): what gives NES the same budget as another search."""
+    first = 1 if nes.space == "pixels" else nes.pool
+    return max(0, (int(evaluations) - first) // (nes.archive.cells * (nes.samples + 1)))

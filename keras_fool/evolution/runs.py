@@ -192,6 +192,23 @@ def default_search(encoding, image_shape, paper=False):
     return "nes"
 
 
+def _check_search(search, paper):
+    if search is not None and search not in SEARCHES:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)}. Received: search={search!r}")
+    if paper and search == "nes":
+        raise ValueError("paper=True (--paper) runs the paper's MAP-Elites; it cannot be combined with search='nes'.")
+
+
+def _check_nes_options(evolver, given):
+    """Refuse, naming them, MAP-Elites options ``given`` for a run that uses NES."""
+    refused = [k for k in MAP_ELITES_ONLY if given.get(k) is not None] if isinstance(evolver, NES) else []
+    if refused:
+        one = len(refused) == 1
+        raise ValueError(f"{', '.join(refused)} {'is a' if one else 'are'} MAP-Elites option{'' if one else 's'}, and "
+                         f"this run uses NES; add search='map-elites' (--search map-elites) to use "
+                         f"{'it' if one else 'them'}.")
+
+
 def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None, max_queries=None):
     models = list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]]
     with strategy_scope(strategy):  # mirrored model variables
@@ -322,10 +339,7 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
     if resume and not checkpoint.is_file():
         raise ResumeError(f"Cannot resume: there is no checkpoint in {out}.")
     strategy = resolve_strategy(strategy, cpu_replicas)
-    if search is not None and search not in SEARCHES:
-        raise ValueError(f"search must be one of {', '.join(SEARCHES)}. Received: search={search!r}")
-    if paper and search == "nes":
-        raise ValueError("paper=True (--paper) runs the paper's MAP-Elites; it cannot be combined with search='nes'.")
+    _check_search(search, paper)
     given = {"models": models, "search": search, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
              "capacity": capacity, "logits": logits, "input_range": input_range, "preprocess": preprocess,
@@ -333,11 +347,7 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
     saved = _options_from_checkpoint(checkpoint) if resume else None
     options = _settle_options(given, saved, paper)
     evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit, strategy, max_queries)
-    refused = [k for k in MAP_ELITES_ONLY if given.get(k) is not None] if isinstance(evolver, NES) else []
-    if refused:
-        raise ValueError(f"{', '.join(refused)} {'is a' if len(refused) == 1 else 'are'} MAP-Elites option"
-                         f"{'' if len(refused) == 1 else 's'}, and this run uses NES; add search='map-elites' "
-                         f"(--search map-elites) to use {'it' if len(refused) == 1 else 'them'}.")
+    _check_nes_options(evolver, given)
     if resume:
         _check_agrees(evolver, checkpoint, saved, given)
         generations, stop_at = _resumed_goal(checkpoint, generations, stop_at, log)

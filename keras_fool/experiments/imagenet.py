@@ -236,13 +236,13 @@ def _nes(target, folder, labels, generations, population, seed, paper, stop_at, 
     (``generations`` + 1)) at most; returns its summary."""
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import NES, run_search, search_callbacks
+    from keras_fool.evolution.nes import generations_within
     from keras_fool.evolution.runs import NES_BATCH
 
     nes = NES(target, make_encoding("direct", target.image_shape), classes=labels, seed=seed,
               class_target=stop_at or 1.0, eval_batch_size=NES_BATCH)
-    n = max(0, (population * (generations + 1) - 1) // (len(labels) * (nes.samples + 1)))  # within the budget
-    return run_search(nes, folder, n, search_callbacks(folder, checkpoint_every, stop_at, progress),
-                      log=lambda line: log(f"nes: {line}"))
+    return run_search(nes, folder, generations_within(nes, population * (generations + 1)),
+                      search_callbacks(folder, checkpoint_every, stop_at, progress), log=lambda line: log(f"nes: {line}"))
 
 
 def _evolve(target, method, folder, labels, generations, population, seed, paper, stop_at, checkpoint_every, progress,
