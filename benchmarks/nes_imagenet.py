@@ -33,7 +33,7 @@ def run_cell(folder, search, seed, budget, classes, options):
     if search.startswith("map-elites"):
         population = 16
         generations = budget * len(classes.split(",")) // population - 1
-        return run_evolution(folder, models=[MODEL], encoding=search.split("-")[-1], seed=seed,
+        return run_evolution(folder, models=[MODEL], search="map-elites", encoding=search.split("-")[-1], seed=seed,
                              generations=generations, population=population, classes=classes, overwrite=True,
                              progress=False)
     target = Target(MODEL)
