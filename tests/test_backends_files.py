@@ -291,3 +291,18 @@ def test_audit_runs_on_a_deployed_model_by_queries_alone(models, tmp_path):
     assert "Direct encoding (NES)" in (out / "report.html").read_text()
     refused = run("audit", models["tflite"], "--max-queries", 5, "--out", tmp_path / "refused", "--quiet")
     assert refused.exit_code == 1 and "query budget of 5" in refused.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow  # a whole audit over HTTP, with the smallest budget
+def test_audit_runs_on_a_served_model_over_http(models, tmp_path):
+    from serving import ServingServer
+
+    out = tmp_path / "audit"
+    with ServingServer(models["keras"], name="tiny") as server:
+        result = run("audit", server.url, "--classes", "0,1", "--out", out, "--quiet")
+        predicted = sum(server.predict_sizes)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["queries"]["total"] == predicted  # every image the server scored is counted, no more
+    assert report["fooling"]["methods"]["direct"]["search"] == "nes"
+    assert report["fooling"]["methods"]["gradient"]["available"] is False
