@@ -42,7 +42,7 @@ import tensorflow as tf
 from keras_fool.encodings.cppn import CPPNEncoding
 from keras_fool.encodings.direct import DirectEncoding
 from keras_fool.errors import NonFiniteError
-from keras_fool.evolution.archive import ClassArchive
+from keras_fool.evolution.archive import ClassArchive, update_elites
 from keras_fool.evolution.search import THRESHOLDS, DeferredInterrupt, Search, stop_confidence
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
@@ -216,7 +216,8 @@ class NES(Search):
             points = tf.clip_by_value(points, 0.0, 1.0)
         flat = tf.reshape(points, tf.concat([[group * count], shape], 0))
         flat_topology = None if topology is None else {k: tf.repeat(v, count, axis=0) for k, v in topology.items()}
-        probabilities = tf.cast(self.target(self._images_of(flat, flat_topology)), tf.float32)
+        images = self._images_of(flat, flat_topology)
+        probabilities = tf.cast(self.target(images), tf.float32)
         finite = tf.reduce_all(tf.math.is_finite(probabilities))
         # Each class's own log-probability on its own candidates: (G, samples + 1).
         labels = tf.repeat(tf.gather(self._labels, cells), count)
@@ -230,15 +231,9 @@ class NES(Search):
         new_theta = theta + self.step_size * self.sigma * new_velocity / _rms(new_velocity, mask, axes)
         if self.space == "cppn-weights":
             new_theta = tf.clip_by_value(new_theta, 0.0, 1.0)
-        # Every candidate competes for every cell, as in MAP-Elites.
-        scores = tf.gather(probabilities, self._labels, axis=1)  # (n, C)
-        best = tf.argmax(scores, axis=0, output_type=tf.int32)
-        best_score = tf.reduce_max(scores, axis=0)
-        replaced = tf.logical_and(best_score > fitness, finite)
-        winners = self._genomes_of(tf.gather(flat, best), None if topology is None else
-                                   {k: tf.gather(v, best) for k, v in flat_topology.items()})
-        elites = tf.nest.map_structure(lambda old, new: tf.where(_expand(replaced, old), new, old), elites, winners)
-        fitness = tf.where(replaced, best_score, fitness)
+        # Every candidate competes for every cell, by MAP-Elites' replacement rule.
+        candidates = images if self.space == "pixels" else {**flat_topology, "weight": flat}
+        elites, fitness, _ = update_elites(elites, fitness, candidates, probabilities, self._labels, finite)
         # A non-finite generation changes nothing.
         return tf.where(finite, new_theta, theta), tf.where(finite, new_velocity, velocity), elites, fitness, finite
 
@@ -414,11 +409,6 @@ def _rms(values, mask, axes):
         mean = (tf.reduce_sum(tf.square(values) * mask, axis=axes, keepdims=True)
                 / tf.maximum(tf.reduce_sum(mask, axis=axes, keepdims=True), 1.0))
     return tf.sqrt(mean) + 1e-12
-
-
-def _expand(mask, like):
-    """``mask`` (C,) reshaped to broadcast against ``like`` (C, ...)."""
-    return tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([tf.rank(like) - 1], tf.int32)], 0))
 
 
 def generations_within(nes, evaluations):
