@@ -196,7 +196,7 @@ def test_evolve_stops_at_the_query_budget(models, tmp_path):
                                                              "budget of 30")
 
 
-def _refused(result, match, out):
+def _assert_refused(result, match, out):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and match in lines[0], result.stderr
@@ -207,16 +207,18 @@ def test_bad_model_files_are_refused_by_the_cli_in_one_sentence(tmp_path):
     out = tmp_path / "run"
     corrupt = tmp_path / "corrupt.tflite"
     corrupt.write_bytes(b"\x00not a flatbuffer" * 8)
-    _refused(run("evolve", "--model", corrupt, "--out", out), f"{corrupt} cannot be read as a TFLite model", out)
+    _assert_refused(run("evolve", "--model", corrupt, "--out", out), f"{corrupt} cannot be read as a TFLite model", out)
     text = tmp_path / "text.onnx"
     text.write_text("this is no ONNX graph\n")
-    _refused(run("evolve", "--model", text, "--out", out), f"{text} cannot be read as an ONNX model", out)
+    _assert_refused(run("evolve", "--model", text, "--out", out), f"{text} cannot be read as an ONNX model", out)
     empty = tmp_path / "empty"
     empty.mkdir()
-    _refused(run("evolve", "--model", empty, "--out", out), f"{empty} is a directory without saved_model.pb", out)
-    _refused(run("evolve", "--model", tmp_path / "missing.onnx", "--out", out), "There is no ONNX model file at", out)
-    _refused(run("evolve", "--max-queries", 5, "--out", out), "max_queries does not apply to a Keras model", out)
-    _refused(run("evolve", "--model", tmp_path / "no_such_model", "--out", out),
+    _assert_refused(run("evolve", "--model", empty, "--out", out), f"{empty} is a directory without saved_model.pb",
+                    out)
+    _assert_refused(run("evolve", "--model", tmp_path / "missing.onnx", "--out", out), "There is no ONNX model file at",
+                    out)
+    _assert_refused(run("evolve", "--max-queries", 5, "--out", out), "max_queries does not apply to a Keras model", out)
+    _assert_refused(run("evolve", "--model", tmp_path / "no_such_model", "--out", out),
              "nor a model file (.keras, .tflite, .onnx) or a SavedModel directory", out)
 
 
@@ -236,7 +238,7 @@ def test_a_model_of_two_inputs_is_refused_by_the_cli(tmp_path, kind):
     else:
         path = tmp_path / "two"
         model.export(str(path), verbose=False)
-    _refused(run("evolve", "--model", path, "--out", out), "has 2 inputs and 1 output; a target's model takes", out)
+    _assert_refused(run("evolve", "--model", path, "--out", out), "has 2 inputs and 1 output; a target's model takes", out)
 
 
 def test_a_missing_onnxruntime_is_named_with_its_pip_extra(models, monkeypatch):

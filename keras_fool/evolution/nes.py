@@ -47,9 +47,10 @@ from keras_fool.evolution.search import THRESHOLDS, DeferredInterrupt, Search, s
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
-__all__ = ["NES", "SPACES", "generations_within"]
+__all__ = ["NES", "SAMPLES", "SPACES", "generations_within", "images_per_call"]
 
 SPACES = {"direct": "pixels", "cppn": "cppn-weights"}
+SAMPLES = 20  # candidates per class and generation, by default
 LOG_FLOOR = 1e-30  # log(p) of a probability that underflowed to 0
 GROW_RATES = {"add_node_rate": 0.5, "add_connection_rate": 0.5, "delete_node_rate": 0.0, "delete_connection_rate": 0.0}
 
@@ -86,7 +87,7 @@ class NES(Search):
     method = "nes"
     config_keys = ("target", "encoding", "classes", "seed", "samples")
 
-    def __init__(self, target, encoding, classes=None, seed=0, samples=20, sigma=None, step_size=0.6, momentum=0.0,
+    def __init__(self, target, encoding, classes=None, seed=0, samples=SAMPLES, sigma=None, step_size=0.6, momentum=0.0,
                  resolution=None, pool=160, grow=40, class_target=0.9999, eval_batch_size=256):
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
@@ -179,8 +180,11 @@ class NES(Search):
             for round_ in range(self.grow):
                 genomes = grower.mutate(genomes, tf.constant([self.seed, 1 + round_], tf.int32))
             theta = genomes["weight"]
-            probabilities = tf.concat([self.target(self._images_of(theta[i:i + self.eval_batch_size], {
-                k: v[i:i + self.eval_batch_size] for k, v in genomes.items()})) for i in range(0, self.pool, self.eval_batch_size)], 0)
+            parts = []
+            for start in range(0, self.pool, self.eval_batch_size):  # the pool, eval_batch_size CPPNs at a time
+                part = {k: v[start:start + self.eval_batch_size] for k, v in genomes.items()}
+                parts.append(tf.cast(self.target(self._images_of(part["weight"], part)), tf.float32))
+            probabilities = tf.concat(parts, 0)
             pick = tf.argmax(tf.gather(probabilities, self._labels, axis=1), axis=0, output_type=tf.int32)
             self.topology = {k: tf.gather(v, pick) for k, v in genomes.items()}
         if not bool(tf.reduce_all(tf.math.is_finite(probabilities))):
@@ -243,6 +247,11 @@ class NES(Search):
         """Classes whose candidates are scored in one call: ``eval_batch_size // (samples + 1)``, at least 1."""
         return max(1, self.eval_batch_size // (self.samples + 1))
 
+    @property
+    def images_per_call(self):
+        """Images one call of the target scores: :func:`images_per_call` of this search."""
+        return images_per_call(self.archive.cells, self.eval_batch_size, self.samples)
+
     def _active(self):
         """The cells still searched: those below ``class_target`` (every cell stops there)."""
         return np.flatnonzero(self.archive.fitness.numpy() < self.class_target)
@@ -267,7 +276,7 @@ class NES(Search):
         start = time.perf_counter()
         if self.generation < 0:
             self._start()
-        cells = tf.range(min(self.group_size, self.archive.cells))
+        cells = tf.range(self.images_per_call // (self.samples + 1))
         part = lambda t: None if t is None else tf.nest.map_structure(lambda v: tf.gather(v, cells), t)  # noqa: E731
         self._step.get_concrete_function(part(self.theta), part(self.velocity), part(self.topology), cells,
                                          self.archive.genomes, self.archive.fitness, tf.constant(0, tf.int32))
@@ -416,3 +425,9 @@ def generations_within(nes, evaluations):
     (0 when the budget does not reach past it): what gives NES the same budget as another search."""
     first = 1 if nes.space == "pixels" else nes.pool
     return max(0, (int(evaluations) - first) // (nes.archive.cells * (nes.samples + 1)))
+
+
+def images_per_call(classes, eval_batch_size, samples=SAMPLES):
+    """The most images one call of an NES search of ``classes`` classes scores: whole classes of ``samples`` + 1
+    candidates, as many as ``eval_batch_size`` holds (at least one class)."""
+    return min(classes, max(1, eval_batch_size // (samples + 1))) * (samples + 1)

@@ -238,7 +238,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
         batch = min(eval_batch_size, NES_BATCH)
         nes = NES(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
                   eval_batch_size=batch)
-        _check_memory(target, genome_encoding, min(nes.archive.cells, nes.group_size) * (nes.samples + 1), batch,
+        _check_memory(target, genome_encoding, nes.images_per_call, batch,
                       ignore_memory_limit)
         return nes
     _check_memory(target, genome_encoding, options["population"], eval_batch_size, ignore_memory_limit)

@@ -225,9 +225,7 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
 
 def _batch_of(evolver, population):
     """Images one call of ``evolver`` scores: the population, or an NES group's candidates."""
-    if hasattr(evolver, "group_size"):
-        return min(evolver.archive.cells, evolver.group_size) * (evolver.samples + 1)
-    return population
+    return getattr(evolver, "images_per_call", population)
 
 
 def _nes(target, folder, labels, generations, population, seed, paper, stop_at, checkpoint_every, progress, log,
@@ -414,8 +412,11 @@ def _check_memory(target, methods, population, classes, steps):
     for method in methods:
         if method == "gradient":
             check_ascent_memory(steps, classes, _ascent_batch(classes))
-        elif method == "nes":  # one call scores whole classes' candidates, 21 images each, at most 12 classes
-            batch = min(classes, 12) * 21
+        elif method == "nes":  # one call scores whole classes' candidates
+            from keras_fool.evolution.nes import images_per_call
+            from keras_fool.evolution.runs import NES_BATCH
+
+            batch = images_per_call(classes, NES_BATCH)
             check_evolution_memory(target, "direct", batch, eval_batch_size=batch)
         else:  # the raw model's speed is measured on one batch of the whole population
             check_evolution_memory(target, method, population, eval_batch_size=population)
@@ -458,9 +459,10 @@ def _run_methods(run, summary):
             row = _timed_row(target, _ascent_batch(len(labels)), lambda: _ascend(
                 target, run.folder.sub(method), labels, run.steps, run.settings, stop_at, seed, log), backward=True)
         elif method == "nes":
+            from keras_fool.evolution.nes import images_per_call
             from keras_fool.evolution.runs import NES_BATCH
 
-            batch = min(len(labels), NES_BATCH // 21) * 21  # one call's images: whole classes of 20 candidates + 1
+            batch = images_per_call(len(labels), NES_BATCH)
             row = _timed_row(target, batch, lambda: _nes(target, run.folder.sub(method), **run.evolve))
         else:
             row = _timed_row(target, run.config["population"],
