@@ -273,8 +273,8 @@ def _animal_mnist():
 
 def _check_animals(images, origin):
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.shape != (10000, 28, 28):
-        raise CorruptFileError(f"{origin} does not hold 10,000 uint8 images of 28x28; it holds "
-                               f"{type(images).__name__} {getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}.")
+        held = f"{type(images).__name__} {getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}"
+        raise CorruptFileError(f"{origin} does not hold 10,000 uint8 images of 28x28; it holds {held}.")
     return images
 
 
