@@ -410,6 +410,80 @@ class Target(BaseTarget):
         outputs = [tf.cast(f(x), tf.float32) for f in self._logit_functions]
         return self._average_crops(outputs[0] if len(outputs) == 1 else tf.add_n(outputs) / float(len(outputs)))
 
+    def feature_reader(self, layer=None):
+        """A function of images giving (features, logits) from one forward pass of the model.
+
+        The features are the input of the layer that computes the logits (the penultimate
+        layer's output, flattened) or, with ``layer``, the named layer's output, flattened; the
+        logits are the input of the model's softmax (or its output with ``logits=True``). Crops
+        are averaged, as the probabilities are. Built once per ``layer`` and cached.
+
+        Args:
+            layer: the name of the layer whose output the features are, or None for the penultimate.
+
+        Returns:
+            A function of images (n, *image_shape) in [0, 1] returning float32 tensors
+            (n, D) and (n, num_classes).
+
+        Raises:
+            ValueError: the target is an ensemble, the model has no such layer, or its logits or
+                penultimate layer cannot be read (a subclassed model, no final Dense layer).
+        """
+        import keras
+
+        if len(self.models) != 1:
+            raise ValueError(f"An ensemble of {len(self.models)} models has no single penultimate layer to read "
+                             "features from; give a detector one model.")
+        cache = self.__dict__.setdefault("_feature_readers", {})
+        if layer in cache:
+            return cache[layer]
+        model = self.models[0]
+        try:
+            logits, head = self._logit_tensor(model)  # head: the final Dense of softmax, applied in read()
+            if layer is not None:
+                features = model.get_layer(layer).output
+            elif head is not None:
+                features = logits
+            else:
+                producer = logits._keras_history.operation
+                if not isinstance(producer, keras.layers.Dense):
+                    raise ValueError(f"Model {model.name!r} has no penultimate layer to read: its logits come from a "
+                                     f"{type(producer).__name__} layer, not a Dense one; name the layer with layer=.")
+                features = producer.input
+            reader = keras.Model(model.inputs, [features, logits])
+        except (AttributeError, ValueError) as error:
+            if "penultimate" in str(error):
+                raise
+            which = f"has no layer {layer!r}" if layer is not None and "No such layer" in str(error) else \
+                "has no penultimate layer to read (a subclassed model, or one not ending in Dense and softmax)"
+            raise ValueError(f"Model {model.name!r} {which}; give a functional Keras model ending in Dense and "
+                             "softmax, or name an existing layer with layer=.") from None
+
+        def read(images):
+            features, z = reader(self.model_inputs(self._crop(images)), training=False)
+            features = tf.reshape(features, (tf.shape(features)[0], -1))
+            if head is not None:
+                z = tf.matmul(z, head.kernel) + (head.bias if head.use_bias else 0.0)
+            return self._average_crops(tf.cast(features, tf.float32)), self._average_crops(tf.cast(z, tf.float32))
+
+        cache[layer] = read
+        return read
+
+    def _logit_tensor(self, model):
+        """(symbolic tensor, head) of a functional ``model``: its logits and None, or, for a final Dense layer
+        with softmax, that layer's input and the layer (whose kernel and bias give the logits)."""
+        import keras
+
+        last = model.layers[-1]
+        if self.logits:
+            return model.outputs[0], None
+        if isinstance(last, keras.layers.Softmax) or (
+                isinstance(last, keras.layers.Activation) and _is_softmax(last.activation)):
+            return last.input, None
+        if isinstance(last, keras.layers.Dense) and _is_softmax(last.activation):
+            return last.input, last
+        raise ValueError(f"Model {model.name!r} does not end in a softmax layer, so its logits cannot be reached.")
+
     def _logit_function(self, model):
         import keras
 

@@ -25,7 +25,7 @@ LAYERS = (
     ("zoo",),
     ("target",),  # the model contract: resolves preset names through zoo
     ("backends",),  # deployed models (TFLite, ONNX, SavedModel, HTTP) behind the contract
-    ("attacks",),  # attacks take a target
+    ("attacks", "detectors"),  # attacks and out-of-distribution detectors take a target
     ("evolution",),
     ("evaluation",),
     ("training",),
