@@ -14,6 +14,7 @@ from keras_fool.detectors.scores import (
     MaxSoftmax,
     Odin,
     Reconstruction,
+    Union,
     make_detector,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "NotFittedError",
     "Odin",
     "Reconstruction",
+    "Union",
     "make_detector",
 ]

@@ -13,7 +13,8 @@ import tensorflow as tf
 from keras_fool.detectors.base import Detector
 from keras_fool.validation import check_number
 
-__all__ = ["DETECTORS", "Energy", "Mahalanobis", "MaxLogit", "MaxSoftmax", "Odin", "Reconstruction", "make_detector"]
+__all__ = ["DETECTORS", "Energy", "Mahalanobis", "MaxLogit", "MaxSoftmax", "Odin", "Reconstruction", "Union",
+           "make_detector"]
 
 
 class MaxSoftmax(Detector):
@@ -228,7 +229,60 @@ class Reconstruction(Detector):
         return {**super().get_config(), "autoencoder": self.source}
 
 
-DETECTORS = {cls.name: cls for cls in (MaxSoftmax, MaxLogit, Energy, Odin, Mahalanobis, Reconstruction)}
+class Union(Detector):
+    """Several detectors as one: an image is flagged when any member would flag it.
+
+    Each member is calibrated on the same held-out images at the union's share; the union's score is
+    the largest member score above its own threshold, in units of that member's clean score range,
+    ``max_i (s_i - t_i) / range_i``, and the union's own threshold is calibrated on it in turn (so it
+    accepts the share asked for, not the product of the members' shares).
+
+    Args:
+        target: see :class:`~keras_fool.detectors.base.Detector`.
+        members: detector names (or :class:`Detector` instances on the same target), at least two.
+    """
+
+    name = "union"
+    needs_fit = True
+
+    def __init__(self, target, members=("mahalanobis", "reconstruction")):
+        super().__init__(target)
+        members = [m if isinstance(m, Detector) else make_detector(m, self.target) for m in members]
+        if len(members) < 2 or any(m.target is not self.target for m in members):
+            raise ValueError("A union needs at least two detectors of the same target. Received: "
+                             f"{[m.name for m in members]}")
+        order = ("probabilities", "logits", "features")
+        self.reads = max((m.reads for m in members), key=order.index)
+        layers = {m.layer for m in members if m.reads == "features"}
+        self.layer = layers.pop() if len(layers) == 1 else None
+        self.members = members
+        self.name = "union(" + ",".join(m.name for m in members) + ")"
+
+    def _fit(self, images, labels, batch_size):
+        for member in self.members:
+            if member.needs_fit:
+                member.fit(images, labels, batch_size)
+
+    def calibrate(self, images, tpr=0.95, batch_size=256):
+        for member in self.members:
+            member.calibrate(images, tpr, batch_size)
+        self._function = None
+        return super().calibrate(images, tpr, batch_size)
+
+    def scores_from(self, images, probabilities, logits, features):
+        parts = []
+        for member in self.members:
+            low, high = member.clean_range
+            shared = member.reads != "features" or member.layer == self.layer  # else it reads its own layer
+            score = member.scores_from(images, probabilities, logits, features) if shared else member.scores_of(images)
+            parts.append((score - member.threshold) / max(high - low, 1e-12))
+        return tf.reduce_max(tf.stack(parts, axis=-1), axis=-1)
+
+    def get_config(self):
+        return {"detector": "union", "members": [m.get_config() for m in self.members]}
+
+
+DETECTORS = {cls.name: cls for cls in (MaxSoftmax, MaxLogit, Energy, Odin, Mahalanobis, Reconstruction, Union)}
 
 
 def make_detector(name, target, **options):
