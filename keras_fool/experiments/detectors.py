@@ -271,13 +271,13 @@ def _clean_images(target, config):
         from keras_fool.experiments.report import load_test_set
 
         (x_train, y_train), (x_test, y_test) = load_test_set(config["held_out"], config["fit_images"])
-        half = len(x_test) // 2
+        # Alternate images, so both halves hold both of the test set's writer pools (its first and last 5,000).
         correct = [{int(y)} for y in y_test]
-        return {"fit": (x_train, y_train), "calibration": (x_test[:half], correct[:half]),
-                "measure": (x_test[half:], correct[half:]),
+        return {"fit": (x_train, y_train), "calibration": (x_test[0::2], correct[0::2]),
+                "measure": (x_test[1::2], correct[1::2]),
                 "fit_on": f"the first {len(x_train):,} MNIST training images",
-                "held_out": f"the first {len(x_test):,} MNIST test images: {half:,} to calibrate, "
-                            f"{len(x_test) - half:,} to measure"}
+                "held_out": f"the first {len(x_test):,} MNIST test images: the even-numbered "
+                            f"{len(correct[0::2]):,} to calibrate, the odd-numbered {len(correct[1::2]):,} to measure"}
     from keras_fool.data import load_real_photos
 
     images, photos = load_real_photos(target.image_shape[0])
