@@ -37,6 +37,15 @@ def test_the_detector_names_are_the_librarys():
     assert DETECTOR_NAMES == tuple(DETECTORS)
 
 
+def test_the_real_photos_calibrate_imagenet_models_offline():
+    from keras_fool.data import PHOTOS, VIEWS, load_real_photos
+
+    images, photos = load_real_photos(32)
+    assert images.shape == (len(PHOTOS) * len(VIEWS), 32, 32, 3) and images.dtype == "float32"
+    assert 0.0 <= images.min() < images.max() <= 1.0
+    assert photos == [p for p in PHOTOS for _ in VIEWS]
+
+
 def test_an_adaptive_attack_weaker_than_the_non_adaptive_one_is_named():
     assert adaptive_weaker(40.0, 30.0) and not adaptive_weaker(40.0, 40.0) and not adaptive_weaker(40.0, 90.0)
     lines = security_checks("msp", [_row(0, 40.0, 30.0), _row(1, 40.0, 40.0), _row(2, 10.0, 60.0)])

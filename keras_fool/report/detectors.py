@@ -121,6 +121,9 @@ def detectors_markdown(study):
         "classifier behind the detector; worst case: a class fooled by either. Median [min-max] over seeds, in % "
         "of classes.\n",
     ]
+    if config["dataset"] != "mnist":
+        lines.append("With so few clean images offline, each threshold rests on a dozen photos: the clean flagged "
+                     "rate on the other half says how far it carries to unseen photos.\n")
     rows = detector_rows(study)
     lines.append(markdown_table(
         ("detector", "clean accuracy %", "clean flagged %", "fooled, non-adaptive", "fooled, adaptive",
