@@ -190,8 +190,9 @@ def detector_study(out=None, model="lenet_mnist", detectors=DETECTOR_NAMES, enco
         encodings: MAP-Elites encodings among :data:`ENCODINGS` (possibly none).
         gradient: also gradient ascent (``steps`` steps per class).
         seeds: the seeds; every search of a seed derives its seed from it.
-        generations, population: each evolution's budget (``population * (generations + 1)``
-            evaluations; the default is ``keras-fool evolve``'s 40,200).
+        generations: generations of each evolution; its budget is ``population * (generations + 1)``
+            evaluations (the default is ``keras-fool evolve``'s 40,200).
+        population: offspring per generation.
         steps: gradient-ascent steps per class.
         ood: out-of-distribution sets of :func:`keras_fool.data.load_ood_images`; None: animal
             silhouettes for MNIST, textures and science photos for ImageNet.
