@@ -6,7 +6,7 @@
 How confident is each ImageNet preset on real photos? Nguyen et al. (2015, supplement F) set their
 CPPN fooling median (88.11%) beside their AlexNet's median top-1 confidence on the correctly
 classified ImageNet validation images (86.7%). We have no validation set offline, so this uses
-the colour photos of real objects that ship inside installed packages (:data:`PHOTOS`: package,
+the colour photos of real objects that ship inside installed packages (:data:`keras_fool.data.PHOTOS`: package,
 file, licence, and the ImageNet classes that count as correct, chosen by hand), three views each
 (:data:`VIEWS`). Per preset it reports the views, top-1 accuracy against the hand labels, the
 median and range of the top-1 confidence over all views, the median over the correctly classified
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import os
 import time
 from pathlib import Path
@@ -31,106 +30,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from keras_fool.data import PHOTOS, VIEWS, Photo, centre_crop, load_photo, photo_path  # noqa: E402,F401
 from keras_fool.report.papers import PAPER_IMAGENET, PAPER_REAL_CONFIDENCE  # noqa: E402
 from keras_fool.report.tables import format_confidence_pct, markdown_table  # noqa: E402
 from keras_fool.zoo.imagenet_classes import IMAGENET_CLASSES  # noqa: E402
 
 OFFLINE_PRESETS = ("efficientnet_lite0_imagenet", "efficientnet_lite1_imagenet", "efficientnet_lite2_imagenet")
 DOWNLOAD_PRESETS = ("efficientnet_b0_imagenet", "mobilenet_v2_imagenet", "resnet50_imagenet")
-CENTRE_FRACTION = 0.875  # the usual ImageNet evaluation crop, as tests/test_imagenet_zoo.py uses
-
-
-@dataclasses.dataclass(frozen=True)
-class Photo:
-    """A real photo inside an installed package, and the ImageNet classes that count as correct for it.
-
-    ``scene`` groups photos of the same scene (a stereo pair): the bootstrap resamples scenes.
-    """
-
-    name: str
-    package: str  # the importable package whose folder holds the file
-    file: str  # path inside that folder
-    classes: tuple[str, ...]  # ImageNet class names (zoo/imagenet_classes.txt)
-    licence: str  # as the package states it for this file
-    scene: str
-
-
-# The colour photos of real objects that ship with the packages in .venv. The labels were fixed before
-# any model saw the photos. ImageNet labels a photo by one object, and has no class for a person, a
-# space suit, a motorcycle or a launch vehicle, so for some photos the nearest classes are named:
-PHOTOS = (
-    # A short-haired striped tabby: ImageNet's three tabby-like cat classes, which its own labels mix.
-    Photo("chelsea", "skimage", "data/chelsea.png", ("tabby", "tiger cat", "Egyptian cat"),
-          "CC0 by the photographer, Stefan van der Walt (skimage.data.chelsea docstring)", "chelsea"),
-    # An espresso in a small cup on a saucer: the drink or the vessel.
-    Photo("coffee", "skimage", "data/coffee.png", ("espresso", "cup"),
-          "CC0 by the photographer, Rachel Michetti (skimage.data.coffee docstring)", "coffee"),
-    # A Falcon 9 on its launch pad at night. No "rocket" class: missile and projectile hold rockets
-    # standing on pads, and space shuttle's images are mostly launch stacks on the pad.
-    Photo("rocket", "skimage", "data/rocket.jpg", ("missile", "projectile", "space shuttle"),
-          "public domain, released by SpaceX (skimage.data.rocket docstring)", "rocket"),
-    # Eileen Collins in an orange pressure suit, holding its helmet, a model space shuttle behind her:
-    # no class for the person or the suit, so the two objects that have one. The weakest label here.
-    Photo("astronaut", "skimage", "data/astronaut.png", ("space shuttle", "crash helmet"),
-          "no known copyright restrictions, public domain, NASA (skimage.data.astronaut docstring)", "astronaut"),
-    # A road motorcycle in a workshop. No "motorcycle" class: moped and motor scooter are the nearest.
-    # Left and right are the two views of a stereo pair: one scene.
-    Photo("motorcycle_left", "skimage", "data/motorcycle_left.png", ("moped", "motor scooter"),
-          "none stated; Middlebury 2014 stereo benchmark (skimage.data.stereo_motorcycle docstring)", "motorcycle"),
-    Photo("motorcycle_right", "skimage", "data/motorcycle_right.png", ("moped", "motor scooter"),
-          "none stated; Middlebury 2014 stereo benchmark (skimage.data.stereo_motorcycle docstring)", "motorcycle"),
-    # Grace Hopper's portrait in US Navy uniform with a small black tie: the garments are what ImageNet
-    # would label (its people photos carry the class of what they wear).
-    Photo("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
-          ("military uniform", "Windsor tie", "bow tie"),
-          "none stated for the file (matplotlib's sample data; a US Navy portrait)", "grace_hopper"),
-)
-
-
-def photo_path(photo):
-    """The photo's file in its installed package, found without importing the package."""
-    spec = importlib.util.find_spec(photo.package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {photo.package!r} (holding {photo.file}) is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / photo.file
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from package {photo.package!r}")
-    return path
 
 
 def class_indices(photo):
     """The ImageNet indices of the photo's correct classes."""
     return frozenset(IMAGENET_CLASSES.index(name) for name in photo.classes)
-
-
-def load_photo(photo):
-    """The photo as an (H, W, 3) uint8 RGB array."""
-    from PIL import Image
-
-    with Image.open(photo_path(photo)) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def _resize(image, size):
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC), np.float32) / 255.0
-
-
-def centre_crop(image, size):
-    """The central 87.5% square, bicubic-resized to size x size, in [0, 1]."""
-    h, w = image.shape[:2]
-    side = int(round(min(h, w) * CENTRE_FRACTION))
-    top, left = (h - side) // 2, (w - side) // 2
-    return _resize(image[top:top + side, left:left + side], size)
-
-
-# Three views of each photo: the evaluation crop, the whole photo (squashed to a square), and the crop mirrored.
-VIEWS = {
-    "centre crop": centre_crop,
-    "whole photo": _resize,
-    "mirrored crop": lambda image, size: centre_crop(image[:, ::-1], size),
-}
 
 
 def score_views(probabilities, correct_classes):

@@ -7,6 +7,7 @@ import click
 from keras_fool.cli import LazyGroup
 
 _EXPERIMENTS = {
+    "detectors": "keras_fool.cli.detectors:detectors",
     "ensemble": "keras_fool.cli.fooling:ensemble",
     "fooling-class": "keras_fool.cli.fooling:fooling_class",
     "imagenet": "keras_fool.cli.imagenet:imagenet",

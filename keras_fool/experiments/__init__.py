@@ -3,7 +3,9 @@
 
 - :func:`run_fooling_class_experiment` (supplement C, Table S2), :func:`run_transfer_experiment`
   (supplement A, Table S1), :func:`run_ensemble_experiment` (supplement B) of Nguyen et al. 2015;
-- :func:`run_robustness_experiment` (Table 2, Figures 3-7) of Uličný, Lundström & Byttner.
+- :func:`run_robustness_experiment` (Table 2, Figures 3-7) of Uličný, Lundström & Byttner;
+- :func:`detector_study`: out-of-distribution detectors against non-adaptive and adaptive fooling
+  images and real outliers, with checks against a false sense of security.
 
 Lazy: each name loads its module (and TensorFlow) on first use.
 """
@@ -17,6 +19,7 @@ _NAMES = {
     "run_ensemble_experiment": "ensemble",
     "run_robustness_experiment": "robustness",
     "run_imagenet_experiment": "imagenet",
+    "detector_study": "detectors",
 }
 
 __all__ = sorted(_NAMES)
