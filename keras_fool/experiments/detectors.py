@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 # The detectors of keras_fool.detectors.DETECTORS, named here so options are checked before TensorFlow starts.
-DETECTOR_NAMES = ("msp", "max_logit", "energy", "odin", "mahalanobis", "reconstruction")
+DETECTOR_NAMES = ("msp", "max_logit", "energy", "odin", "mahalanobis", "reconstruction", "union")
 ENCODINGS = ("direct", "cppn")
 CONFIDENCE = 0.99  # an image fools its class at this confidence or more, unflagged
 DEFAULT_OOD = {"mnist": ("animal_mnist",), "imagenet": ("textures", "science_photos")}
@@ -61,6 +61,7 @@ DEFAULT_OOD = {"mnist": ("animal_mnist",), "imagenet": ("textures", "science_pho
 NEEDS_MNIST = {
     "mahalanobis": "it fits class means on labelled training images, and there are none offline for this dataset",
     "reconstruction": "its autoencoder (dae_mnist) is trained on MNIST, and there is none for this dataset",
+    "union": "its members (Mahalanobis and the reconstruction error) need MNIST's labelled images and autoencoder",
 }
 ADAPTIVE = "adaptive_"  # the prefix of an adaptive method's source name
 
