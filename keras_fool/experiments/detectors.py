@@ -359,7 +359,6 @@ def compute_detector_study(target, labels, config, log=None):
         A :class:`DetectorStudy`.
     """
     from keras_fool.data import load_ood_images
-    from keras_fool.detectors import GuardedTarget, make_detector
     from keras_fool.report.detectors import fooling_class_results
 
     log = log or (lambda line: None)
@@ -368,35 +367,7 @@ def compute_detector_study(target, labels, config, log=None):
     config.update(fit_on=clean["fit_on"], held_out_images=clean["held_out"])
     accuracy = _accuracy_pct(target, *clean["measure"])
     ood = {name: load_ood_images(name, target.image_shape) for name in config["ood"]}
-    rows, guards = {}, {}
-    for name in config["detectors"]:
-        reason = NEEDS_MNIST.get(name) if config["dataset"] != "mnist" else None
-        detector = None
-        if reason is None:
-            try:
-                detector = make_detector(name, target)
-            except (TypeError, ValueError) as error:  # a model this detector cannot read
-                reason = str(error)
-        if detector is None:
-            rows[name] = {"status": "not run", "reason": reason}
-            log(f"{name}: not run: {reason}")
-            continue
-        x_fit, y_fit = clean["fit"]
-        detector.fit(x_fit, None if y_fit is None else np.asarray(y_fit))
-        detector.calibrate(clean["calibration"][0], tpr=config["tpr"])
-        measured = detector.score(clean["measure"][0])
-        guards[name] = GuardedTarget(detector)
-        rows[name] = {
-            "status": "run", "reason": None, "measured_scores": measured,
-            "clean": {"accuracy_pct": accuracy, "flagged_pct": _pct(measured > detector.threshold),
-                      "calibration_flagged_pct": _pct(detector.flag(clean["calibration"][0])),
-                      "threshold": detector.threshold, "settings": detector.get_config()},
-            "ood": {f"ood_{s}": _source(measured, detector.score(images), detector.threshold)
-                    for s, images in ood.items()},
-            "seeds": [],
-        }
-        log(f"{name}: threshold {detector.threshold:.6g}, {rows[name]['clean']['flagged_pct']:.1f}% of clean images "
-            "flagged")
+    rows, guards = _fit_detectors(target, config, clean, accuracy, ood, log)
     baseline, examples, size = [], {}, len(labels)
     label_array = np.asarray(labels)
     for seed in config["seeds"]:
@@ -441,6 +412,42 @@ def compute_detector_study(target, labels, config, log=None):
     return DetectorStudy(dict(config), rows, baseline, checks, examples, fooling_class_results(),
                          time.perf_counter() - start)
 
+
+
+def _fit_detectors(target, config, clean, accuracy, ood, log):
+    """Fit and calibrate each detector; returns (rows: name -> its clean and OOD row, guards: name -> GuardedTarget)."""
+    from keras_fool.detectors import GuardedTarget, make_detector
+
+    rows, guards = {}, {}
+    for name in config["detectors"]:
+        reason = NEEDS_MNIST.get(name) if config["dataset"] != "mnist" else None
+        detector = None
+        if reason is None:
+            try:
+                detector = make_detector(name, target)
+            except (TypeError, ValueError) as error:  # a model this detector cannot read
+                reason = str(error)
+        if detector is None:
+            rows[name] = {"status": "not run", "reason": reason}
+            log(f"{name}: not run: {reason}")
+            continue
+        x_fit, y_fit = clean["fit"]
+        detector.fit(x_fit, None if y_fit is None else np.asarray(y_fit))
+        detector.calibrate(clean["calibration"][0], tpr=config["tpr"])
+        measured = detector.score(clean["measure"][0])
+        guards[name] = GuardedTarget(detector)
+        rows[name] = {
+            "status": "run", "reason": None, "measured_scores": measured,
+            "clean": {"accuracy_pct": accuracy, "flagged_pct": _pct(measured > detector.threshold),
+                      "calibration_flagged_pct": _pct(detector.flag(clean["calibration"][0])),
+                      "threshold": detector.threshold, "settings": detector.get_config()},
+            "ood": {f"ood_{s}": _source(measured, detector.score(images), detector.threshold)
+                    for s, images in ood.items()},
+            "seeds": [],
+        }
+        log(f"{name}: threshold {detector.threshold:.6g}, {rows[name]['clean']['flagged_pct']:.1f}% of clean images "
+            "flagged")
+    return rows, guards
 
 def _seed_row(guard, clean_scores, labels, bare, adaptive, seed):
     """One detector's measures on one seed's non-adaptive (``bare``) and ``adaptive`` images."""
