@@ -482,7 +482,7 @@ def _detector_or_reason(ctx, name, training):
     from keras_fool.target import Target
 
     reads = DETECTORS[name].reads
-    if reads != "probabilities" and not isinstance(ctx.target, Target):
+    if reads in ("logits", "features") and not isinstance(ctx.target, Target):
         return QUERIES_ONLY.format("logits" if reads == "logits" else "penultimate features")
     if name == "mahalanobis" and training is None:
         return NO_TRAINING_IMAGES
