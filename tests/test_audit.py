@@ -243,6 +243,29 @@ def test_the_detectors_section_gives_each_detector_against_your_images_and_an_ad
         assert f"{row['worst_case_fooled_99_unflagged']} / 3</b>" in body
 
 
+@pytest.mark.slow  # the tiny audit
+def test_the_verdict_on_detectors_is_the_worst_case_never_the_non_adaptive_number_alone(audited):
+    from keras_fool.audit.verdict import verdict
+
+    report = copy.deepcopy(audited.summary)
+    section = report["detectors"]
+    for row in section["detectors"]:  # the audit's images all caught, the adaptive attacker fooling every class
+        row.update(non_adaptive_fooled_99_unflagged=0, worst_case_fooled_99_unflagged=3, share_worst_case=1.0,
+                   adaptive_weaker=False)
+        row["adaptive"]["fooled_99_unflagged"] = 3
+    section["holds"] = []
+    text = verdict(report)
+    assert "No detector holds" in text and "leaves 3 of 3 classes fooled at >= 99% unflagged" in text
+    assert "(the audit's images alone: 0)" in text and "held at this budget" not in text
+
+    msp = section["detectors"][0]
+    msp.update(worst_case_fooled_99_unflagged=0, share_worst_case=0.0)
+    msp["adaptive"]["fooled_99_unflagged"] = 0
+    section.update(holds=["msp"], best="msp")
+    text = verdict(report)
+    assert "The msp detector held at this budget" in text and "lower bound" in text
+
+
 class _Page(HTMLParser):
     """Every tag and attribute of a page, and the text of its <style> elements."""
 

@@ -151,8 +151,9 @@ def _detectors_sentence(report):
     classes = section["classes"]
     best = next(d for d in ran if d["detector"] == section["best"])
     adaptive = best["adaptive"]
-    attacker = (f"an attacker who evolves against the detector too ({adaptive['generations']} generations of the "
-                "direct encoding)")
+    search = "MAP-Elites" if adaptive["search"] == "map-elites" else "NES"
+    attacker = (f"an attacker who evolves against the detector too (the direct encoding's {search}, "
+                f"{adaptive['evaluations']:,} images scored)")
     worst = f"{best['worst_case_fooled_99_unflagged']} of {classes} classes"
     if section["holds"]:
         held = section["holds"]
@@ -165,8 +166,8 @@ def _detectors_sentence(report):
                 f"({best['detector']}) leaves {worst} fooled at >= 99% unflagged")
     text += f" (the audit's images alone: {best['non_adaptive_fooled_99_unflagged']})."
     if section["holds"]:
-        text += (" That is a lower bound on what an attacker achieves: only the direct-encoding search was run "
-                 "against the detector, at this budget.")
+        text += (" These numbers are a lower bound on what an attacker achieves: only the direct-encoding search "
+                 "was run against the detector, at this budget.")
     weaker = [d["detector"] for d in ran if d["adaptive_weaker"]]
     if weaker:
         text += (f" The adaptive search fooled fewer classes than the audit's images against {', '.join(weaker)}: it "
