@@ -18,7 +18,7 @@ __all__ = ["SECTION_IDS", "render_html"]
 
 SECTION_IDS = ("model-card", "fooling", "confidence", "robustness", "transfer", "detectors", "verdict")
 DETECTOR_TITLES = {"msp": "max softmax", "max_logit": "max logit", "energy": "energy", "odin": "ODIN",
-                   "mahalanobis": "Mahalanobis", "reconstruction": "reconstruction error (autoencoder)"}
+                   "mahalanobis": "Mahalanobis", "reconstruction": "autoencoder reconstruction error"}
 METHOD_TITLES = {method: fooling_method_title(method, capital=True) for method in FOOLING_METHOD_TITLES}
 
 CSS = """
