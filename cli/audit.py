@@ -44,10 +44,13 @@ from keras_fool.cli.options import (
 @CLASS_NAMES
 @SURROGATE
 @MAX_QUERIES
+@click.option("--no-detectors", "detectors", is_flag=True, flag_value=False, default=True,
+              help="Skip 'Would a detector catch these?' (out-of-distribution detectors against the fooling images "
+              "and an attacker who evolves against each: one more direct-encoding search per detector).")
 @click.option("--quiet", is_flag=True, help="No progress bars or progress lines (stage lines stay).")
 def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, logits, input_range, preprocess,
-          class_names, surrogate, max_queries, quiet):
-    """Audit MODEL: fooling images, confidence, robustness, transfer, verdict.
+          class_names, surrogate, max_queries, detectors, quiet):
+    """Audit MODEL: fooling images, confidence, robustness, transfer, detectors, verdict.
 
     MODEL is a preset, a .keras file, or a deployed model: a .tflite or .onnx file, a SavedModel
     directory, or a TensorFlow Serving URL (http://host:8501/v1/models/NAME:predict; a token for it is
@@ -95,7 +98,7 @@ def audit(model, data, budget, compare, classes, out, seed, resume, overwrite, l
         report = audit_model(model, out, data=data, budget=budget, compare=list(compare), classes=classes, seed=seed,
                              logits=logits, input_range=input_range, preprocess=preprocess, class_names=class_names,
                              resume=resume, overwrite=overwrite, progress=not quiet, log=log, announce=announce,
-                             surrogate=surrogate, max_queries=max_queries)
+                             surrogate=surrogate, max_queries=max_queries, detectors=detectors)
     except KeyboardInterrupt:
         where = f" during {current['stage']}" if current["stage"] else ""
         click.echo(f"Interrupted{where}; the finished stages are kept in {out}/stages: run the same command with "

@@ -27,7 +27,7 @@ TINY = AuditBudget("tiny", max_classes=10, population=10, direct_generations=5, 
                    square_queries=10, diagnostic_images=10)
 CLASSES = "0,3,7"
 COMPARE = "lenet_mnist_b"
-SECTION_IDS = ("model-card", "fooling", "confidence", "robustness", "transfer", "verdict")
+SECTION_IDS = ("model-card", "fooling", "confidence", "robustness", "transfer", "detectors", "verdict")
 _RUNS = {}
 
 
@@ -157,7 +157,7 @@ def test_report_json_validates_against_its_schema_and_a_broken_one_does_not(audi
     from keras_fool.audit.schema import REPORT_SCHEMA, SCHEMA_VERSION, SchemaError, validate_report
 
     report = json.loads((audited.out / "report.json").read_text())
-    assert report["schema_version"] == SCHEMA_VERSION == "2"
+    assert report["schema_version"] == SCHEMA_VERSION == "3"
     validate_report(report)
     try:
         import jsonschema
@@ -171,7 +171,9 @@ def test_report_json_validates_against_its_schema_and_a_broken_one_does_not(audi
          "report.fooling.methods.cppn.classes[1].confidence must be <= 1"),
         (lambda r: r["model_card"].pop("parameters"), "report.model_card lacks the key 'parameters'"),
         (lambda r: r["robustness"]["worst_case"]["levels"][0].__setitem__("surprise", 1), "'surprise'"),
-        (lambda r: r.__setitem__("schema_version", "1"), "report.schema_version must be '2'"),
+        (lambda r: r.__setitem__("schema_version", "2"), "report.schema_version must be '3'"),
+        (lambda r: r["detectors"]["detectors"][0]["adaptive"].pop("fooled_99_unflagged"),
+         "lacks the key 'fooled_99_unflagged'"),
         (lambda r: r["transfer"].__setitem__("available", False), "report.transfer matches none"),
         (lambda r: r["model_card"].__setitem__("classes", True), "report.model_card.classes must be integer"),
     ]
@@ -180,6 +182,88 @@ def test_report_json_validates_against_its_schema_and_a_broken_one_does_not(audi
         breaks(broken)
         with pytest.raises(SchemaError, match=re.escape(message)):
             validate_report(broken)
+
+
+@pytest.mark.slow  # the tiny audit
+def test_the_detectors_section_gives_each_detector_against_your_images_and_an_adaptive_attacker(audited):
+    from keras_fool import zoo
+    from keras_fool.detectors import DETECTORS
+    from keras_fool.io import load_npz
+
+    report, out = audited.summary, audited.out
+    section = report["detectors"]
+    assert section["available"] and section["classes"] == 3 and section["tpr"] == 0.95
+    assert section["calibration_images"] + section["clean_images"] == TINY.test_images
+    rows = {row["detector"]: row for row in section["detectors"]}
+    assert list(rows) == list(DETECTORS) and all(row["available"] for row in rows.values())  # a Keras MNIST model
+    assert rows["mahalanobis"]["fitted_on"] == f"{TINY.test_images} MNIST training images"
+    fooling = report["fooling"]["methods"]
+    for row in rows.values():
+        assert row["clean_flagged"] <= 0.15  # calibrated to accept 95% of other clean images
+        assert list(row["methods"]) == ["direct", "cppn", "gradient"]
+        for method, m in row["methods"].items():
+            assert m["images"] == 3 and m["caught"] <= 3
+            assert m["fooled_99_unflagged"] <= fooling[method]["fooled_99"]  # unflagged ones among the fooling ones
+        adaptive = row["adaptive"]
+        assert adaptive["search"] == "map-elites" and adaptive["generations"] == TINY.direct_generations
+        # The worst case counts a class either attacker fools, so it is at least each of them.
+        worst = row["worst_case_fooled_99_unflagged"]
+        assert max(row["non_adaptive_fooled_99_unflagged"], adaptive["fooled_99_unflagged"]) <= worst
+        assert worst <= row["non_adaptive_fooled_99_unflagged"] + adaptive["fooled_99_unflagged"]
+        assert row["share_worst_case"] == worst / 3
+        assert (row["detector"] in section["holds"]) == (row["share_worst_case"] <= section["holds_share"])
+    assert section["best"] == min(rows.values(), key=lambda r: r["worst_case_fooled_99_unflagged"])["detector"]
+
+    # Max softmax flags an image whose top probability is below its threshold's: the saved images say the same.
+    msp = rows["msp"]
+    gradient = load_npz(out / "stages" / "fooling_gradient.npz")
+    assert msp["methods"]["gradient"]["caught"] == int(np.sum(-gradient["top_confidence"] > msp["threshold"]))
+    saved = load_npz(out / "stages" / "detectors.npz")
+    images, labels = saved["adaptive_msp"], saved["adaptive_msp_labels"]
+    assert images.shape == (3, 28, 28, 1) and sorted(labels.tolist()) == [0, 3, 7]
+    probabilities = np.asarray(zoo.load_model("lenet_mnist")(images))
+    np.testing.assert_allclose(saved["adaptive_msp_confidences"], probabilities[np.arange(3), labels], atol=1e-5)
+    np.testing.assert_array_equal(saved["adaptive_msp_flagged"], -probabilities.max(axis=1) > msp["threshold"])
+    fooled = (saved["adaptive_msp_confidences"] >= 0.99) & ~saved["adaptive_msp_flagged"]
+    assert msp["adaptive"]["fooled_99_unflagged"] == int(fooled.sum())
+
+    # The verdict names the worst case against the adaptive attacker, never the non-adaptive number alone.
+    text = report["verdict"]["text"]
+    best = rows[section["best"]]
+    assert f"{best['worst_case_fooled_99_unflagged']} of 3 classes fooled at >= 99% unflagged" in text
+    assert "an attacker who evolves against the detector too" in text
+    assert ("No detector holds" in text) == (not section["holds"])
+
+    page = (out / "report.html").read_text()
+    body = page.split('<section id="detectors">')[1].split("</section>")[0]
+    assert "<h2>6. Would a detector catch these?</h2>" in body
+    for name, row in rows.items():
+        assert f"({name})</td>" in body
+        assert f"{row['adaptive']['fooled_99_unflagged']} / 3</td>" in body
+        assert f"{row['worst_case_fooled_99_unflagged']} / 3</b>" in body
+
+
+@pytest.mark.slow  # the tiny audit
+def test_the_verdict_on_detectors_is_the_worst_case_never_the_non_adaptive_number_alone(audited):
+    from keras_fool.audit.verdict import verdict
+
+    report = copy.deepcopy(audited.summary)
+    section = report["detectors"]
+    for row in section["detectors"]:  # the audit's images all caught, the adaptive attacker fooling every class
+        row.update(non_adaptive_fooled_99_unflagged=0, worst_case_fooled_99_unflagged=3, share_worst_case=1.0,
+                   adaptive_weaker=False)
+        row["adaptive"]["fooled_99_unflagged"] = 3
+    section["holds"] = []
+    text = verdict(report)
+    assert "No detector holds" in text and "leaves 3 of 3 classes fooled at >= 99% unflagged" in text
+    assert "(the audit's images alone: 0)" in text and "held at this budget" not in text
+
+    msp = section["detectors"][0]
+    msp.update(worst_case_fooled_99_unflagged=0, share_worst_case=0.0)
+    msp["adaptive"]["fooled_99_unflagged"] = 0
+    section.update(holds=["msp"], best="msp")
+    text = verdict(report)
+    assert "The msp detector held at this budget" in text and "lower bound" in text
 
 
 class _Page(HTMLParser):
@@ -306,14 +390,19 @@ def test_the_command_prints_each_stage_and_every_path_written(audited, tmp_path,
     result = run("audit", "lenet_mnist", "--out", out, "--classes", CLASSES, "--compare", COMPARE, "--seed", 3,
                  "--resume", "--quiet")
     assert result.exit_code == 0, result.output
-    assert "[1/7] model card: clean accuracy and confidence: kept from the earlier run" in result.stderr
-    assert re.search(r"\[7/7\] transfer: .*: done in [\d.]+ s \(elapsed \d+ s\)", result.stderr)
+    assert "[1/8] model card: clean accuracy and confidence: kept from the earlier run" in result.stderr
+    assert re.search(r"\[7/8\] transfer: .*: done in [\d.]+ s \(elapsed \d+ s\)", result.stderr)
+    assert re.search(r"\[8/8\] detectors: .*: kept from the earlier run", result.stderr)
     assert result.stdout.startswith(audited.summary["verdict"]["text"])
     written = [Path(line.strip()) for line in result.stdout.split("wrote:")[1].splitlines() if line.strip()]
     for path in written[:-1]:
         assert path.is_file(), path
     assert {p.name for p in written[:-1]} >= {"report.html", "report.json", "confidence.png", "robustness.png"}
     assert json.loads((out / "report.json").read_text())["transfer"] == audited.summary["transfer"]
+    # Skipping the detectors is a setting of the audit: a resume that would drop them is refused.
+    message = one_line_error(run("audit", "lenet_mnist", "--out", out, "--classes", CLASSES, "--compare", COMPARE,
+                                 "--seed", 3, "--resume", "--no-detectors"), 1)
+    assert "was run with a different detectors" in message
 
 
 def _save_model(path, input_shape=(28, 28, 1), outputs=10, activation="softmax", image_output=False):

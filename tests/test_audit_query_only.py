@@ -52,8 +52,9 @@ def query_only_audit(tmp_path_factory, surrogate=None):
 
         target = QueriedLeNet()
         out = tmp_path_factory.mktemp("query_only") / "out"
+        # The detectors are measured without a surrogate (here) and skipped with one (test_audit measures them).
         _RUNS[surrogate] = (audit_model(target, out, budget=TINY, classes=CLASSES, seed=3, progress=False,
-                                        surrogate=surrogate), target)
+                                        surrogate=surrogate, detectors=surrogate is None), target)
     return _RUNS[surrogate]
 
 
@@ -135,11 +136,12 @@ def test_every_query_is_counted_per_stage_and_in_all(alone):
     assert queries["counted"] and queries["runs"] == 1 and queries["setup"] == PROBE
     stages = queries["stages"]
     assert list(stages) == ["model_card", "fooling_direct", "fooling_cppn", "fooling_gradient", "robustness_curves",
-                            "worst_case", "transfer"]
+                            "worst_case", "transfer", "detectors"]
     assert stages["model_card"] == TINY.test_images  # each real image asked once
     assert stages["robustness_curves"] == TINY.levels * TINY.test_images  # the Gaussian curve only
     assert stages["fooling_gradient"] == 0 and stages["transfer"] == 0
     assert stages["fooling_direct"] > TINY.population * TINY.direct_generations and stages["worst_case"] > 0
+    assert stages["detectors"] > 2 * TINY.population * TINY.direct_generations  # an adaptive search per detector
     assert queries["total"] == PROBE + sum(stages.values()) == target.queries  # the target's own count
     for name, count in stages.items():  # stored with each stage, for --resume
         assert json.loads((result.out / "stages" / f"{name}.json").read_text())["queries"] == count
@@ -153,9 +155,40 @@ def test_the_page_shows_what_did_not_run_and_the_queries(alone):
     assert "Queries to the model" in page and f"<b>{queries['total']:,}</b>" in page
     assert "queries only (numpy)" in page and "gradient attacks not run (no surrogate)" in page
     not_run = re.findall(r'<span class="no">not run</span>: ([^<]+)<', page)
-    assert len(not_run) == 2 and all("no --surrogate was given" in reason for reason in not_run)  # ascent, FGSM
+    surrogate = [reason for reason in not_run if "no --surrogate was given" in reason]  # ascent, FGSM
+    detectors = [reason for reason in not_run if "answers queries only, so its" in reason]
+    assert len(surrogate) == 2 and len(detectors) == 4 and len(not_run) == 6
     assert "Attacks that ran: square; not run: fgsm:" in page and "lower bound" in page
     assert "fooling images (the 2 methods that ran)" in page and "all three methods" not in page
+
+
+@pytest.mark.slow  # the tiny audit by queries
+def test_a_model_that_answers_queries_only_meets_the_detectors_that_read_only_its_answers(alone):
+    report = alone[0].summary
+    section = report["detectors"]
+    rows = {row["detector"]: row for row in section["detectors"]}
+    # Max softmax reads the probabilities; the autoencoder reads the images (MNIST's, so dae_mnist applies).
+    assert [name for name, row in rows.items() if row["available"]] == ["msp", "reconstruction"]
+    for name in ("max_logit", "energy", "odin"):
+        assert rows[name] == {"detector": name, "available": False,
+                              "reason": "the model answers queries only, so its logits are not given"}
+    assert rows["mahalanobis"]["reason"] == "the model answers queries only, so its penultimate features are not given"
+    for name in ("msp", "reconstruction"):
+        row = rows[name]
+        assert row["adaptive"]["generations"] == TINY.direct_generations
+        assert row["worst_case_fooled_99_unflagged"] >= row["non_adaptive_fooled_99_unflagged"]
+        assert list(row["methods"]) == ["direct", "cppn"]  # gradient ascent did not run
+    text = report["verdict"]["text"]
+    best = rows[section["best"]]
+    assert f"{best['worst_case_fooled_99_unflagged']} of 3 classes fooled at >= 99% unflagged" in text
+
+
+@pytest.mark.slow  # the tiny audit by queries, with the surrogate
+def test_the_detectors_can_be_skipped(transferred):
+    report = transferred[0].summary
+    assert report["detectors"] == {"available": False, "reason": "skipped (--no-detectors)"}
+    assert "No detector was measured: skipped (--no-detectors)." in report["verdict"]["text"]
+    assert "Not measured: skipped (--no-detectors)." in (transferred[0].out / "report.html").read_text()
 
 
 # --------------------------------------------------------------------------- with a surrogate

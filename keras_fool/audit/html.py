@@ -2,7 +2,7 @@
 file from anywhere else), readable on a laptop screen and printable.
 
 Sections, in order, each a ``<section>`` with its id: ``model-card``, ``fooling``, ``confidence``,
-``robustness``, ``transfer``, ``verdict``.
+``robustness``, ``transfer``, ``detectors``, ``verdict``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from keras_fool.report.titles import SHORT_NOISE_TITLES as NOISE_TITLES
 
 __all__ = ["SECTION_IDS", "render_html"]
 
-SECTION_IDS = ("model-card", "fooling", "confidence", "robustness", "transfer", "verdict")
+SECTION_IDS = ("model-card", "fooling", "confidence", "robustness", "transfer", "detectors", "verdict")
+DETECTOR_TITLES = {"msp": "max softmax", "max_logit": "max logit", "energy": "energy", "odin": "ODIN",
+                   "mahalanobis": "Mahalanobis", "reconstruction": "autoencoder reconstruction error"}
 METHOD_TITLES = {method: fooling_method_title(method, capital=True) for method in FOOLING_METHOD_TITLES}
 
 CSS = """
@@ -305,6 +307,42 @@ def _transfer(report):
             + _table(["model", "fooled at >= 99%", "share", "same top-1", "by method"], rows, text_columns=(0, 4)))
 
 
+def _detectors(report):
+    d = report["detectors"]
+    if not d["available"]:
+        return _missing(d["reason"])
+    classes, methods = d["classes"], [m for m in report["fooling"]["methods"]
+                                      if report["fooling"]["methods"][m].get("available") is not False]
+    out = [f"<p>Each detector gives an image a score and flags it above a threshold, set so that it accepts "
+           f"{_pct(d['tpr'], 0)} of {d['calibration_images']:,} clean images; it is measured on {d['clean_images']:,} "
+           "other clean images. <i>Your images</i>: the fooling images above, made without knowing the detector. "
+           "<i>Adaptive</i>: the direct-encoding search run again against the model and the detector together, "
+           "rewarded for high confidence and a low score (an attacker who knows the detector). A class counts as "
+           f"fooled when an image of it gets &ge; {_pct(d['confidence'], 0)} confidence and is not flagged; the "
+           "worst case counts a class that either attacker fools.</p>"]
+    head = (["detector", "clean images flagged", "AUROC"] + [f"{METHOD_TITLES[m]} caught" for m in methods]
+            + ["classes fooled unflagged: your images", "adaptive", "worst case"])
+    rows = []
+    for row in d["detectors"]:
+        title = f"{DETECTOR_TITLES.get(row['detector'], row['detector'])} ({row['detector']})"
+        if not row["available"]:
+            rows.append((_e(title), f'<span class="no">not run</span>: {_e(row["reason"])}',
+                         *["&mdash;"] * (len(head) - 2)))
+            continue
+        worst = f"{row['worst_case_fooled_99_unflagged']} / {classes}"
+        holds = row["detector"] in d["holds"]
+        rows.append((_e(title), _pct(row["clean_flagged"], 1), f"{row['auroc']:.3f}",
+                     *[f"{row['methods'][m]['caught']} / {row['methods'][m]['images']}" for m in methods],
+                     f"{row['non_adaptive_fooled_99_unflagged']} / {classes}",
+                     f"{row['adaptive']['fooled_99_unflagged']} / {classes}",
+                     f'<b class="{"yes" if holds else "no"}">{worst}</b>'))
+    out.append(_table(head, rows, text_columns=(0,) if all(r["available"] for r in d["detectors"]) else (0, 1)))
+    out.append(f'<p class="note">A detector holds when the worst case fools at most {_pct(d["holds_share"], 0)} of '
+               "the classes. The adaptive search has the audit's budget for the direct encoding; a longer search "
+               "can only fool more.</p>")
+    return "".join(out)
+
+
 def _verdict(report):
     v = report["verdict"]
     items = "".join(f"<li><b>{_e(d['name'])}</b>: {_e(d['why'])}.<br><code>{_e(d['command'])}</code></li>"
@@ -322,7 +360,8 @@ def render_html(report, figures):
         ("confidence", "3. Real vs fooling confidence", _confidence(report, figures)),
         ("robustness", "4. Robustness", _robustness(report, figures)),
         ("transfer", "5. Transfer", _transfer(report)),
-        ("verdict", "6. Verdict", _verdict(report)),
+        ("detectors", "6. Would a detector catch these?", _detectors(report)),
+        ("verdict", "7. Verdict", _verdict(report)),
     ]
     meta = (f"budget <b>{_e(settings['budget'])}</b>, seed {settings['seed']}, keras-fool "
             f"{_e(report['keras_fool_version'])}, report schema {_e(report['schema_version'])}"

@@ -122,6 +122,7 @@ def build_report(ctx, results, timings, resumed, settings, queries):
         "confidence": _confidence_section(results),
         "robustness": robustness,
         "transfer": results["transfer"][0],
+        "detectors": results["detectors"][0],
         "queries": queries,
     }
     report["verdict"] = {"text": verdict(report), "defenses": defenses(report)}

@@ -47,7 +47,7 @@ def _batch_size(image_shape):
 
 def audit_model(model, out, data=None, budget="quick", compare=(), classes=None, seed=0, logits=False,
                 input_range=None, preprocess="none", class_names=None, resume=False, overwrite=False, progress=True,
-                log=None, announce=None, surrogate=None, max_queries=None):
+                log=None, announce=None, surrogate=None, max_queries=None, detectors=True):
     """Audit a classifier: fooling images, confidence, robustness, transfer, and a verdict.
 
     Writes into ``out``: ``report.html`` (self-contained), ``report.json`` (every number; schema
@@ -90,6 +90,9 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
             classes (a preset, a ``.keras`` path -- read as ``model`` is --, a ``keras.Model`` or a
             target with gradients) whose gradients the gradient stages follow; their images are then
             scored on ``model``. Refused for a model with gradients, which those stages attack directly.
+        detectors: run the detectors stage (out-of-distribution detectors against the fooling images and
+            an attacker who evolves against each: one more direct-encoding search per detector); False
+            reports it as skipped.
 
     Returns:
         A :class:`~keras_fool.report.result.Result`: ``summary`` is report.json's data, ``markdown`` the
@@ -121,9 +124,9 @@ def audit_model(model, out, data=None, budget="quick", compare=(), classes=None,
 
     reading = {"logits": logits, "input_range": input_range, "preprocess": preprocess}
     audited = _prepare(model, data, budget, compare, classes, seed, class_names, reading, surrogate, max_queries)
-    settings = _settings(audited, data, seed)
+    settings = {**_settings(audited, data, seed), "detectors": bool(detectors)}
     out, store = _open_out(out, settings, resume, overwrite)
-    ctx = _context(audited, seed, progress, log)
+    ctx = _context(audited, seed, progress, log, bool(detectors))
     setup = queries_spent(ctx.target)
     setup = None if setup is None else store.add_setup_queries(setup)
     results, timings, resumed, queries = run_stages(ctx, store, tuple(STAGES), resume, announce)
@@ -271,7 +274,7 @@ def _open_out(out, settings, resume, overwrite):
     return out, store
 
 
-def _context(audited, seed, progress, log):
+def _context(audited, seed, progress, log, detectors=True):
     """The :class:`~keras_fool.audit.stages.AuditContext` every stage reads."""
     from keras_fool.audit.inputs import model_parameters
     from keras_fool.audit.stages import AuditContext
@@ -281,7 +284,8 @@ def _context(audited, seed, progress, log):
     return AuditContext(name=audited.name, target=target, data=audited.data,
                         budget=audited.budget, classes=audited.classes, seed=seed, compare=audited.compare,
                         batch_size=_batch_size(target.image_shape), progress=progress, log=log,
-                        classes_given=audited.classes_given, parameters=parameters, surrogate=audited.surrogate)
+                        classes_given=audited.classes_given, parameters=parameters, surrogate=audited.surrogate,
+                        detectors=detectors)
 
 
 def _query_counts(stages, setup, reason):

@@ -17,7 +17,9 @@ from __future__ import annotations
 __all__ = ["REPORT_SCHEMA", "SCHEMA_ID", "SCHEMA_VERSION", "SchemaError", "validate", "validate_report"]
 
 SCHEMA_ID = "keras-fool-audit"
-SCHEMA_VERSION = "2"  # 2: models that answer queries only (sections that did not run, query counts)
+# 2: models that answer queries only (sections that did not run, query counts);
+# 3: the detectors section (a new required key, which a version-2 validator refuses)
+SCHEMA_VERSION = "3"
 
 
 def _nullable(schema):
@@ -52,7 +54,7 @@ REPORT_SCHEMA = {
                    "vary from run to run; everything else is the same for the same model, data, budget and seed.",
     "type": "object",
     "required": ["schema", "schema_version", "keras_fool_version", "settings", "model_card", "fooling", "confidence",
-                 "robustness", "transfer", "queries", "verdict", "files", "timings"],
+                 "robustness", "transfer", "detectors", "queries", "verdict", "files", "timings"],
     "additionalProperties": False,
     "properties": {
         "schema": {"const": SCHEMA_ID},
@@ -187,8 +189,21 @@ REPORT_SCHEMA = {
                 "models": {"type": "array", "items": {"$ref": "#/$defs/transfer_model"}},
             }, "Section 5: the fooling images shown to each --compare model."),
         },
+        "detectors": _section(["calibration_images", "clean_images", "tpr", "confidence", "classes",
+                               "holds_share", "detectors", "best", "holds"], {
+            "calibration_images": {**_COUNT, "description": "Clean images each threshold is set on."},
+            "clean_images": {**_COUNT, "description": "Other clean images the detectors are measured on."},
+            "tpr": {**_FRACTION, "description": "Share of the calibration images each threshold accepts."},
+            "confidence": {**_FRACTION, "description": "Confidence an image needs for its class to count as fooling."},
+            "classes": {"type": "integer", "minimum": 1},
+            "holds_share": {**_FRACTION, "description": "A detector holds when the worst case fools at most this "
+                                                        "share of the classes unflagged."},
+            "detectors": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/detector"}},
+            "best": {"type": "string", "description": "The detector with the fewest classes fooled in the worst case."},
+            "holds": {**_NAMES, "description": "The detectors that hold against the worst case (may be none)."},
+        }, "Section 6: out-of-distribution detectors against the fooling images and an adaptive attacker."),
         "verdict": {
-            "description": "Section 6.",
+            "description": "Section 7.",
             "type": "object",
             "required": ["text", "defenses"],
             "additionalProperties": False,
@@ -395,6 +410,51 @@ REPORT_SCHEMA = {
                 },
             }),
         }, "The per-image worst case over the attacks, and the gradient-masking checks."),
+        "detector": {"anyOf": [
+            {"type": "object", "required": ["detector", "available", "reason"], "additionalProperties": False,
+             "description": "A detector that does not apply to the model, and why.",
+             "properties": {"detector": {"type": "string"}, "available": {"const": False},
+                            "reason": {"type": "string"}}},
+            {"$ref": "#/$defs/detector_result"},
+        ]},
+        "detector_result": {
+            "type": "object",
+            "required": ["detector", "available", "settings", "threshold", "fitted_on", "clean_flagged", "auroc",
+                         "methods", "non_adaptive_fooled_99_unflagged", "adaptive", "worst_case_fooled_99_unflagged",
+                         "share_worst_case", "adaptive_weaker"],
+            "additionalProperties": False,
+            "properties": {
+                "detector": {"type": "string"},
+                "available": {"const": True},
+                "settings": {"type": "object"},
+                "threshold": {"type": "number", "description": "Scores above it are flagged."},
+                "fitted_on": _nullable({"type": "string", "description": "The images its statistics come from."}),
+                "clean_flagged": {**_FRACTION, "description": "Share of the held-out clean images flagged."},
+                "auroc": {**_FRACTION, "description": "Clean against all the fooling images: 0.5 chance, 1 perfect."},
+                "methods": {"type": "object", "additionalProperties": {
+                    "type": "object", "required": ["images", "caught", "share_caught", "auroc", "fooled_99_unflagged"],
+                    "additionalProperties": False,
+                    "properties": {"images": _COUNT, "caught": _COUNT, "share_caught": _FRACTION, "auroc": _FRACTION,
+                                   "fooled_99_unflagged": {**_COUNT, "description": "Its images at >= 99% and not "
+                                                                                   "flagged."}}}},
+                "non_adaptive_fooled_99_unflagged": {**_COUNT, "description": "Classes the audit's fooling images "
+                                                                              "still fool unflagged."},
+                "adaptive": {
+                    "type": "object",
+                    "required": ["search", "generations", "evaluations", "fooled_99_unflagged", "flagged",
+                                 "median_confidence"],
+                    "additionalProperties": False,
+                    "description": "The direct-encoding search re-run against the classifier guarded by the detector.",
+                    "properties": {"search": {"enum": ["map-elites", "nes"]}, "generations": _COUNT,
+                                   "evaluations": _COUNT, "fooled_99_unflagged": _COUNT, "flagged": _COUNT,
+                                   "median_confidence": _FRACTION},
+                },
+                "worst_case_fooled_99_unflagged": {**_COUNT, "description": "Classes either attacker fools unflagged."},
+                "share_worst_case": _FRACTION,
+                "adaptive_weaker": {"type": "boolean", "description": "The adaptive search fooled fewer classes than "
+                                                                      "the audit's images (the worst case counts both)."},
+            },
+        },
         "transfer_model": {
             "type": "object",
             "required": ["model", "methods", "images", "fooled_99", "top1_match", "share_fooled_99",

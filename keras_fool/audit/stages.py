@@ -19,7 +19,10 @@ written last, marks the stage finished), and reads them back on resume. The stag
     the per-image worst case over the budget's attacks at its distortions, and the
     gradient-masking checks;
 ``transfer``
-    the fooling images shown to each ``--compare`` model.
+    the fooling images shown to each ``--compare`` model;
+``detectors``
+    out-of-distribution detectors calibrated on clean images: how many of the fooling images they
+    catch, and how many classes an attacker who evolves against each detector still fools unflagged.
 
 A model that answers queries only (:mod:`keras_fool.audit.access`) is searched by queries in the
 evolutions, the Gaussian-noise curve and the Square Attack; gradient ascent, the FGSM curve and the
@@ -67,9 +70,10 @@ STAGE_TITLES = {
     "robustness_curves": "robustness: Gaussian noise and FGSM curves",
     "worst_case": "robustness: worst case over attacks, gradient-masking checks",
     "transfer": "transfer: fooling images shown to the other models",
+    "detectors": "detectors: would one catch the fooling images, and an attacker who evolves against it?",
 }
 _SEED_PATH = {"fooling_direct": 1, "fooling_cppn": 2, "fooling_gradient": 3, "robustness_curves": 4,
-              "worst_case": 5}
+              "worst_case": 5, "detectors": 6}
 
 
 @dataclasses.dataclass
@@ -91,6 +95,7 @@ class AuditContext:
         classes_given: the classes were asked for (not the budget's evenly spaced subset).
         parameters: the model's parameter count (None: a model that answers queries only).
         surrogate: (name, Target) of the ``--surrogate`` model, or None.
+        detectors: run the detectors stage (False: ``--no-detectors``, reported as skipped).
     """
 
     name: str
@@ -106,6 +111,7 @@ class AuditContext:
     classes_given: bool = False
     parameters: int | None = 0
     surrogate: tuple | None = None
+    detectors: bool = True
     _queried: object = dataclasses.field(default=None, init=False, repr=False)
 
     def attacked(self):
@@ -227,37 +233,37 @@ def _search_result(ctx, method, unit, steps, search, extra):
                            search.archive.confidences, search.first_reached, search.evaluations, extra)
 
 
-def _evolve(ctx, method, generations, stage):
+def _search(ctx, target, method, generations, seed):
+    """The audit's black-box search of ``target`` with ``method``'s encoding, run: ``(search, extra)``.
+
+    MAP-Elites with the best measured settings, or NES with the same number of evaluations where
+    NES is the stronger search (a colour model's pixels, RESULTS.md, issue 23); ``extra`` is what
+    the report says of the search.
+    """
     from keras_fool.encodings import make_encoding
-    from keras_fool.evolution import MapElites, ProgressBar
-    from keras_fool.evolution.runs import BEST_SETTINGS, default_search
-
-    if default_search(method, ctx.target.image_shape) == "nes":
-        return _nes(ctx, method, ctx.budget.population * (generations + 1), stage)
-    settings = BEST_SETTINGS[method]
-    encoding = make_encoding(method, ctx.target.image_shape, eta=settings["eta"])
-    evolver = MapElites(ctx.target, encoding, population=ctx.budget.population, classes=ctx.classes,
-                        seed=derive_seed(ctx.seed, _SEED_PATH[stage]), selection=settings["selection"])
-    evolver.run(generations, [ProgressBar()] if ctx.progress else [])
-    return _search_result(ctx, method, "generation", evolver.generation, evolver,
-                          {"population": ctx.budget.population, "settings": dict(settings), "access": "queries",
-                           "search": "map-elites"})
-
-
-def _nes(ctx, method, evaluations, stage):
-    """NES instead of MAP-Elites, with the same number of evaluations (the strongest search measured on a colour
-    model's pixels, RESULTS.md, issue 23)."""
-    from keras_fool.encodings import make_encoding
-    from keras_fool.evolution import NES, ProgressBar
+    from keras_fool.evolution import NES, MapElites, ProgressBar
     from keras_fool.evolution.nes import generations_within
-    from keras_fool.evolution.runs import NES_BATCH
+    from keras_fool.evolution.runs import BEST_SETTINGS, NES_BATCH, default_search
 
-    nes = NES(ctx.target, make_encoding(method, ctx.target.image_shape), classes=ctx.classes,
-              seed=derive_seed(ctx.seed, _SEED_PATH[stage]), eval_batch_size=NES_BATCH)
-    nes.run(generations_within(nes, evaluations), [ProgressBar()] if ctx.progress else [])
-    settings = {k: v for k, v in nes.get_config().items() if k not in ("method", "target", "encoding", "classes")}
-    return _search_result(ctx, method, "generation", nes.generation, nes,
-                          {"settings": settings, "access": "queries", "search": "nes"})
+    callbacks = [ProgressBar()] if ctx.progress else []
+    if default_search(method, target.image_shape) == "nes":
+        nes = NES(target, make_encoding(method, target.image_shape), classes=ctx.classes, seed=seed,
+                  eval_batch_size=NES_BATCH)
+        nes.run(generations_within(nes, ctx.budget.population * (generations + 1)), callbacks)
+        settings = {k: v for k, v in nes.get_config().items() if k not in ("method", "target", "encoding", "classes")}
+        return nes, {"settings": settings, "access": "queries", "search": "nes"}
+    settings = BEST_SETTINGS[method]
+    encoding = make_encoding(method, target.image_shape, eta=settings["eta"])
+    evolver = MapElites(target, encoding, population=ctx.budget.population, classes=ctx.classes, seed=seed,
+                        selection=settings["selection"])
+    evolver.run(generations, callbacks)
+    return evolver, {"population": ctx.budget.population, "settings": dict(settings), "access": "queries",
+                     "search": "map-elites"}
+
+
+def _evolve(ctx, method, generations, stage):
+    search, extra = _search(ctx, ctx.target, method, generations, derive_seed(ctx.seed, _SEED_PATH[stage]))
+    return _search_result(ctx, method, "generation", search.generation, search, extra)
 
 
 def fooling_direct(ctx, results):
@@ -447,6 +453,163 @@ def transfer(ctx, results):
     return {"available": True, "models": models}, {}
 
 
+# A detector "holds" when the worst-case attacker fools at most this share of the classes unflagged
+# (the target of issue 24 on MNIST).
+HOLDS_SHARE = 0.2
+DETECTOR_CONFIDENCE = THRESHOLDS["99"]
+FIT_IMAGES = 10000  # MNIST training images the detectors that need statistics are fitted on, at most
+QUERIES_ONLY = "the model answers queries only, so its {} are not given"
+NO_TRAINING_IMAGES = ("it is fitted on labelled training images of the model's classes, apart from the held-out ones; "
+                      "the audit has them only for an MNIST model (the MNIST training set)")
+NO_AUTOENCODER = ("its autoencoder (dae_mnist) is trained on MNIST digits; the audit has no autoencoder of this model's "
+                  "images")
+
+
+def _training_images(ctx):
+    """MNIST training images and labels for the detectors that need statistics, or None (not an MNIST audit)."""
+    if ctx.data is None or ctx.data.source != "mnist":
+        return None
+    from keras_fool.data import load_mnist
+
+    (x, y), _ = load_mnist()
+    n = min(ctx.budget.test_images or FIT_IMAGES, FIT_IMAGES)
+    return x[:n], y[:n].astype(np.int32)
+
+
+def _detector_or_reason(ctx, name, training):
+    """The detector ``name`` on the audited model, or why it does not apply (a string)."""
+    from keras_fool.detectors import DETECTORS, make_detector
+    from keras_fool.target import Target
+
+    reads = DETECTORS[name].reads
+    if reads in ("logits", "features") and not isinstance(ctx.target, Target):
+        return QUERIES_ONLY.format("logits" if reads == "logits" else "penultimate features")
+    if name == "mahalanobis" and training is None:
+        return NO_TRAINING_IMAGES
+    if name == "reconstruction" and training is None:
+        return NO_AUTOENCODER
+    try:
+        return make_detector(name, ctx.target)
+    except (TypeError, ValueError) as e:  # a model whose logits or features cannot be read
+        return str(e)
+
+
+def _caught(detector, images, confidences, clean_scores, batch_size):
+    """What ``detector`` makes of one method's fooling images: caught, AUROC, and those still fooling."""
+    from keras_fool.evaluation.detection import auroc
+
+    scores = detector.score(images, batch_size=batch_size, calibrated=True)
+    flagged = scores > detector.threshold
+    fooling = (np.asarray(confidences) >= DETECTOR_CONFIDENCE) & ~flagged
+    return {"images": int(len(images)), "caught": int(flagged.sum()), "share_caught": float(flagged.mean()),
+            "auroc": auroc(clean_scores, scores)}, scores, fooling
+
+
+def _judge_detector(ctx, results, detector, index, clean, training):
+    """One detector's row: fitted, calibrated, against the fooling images and the adaptive attacker."""
+    from keras_fool.detectors import GuardedTarget
+    from keras_fool.evaluation.detection import auroc
+
+    calibration, held_out = clean
+    fitted_on = None
+    if detector.needs_fit:
+        if training is not None:
+            detector.fit(*training, batch_size=ctx.batch_size)
+            fitted_on = f"{len(training[0]):,} MNIST training images"
+        else:  # ODIN chooses its step from clean images alone
+            detector.fit(calibration, batch_size=ctx.batch_size)
+            fitted_on = f"the {len(calibration):,} calibration images"
+    detector.calibrate(calibration, batch_size=ctx.batch_size)
+    clean_scores = detector.score(held_out, batch_size=ctx.batch_size)
+    classes = [int(c) for c in ctx.classes]
+    fooled_plain = np.zeros(len(classes), bool)
+    methods, outlier_scores = {}, []
+    for method in FOOLING_METHODS:
+        summary, arrays = results[f"fooling_{method}"]
+        if summary.get("available") is False:
+            continue
+        methods[method], scores, fooling = _caught(detector, arrays["images"], arrays["confidences"], clean_scores,
+                                                   ctx.batch_size)
+        outlier_scores.append(scores)
+        for label, fools in zip(np.asarray(arrays["labels"]), fooling):
+            fooled_plain[classes.index(int(label))] |= bool(fools)
+        methods[method]["fooled_99_unflagged"] = int(fooling.sum())
+
+    guarded = GuardedTarget(detector)
+    generations = ctx.budget.direct_generations
+    search, extra = _search(ctx, guarded, "direct", generations, derive_seed(ctx.seed, _SEED_PATH["detectors"], index))
+    images, labels = search.images(), np.asarray(search.archive.labels)
+    judged = guarded.verdict(images, labels, DETECTOR_CONFIDENCE, batch_size=ctx.batch_size)
+    fooled_adaptive = np.zeros(len(classes), bool)
+    for label, fools in zip(labels, judged["fooled"]):
+        fooled_adaptive[classes.index(int(label))] |= bool(fools)
+    worst = fooled_plain | fooled_adaptive
+    row = {
+        "detector": detector.name, "available": True, "settings": detector.get_config(),
+        "threshold": float(detector.threshold), "fitted_on": fitted_on,
+        "clean_flagged": float(np.mean(clean_scores > detector.threshold)),
+        "auroc": auroc(clean_scores, np.concatenate(outlier_scores)),
+        "methods": methods,
+        "non_adaptive_fooled_99_unflagged": int(fooled_plain.sum()),
+        "adaptive": {"search": extra["search"], "generations": int(search.generation),
+                     "evaluations": int(search.evaluations), "fooled_99_unflagged": int(fooled_adaptive.sum()),
+                     "flagged": int(judged["flagged"].sum()),
+                     "median_confidence": float(np.median(judged["confidence"]))},
+        "worst_case_fooled_99_unflagged": int(worst.sum()), "share_worst_case": float(worst.mean()),
+        "adaptive_weaker": bool(fooled_adaptive.sum() < fooled_plain.sum()),
+    }
+    ctx.log(f"{detector.name}: flags {100 * row['clean_flagged']:.1f}% of clean images, AUROC {row['auroc']:.3f}; "
+            f"{row['non_adaptive_fooled_99_unflagged']} of {len(classes)} classes fooled unflagged by the audit's "
+            f"images, {row['adaptive']['fooled_99_unflagged']} by an attacker evolving against it")
+    return row, {f"adaptive_{detector.name}": images.astype(np.float32),
+                 f"adaptive_{detector.name}_labels": labels.astype(np.int32),
+                 f"adaptive_{detector.name}_confidences": judged["confidence"].astype(np.float32),
+                 f"adaptive_{detector.name}_flagged": judged["flagged"]}
+
+
+def detectors(ctx, results):
+    """Out-of-distribution detectors against the fooling images, and against an attacker who evolves against them.
+
+    Each detector that applies to the model (:mod:`keras_fool.detectors`) is fitted where it needs
+    statistics, calibrated at 95% true-positive rate on one half of the clean images and measured on
+    the other half (the share flagged, and AUROC against the fooling images). The non-adaptive
+    attacker is the audit's own fooling images; the adaptive one re-runs the direct-encoding search,
+    at the audit's budget, against the classifier guarded by the detector
+    (:class:`~keras_fool.detectors.GuardedTarget`). A class counts as still fooled when either
+    attacker has an image of it at >= 99% confidence that the detector does not flag (the worst case).
+    """
+    from keras_fool.detectors import DEFAULT_TPR, DETECTORS
+
+    if not ctx.detectors:
+        return {"available": False, "reason": "skipped (--no-detectors)"}, {}
+    if ctx.data is None:
+        return {"available": False, "reason": "no clean images to calibrate the detectors on (give --data)"}, {}
+    order = np.random.default_rng(derive_seed(ctx.seed, _SEED_PATH["detectors"])).permutation(len(ctx.data.x))
+    if len(order) < 4:
+        return {"available": False, "reason": f"{len(order)} clean images are too few to calibrate the detectors on "
+                                              "one half and measure them on the other"}, {}
+    half = len(order) // 2
+    clean = ctx.data.x[np.sort(order[:half])], ctx.data.x[np.sort(order[half:])]
+    training = _training_images(ctx)
+    rows, arrays = [], {}
+    for index, name in enumerate(DETECTORS):
+        detector = _detector_or_reason(ctx, name, training)
+        if isinstance(detector, str):
+            rows.append({"detector": name, "available": False, "reason": detector})
+            ctx.log(f"{name}: not run ({detector})")
+            continue
+        row, saved = _judge_detector(ctx, results, detector, index, clean, training)
+        rows.append(row)
+        arrays.update(saved)
+    ran = [r for r in rows if r["available"]]
+    best = min(ran, key=lambda r: (r["worst_case_fooled_99_unflagged"], r["clean_flagged"]))
+    summary = {"available": True, "calibration_images": half, "clean_images": len(order) - half, "tpr": DEFAULT_TPR,
+               "confidence": DETECTOR_CONFIDENCE, "classes": len(ctx.classes), "holds_share": HOLDS_SHARE,
+               "detectors": rows, "best": best["detector"],
+               "holds": [r["detector"] for r in ran if r["share_worst_case"] <= HOLDS_SHARE]}
+    return summary, arrays
+
+
 STAGES = {
     "model_card": model_card,
     "fooling_direct": fooling_direct,
@@ -455,6 +618,7 @@ STAGES = {
     "robustness_curves": robustness_curves,
     "worst_case": worst_case,
     "transfer": transfer,
+    "detectors": detectors,
 }
 
 

@@ -142,6 +142,39 @@ def _transfer_sentence(report):
     return "Of its fooling images, " + "; ".join(parts) + " at >= 99% too."
 
 
+def _detectors_sentence(report):
+    """Whether any detector holds against the worst case of the audit's images and an adaptive attacker."""
+    section = report["detectors"]
+    if not section["available"]:
+        return f"No detector was measured: {section['reason']}."
+    ran = [d for d in section["detectors"] if d["available"]]
+    classes = section["classes"]
+    best = next(d for d in ran if d["detector"] == section["best"])
+    adaptive = best["adaptive"]
+    search = "MAP-Elites" if adaptive["search"] == "map-elites" else "NES"
+    attacker = (f"an attacker who evolves against the detector too (the direct encoding's {search}, "
+                f"{adaptive['evaluations']:,} images scored)")
+    worst = f"{best['worst_case_fooled_99_unflagged']} of {classes} classes"
+    if section["holds"]:
+        held = section["holds"]
+        text = (f"The {', '.join(held)} detector{'s' if len(held) > 1 else ''} held at this budget: against the "
+                f"audit's fooling images and {attacker}, {best['detector']}"
+                f"{' (the best)' if len(held) > 1 else ''} leaves {worst} fooled at >= 99% unflagged and flags "
+                f"{_pct(best['clean_flagged'])} of clean images")
+    else:
+        text = (f"No detector holds: against the audit's fooling images and {attacker}, even the best "
+                f"({best['detector']}) leaves {worst} fooled at >= 99% unflagged")
+    text += f" (the audit's images alone: {best['non_adaptive_fooled_99_unflagged']})."
+    if section["holds"]:
+        text += (" These numbers are a lower bound on what an attacker achieves: only the direct-encoding search "
+                 "was run against the detector, at this budget.")
+    weaker = [d["detector"] for d in ran if d["adaptive_weaker"]]
+    if weaker:
+        text += (f" The adaptive search fooled fewer classes than the audit's images against {', '.join(weaker)}: it "
+                 "is weak at this budget, so a larger --budget is a stronger test.")
+    return text
+
+
 def defenses(report):
     """What to try, with the command or code: [{"name", "why", "command"}]."""
     card = report["model_card"]
@@ -228,4 +261,5 @@ def verdict(report):
     transfer = _transfer_sentence(report)
     if transfer:
         sentences.append(transfer)
+    sentences.append(_detectors_sentence(report))
     return " ".join(sentences)

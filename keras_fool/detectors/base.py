@@ -45,7 +45,8 @@ class Detector(abc.ABC):
 
     Attributes:
         name: the detector's short name (``"msp"``, ``"energy"``, ...).
-        reads: ``"probabilities"``, ``"logits"`` or ``"features"``: what the score needs.
+        reads: ``"probabilities"``, ``"logits"``, ``"features"`` or ``"images"`` (nothing of the
+            model): what the score needs.
         needs_fit: whether :meth:`fit` must run before the detector scores.
         differentiable: whether :meth:`scores_of` can be differentiated with respect to the images.
         threshold: the score above which an image is flagged (None until calibrated).
@@ -66,7 +67,7 @@ class Detector(abc.ABC):
         self.clean_range = None
         self.tpr = None
         self.fitted = not self.needs_fit
-        if self.reads != "probabilities":
+        if self.reads in ("logits", "features"):
             if not isinstance(self.target, Target):
                 raise TypeError(f"The {self.name} detector reads the model's {self.reads}, which a "
                                 f"{type(self.target).__name__} (queries only) does not give; use max-softmax (msp).")
@@ -95,8 +96,11 @@ class Detector(abc.ABC):
     def read(self, images):
         """(probabilities, logits, features) of ``images``, from one forward pass where the model allows.
 
-        Logits and features are None for a detector that reads only probabilities.
+        Logits and features are None for a detector that reads only probabilities, and all three for
+        one that reads only the images (the model is not asked: a deployed model's queries are not spent).
         """
+        if self.reads == "images":
+            return None, None, None
         if self.reads == "probabilities":
             return self.target(images), None, None
         features, logits = self.target.feature_reader(self.layer)(images)

@@ -74,7 +74,10 @@ class GuardedTarget(BaseTarget):
     def probabilities_and_scores(self, images):
         """(probabilities (n, K), detector scores (n,)) of ``images``, from one forward pass where possible."""
         probabilities, logits, features = self.detector.read(images)
-        return probabilities, self.detector.scores_from(images, probabilities, logits, features)
+        scores = self.detector.scores_from(images, probabilities, logits, features)
+        if probabilities is None:  # a detector that reads only the images
+            probabilities = self.target(images)
+        return probabilities, scores
 
     def class_logits(self, images):
         """Log guarded outputs (n, K): the objective gradient ascent climbs for the adaptive attacker."""

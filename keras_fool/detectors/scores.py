@@ -202,6 +202,7 @@ class Reconstruction(Detector):
     """
 
     name = "reconstruction"
+    reads = "images"
 
     def __init__(self, target, autoencoder="dae_mnist"):
         import keras
