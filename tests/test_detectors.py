@@ -195,16 +195,16 @@ def test_detection_metrics_by_hand():
 
 def test_a_union_scores_the_largest_member_margin(lenet, mnist):
     """Members on different layers each read their own; the union's score is max_i (s_i - t_i) / range_i."""
-    from keras_fool.detectors import Union
+    from keras_fool.detectors import Reconstruction, Union
 
     x_train, y_train, x_test, _ = mnist
-    members = [Mahalanobis(lenet, layer="pool2"), Mahalanobis(lenet), MaxSoftmax(lenet)]
+    members = [Mahalanobis(lenet, layer="pool2"), Mahalanobis(lenet), MaxSoftmax(lenet), Reconstruction(lenet)]
     union = Union(lenet, members).fit(x_train[:1000], y_train[:1000])
     union.calibrate(x_test[:300])
     images = np.concatenate([x_test[300:304], load_ood_images("animal_mnist", limit=4)])
     expected = np.max([(m.score(images) - m.threshold) / (m.clean_range[1] - m.clean_range[0]) for m in members],
                       axis=0)
     np.testing.assert_allclose(union.score(images), expected, rtol=1e-4, atol=1e-6)
-    assert union.name == "union(mahalanobis,mahalanobis,msp)"
+    assert union.name == "union(mahalanobis,mahalanobis,msp,reconstruction)"
     with pytest.raises(ValueError, match="at least two detectors of the same target"):
         Union(lenet, [MaxSoftmax(lenet)])

@@ -252,7 +252,7 @@ class Union(Detector):
         if len(members) < 2 or any(m.target is not self.target for m in members):
             raise ValueError("A union needs at least two detectors of the same target. Received: "
                              f"{[m.name for m in members]}")
-        order = ("probabilities", "logits", "features")
+        order = ("images", "probabilities", "logits", "features")
         self.reads = max((m.reads for m in members), key=order.index)
         layers = {m.layer for m in members if m.reads == "features"}
         self.layer = layers.pop() if len(layers) == 1 else None
