@@ -1,4 +1,4 @@
-"""Evaluation: the one batched predictor, accuracy, statistics of confidences and robustness curves.
+"""Evaluation: the one batched predictor, accuracy, statistics of confidences, robustness curves and detection metrics.
 
 Lazy: names load their module on first use, so ``import keras_fool.evaluation`` stays free of
 TensorFlow until one is needed.
@@ -17,6 +17,9 @@ _NAMES = {
     "NOISE_TYPES": "curves",
     "RobustnessCurves": "curves",
     "robustness_curves": "curves",
+    "auroc": "detection",
+    "detection_metrics": "detection",
+    "false_positive_rate": "detection",
 }
 
 __all__ = sorted(_NAMES)
