@@ -132,3 +132,19 @@ def test_the_outlier_exposure_preset_ships_and_keeps_its_accuracy(mnist):
     model = zoo.load_model("lenet_mnist_oe")
     assert accuracy(model, x_test[:1000], y_test[:1000]) >= 0.985
     assert preset.test_accuracy >= 0.985
+
+
+@pytest.mark.slow  # 3 rounds of evolution (2 runs of 3 generations each) and 12 steps
+def test_the_preset_trains_on_demand_with_its_recipe(tmp_path, monkeypatch):
+    from keras_fool.training import train_preset
+    from keras_fool.zoo.presets import PRESETS
+
+    monkeypatch.setenv("KERAS_FOOL_HOME", str(tmp_path))
+    monkeypatch.setitem(PRESETS["lenet_mnist_oe"], "weights", None)
+    monkeypatch.setitem(PRESETS["lenet_mnist_oe"], "weights_sha256", None)
+    with pytest.raises(FileNotFoundError, match="keras-fool zoo train lenet_mnist_oe"):
+        zoo.load_model("lenet_mnist_oe")
+    report = train_preset("lenet_mnist_oe", max_steps=3, verbose=0)
+    assert report["weights"] == str(tmp_path / "zoo" / "lenet_mnist_oe.weights.npz")
+    assert report["test_accuracy"] > 0.98  # 12 fine-tuning steps from lenet_mnist keep its accuracy
+    assert zoo.load_model("lenet_mnist_oe").count_params() == 431_080
