@@ -90,6 +90,20 @@ def test_fooling_outliers_only_leave_natural_images_in_the_slots_until_the_first
     assert np.all(targets.max(axis=1) == 1.0) and np.all(weights == 1.0)
 
 
+@pytest.mark.slow  # a CPPN is traced and evolved
+def test_several_encodings_share_each_rounds_fooling_images(train_set, lenet):
+    x_train, y_train = train_set
+    model = _compiled(keras.models.clone_model(lenet))
+    model.set_weights(lenet.get_weights())
+    callback = OutlierExposure(x_train[:129], y_train[:129], outliers="fooling", encoding=("direct", "cppn"),
+                               images_per_round=40, **TINY_EVOLUTION)
+    model.fit(callback.batches, epochs=2, callbacks=[callback], verbose=0)
+    assert callback.history[0]["runs"] == 2 and callback.history[0]["pool_size"] == 40
+    direct, cppn = callback.outlier_images[:20], callback.outlier_images[20:]
+    roughness = [float(np.abs(np.diff(images, axis=1)).mean()) for images in (direct, cppn)]
+    assert roughness[1] < roughness[0] / 2  # CPPN images are smooth patterns, direct ones pixel noise
+
+
 def test_misuse_fails_with_one_clear_sentence(train_set):
     x_train, y_train = train_set
     callback = OutlierExposure(x_train, y_train, noise=20, **TINY_EVOLUTION)
@@ -121,6 +135,12 @@ def test_misuse_fails_with_one_clear_sentence(train_set):
         OutlierExposure(x_train, y_train, num_classes=5)
     with pytest.raises(TypeError, match="Received: every=1.5"):
         OutlierExposure(x_train, y_train, every=1.5)
+    with pytest.raises(ValueError, match="Received: encoding='pixels'"):
+        OutlierExposure(x_train, y_train, encoding=("direct", "pixels"))
+    with pytest.raises(ValueError, match="at least one encoding per round"):
+        OutlierExposure(x_train, y_train, encoding=(), images_per_round=3)
+    with pytest.raises(ValueError, match="images_per_round=1 cannot be shared by 2 encodings"):
+        OutlierExposure(x_train, y_train, encoding=("direct", "cppn"), images_per_round=1)
 
 
 def test_the_outlier_exposure_preset_ships_and_keeps_its_accuracy(mnist):

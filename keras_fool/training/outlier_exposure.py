@@ -25,7 +25,7 @@ from keras_fool.evaluation.metrics import predict_probabilities
 from keras_fool.training.adversarial import AdversarialBatches
 from keras_fool.training.fooling_class import evolve_round
 from keras_fool.training.loops import check_training_data
-from keras_fool.validation import check_int, check_labels, check_number, check_seed
+from keras_fool.validation import check_int, check_labels, check_number, check_seed, derive_seed
 
 __all__ = ["OUTLIER_SOURCES", "OutlierExposure", "noise_images"]
 
@@ -180,7 +180,9 @@ class OutlierExposure(keras.callbacks.Callback):
         images_per_round: fooling images added per round (>= 1).
         generations: generations per evolution run (>= 1).
         population: offspring per generation.
-        encoding: ``"direct"`` (the default), ``"cppn"`` or an :class:`~keras_fool.encodings.Encoding`.
+        encoding: ``"direct"`` (the default), ``"cppn"`` or an :class:`~keras_fool.encodings.Encoding`;
+            or a sequence of them, which share each round's images equally (e.g. ``("direct", "cppn")``:
+            images that fool a model in one encoding need not in another).
         noise: noise images in the pool (>= 1) when ``outliers`` is ``"noise"`` or ``"both"``.
         num_classes: the number of classes ``n``; ``max(y) + 1`` by default.
         batch_size: examples per batch of :attr:`batches`.
@@ -190,8 +192,9 @@ class OutlierExposure(keras.callbacks.Callback):
 
     Attributes:
         batches: the ``PyDataset`` to pass to ``fit``.
-        history: one dict per round of evolution: ``epoch``, ``runs``, ``median_confidence`` (of the
-            images evolved in that round, last generation), ``added``, ``pool_size``.
+        history: one dict per round of evolution: ``epoch``, ``runs`` (of every encoding),
+            ``median_confidence`` (of the images evolved in that round, last generation), ``added``,
+            ``pool_size``.
 
     Raises:
         TypeError, ValueError: bad data or parameters; from ``fit``, a model with another number of
@@ -212,7 +215,13 @@ class OutlierExposure(keras.callbacks.Callback):
         self.images_per_round = check_int("images_per_round", images_per_round)
         self.generations = check_int("generations", generations)
         self.population = check_int("population", population)
-        self.encoding = make_encoding(encoding, x.shape[1:])
+        encodings = tuple(encoding) if isinstance(encoding, (list, tuple)) else (encoding,)
+        if not encodings:
+            raise ValueError("encoding needs at least one encoding per round. Received: encoding=()")
+        self.encodings = tuple(make_encoding(e, x.shape[1:]) for e in encodings)
+        if self.images_per_round < len(self.encodings):
+            raise ValueError(f"images_per_round={self.images_per_round} cannot be shared by {len(self.encodings)} "
+                             "encodings; give each at least one image.")
         self.noise = check_int("noise", noise)
         self.num_classes = int(np.max(y)) + 1 if num_classes is None else check_int("num_classes", num_classes)
         check_labels(y, len(y), self.num_classes)
@@ -255,11 +264,19 @@ class OutlierExposure(keras.callbacks.Callback):
                 or (last_epoch is not None and epoch + 1 >= last_epoch)):
             return
         round_index = len(self.history)
-        evolved, chosen, runs = evolve_round(self.model, self.images_per_round, self.num_classes, self.generations,
-                                             self.population, self.encoding, self.seed, round_index)
-        self._add_outliers(chosen.images)
-        self.history.append({"epoch": epoch + 1, "runs": runs, "median_confidence": evolved.median_confidence,
-                             "added": len(chosen), "pool_size": len(self.batches.pool_x)})
+        shares = np.diff(np.linspace(0, self.images_per_round, len(self.encodings) + 1).round().astype(int))
+        runs, confidences, added = 0, [], 0
+        for j, (encoding, images) in enumerate(zip(self.encodings, shares)):
+            evolved, chosen, encoding_runs = evolve_round(
+                self.model, int(images), self.num_classes, self.generations, self.population, encoding,
+                derive_seed(self.seed, j) if j else self.seed, round_index)
+            self._add_outliers(chosen.images)
+            runs += encoding_runs
+            added += len(chosen)
+            confidences.append(evolved.last().confidences)
+        median = float(np.median(np.concatenate(confidences)))
+        self.history.append({"epoch": epoch + 1, "runs": runs, "median_confidence": median, "added": added,
+                             "pool_size": len(self.batches.pool_x)})
         if self.verbose:
-            print(f"OutlierExposure: epoch {epoch + 1}: {runs} runs, median confidence "
-                  f"{100 * evolved.median_confidence:.2f}%; {len(self.batches.pool_x)} outliers")
+            print(f"OutlierExposure: epoch {epoch + 1}: {runs} runs, median confidence {100 * median:.2f}%; "
+                  f"{len(self.batches.pool_x)} outliers")
