@@ -11,7 +11,7 @@ from keras_fool.errors import ChecksumError, CorruptFileError
 from keras_fool.io import sha256_file
 
 SHIPPED = ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_c", "lenet_mnist_d", "lenet_mnist_e", "lenet_mnist_f",
-           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input", "lenet_mnist_smooth"]
+           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input", "lenet_mnist_smooth", "lenet_mnist_oe"]
 
 
 def _as_if_not_shipped(monkeypatch, *names):

@@ -127,7 +127,8 @@ def train_outlier_exposure_model(x_train, y_train, recipe, seed, verbose=0):
                   metrics=["categorical_accuracy"])
     callback = OutlierExposure(
         x_train, y_train, outliers=recipe["outliers"], weight=recipe["weight"], every=1,
-        images_per_round=recipe["images_per_round"], generations=recipe["generations"],
+        images_per_round=recipe["images_per_round"], encoding=tuple(recipe["encodings"]),
+        generations=recipe["generations"],
         population=recipe["population"], noise=recipe["noise"], batch_size=recipe["batch_size"],
         outlier_fraction=recipe["outlier_fraction"], seed=seed, verbose=verbose)
     model.fit(callback.batches, epochs=recipe["epochs"], callbacks=[callback], verbose=verbose)
