@@ -11,7 +11,7 @@ from keras_fool.errors import ChecksumError, CorruptFileError
 from keras_fool.io import sha256_file
 
 SHIPPED = ["lenet_mnist", "lenet_mnist_b", "lenet_mnist_c", "lenet_mnist_d", "lenet_mnist_e", "lenet_mnist_f",
-           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input", "lenet_mnist_smooth"]
+           "lenet_mnist_dropout_all", "lenet_mnist_dropout_input", "lenet_mnist_smooth", "lenet_mnist_oe"]
 
 
 def _as_if_not_shipped(monkeypatch, *names):
@@ -36,7 +36,7 @@ def test_registry_lists_presets_without_importing_tensorflow():
         "'efficientnet_lite2_imagenet', 'lenet_mnist', "
         "'lenet_mnist_adversarial_committee', 'lenet_mnist_b', 'lenet_mnist_c', "
         "'lenet_mnist_committee', 'lenet_mnist_d', 'lenet_mnist_dropout_all', 'lenet_mnist_dropout_input', "
-        "'lenet_mnist_e', 'lenet_mnist_f', 'lenet_mnist_pgd', 'lenet_mnist_smooth', 'mobilenet_v2_imagenet', "
+        "'lenet_mnist_e', 'lenet_mnist_f', 'lenet_mnist_oe', 'lenet_mnist_pgd', 'lenet_mnist_smooth', 'mobilenet_v2_imagenet', "
         "'resnet50_imagenet'] False False"
     )
 

@@ -51,6 +51,7 @@ __all__ = [
     "FoolingClassAugmentation",
     "FoolingClassResult",
     "check_fooling_model",
+    "evolve_round",
     "train_on_fooling_images",
     "train_with_fooling_class",
 ]
@@ -109,6 +110,24 @@ def check_fooling_model(model, num_classes):
 def _runs_for(images, num_classes):
     """Runs needed for ``images`` images when each run gives 2 per class."""
     return max(1, math.ceil(images / (2 * num_classes)))
+
+
+def evolve_round(model, images, num_classes, generations, population, encoding, seed, round_index):
+    """One round of evolution against ``model``'s current weights, as the training callbacks run it.
+
+    Enough MAP-Elites runs (each gives 2 images per class, first and last generation) for
+    ``images`` images over classes ``0..num_classes-1``, seeded from (``seed``, ``round_index``),
+    and ``images`` of their elites drawn at random.
+
+    Returns:
+        (evolved, chosen, runs): every elite (an :class:`~keras_fool.evolution.EvolvedImages`), the
+        ``images`` drawn from them, and the number of runs.
+    """
+    runs = _runs_for(images, num_classes)
+    evolved = evolve_fooling_images(model, runs=runs, generations=generations, population=population,
+                                    encoding=encoding, classes=range(num_classes),
+                                    seed=derive_seed(seed, round_index))
+    return evolved, evolved.sample(images, derive_seed(seed, round_index, 1)), runs
 
 
 # --------------------------------------------------------------------------- the callback
@@ -221,11 +240,8 @@ class FoolingClassAugmentation(keras.callbacks.Callback):
         if (epoch + 1) % self.every or (last_epoch is not None and epoch + 1 >= last_epoch):
             return
         round_index = len(self.history)
-        runs = _runs_for(self.images_per_round, self.num_classes)
-        evolved = evolve_fooling_images(
-            self.model, runs=runs, generations=self.generations, population=self.population, encoding=self.encoding,
-            classes=range(self.num_classes), seed=derive_seed(self.seed, round_index))
-        chosen = evolved.sample(self.images_per_round, derive_seed(self.seed, round_index, 1))
+        evolved, chosen, runs = evolve_round(self.model, self.images_per_round, self.num_classes, self.generations,
+                                             self.population, self.encoding, self.seed, round_index)
         pool_x = np.concatenate([self.batches.pool_x, chosen.images])
         self.batches.set_pool(pool_x, np.full(len(pool_x), self.num_classes, np.int32))
         self.history.append({"epoch": epoch + 1, "runs": runs, "median_confidence": evolved.median_confidence,

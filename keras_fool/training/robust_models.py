@@ -9,6 +9,7 @@ the numbers of their recorded recipe and keep them in the zoo cache.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_fool import zoo
@@ -16,10 +17,13 @@ from keras_fool.attacks import GradientScaledSign, ProjectedGradientDescent
 from keras_fool.data import load_mnist
 from keras_fool.defenses import build_denoising_autoencoder, compile_denoising_autoencoder
 from keras_fool.training.adversarial import train_adversarial_committee
+from keras_fool.training.loops import adversarial_slots
+from keras_fool.training.outlier_exposure import OutlierExposure
 
 __all__ = [
     "train_adversarial_committee_model",
     "train_dae",
+    "train_outlier_exposure_model",
     "train_pgd_model",
     "train_preset_with_trainer",
     "train_steps",
@@ -103,10 +107,39 @@ def train_pgd_model(x_train, y_train, recipe, seed, verbose=0):
     return result.snapshots[-1]
 
 
+def train_outlier_exposure_model(x_train, y_train, recipe, seed, verbose=0):
+    """Outlier exposure (Hendrycks et al. 2019) fine-tuning the base preset (beyond the papers).
+
+    A plain ``model.fit`` with :class:`~keras_fool.training.OutlierExposure`: ``recipe["epochs"]``
+    epochs of ``recipe["steps_per_epoch"]`` steps; noise outliers from the start and
+    ``images_per_round`` fooling images evolved against the current weights after every epoch but the last.
+    An epoch is one pass over the natural images of the callback's ``PyDataset`` (``fit`` does not
+    start it again within a run), so fewer steps per epoch than a pass over all training images
+    train on a seeded subset of them.
+    """
+    natural = recipe["batch_size"] - adversarial_slots(recipe["batch_size"], recipe["outlier_fraction"])
+    if recipe["steps_per_epoch"] * natural < len(x_train):
+        keep = np.random.default_rng(seed).permutation(len(x_train))[: recipe["steps_per_epoch"] * natural]
+        x_train, y_train = x_train[keep], y_train[keep]
+    keras.utils.set_random_seed(seed)
+    model = _base_with_weight_decay(recipe)
+    model.compile(optimizer=_fine_tune_optimizer(recipe)(), loss="categorical_crossentropy",
+                  metrics=["categorical_accuracy"])
+    callback = OutlierExposure(
+        x_train, y_train, outliers=recipe["outliers"], weight=recipe["weight"], every=1,
+        images_per_round=recipe["images_per_round"], encoding=tuple(recipe["encodings"]),
+        generations=recipe["generations"],
+        population=recipe["population"], noise=recipe["noise"], batch_size=recipe["batch_size"],
+        outlier_fraction=recipe["outlier_fraction"], seed=seed, verbose=verbose)
+    model.fit(callback.batches, epochs=recipe["epochs"], callbacks=[callback], verbose=verbose)
+    return model
+
+
 _TRAINERS = {
     "dae": lambda x, y, recipe, seed, verbose: train_dae(x, recipe, seed, verbose),
     "adversarial_committee": train_adversarial_committee_model,
     "pgd": train_pgd_model,
+    "outlier_exposure": train_outlier_exposure_model,
 }
 
 
@@ -115,7 +148,7 @@ def train_preset_with_trainer(preset, seed, max_steps=None, verbose=0):
 
     Args:
         preset: a :class:`~keras_fool.zoo.Preset` with ``recipe["trainer"]`` in ``dae``,
-            ``adversarial_committee`` or ``pgd``.
+            ``adversarial_committee``, ``pgd`` or ``outlier_exposure``.
         seed: random seed.
         max_steps: cap every training phase at this many steps (for quick trials and tests).
         verbose: Keras progress output.
@@ -125,10 +158,11 @@ def train_preset_with_trainer(preset, seed, max_steps=None, verbose=0):
     """
     recipe = dict(preset.recipe)
     if max_steps is not None:
-        for key in ("steps", "steps_per_stage"):
+        for key in ("steps", "steps_per_stage", "steps_per_epoch", "generations"):
             if key in recipe:
                 recipe[key] = min(recipe[key], max_steps)
-        if "pool_size" in recipe:
-            recipe["pool_size"] = min(recipe["pool_size"], 10 * max_steps)
+        for key in ("pool_size", "images_per_round", "noise"):  # the extra examples made per stage or round
+            if key in recipe:
+                recipe[key] = min(recipe[key], 10 * max_steps)
     (x_train, y_train), _ = load_mnist()
     return _TRAINERS[recipe["trainer"]](x_train, y_train, recipe, seed, verbose)
