@@ -5,7 +5,7 @@
 true-positive rate on one half of the held-out clean images, it measures on the other half and on:
 
 * **non-adaptive** fooling images, evolved against the bare classifier (MAP-Elites with each
-  encoding) and made by gradient ascent, once per seed and shown to every detector;
+  encoding; NES for a colour model's pixels) and made by gradient ascent, once per seed and shown to every detector;
 * **adaptive** fooling images: the same searches, with the same budget and seed, run against
   :class:`~keras_fool.detectors.GuardedTarget` (the classifier behind the detector), so the search
   climbs confidence and the detector's acceptance together (gradient ascent only where the
@@ -188,7 +188,8 @@ def detector_study(out=None, model="lenet_mnist", detectors=DETECTOR_NAMES, enco
         model: a preset name, ``.keras`` path or Keras model: an MNIST classifier (28x28x1, 10
             classes) or an ImageNet one (1000 classes).
         detectors: names among :data:`DETECTOR_NAMES` (a list or a comma-separated string).
-        encodings: MAP-Elites encodings among :data:`ENCODINGS` (possibly none).
+        encodings: encodings among :data:`ENCODINGS` (possibly none), searched by MAP-Elites (NES for a
+            colour model's direct encoding, at the same evaluations).
         gradient: also gradient ascent (``steps`` steps per class).
         seeds: the seeds; every search of a seed derives its seed from it.
         generations: generations of each evolution; its budget is ``population * (generations + 1)``
@@ -300,32 +301,42 @@ def _accuracy_pct(target, images, correct):
 
 
 def _searches(target, labels, config, seed, gradient):
-    """The searches of one seed against ``target``, built (not run): method -> search."""
+    """The searches of one seed against ``target``, built (not run): method -> (search, its budget in its own
+    units: generations, NES iterations or ascent steps).
+
+    MAP-Elites with the best measured settings, or, for a colour model's direct encoding, NES with the
+    same number of evaluations (the stronger search there, as ``keras-fool evolve`` and the audit use).
+    """
     from keras_fool.encodings import make_encoding
-    from keras_fool.evolution import GradientAscent, MapElites
-    from keras_fool.evolution.runs import BEST_SETTINGS
+    from keras_fool.evolution import NES, GradientAscent, MapElites
+    from keras_fool.evolution.nes import generations_within
+    from keras_fool.evolution.runs import BEST_SETTINGS, NES_BATCH, default_search
 
     searches = {}
     for i, encoding in enumerate(config["encodings"]):
         settings = BEST_SETTINGS[encoding]
-        searches[encoding] = MapElites(target, make_encoding(encoding, target.image_shape, eta=settings["eta"]),
-                                       population=config["population"], classes=labels, seed=derive_seed(seed, i),
-                                       selection=settings["selection"])
+        if default_search(encoding, target.image_shape) == "nes":
+            nes = NES(target, make_encoding(encoding, target.image_shape), classes=labels, seed=derive_seed(seed, i),
+                      eval_batch_size=NES_BATCH)
+            searches[encoding] = (nes, generations_within(nes, config["population"] * (config["generations"] + 1)))
+            continue
+        evolver = MapElites(target, make_encoding(encoding, target.image_shape, eta=settings["eta"]),
+                            population=config["population"], classes=labels, seed=derive_seed(seed, i),
+                            selection=settings["selection"])
+        searches[encoding] = (evolver, config["generations"])
     if gradient:
-        searches["gradient"] = GradientAscent(target, classes=labels, steps=config["steps"],
-                                              seed=derive_seed(seed, len(ENCODINGS)))
+        searches["gradient"] = (GradientAscent(target, classes=labels, steps=config["steps"],
+                                               seed=derive_seed(seed, len(ENCODINGS))), config["steps"])
     return searches
 
 
 def _run(searches, config, factor=1, log=None):
-    """Run every search to ``factor`` times its budget; method -> its images, one per class."""
+    """Run every search to ``factor`` times its budget (the same start, followed further); method -> its images,
+    one per class."""
     images = {}
-    for method, search in searches.items():
+    for method, (search, budget) in searches.items():
         start = time.perf_counter()
-        if method == "gradient":
-            search.run(factor * config["steps"])  # the same start and the same first steps, followed further
-        else:
-            search.run(factor * config["generations"])
+        search.run(factor * budget)
         images[method] = search.images()
         if log:
             log(f"  {method}: {search.evaluations:,} evaluations in {time.perf_counter() - start:.1f} s")
