@@ -54,6 +54,13 @@ def test_an_adaptive_attack_weaker_than_the_non_adaptive_one_is_named():
     assert "rests on the non-adaptive images" in lines[0]
 
 
+def test_an_adaptive_search_weaker_than_its_plain_twin_is_named():
+    row = {**_row(0, 60.0, 90.0), "adaptive_weaker_methods": ["cppn"],
+           "fooled_by_method_pct": {"cppn": 60.0, "adaptive_cppn": 10.0}}
+    (line,) = security_checks("reconstruction", [row])
+    assert "reconstruction, seed 0" in line and "cppn 10% against 60%" in line and "keeps the non-adaptive" in line
+
+
 def test_the_unbounded_budget_says_whether_it_fooled_every_class():
     held = {"factor": 5, "evaluations": 201000, "adaptive_pct": 70.0, "worst_case_pct": 80.0, "every_class": False}
     fell = {**held, "adaptive_pct": 100.0, "worst_case_pct": 100.0, "every_class": True}
@@ -124,6 +131,8 @@ def test_a_tiny_study_writes_its_files_and_holds_its_invariants(study):
         fooled = seed["fooled_pct"]
         assert fooled["worst_case"] >= max(fooled["non_adaptive"], fooled["adaptive"])
         by_method = seed["fooled_by_method_pct"]
+        # The black-box worst case counts the evolved images only, adaptive or not.
+        assert max(by_method["direct"], by_method["adaptive_direct"]) <= fooled["black_box"] <= fooled["worst_case"]
         assert fooled["non_adaptive"] >= max(by_method["direct"], by_method["gradient"])
         assert seed["adaptive_weaker"] == (fooled["adaptive"] < fooled["non_adaptive"])
         assert (seed["unbounded"] is None) == (fooled["worst_case"] == 100.0)

@@ -163,6 +163,13 @@ def security_checks(name, seeds):
                          f"{fooled['adaptive']:.0f}% of the classes unflagged, the non-adaptive one "
                          f"{fooled['non_adaptive']:.0f}%, so the worst case ({fooled['worst_case']:.0f}%) rests on the "
                          "non-adaptive images; a stronger adaptive attack may fool more.")
+        weaker = row.get("adaptive_weaker_methods") or []
+        if weaker:
+            shares = ", ".join(f"{m} {row['fooled_by_method_pct'][ADAPTIVE + m]:.0f}% against "
+                               f"{row['fooled_by_method_pct'][m]:.0f}%" for m in weaker)
+            lines.append(f"{name}, seed {seed}: the adaptive search of one method fooled fewer classes than the same "
+                         f"search against the bare classifier ({shares}): the adaptive fitness has valleys that search "
+                         "did not cross, so the worst case keeps the non-adaptive images.")
         unbounded = row.get("unbounded")
         if unbounded is not None:
             budget = f"{unbounded['factor']}x the budget ({unbounded['evaluations']:,} evaluations per evolution)"
@@ -470,12 +477,17 @@ def _seed_row(guard, clean_scores, labels, bare, adaptive, seed):
     climbed = [m for m in fooled if m.startswith(ADAPTIVE)]
     non_adaptive, adaptive_any = _any(fooled, plain, len(labels)), _any(fooled, climbed, len(labels))
     worst = non_adaptive | adaptive_any
+    evolved = [m for m in fooled if m.removeprefix(ADAPTIVE) != "gradient"]  # queries only: no gradients
+    by_method = {m: _pct(f) for m, f in fooled.items()}
     return {
         "seed": seed,
         "sources": {m: _source(clean_scores, v["score"], threshold) for m, v in verdicts.items()},
-        "fooled_pct": {"non_adaptive": _pct(non_adaptive), "adaptive": _pct(adaptive_any), "worst_case": _pct(worst)},
-        "fooled_by_method_pct": {m: _pct(f) for m, f in fooled.items()},
+        "fooled_pct": {"non_adaptive": _pct(non_adaptive), "adaptive": _pct(adaptive_any), "worst_case": _pct(worst),
+                       "black_box": _pct(_any(fooled, evolved, len(labels)))},
+        "fooled_by_method_pct": by_method,
         "adaptive_weaker": adaptive_weaker(_pct(non_adaptive), _pct(adaptive_any)),
+        "adaptive_weaker_methods": [m for m in plain if ADAPTIVE + m in by_method
+                                    and adaptive_weaker(by_method[m], by_method[ADAPTIVE + m])],
         "unbounded": None,
         "_worst": worst,
     }

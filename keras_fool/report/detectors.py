@@ -16,7 +16,8 @@ __all__ = ["DETECTOR_COLUMNS", "detector_rows", "detectors_markdown", "detectors
            "plot_worst_case", "write_detectors"]
 
 DETECTOR_COLUMNS = ("detector", "status", "clean_accuracy_pct", "clean_flagged_pct", "threshold",
-                    "non_adaptive_pct", "adaptive_pct", "worst_case_pct", "adaptive_weaker_seeds", "unbounded",
+                    "non_adaptive_pct", "adaptive_pct", "worst_case_pct", "black_box_pct", "adaptive_weaker_seeds",
+                    "unbounded",
                     "sources", "reason")
 SOURCE_TITLES = {"direct": "direct", "cppn": "CPPN", "gradient": "gradient ascent"}
 
@@ -88,6 +89,7 @@ def detector_rows(study):
             "non_adaptive_pct": _spread(summary["fooled_pct"]["non_adaptive"]),
             "adaptive_pct": _spread(summary["fooled_pct"]["adaptive"]),
             "worst_case_pct": _spread(summary["fooled_pct"]["worst_case"]),
+            "black_box_pct": _spread(summary["fooled_pct"]["black_box"]),
             "adaptive_weaker_seeds": ", ".join(str(s) for s in summary["adaptive_weaker_seeds"]) or "none",
             "unbounded": _unbounded_text(summary),
             "sources": "; ".join(f"{_source_title(k)}: {_spread(v['auroc'], 3)} / {_spread(v['fpr_pct'])}%"
@@ -118,8 +120,8 @@ def detectors_markdown(study):
         f"{100 * config['tpr']:.0f}% true-positive rate on {config['held_out_images']}. "
         "A class is fooled when an image gets >= 99% confidence for it and the detector does not flag it. "
         "Non-adaptive: images evolved against the bare classifier; adaptive: the same searches against the "
-        "classifier behind the detector; worst case: a class fooled by either. Median [min-max] over seeds, in % "
-        "of classes.\n",
+        "classifier behind the detector; worst case: a class fooled by either; black-box worst case: by an "
+        "evolved image of either (queries only, no gradient ascent). Median [min-max] over seeds, in % of classes.\n",
     ]
     if config["dataset"] != "mnist":
         lines.append("With so few clean images offline, each threshold rests on a dozen photos: the clean flagged "
@@ -127,10 +129,10 @@ def detectors_markdown(study):
     rows = detector_rows(study)
     lines.append(markdown_table(
         ("detector", "clean accuracy %", "clean flagged %", "fooled, non-adaptive", "fooled, adaptive",
-         "fooled, worst case", "adaptive weaker (seeds)", "unbounded budget"),
-        [(r["detector"], "not run: " + r["reason"], "", "", "", "", "", "") if r["status"] != "run" else
+         "fooled, worst case", "fooled, black-box worst case", "adaptive weaker (seeds)", "unbounded budget"),
+        [(r["detector"], "not run: " + r["reason"], "", "", "", "", "", "", "") if r["status"] != "run" else
          (r["detector"], r["clean_accuracy_pct"], r["clean_flagged_pct"], r["non_adaptive_pct"], r["adaptive_pct"],
-          r["worst_case_pct"], r["adaptive_weaker_seeds"], r["unbounded"]) for r in rows]))
+          r["worst_case_pct"], r["black_box_pct"], r["adaptive_weaker_seeds"], r["unbounded"]) for r in rows]))
     run = [r for r in rows if r["status"] == "run"]
     if run:
         lines.append("## AUROC / false-positive rate at the threshold, per image source\n")
