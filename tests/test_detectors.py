@@ -205,6 +205,7 @@ def test_a_union_scores_the_largest_member_margin(lenet, mnist):
     expected = np.max([(m.score(images) - m.threshold) / (m.clean_range[1] - m.clean_range[0]) for m in members],
                       axis=0)
     np.testing.assert_allclose(union.score(images), expected, rtol=1e-4, atol=1e-6)
-    assert union.name == "union(mahalanobis,mahalanobis,msp,reconstruction)"
+    assert [m["detector"] for m in union.get_config()["members"]] == ["mahalanobis", "mahalanobis", "msp",
+                                                                       "reconstruction"]
     with pytest.raises(ValueError, match="at least two detectors of the same target"):
         Union(lenet, [MaxSoftmax(lenet)])

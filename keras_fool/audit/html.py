@@ -18,7 +18,8 @@ __all__ = ["SECTION_IDS", "render_html"]
 
 SECTION_IDS = ("model-card", "fooling", "confidence", "robustness", "transfer", "detectors", "verdict")
 DETECTOR_TITLES = {"msp": "max softmax", "max_logit": "max logit", "energy": "energy", "odin": "ODIN",
-                   "mahalanobis": "Mahalanobis", "reconstruction": "autoencoder reconstruction error"}
+                   "mahalanobis": "Mahalanobis", "reconstruction": "autoencoder reconstruction error",
+                   "union": "Mahalanobis or reconstruction error"}
 METHOD_TITLES = {method: fooling_method_title(method, capital=True) for method in FOOLING_METHOD_TITLES}
 
 CSS = """

@@ -481,10 +481,10 @@ def _detector_or_reason(ctx, name, training):
     from keras_fool.detectors import DETECTORS, make_detector
     from keras_fool.target import Target
 
-    reads = DETECTORS[name].reads
+    reads = "features" if name == "union" else DETECTORS[name].reads  # a union reads what Mahalanobis reads
     if reads in ("logits", "features") and not isinstance(ctx.target, Target):
         return QUERIES_ONLY.format("logits" if reads == "logits" else "penultimate features")
-    if name == "mahalanobis" and training is None:
+    if name in ("mahalanobis", "union") and training is None:
         return NO_TRAINING_IMAGES
     if name == "reconstruction" and training is None:
         return NO_AUTOENCODER

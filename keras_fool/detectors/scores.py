@@ -257,7 +257,6 @@ class Union(Detector):
         layers = {m.layer for m in members if m.reads == "features"}
         self.layer = layers.pop() if len(layers) == 1 else None
         self.members = members
-        self.name = "union(" + ",".join(m.name for m in members) + ")"
 
     def _fit(self, images, labels, batch_size):
         for member in self.members:
