@@ -12,7 +12,7 @@ import click
 from keras_fool.cli import echo_report
 from keras_fool.cli.options import OVERWRITE, out_option, population_option
 
-_DETECTORS = "msp,max_logit,energy,odin,mahalanobis,reconstruction"
+_DETECTORS = "msp,max_logit,energy,odin,mahalanobis,reconstruction,union"  # DETECTOR_NAMES, without importing TF
 
 
 @click.command("detectors")
@@ -20,8 +20,8 @@ _DETECTORS = "msp,max_logit,energy,odin,mahalanobis,reconstruction"
               help="Preset name or .keras file: an MNIST classifier (28x28x1, 10 classes) or an ImageNet one.")
 @click.option("--detectors", default=_DETECTORS, show_default=True,
               help="Comma-separated detectors: msp (max softmax), max_logit, energy, odin, mahalanobis, reconstruction "
-              "(MagNet's autoencoder error; MNIST only). On ImageNet, mahalanobis and reconstruction are reported as "
-              "not run.")
+              "(MagNet's autoencoder error; MNIST only), union (flagged by mahalanobis or reconstruction). On ImageNet, "
+              "mahalanobis, reconstruction and union are reported as not run.")
 @click.option("--encodings", default="direct,cppn", show_default=True,
               help="Comma-separated MAP-Elites encodings (direct, cppn), or 'none'.")
 @click.option("--gradient/--no-gradient", default=True, show_default=True,

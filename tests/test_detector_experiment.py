@@ -35,6 +35,10 @@ def test_the_detector_names_are_the_librarys():
     from keras_fool.detectors import DETECTORS
 
     assert DETECTOR_NAMES == tuple(DETECTORS)
+    from keras_fool.cli.detectors import detectors as command
+
+    default = next(p.default for p in command.params if p.name == "detectors")
+    assert tuple(default.split(",")) == DETECTOR_NAMES  # the command's default is every detector
 
 
 def test_the_real_photos_calibrate_imagenet_models_offline():
