@@ -8,9 +8,9 @@ true-positive rate on one half of the held-out clean images, it measures on the 
   encoding; NES for a colour model's pixels) and made by gradient ascent, once per seed and shown to every detector;
 * **adaptive** fooling images: the same searches, with the same budget and seed, run against
   :class:`~keras_fool.detectors.GuardedTarget` (the classifier behind the detector), so the search
-  climbs confidence and the detector's acceptance together; an adaptive MAP-Elites search starts
-  from the non-adaptive elites of its encoding (warm start) (gradient ascent only where the
-  detector's score has gradients);
+  climbs confidence and the detector's acceptance together (gradient ascent only where the
+  detector's score has gradients; an adaptive MAP-Elites search starts from the non-adaptive
+  elites of its encoding, a warm start);
 * **real out-of-distribution images** that ship inside packages (:func:`keras_fool.data.load_ood_images`),
 
 the AUROC and the false-positive rate (share accepted at the threshold) of each source, and the
