@@ -33,9 +33,11 @@ demo: install
 	$(VENV)/bin/keras-fool zoo eval lenet_mnist
 	$(VENV)/bin/keras-fool evolve --out runs/demo --overwrite
 
+# Two worker processes (pytest-xdist), one per core of the 2-core machine the suite is sized for: about half the
+# wall time of one process, since much of a test's time is single-threaded Python and tracing.
 test: install-dev
 	bash scripts/install-browser  # Debian's chromium and chromium-driver, for the browser tests
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 # The edit-test loop: no browser, no Docker recipe, no worker processes, nothing over ~5 s (markers in setup.cfg).
 test-fast: install-dev
