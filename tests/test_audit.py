@@ -206,6 +206,9 @@ def test_the_detectors_section_gives_each_detector_against_your_images_and_an_ad
             assert m["fooled_99_unflagged"] <= fooling[method]["fooled_99"]  # unflagged ones among the fooling ones
         adaptive = row["adaptive"]
         assert adaptive["search"] == "map-elites" and adaptive["generations"] == TINY.direct_generations
+        # It starts from the 3 + 3 images the direct and CPPN stages evolved, and counts them as scored.
+        assert adaptive["started_from"] == 6
+        assert adaptive["evaluations"] == 6 + TINY.population * (TINY.direct_generations + 1)
         # The worst case counts a class either attacker fools, so it is at least each of them.
         worst = row["worst_case_fooled_99_unflagged"]
         assert max(row["non_adaptive_fooled_99_unflagged"], adaptive["fooled_99_unflagged"]) <= worst

@@ -441,12 +441,15 @@ REPORT_SCHEMA = {
                                                                               "still fool unflagged."},
                 "adaptive": {
                     "type": "object",
-                    "required": ["search", "generations", "evaluations", "fooled_99_unflagged", "flagged",
-                                 "median_confidence"],
+                    "required": ["search", "generations", "evaluations", "started_from", "fooled_99_unflagged",
+                                 "flagged", "median_confidence"],
                     "additionalProperties": False,
                     "description": "The direct-encoding search re-run against the classifier guarded by the detector.",
                     "properties": {"search": {"enum": ["map-elites", "nes"]}, "generations": _COUNT,
-                                   "evaluations": _COUNT, "fooled_99_unflagged": _COUNT, "flagged": _COUNT,
+                                   "evaluations": {**_COUNT, "description": "Images scored, the start included."},
+                                   "started_from": {**_COUNT, "description": "The audit's evolved images the search "
+                                                                             "started from (0: a random start)."},
+                                   "fooled_99_unflagged": _COUNT, "flagged": _COUNT,
                                    "median_confidence": _FRACTION},
                 },
                 "worst_case_fooled_99_unflagged": {**_COUNT, "description": "Classes either attacker fools unflagged."},
