@@ -157,23 +157,25 @@ def detectors_markdown(study):
 
 
 def plot_worst_case(study):
-    """A bar chart of the share of classes fooled unflagged per detector: non-adaptive, adaptive, worst case."""
+    """A bar chart of the share of classes fooled unflagged per detector: non-adaptive, adaptive, worst case and
+    black-box worst case."""
     names = [n for n, r in study.detectors.items() if r["status"] == "run"]
-    figure = new_figure(max(5.0, 1.1 * len(names) + 2), 4.0)
+    figure = new_figure(max(5.0, 1.3 * len(names) + 2), 4.4)
     axes = figure.add_subplot(1, 1, 1)
-    width = 0.27
-    for i, (key, label) in enumerate((("non_adaptive", "non-adaptive"), ("adaptive", "adaptive"),
-                                      ("worst_case", "worst case"))):
+    bars = (("non_adaptive", "non-adaptive"), ("adaptive", "adaptive"), ("worst_case", "worst case"),
+            ("black_box", "black-box worst case"))
+    width = 0.8 / len(bars)
+    for i, (key, label) in enumerate(bars):
         values = [study.detectors[n]["summary"]["fooled_pct"][key] for n in names]
         medians = np.array([v["median"] for v in values])
         errors = np.array([[m - v["min"] for m, v in zip(medians, values)], [v["max"] - m for m, v in zip(medians, values)]])
-        axes.bar(np.arange(len(names)) + (i - 1) * width, medians, width, yerr=errors, label=label, capsize=2)
+        axes.bar(np.arange(len(names)) + (i - 1.5) * width, medians, width, yerr=errors, label=label, capsize=2)
     axes.set_xticks(np.arange(len(names)))
     axes.set_xticklabels(names)
     axes.set_ylim(0, 105)
     axes.set_ylabel("classes fooled at >= 99%, unflagged (%)")
     axes.set_title(f"{study.config['model']}: median and range over {len(study.config['seeds'])} seeds")
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(bars), fontsize="small", frameon=False)
     figure.tight_layout()
     return figure
 
