@@ -420,7 +420,10 @@ def compute_detector_study(target, labels, config, log=None):
     log = log or (lambda line: None)
     start = time.perf_counter()
     clean = _clean_images(target, config)
-    config.update(fit_on=clean["fit_on"], held_out_images=clean["held_out"])
+    from keras_fool.evolution.runs import default_search
+
+    config.update(fit_on=clean["fit_on"], held_out_images=clean["held_out"],
+                  searches={e: default_search(e, target.image_shape) for e in config["encodings"]})
     accuracy = _accuracy_pct(target, *clean["measure"])
     ood = {name: load_ood_images(name, target.image_shape) for name in config["ood"]}
     rows, guards = _fit_detectors(target, config, clean, accuracy, ood, log)

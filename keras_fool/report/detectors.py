@@ -110,7 +110,8 @@ def detectors_markdown(study):
     """``detectors.md``: the table, the AUROC/FPR per source, the checks and the fooling-class result beside."""
     config = study.config
     budget = config["population"] * (config["generations"] + 1)
-    searches = ", ".join([f"MAP-Elites {e}" for e in config["encodings"]]
+    kinds = config.get("searches", {})  # encoding -> "map-elites" or "nes" (a colour model's pixels)
+    searches = ", ".join([f"{'NES' if kinds.get(e) == 'nes' else 'MAP-Elites'} {e}" for e in config["encodings"]]
                          + ([f"gradient ascent ({config['steps']} steps per class)"] if config["gradient"] else []))
     lines = [
         "# Would a detector catch these? Out-of-distribution detectors against fooling images\n",
