@@ -212,7 +212,7 @@ def defenses(report):
                    "from keras_fool.attacks import ProjectedGradientDescent; "
                    "cb = AdversarialCommittee(x_train, y_train, every=5000, "
                    "attack=ProjectedGradientDescent(eps=0.1, step_size=0.025, steps=10)); "
-                   "model.fit(cb.batches, epochs=1, steps_per_epoch=25000, callbacks=[cb]); model = cb.committee",
+                   "model.fit(cb.batches, epochs=14, callbacks=[cb]); model = cb.committee",
     })
     items.append({
         "name": "a fooling-image class (supplement C)",

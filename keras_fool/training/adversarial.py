@@ -159,8 +159,11 @@ class AdversarialCommittee(keras.callbacks.Callback):
     (``accumulate``, as in the paper) and puts the pool into :attr:`batches`, which ``fit`` must
     train on. At the end of training the final model is saved too (if it moved since the last
     snapshot), and :attr:`committee` averages the snapshots. The paper's schedule is 5 stages of
-    5000 steps after a trained natural model: ``every=5000`` and 25,000 steps of ``fit``. Each
-    ``fit`` call starts a new committee.
+    5000 steps after a trained natural model: ``every=5000`` and 25,000 steps of ``fit``. An epoch
+    of :attr:`batches` is one pass over the natural images (1,875 batches of MNIST at the default
+    batch size), and Keras stops a ``PyDataset`` after that many batches even when
+    ``steps_per_epoch`` asks for more, so ask for steps with ``epochs``. Each ``fit`` call starts a
+    new committee.
 
     Snapshots must come from a trained model: a network at chance level would be averaged into
     the committee and would make the first adversarial pool. By default (``warmup_steps=None``)
@@ -173,7 +176,7 @@ class AdversarialCommittee(keras.callbacks.Callback):
     Example::
 
         callback = AdversarialCommittee(x_train, y_train, every=5000)
-        model.fit(callback.batches, epochs=1, steps_per_epoch=25000, callbacks=[callback])
+        model.fit(callback.batches, epochs=14, callbacks=[callback])  # 14 x 1,875 batches = 26,250 steps
         committee = callback.committee   # a keras.Model; committee.members are the snapshots
 
     Cost: each stage makes ``pool_size`` adversarial examples (an attack on that many images),
