@@ -43,18 +43,19 @@ _DETECTORS = "msp,max_logit,energy,odin,mahalanobis,reconstruction,union"  # DET
 @click.option("--held-out", type=click.IntRange(4, 10000), default=None,
               help="MNIST test images, half to calibrate each threshold, half to measure. [default: all 10,000]")
 @click.option("--unbounded-factor", type=click.IntRange(min=2), default=5, show_default=True,
-              help="Under a detector that keeps a class unfooled, the adaptive searches go on to this many times the "
-              "budget.")
+              help="Under a detector that keeps a class from the black-box attacker, the adaptive searches go on to "
+              "this many times the budget.")
 @out_option("runs/detectors")
 @OVERWRITE
 def detectors(model, detectors, encodings, gradient, steps, seeds, generations, population, ood, classes, fit_images,
               held_out, unbounded_factor, out, overwrite):
-    """Would a detector catch fooling images? (issue 24: detectors, adaptive attacks, checks)
+    """Would an out-of-distribution detector catch fooling images, even from an attacker who knows it?
 
     Per detector: AUROC and false-positive rate at 95% true-positive rate on fooling images
     evolved against the bare classifier, on adaptive ones evolved against the classifier behind
     the detector, and on real out-of-distribution images; the share of classes still fooled at
-    >= 99% unflagged (non-adaptive, adaptive, worst case; median and range over seeds); clean
+    >= 99% unflagged (non-adaptive, adaptive, worst case, black-box worst case; median and range
+    over seeds); clean
     accuracy and flagged rate; and the checks against a false sense of security. Writes
     OUT/detectors.md, OUT/detectors.csv, OUT/summary.json, OUT/worst_case.png (.svg),
     OUT/adaptive_montage.png and OUT/adaptive_images.npz.
