@@ -162,6 +162,11 @@ def _is_softmax(activation):
     return getattr(activation, "__name__", None) == "softmax"
 
 
+def _through(head, values):
+    """``values`` through a final Dense layer ``head`` without its softmax (the logits), or as they are (None)."""
+    return values if head is None else tf.matmul(values, head.kernel) + (head.bias if head.use_bias else 0.0)
+
+
 def _check_image_size(image_size):
     """``image_size`` as a tuple (H, W) or (H, W, C) of positive ints."""
     if not isinstance(image_size, (tuple, list)) or len(image_size) not in (2, 3):
@@ -462,8 +467,7 @@ class Target(BaseTarget):
         def read(images):
             features, z = reader(self.model_inputs(self._crop(images)), training=False)
             features = tf.reshape(features, (tf.shape(features)[0], -1))
-            if head is not None:
-                z = tf.matmul(z, head.kernel) + (head.bias if head.use_bias else 0.0)
+            z = _through(head, z)
             return self._average_crops(tf.cast(features, tf.float32)), self._average_crops(tf.cast(z, tf.float32))
 
         cache[layer] = read
@@ -474,9 +478,9 @@ class Target(BaseTarget):
         with softmax, that layer's input and the layer (whose kernel and bias give the logits)."""
         import keras
 
-        last = model.layers[-1]
         if self.logits:
             return model.outputs[0], None
+        last = model.layers[-1] if getattr(model, "layers", None) else None
         if isinstance(last, keras.layers.Softmax) or (
                 isinstance(last, keras.layers.Activation) and _is_softmax(last.activation)):
             return last.input, None
@@ -489,19 +493,14 @@ class Target(BaseTarget):
 
         if self.logits:
             return lambda x: model(x, training=False)
-        last = model.layers[-1] if getattr(model, "layers", None) else None
         try:
-            if isinstance(last, keras.layers.Softmax) or (
-                    isinstance(last, keras.layers.Activation) and _is_softmax(last.activation)):
-                return keras.Model(model.inputs, last.input)
-            if isinstance(last, keras.layers.Dense) and _is_softmax(last.activation):
-                features = keras.Model(model.inputs, last.input)
-                return lambda x: tf.matmul(features(x, training=False), last.kernel) + (
-                    last.bias if last.use_bias else 0.0)
-        except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
-            pass
-        raise ValueError(f"Model {model.name!r} does not end in a softmax layer, so its logits cannot be reached; "
-                         "ascend the probability instead, or pass a model that returns logits with logits=True.")
+            tensor, head = self._logit_tensor(model)
+            inner = keras.Model(model.inputs, tensor)
+        except (AttributeError, ValueError):  # no softmax at the end, or a subclassed model without symbolic inputs
+            raise ValueError(f"Model {model.name!r} does not end in a softmax layer, so its logits cannot be reached; "
+                             "ascend the probability instead, or pass a model that returns logits with logits=True."
+                             ) from None
+        return lambda x: _through(head, inner(x, training=False))
 
     # ---- checks ------------------------------------------------------------------------------
     def _check_outputs(self):
