@@ -21,9 +21,18 @@ import tensorflow as tf
 from keras_fool.target import Target
 from keras_fool.validation import check_images, check_int, check_number
 
-__all__ = ["DEFAULT_TPR", "Detector", "NotFittedError"]
+__all__ = ["DEFAULT_TPR", "Detector", "NotFittedError", "in_batches"]
 
 DEFAULT_TPR = 0.95
+
+
+def in_batches(function, images, batch_size):
+    """``function`` of NumPy ``images`` (n, ...) applied ``batch_size`` at a time: its outputs (a tensor, or a tuple
+    of tensors) as NumPy arrays concatenated along the first axis."""
+    parts = [function(tf.constant(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+    if isinstance(parts[0], (tuple, list)):
+        return tuple(np.concatenate([np.asarray(p[k]) for p in parts]) for k in range(len(parts[0])))
+    return np.concatenate([np.asarray(p) for p in parts])
 
 
 class NotFittedError(RuntimeError):
@@ -120,7 +129,7 @@ class Detector(abc.ABC):
         Returns:
             The detector.
         """
-        images = self._images(images, "Fitting")
+        images = self.checked_images(images, "Fitting")
         self._fit(images, labels, check_int("batch_size", batch_size))
         self.fitted = True
         return self
@@ -175,8 +184,9 @@ class Detector(abc.ABC):
             raise NotFittedError(f"The {self.name} detector has no threshold; call calibrate(held_out_images) "
                                  "first.")
 
-    def _images(self, images, doing):
-        """``images`` checked: a non-empty float batch in [0, 1] of the target's image shape."""
+    def checked_images(self, images, doing):
+        """``images`` checked: a non-empty float32 batch in [0, 1] of the target's image shape; ``doing`` starts the
+        message of an empty batch ("Scoring", "Fitting")."""
         if np.ndim(images) == 4 and len(images) == 0:
             raise ValueError(f"{doing} with the {self.name} detector needs at least one image. Received: an empty "
                              "batch.")
@@ -194,11 +204,9 @@ class Detector(abc.ABC):
             ValueError: images of the wrong shape or range, or an empty batch.
         """
         self._check_ready(calibrated)
-        images = self._images(images, "Scoring")
+        images = self.checked_images(images, "Scoring")
         batch_size = check_int("batch_size", batch_size)
-        function = self._compiled()
-        parts = [function(tf.constant(images[i:i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
-        return np.concatenate(parts).astype(np.float32)
+        return in_batches(self._compiled(), images, batch_size).astype(np.float32)
 
     def flag(self, images, batch_size=256):
         """(n,) bool: whether each image scores above the threshold."""

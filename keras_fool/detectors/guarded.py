@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_fool.detectors.base import Detector, NotFittedError
+from keras_fool.detectors.base import Detector, NotFittedError, in_batches
 from keras_fool.target import BaseTarget
 from keras_fool.validation import check_int, check_number
 
@@ -98,15 +98,12 @@ class GuardedTarget(BaseTarget):
         """
         confidence = check_number("confidence", confidence, maximum=1.0)
         batch_size = check_int("batch_size", batch_size)
-        images = self.detector._images(images, "Judging")
+        images = self.detector.checked_images(images, "Judging")
         labels = np.asarray(labels, np.int64)
         if labels.shape != (len(images),):
             raise ValueError(f"labels must have one class per image: shape ({len(images)},). "
                              f"Received: shape {labels.shape}")
-        function = self._verdict_function()
-        parts = [function(tf.constant(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
-        probabilities = np.concatenate([p.numpy() for p, _ in parts])
-        scores = np.concatenate([s.numpy() for _, s in parts])
+        probabilities, scores = in_batches(self._verdict_function(), images, batch_size)
         own = probabilities[np.arange(len(images)), labels]
         flagged = scores > self.detector.threshold
         return {"confidence": own, "score": scores, "flagged": flagged, "fooled": (own >= confidence) & ~flagged}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_fool.detectors.base import Detector
+from keras_fool.detectors.base import Detector, in_batches
 from keras_fool.validation import check_number
 
 __all__ = ["DETECTORS", "Energy", "Mahalanobis", "MaxLogit", "MaxSoftmax", "Odin", "Reconstruction", "Union",
@@ -117,8 +117,7 @@ class Odin(Detector):
         means = []
         for epsilon in self.epsilons:
             function = tf.function(lambda x, e=epsilon: self._top(self._perturbed(x, e)))
-            tops = [function(tf.constant(images[i:i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
-            means.append(float(np.mean(np.concatenate(tops))))
+            means.append(float(np.mean(in_batches(function, images, batch_size))))
         self.epsilon = self.epsilons[int(np.argmax(means))]
         self._function = None
 
@@ -165,8 +164,7 @@ class Mahalanobis(Detector):
                              f"none of class {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
                                                               else "") + " were given.")
         reader = tf.function(self.target.feature_reader(self.layer))
-        features = np.concatenate([reader(tf.constant(images[i:i + batch_size]))[0].numpy()
-                                   for i in range(0, len(images), batch_size)]).astype(np.float64)
+        features = in_batches(reader, images, batch_size)[0].astype(np.float64)
         means = np.stack([features[labels == c].mean(axis=0) for c in range(classes)])
         centred = features - means[labels]
         covariance = centred.T @ centred / len(features)
