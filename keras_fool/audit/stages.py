@@ -242,29 +242,22 @@ def _search(ctx, target, method, generations, seed, start=None):
     MAP-Elites archive after its random first generation (their pixels are its genomes), so the
     search begins where earlier searches got to.
     """
-    from keras_fool.encodings import make_encoding
-    from keras_fool.evolution import NES, MapElites, ProgressBar
-    from keras_fool.evolution.nes import generations_within
-    from keras_fool.evolution.runs import BEST_SETTINGS, NES_BATCH, default_search
+    from keras_fool.evolution import MapElites, ProgressBar
+    from keras_fool.evolution.runs import BEST_SETTINGS, build_search
 
     callbacks = [ProgressBar()] if ctx.progress else []
-    if default_search(method, target.image_shape) == "nes":
-        nes = NES(target, make_encoding(method, target.image_shape), classes=ctx.classes, seed=seed,
-                  eval_batch_size=NES_BATCH)
-        nes.run(generations_within(nes, ctx.budget.population * (generations + 1)), callbacks)
-        settings = {k: v for k, v in nes.get_config().items() if k not in ("method", "target", "encoding", "classes")}
-        return nes, {"settings": settings, "access": "queries", "search": "nes"}
-    settings = BEST_SETTINGS[method]
-    encoding = make_encoding(method, target.image_shape, eta=settings["eta"])
-    evolver = MapElites(target, encoding, population=ctx.budget.population, classes=ctx.classes, seed=seed,
-                        selection=settings["selection"])
+    search, budget = build_search(target, method, ctx.budget.population, generations, ctx.classes, seed)
+    if not isinstance(search, MapElites):  # NES, on a colour model's pixels
+        search.run(budget, callbacks)
+        settings = {k: v for k, v in search.get_config().items() if k not in ("method", "target", "encoding", "classes")}
+        return search, {"settings": settings, "access": "queries", "search": "nes"}
+    started = {}
     if start is not None and method == "direct" and len(start):
-        evolver.run(0, callbacks)
-        evolver.archive.add(np.asarray(start, np.float32), np.asarray(target.predict(start, ctx.batch_size)))
-    evolver.run(generations, callbacks)
-    started = {"started_from": len(start)} if start is not None and method == "direct" and len(start) else {}
-    return evolver, {"population": ctx.budget.population, "settings": dict(settings), "access": "queries",
-                     "search": "map-elites", **started}
+        search.start_from(np.asarray(start, np.float32), callbacks)
+        started = {"started_from": len(start)}
+    search.run(budget, callbacks)
+    return search, {"population": ctx.budget.population, "settings": dict(BEST_SETTINGS[method]), "access": "queries",
+                    "search": "map-elites", **started}
 
 
 def _evolve(ctx, method, generations, stage):

@@ -379,6 +379,22 @@ class MapElites(Search):
         self.trace_seconds = time.perf_counter() - start
         return self.trace_seconds
 
+    def start_from(self, genomes, callbacks=()):
+        """Offer ``genomes`` of this search's encoding to the archive after the random first generation.
+
+        Each cell keeps the best of its elite and the offered genomes (at the target's probabilities),
+        so the search continues from where an earlier search got to; the offered images are scored
+        but not counted in :attr:`evaluations`.
+
+        Args:
+            genomes: a batch of genomes of :attr:`encoding` (for the direct encoding, images).
+            callbacks: passed to the first generation's :meth:`run`, if it has not run yet.
+        """
+        if self.generation < 0:
+            self.run(0, callbacks)
+        images = np.asarray(self.encoding.decode(genomes), np.float32)
+        self.archive.add(genomes, self.target.predict(images))
+
     def run(self, generations, callbacks=()):
         """Evolve until ``generations`` generations are done (counted from 0, across resumes).
 

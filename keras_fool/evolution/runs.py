@@ -182,6 +182,26 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
     )
 
 
+def build_search(target, encoding, population, generations, classes=None, seed=0):
+    """The search of ``encoding`` on ``target`` that :func:`default_search` names, built, not run:
+    ``(search, budget)``.
+
+    MAP-Elites with :data:`BEST_SETTINGS` and ``population`` offspring, whose budget is ``generations``;
+    or NES, whose budget is the iterations that spend MAP-Elites' evaluations,
+    ``population * (generations + 1)`` per class.
+    """
+    from keras_fool.evolution.nes import generations_within
+
+    if default_search(encoding, target.image_shape) == "nes":
+        nes = NES(target, make_encoding(encoding, target.image_shape), classes=classes, seed=seed,
+                  eval_batch_size=NES_BATCH)
+        return nes, generations_within(nes, population * (generations + 1))
+    settings = BEST_SETTINGS[encoding]
+    evolver = MapElites(target, make_encoding(encoding, target.image_shape, eta=settings["eta"]), population=population,
+                        classes=classes, seed=seed, selection=settings["selection"])
+    return evolver, generations
+
+
 def default_search(encoding, image_shape, paper=False):
     """The search a new run uses unless told: NES over pixels for a colour model's direct encoding (RESULTS.md,
     issue 23: 81% median on EfficientNet-Lite0 at 2,000 evaluations per class, where MAP-Elites reaches 0.26%),

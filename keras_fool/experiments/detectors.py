@@ -321,23 +321,12 @@ def _searches(target, labels, config, seed, gradient):
     MAP-Elites with the best measured settings, or, for a colour model's direct encoding, NES with the
     same number of evaluations (the stronger search there, as ``keras-fool evolve`` and the audit use).
     """
-    from keras_fool.encodings import make_encoding
-    from keras_fool.evolution import NES, GradientAscent, MapElites
-    from keras_fool.evolution.nes import generations_within
-    from keras_fool.evolution.runs import BEST_SETTINGS, NES_BATCH, default_search
+    from keras_fool.evolution import GradientAscent
+    from keras_fool.evolution.runs import build_search
 
-    searches = {}
-    for i, encoding in enumerate(config["encodings"]):
-        settings = BEST_SETTINGS[encoding]
-        if default_search(encoding, target.image_shape) == "nes":
-            nes = NES(target, make_encoding(encoding, target.image_shape), classes=labels, seed=derive_seed(seed, i),
-                      eval_batch_size=NES_BATCH)
-            searches[encoding] = (nes, generations_within(nes, config["population"] * (config["generations"] + 1)))
-            continue
-        evolver = MapElites(target, make_encoding(encoding, target.image_shape, eta=settings["eta"]),
-                            population=config["population"], classes=labels, seed=derive_seed(seed, i),
-                            selection=settings["selection"])
-        searches[encoding] = (evolver, config["generations"])
+    searches = {encoding: build_search(target, encoding, config["population"], config["generations"], labels,
+                                       derive_seed(seed, i))
+                for i, encoding in enumerate(config["encodings"])}
     if gradient:
         searches["gradient"] = (GradientAscent(target, classes=labels, steps=config["steps"],
                                                seed=derive_seed(seed, len(ENCODINGS))), config["steps"])
@@ -370,8 +359,7 @@ def _warm_start(searches, bare_searches, guard):
     for method, (search, _) in searches.items():
         plain = bare_searches.get(method, (None,))[0]
         if isinstance(search, MapElites) and isinstance(plain, MapElites):
-            search.run(0)
-            search.archive.add(plain.archive.genomes, guard(plain.images()))
+            search.start_from(plain.archive.genomes)
 
 
 def _unbounded(guard, searches, config, labels, row, log):
