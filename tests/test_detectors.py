@@ -209,3 +209,15 @@ def test_a_union_scores_the_largest_member_margin(lenet, mnist):
                                                                        "reconstruction"]
     with pytest.raises(ValueError, match="at least two detectors of the same target"):
         Union(lenet, [MaxSoftmax(lenet)])
+
+
+def test_gradient_ascent_on_a_guarded_target_reports_the_guarded_confidence(fitted, mnist):
+    """Ascending the guarded logits, the confidence recorded (and compared with the stop threshold) is the guarded
+    output, the chance of the class *and* passing the detector, not the bare classifier's probability."""
+    from keras_fool.evolution import GradientAscent
+
+    guarded = GuardedTarget(fitted["energy"])
+    ascent = GradientAscent(guarded, classes=[3], steps=2, settings={"objective": "logit"}, seed=0)
+    ascent.run(2)
+    images = ascent.images()
+    np.testing.assert_allclose(ascent.history[-1], np.asarray(guarded(images))[:, 3], rtol=1e-4, atol=1e-7)

@@ -57,10 +57,8 @@ class GuardedTarget(BaseTarget):
         self.num_classes = self.target.num_classes
         self.class_names = self.target.class_names
         self.has_gradients = self.target.has_gradients and detector.differentiable
-        # What gradient ascent reads of a Keras target (its preset's mean image, its crops).
+        # What gradient ascent reads of a Keras target: its preset, whose dataset's mean image it starts from.
         self.sources = getattr(self.target, "sources", [{}])
-        self.crops = getattr(self.target, "crops", 1)
-        self.models = getattr(self.target, "models", ())
 
     def passing(self, scores):
         """The soft probability (n,) of passing the detector, for scores (n,)."""

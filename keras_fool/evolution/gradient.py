@@ -118,7 +118,7 @@ class GradientAscent(Search):
         from keras_fool.encodings import DirectEncoding
         from keras_fool.evolution.archive import ClassArchive
         from keras_fool.errors import GradientsUnavailableError
-        from keras_fool.target import BaseTarget
+        from keras_fool.target import BaseTarget, Target
 
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
@@ -145,7 +145,8 @@ class GradientAscent(Search):
         self.archive = ClassArchive(labels, target.class_names, self.encoding.genome_spec())
         self.labels = self.archive.labels
         self.trace_seconds = None
-        self._exact_confidence = len(target.models) == 1 and target.crops == 1
+        # The softmax of class_logits is the confidence only for one Keras model scoring each image once.
+        self._exact_confidence = isinstance(target, Target) and len(target.models) == 1 and target.crops == 1
         self._loop = tf.function(self._loop_impl, reduce_retracing=True)
         self._reset()
 
