@@ -451,18 +451,16 @@ class Target(BaseTarget):
                 features = logits
             else:
                 producer = logits._keras_history.operation
-                if not isinstance(producer, keras.layers.Dense):
-                    raise ValueError(f"Model {model.name!r} has no penultimate layer to read: its logits come from a "
-                                     f"{type(producer).__name__} layer, not a Dense one; name the layer with layer=.")
-                features = producer.input
-            reader = keras.Model(model.inputs, [features, logits])
+                features = producer.input if isinstance(producer, keras.layers.Dense) else None
+            reader = None if features is None else keras.Model(model.inputs, [features, logits])
         except (AttributeError, ValueError) as error:
-            if "penultimate" in str(error):
-                raise
             which = f"has no layer {layer!r}" if layer is not None and "No such layer" in str(error) else \
                 "has no penultimate layer to read (a subclassed model, or one not ending in Dense and softmax)"
             raise ValueError(f"Model {model.name!r} {which}; give a functional Keras model ending in Dense and "
                              "softmax, or name an existing layer with layer=.") from None
+        if reader is None:
+            raise ValueError(f"Model {model.name!r} has no penultimate layer to read: its logits come from a "
+                             f"{type(producer).__name__} layer, not a Dense one; name the layer with layer=.")
 
         def read(images):
             features, z = reader(self.model_inputs(self._crop(images)), training=False)
