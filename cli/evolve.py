@@ -54,8 +54,13 @@ from keras_fool.cli.options import (
 @click.option("--selection", type=click.Choice(["uniform", "weakest"]), default=None,
               help="Parents uniformly from the classes (the paper), or favouring the least-fooled classes. "
               "[default: weakest for direct, uniform for cppn and with --paper]")
+@click.option("--variation", type=click.Choice(["mutation", "iso-line"]), default=None,
+              help="How a parent becomes a child: the encoding's mutation (the paper), or iso-line: Gaussian noise "
+              "plus a step along the line to a second elite (Vassiliades & Mouret 2018; for cppn, on the weights, "
+              "with the structural mutations kept). [default: mutation]")
 @click.option("--paper", is_flag=True,
-              help="The paper's algorithm: eta 15 and uniform parents instead of the measured best settings.")
+              help="The paper's algorithm: eta 15, uniform parents and mutation instead of the measured best "
+              "settings.")
 @click.option("--stop-at", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
               help="Stop once every class's elite reaches this confidence (e.g. 0.9999). [default: never; with "
               "--resume, the run's own]")
@@ -83,7 +88,7 @@ from keras_fool.cli.options import (
 @CPU_REPLICAS
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evolve(models, search, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
-           selection, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, input_range,
+           selection, variation, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, input_range,
            preprocess, crops, class_names, max_queries, eval_batch_size,
            ignore_memory_limit, strategy, cpu_replicas, quiet):
     """Evolve images that MODEL labels with high confidence but no person would recognise.
@@ -105,8 +110,9 @@ def evolve(models, search, encoding, capacity, generations, population, classes,
         check_output_dir(out, "checkpoint.npz", resume, overwrite)
     for model in models:
         check_source(model)
-    if paper and (eta is not None or selection is not None):
-        raise click.UsageError("--paper sets --eta and --selection; give either --paper or those options.")
+    if paper and (eta is not None or selection is not None or variation is not None):
+        raise click.UsageError("--paper sets --eta, --selection and --variation; give either --paper or those "
+                               "options.")
     import_tensorflow_quietly()
     from keras_fool.evolution.runs import run_evolution
 
@@ -115,7 +121,7 @@ def evolve(models, search, encoding, capacity, generations, population, classes,
             out, models=list(models) or None, search=search, encoding=encoding, generations=generations,
             population=population,
             classes=classes, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
-            selection=selection, capacity=capacity, logits=logits or None, input_range=input_range,
+            selection=selection, variation=variation, capacity=capacity, logits=logits or None, input_range=input_range,
             preprocess=preprocess, crops=None if crops is None else int(crops), class_names=class_names,
             paper=paper, stop_at=stop_at,
             resume=resume, overwrite=overwrite, logdir=logdir, checkpoint_every=checkpoint_every,

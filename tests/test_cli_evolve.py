@@ -294,3 +294,23 @@ def test_a_grayscale_model_keeps_map_elites_by_default(evolved):
     out, _ = evolved
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"].get("method") is None and summary["config"]["population"] > 0
+
+
+def test_iso_line_variation_is_one_option_kept_on_resume_and_refused_where_it_cannot_apply(tmp_path):
+    out = tmp_path / "iso"
+    result = run("evolve", "--encoding", "cppn", "--variation", "iso-line", "--generations", 2, "--population", 6,
+                 "--classes", "1,2", "--out", out, "--quiet", "--checkpoint-every", 1)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "summary.json").read_text())["config"]
+    assert (config["variation"], config["iso_sigma"], config["line_sigma"]) == ("iso-line", 0.01, 0.2)
+    result = run("evolve", "--out", out, "--generations", 3, "--resume", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["config"]["variation"] == "iso-line"
+    message = _one_line_error(run("evolve", "--out", out, "--generations", 4, "--resume", "--variation", "mutation"), 2)
+    assert "has variation iso-line;" in message and "variation=mutation" in message
+    assert "--variation" in _one_line_error(run("evolve", "--paper", "--variation", "iso-line",
+                                                "--out", tmp_path / "x"), 2)
+    assert "'line' is not one of 'mutation', 'iso-line'" in _one_line_error(
+        run("evolve", "--variation", "line", "--out", tmp_path / "y"), 2)
+    message = _one_line_error(run("evolve", "--search", "nes", "--variation", "iso-line", "--out", tmp_path / "z"), 2)
+    assert "variation is a MAP-Elites option, and this run uses NES" in message

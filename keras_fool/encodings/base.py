@@ -51,6 +51,16 @@ class Encoding(abc.ABC):
         """Children of two batches of parents; encodings without crossover return ``first``."""
         return first
 
+    def iso_line(self, parents, mates, seed, generation, iso_sigma, line_sigma):
+        """Children by the Iso+LineDD operator (Vassiliades & Mouret, 2018), in place of :meth:`mutate`.
+
+        Each child is its parent's genes plus isotropic Gaussian noise (``iso_sigma``) plus one Gaussian
+        step (``line_sigma``) along the line to its mate: ``x + iso_sigma N(0, I) + line_sigma N(0, 1) (y - x)``.
+        In MAP-Elites the elites of different cells share what makes images fool a network, so the line
+        between two of them is a direction the archive has learnt; the encodings say which genes take part.
+        """
+        raise NotImplementedError(f"The {self.name} encoding has no iso+line variation.")
+
     @abc.abstractmethod
     def get_config(self):
         """JSON-serialisable settings; a checkpoint only resumes under the same config."""

@@ -261,10 +261,30 @@ class CPPNEncoding(Encoding):
         Returns:
             The mutated batch, with the keys, dtypes and shapes of ``genomes``.
         """
-        g = dict(genomes)
+        return self._mutate(dict(genomes), seed, weights=True)
+
+    def iso_line(self, parents, mates, seed, generation, iso_sigma, line_sigma):
+        """Iso+LineDD on the weight genes, then :meth:`mutate`'s steps 2-6 (activations and structure).
+
+        Every connection of the parent gets the isotropic step; the line step moves a weight towards
+        (or past) the mate's only where the mate has the same connection (slots of different lineages
+        need not hold the same node, so elsewhere there is no line to follow). Genes are clipped to [0, 1].
+        """
+        seeds = tf.random.experimental.stateless_split(seed, 3)
+        n = tf.shape(parents["weight"])[0]
+        g = dict(parents)
+        iso = iso_sigma * tf.random.stateless_normal(tf.shape(g["weight"]), seeds[0])
+        line = line_sigma * tf.random.stateless_normal(tf.stack([n, 1, 1]), seeds[1])
+        shared = tf.logical_and(g["connected"], mates["connected"])
+        moved = g["weight"] + iso + line * tf.where(shared, mates["weight"] - g["weight"], 0.0)
+        g["weight"] = tf.where(g["connected"], tf.clip_by_value(moved, 0.0, 1.0), g["weight"])
+        return self._mutate(g, seeds[2], weights=False)
+
+    def _mutate(self, g, seed, weights):
         n = tf.shape(g["activation"])[0]
         s = tf.random.experimental.stateless_split(seed, 16)
-        g["weight"] = self._mutate_weights(g, s)
+        if weights:
+            g["weight"] = self._mutate_weights(g, s)
         g["activation"] = self._mutate_activations(g, s, n)
         # Connection changes touch one entry per genome: they are written as scatters of (genome,
         # target, source) entries (n of them, or 3n for a split), not as whole (n, N, N) selects.

@@ -133,5 +133,13 @@ class DirectEncoding(Encoding):
         child = 0.5 * (first + second) + 0.5 * beta * (first - second)
         return tf.clip_by_value(child, 0.0, 1.0)
 
+    def iso_line(self, parents, mates, seed, generation, iso_sigma, line_sigma):
+        """Iso+LineDD on every gene, clipped to [0, 1]; no polynomial mutation after it."""
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        shape = tf.shape(parents)
+        iso = iso_sigma * tf.random.stateless_normal(shape, seeds[0])
+        line = line_sigma * tf.random.stateless_normal(tf.concat([shape[:1], tf.ones_like(shape[1:])], 0), seeds[1])
+        return tf.clip_by_value(parents + iso + line * (mates - parents), 0.0, 1.0)
+
     def decode(self, genomes):
         return genomes

@@ -31,11 +31,12 @@ from keras_fool.evolution.search import (
     stop_confidence,
 )
 from keras_fool.target import BaseTarget, target_failures
-from keras_fool.validation import check_int
+from keras_fool.validation import check_int, check_number
 
-__all__ = ["MapElites", "CHECKPOINT_FORMAT", "GOAL_KEYS"]
+__all__ = ["MapElites", "CHECKPOINT_FORMAT", "GOAL_KEYS", "VARIATIONS"]
 
 GOAL_KEYS = ("run_generations", "stop_at")  # a checkpoint's arrays that say where its run was to end
+VARIATIONS = ("mutation", "iso-line")
 
 
 
@@ -56,6 +57,13 @@ class MapElites(Search):
             ``(1 - confidence) ** selection_power``, so the classes that are fooled least get
             the most offspring (ours; see RESULTS.md for what it buys).
         selection_power: the exponent of ``"weakest"`` selection (> 0).
+        variation: how a parent becomes a child: ``"mutation"`` (the encoding's mutation, the paper's) or
+            ``"iso-line"``: the Iso+LineDD operator of Vassiliades & Mouret (2018), Gaussian noise of
+            ``iso_sigma`` plus a Gaussian step of ``line_sigma`` along the line to a second elite drawn
+            like the parent (:meth:`~keras_fool.encodings.Encoding.iso_line`; genes are in [0, 1], and the
+            defaults are theirs).
+        iso_sigma: the isotropic step of ``"iso-line"`` (>= 0).
+        line_sigma: the line step of ``"iso-line"`` (>= 0).
         steps_per_call: generations per compiled call between Python callbacks.
         eval_batch_size: offspring decoded and scored at once; a larger population is evaluated in
             batches of this size inside the compiled loop, which bounds the memory the target's
@@ -78,7 +86,8 @@ class MapElites(Search):
     config_keys = ("target", "encoding", "population", "classes", "seed")
 
     def __init__(self, target, encoding, population=200, classes=None, seed=0, crossover=0.0, selection="uniform",
-                 selection_power=0.5, steps_per_call=10, eval_batch_size=4096, strategy=None):
+                 selection_power=0.5, variation="mutation", iso_sigma=0.01, line_sigma=0.2, steps_per_call=10,
+                 eval_batch_size=4096, strategy=None):
         if not isinstance(target, BaseTarget):  # queries are all evolution needs
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, Encoding):
@@ -98,6 +107,10 @@ class MapElites(Search):
             raise ValueError(f"selection must be 'uniform' or 'weakest'. Received: selection={selection!r}")
         if not selection_power > 0:
             raise ValueError(f"selection_power must be positive. Received: selection_power={selection_power}")
+        if variation not in VARIATIONS:
+            raise ValueError(f"variation must be one of {', '.join(map(repr, VARIATIONS))}. Received: variation={variation!r}")
+        self.iso_sigma = check_number("iso_sigma", iso_sigma, 0.0)
+        self.line_sigma = check_number("line_sigma", line_sigma, 0.0)
         if not isinstance(steps_per_call, int) or steps_per_call < 1:
             raise ValueError(f"steps_per_call must be a positive integer. Received: steps_per_call={steps_per_call!r}")
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
@@ -116,6 +129,7 @@ class MapElites(Search):
         self.crossover = float(crossover)
         self.selection = selection
         self.selection_power = float(selection_power)
+        self.variation = variation
         self.steps_per_call = steps_per_call
         self.archive = ClassArchive(labels, target.class_names, encoding.genome_spec())
         self.generation = -1  # -1: not even the initial population evaluated yet
@@ -141,6 +155,9 @@ class MapElites(Search):
             "crossover": self.crossover,
             "selection": self.selection,
             "selection_power": self.selection_power if self.selection == "weakest" else None,
+            # only when not the paper's mutation, so checkpoints written before the option existed still resume
+            **({"variation": self.variation, "iso_sigma": self.iso_sigma, "line_sigma": self.line_sigma}
+               if self.variation != "mutation" else {}),
         }
 
     def checkpoint_state(self):
@@ -322,6 +339,9 @@ class MapElites(Search):
             crossed = self.encoding.crossover(parents, mates, self._key(g, 3))
             use = tf.random.stateless_uniform((self.population,), self._key(g, 4)) < self.crossover
             parents = where_genomes(use, crossed, parents)
+        if self.variation == "iso-line":
+            mates = gather_rows(rows, self._parents(fitness, self._key(g, 6)), self.archive.spec)
+            return self.encoding.iso_line(parents, mates, self._key(g, 5), g, self.iso_sigma, self.line_sigma)
         return self.encoding.mutate(parents, self._key(g, 5), g)
 
     def _chunk_impl(self, rows, fitness, start, stop, stop_confidence):

@@ -37,15 +37,16 @@ __all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "SEARCHES", "EvolvedImages", "defa
 
 # The settings `keras-fool evolve` uses unless told otherwise: the fastest measured (RESULTS.md,
 # "Paper parity") for the direct encoding; the paper's for the CPPN, where nothing better was measured.
-BEST_SETTINGS = {"direct": {"eta": 3.0, "selection": "weakest"}, "cppn": {"eta": None, "selection": "uniform"}}
-PAPER_SETTINGS = {"eta": None, "selection": "uniform"}  # None: the encoding's own default (15)
+BEST_SETTINGS = {"direct": {"eta": 3.0, "selection": "weakest", "variation": "mutation"},
+                 "cppn": {"eta": None, "selection": "uniform", "variation": "mutation"}}
+PAPER_SETTINGS = {"eta": None, "selection": "uniform", "variation": "mutation"}  # None: the encoding's own eta (15)
 SEARCHES = ("map-elites", "nes")
 NES_BATCH = 256  # NES scores whole classes' candidates per call: at most this many images (bounds the activations)
-MAP_ELITES_ONLY = ("population", "crossover", "selection", "mutation_rate", "eta")
+MAP_ELITES_ONLY = ("population", "crossover", "selection", "variation", "mutation_rate", "eta")
 RUN_OPTIONS = ("models", "search", "encoding", "population", "classes", "seed", "crossover", "mutation_rate", "eta",
-               "selection", "capacity", "logits", "input_range", "preprocess", "crops", "class_names")
+               "selection", "variation", "capacity", "logits", "input_range", "preprocess", "crops", "class_names")
 _DEFAULTS = {"models": ("lenet_mnist",), "search": None, "encoding": "direct", "population": 200, "classes": None, "seed": 0,
-             "crossover": 0.0, "mutation_rate": None, "capacity": None, "logits": False, "input_range": None,
+             "crossover": 0.0, "variation": None, "mutation_rate": None, "capacity": None, "logits": False, "input_range": None,
              "preprocess": "none", "crops": 1, "class_names": None}
 
 
@@ -75,14 +76,14 @@ def _options_from_checkpoint(path):
             raise ResumeError(f"Cannot resume: {path} was written for an in-memory model ({source.get('model')!r}); "
                               "resume it from Python with MapElites.load_checkpoint.")
     if search is NES:
-        saved = {"population": None, "crossover": None, "selection": None, **saved}
+        saved = {"population": None, "crossover": None, "selection": None, "variation": None, **saved}
     rate_key = "weight_rate" if encoding["name"] == "cppn" else "rate"
     presets_only = all("preset" in source for source in target["models"])
     return {
         "models": models, "search": "nes" if search is NES else "map-elites", "encoding": encoding["name"],
         "population": saved["population"],
         "classes": saved["classes"], "seed": saved["seed"], "crossover": saved["crossover"],
-        "selection": saved["selection"], "mutation_rate": encoding.get(rate_key), "eta": encoding.get("eta"),
+        "selection": saved["selection"], "variation": saved.get("variation", "mutation"), "mutation_rate": encoding.get(rate_key), "eta": encoding.get("eta"),
         "capacity": encoding.get("capacity"), "logits": target.get("logits", False),
         "input_range": target.get("input_range"), "preprocess": target.get("preprocess", "none"),
         "crops": target.get("crops", 1), "class_names": None if presets_only else target.get("class_names"),
@@ -100,12 +101,13 @@ def _settle_options(given, saved, paper):
         if given.get(key) is None:
             options[key] = value
     options["selection"] = options["selection"] or "uniform"
+    options["variation"] = options["variation"] or "mutation"
     options["paper"] = paper
     return options
 
 
 # The run option behind each entry of a MapElites configuration ("encoding.eta": the encoding's eta).
-_OPTION_OF = {"selection_power": "selection", "encoding.name": "encoding", "encoding.eta": "eta",
+_OPTION_OF = {"selection_power": "selection", "iso_sigma": "variation", "line_sigma": "variation", "encoding.name": "encoding", "encoding.eta": "eta",
               "encoding.rate": "mutation_rate", "encoding.weight_rate": "mutation_rate",
               "encoding.capacity": "capacity", "encoding.image_shape": "crops", "target.models": "models",
               "target.image_size": "models"}
@@ -198,7 +200,7 @@ def build_search(target, encoding, population, generations, classes=None, seed=0
         return nes, generations_within(nes, population * (generations + 1))
     settings = BEST_SETTINGS[encoding]
     evolver = MapElites(target, make_encoding(encoding, target.image_shape, eta=settings["eta"]), population=population,
-                        classes=classes, seed=seed, selection=settings["selection"])
+                        classes=classes, seed=seed, selection=settings["selection"], variation=settings["variation"])
     return evolver, generations
 
 
@@ -265,11 +267,13 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
     return MapElites(target, genome_encoding, population=options["population"],
                      classes=target.class_indices(options["classes"]),
                      seed=options["seed"], crossover=options["crossover"], selection=options["selection"],
+                     variation=options["variation"],
                      eval_batch_size=eval_batch_size, strategy=strategy)
 
 
 def run_evolution(out, models=None, search=None, encoding=None, generations=None, population=None, classes=None, seed=None,
-                  crossover=None, mutation_rate=None, eta=None, selection=None, capacity=None, logits=None,
+                  crossover=None, mutation_rate=None, eta=None, selection=None, variation=None, capacity=None,
+                  logits=None,
                   input_range=None, preprocess=None, crops=None, class_names=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
                   eval_batch_size=4096, ignore_memory_limit=False, strategy="default", cpu_replicas=None,
@@ -309,6 +313,8 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
         eta: an encoding option (None: the encoding's or the best measured).
         capacity: an encoding option (None: the encoding's or the best measured).
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
+        variation: ``"mutation"`` (the encoding's mutation, the paper's) or ``"iso-line"`` (Iso+LineDD,
+            :class:`~keras_fool.evolution.MapElites`); None: :data:`BEST_SETTINGS`' for the encoding.
         logits: the models output logits.
         input_range: ``"0-1"``/``"0-255"``: with the three below, how the target adapts the [0, 1]
             images to a user's model (see :class:`~keras_fool.target.Target`).
@@ -363,7 +369,7 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
     _check_search(search, paper)
     given = {"models": models, "search": search, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
-             "capacity": capacity, "logits": logits, "input_range": input_range, "preprocess": preprocess,
+             "variation": variation, "capacity": capacity, "logits": logits, "input_range": input_range, "preprocess": preprocess,
              "crops": crops, "class_names": class_names}
     saved = _options_from_checkpoint(checkpoint) if resume else None
     options = _settle_options(given, saved, paper)
