@@ -95,12 +95,13 @@ def test_capacity_grows_at_call_boundaries_and_a_resumed_run_continues_identical
     target = Target("lenet_mnist")
     straight, seen = _grower(target), _Capacities()
     straight.run(12, [seen])
+    seen = seen.seen
     assert straight.encoding.capacity > 6 and straight.archive.genomes["alive"].shape == (3, straight.encoding.capacity)
     # Growth happens only between generations that are multiples of steps_per_call, and never past the maximum.
     changes = [g for g in range(1, 13) if seen[g] != seen[g - 1]]
     assert changes and all((g - 1) % 2 == 0 for g in changes) and max(seen.values()) <= 10
     assert straight.get_config()["encoding"]["capacity"] == seen[12]
-    assert straight.get_config()["grow_capacity"] == [2, 10]
+    assert straight.get_config()["grow_capacity"] == [2, 10, 2]  # step, maximum, generations between checks
 
     # A checkpoint at a generation that is no multiple of steps_per_call, written after growth.
     first = _grower(target)
@@ -140,7 +141,7 @@ def test_evolve_capacity_grow_records_the_final_capacity_and_resumes(tmp_path, m
     options = dict(encoding="cppn", capacity="grow", population=12, classes="0,5", seed=1, progress=False)
     straight = runs.run_evolution(tmp_path / "a", generations=20, **options)
     config = straight["config"]
-    assert config["grow_capacity"] == [2, 10] and config["encoding"]["capacity"] > 6
+    assert config["grow_capacity"] == [2, 10, 10] and config["encoding"]["capacity"] > 6
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["config"] == config
     runs.run_evolution(tmp_path / "b", generations=12, **options)
     lines = []
