@@ -137,13 +137,22 @@ def test_evolve_capacity_grow_records_the_final_capacity_and_resumes(tmp_path, m
     from keras_fool.cli import main
     from keras_fool.evolution import runs
 
+    growth = runs.CAPACITY_GROWTH
+    help_text = " ".join(CliRunner().invoke(main, ["evolve", "--help"]).output.split())
+    assert (f"start at {growth['start']} and add {growth['step']} whenever half the elites use every slot, up to "
+            f"{growth['maximum']}") in help_text
     monkeypatch.setattr(runs, "CAPACITY_GROWTH", {"start": 6, "step": 2, "maximum": 10})
     options = dict(encoding="cppn", capacity="grow", population=12, classes="0,5", seed=1, progress=False)
     straight = runs.run_evolution(tmp_path / "a", generations=20, **options)
     config = straight["config"]
     assert config["grow_capacity"] == [2, 10, 10] and config["encoding"]["capacity"] > 6
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["config"] == config
-    runs.run_evolution(tmp_path / "b", generations=12, **options)
+    result = CliRunner().invoke(main, ["evolve", "--encoding", "cppn", "--capacity", "grow", "--generations", "12",
+                                       "--population", "12", "--classes", "0,5", "--seed", "1", "--quiet",
+                                       "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    half = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert half["config"]["encoding"]["capacity"] > 6  # its checkpoint was written after a growth
     lines = []
     resumed = runs.run_evolution(tmp_path / "b", generations=20, resume=True, log=lines.append)
     assert resumed["config"] == config and any("resuming" in line for line in lines)
@@ -158,6 +167,8 @@ def test_evolve_capacity_grow_records_the_final_capacity_and_resumes(tmp_path, m
     assert not (tmp_path / "c").exists()
     with pytest.raises(ValueError, match="capacity must be"):
         runs.run_evolution(tmp_path / "d", encoding="cppn", capacity="lots")
+    with pytest.raises(ValueError, match="this run uses NES"):
+        runs.run_evolution(tmp_path / "f", encoding="cppn", capacity="grow", search="nes")
     with pytest.raises(ValueError, match="CPPN encoding only"):
         runs.run_evolution(tmp_path / "e", capacity="grow")
-    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
+    assert not any((tmp_path / name).exists() for name in "def")
