@@ -143,9 +143,14 @@ def test_evolve_capacity_grow_records_the_final_capacity_and_resumes(tmp_path, m
             f"{growth['maximum']}") in help_text
     monkeypatch.setattr(runs, "CAPACITY_GROWTH", {"start": 6, "step": 2, "maximum": 10})
     options = dict(encoding="cppn", capacity="grow", population=12, classes="0,5", seed=1, progress=False)
-    straight = runs.run_evolution(tmp_path / "a", generations=20, **options)
+    straight = runs.run_evolution(tmp_path / "a", generations=20, logdir=tmp_path / "tb", **options)
     config = straight["config"]
     assert config["grow_capacity"] == [2, 10, 10] and config["encoding"]["capacity"] > 6
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb" / "a"), size_guidance={"tensors": 0}).Reload()
+    logged = [int(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("cppn/capacity")]
+    assert len(logged) == 21 and logged[0] == 6 and logged[-1] == config["encoding"]["capacity"]
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["config"] == config
     result = CliRunner().invoke(main, ["evolve", "--encoding", "cppn", "--capacity", "grow", "--generations", "12",
                                        "--population", "12", "--classes", "0,5", "--seed", "1", "--quiet",
