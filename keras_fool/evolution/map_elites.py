@@ -74,7 +74,9 @@ class MapElites(Search):
             multiple of ``steps_per_call`` (whatever else ends a compiled call), so the growth
             depends on the seed alone and a resumed run grows as an uninterrupted one. Growing pads
             the elites with dead slots (their images do not change) and compiles the loop again;
-            every generation's logs say the ``capacity``. A search decides this, not the encoding,
+            every generation's logs say the ``capacity``, and :meth:`get_config` records the capacity
+            reached and ``grow_capacity`` as ``[step, maximum, steps_per_call]`` (a resumed run must
+            check at the same generations). A search decides this, not the encoding,
             because a genome's shape is fixed inside a compiled call: a population still renders
             in one call, and only the driver between calls can change the shape.
 
