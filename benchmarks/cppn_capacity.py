@@ -1,13 +1,15 @@
-"""Does the CPPN's node capacity bind on ImageNet? (issue 23, item 1b: 16 slots against a larger fixed one.)
+"""Does the CPPN's node capacity bind on ImageNet? (issue 23, item 1b: 16 slots against a larger fixed one, and
+against growth on demand.)
 
 Evolves CPPN images against EfficientNet-Lite0 for the ten default classes of ``experiment imagenet``
 (population 16, ``--generations`` generations: 1249 gives the paper's 2,000 evaluations per class) once per
 capacity and seed, with ``keras-fool evolve``'s other defaults, into ``OUT/c{capacity}_s{seed}``; a cell whose
 ``summary.json`` exists is read, not run again. Prints, per capacity, the median over classes at some
 generations (median and range over seeds), the classes at >= 99% and the hidden nodes the elites use (a
-capacity of C slots holds at most C - 7 hidden nodes: 4 inputs and 3 outputs are fixed).
+capacity of C slots holds at most C - 7 hidden nodes: 4 inputs and 3 outputs are fixed). The capacity ``grow``
+is ``keras-fool evolve --capacity grow`` (16 slots growing by 8 up to 64); its row gives the capacities reached.
 
-    .venv/bin/python benchmarks/cppn_capacity.py --out runs/cppn-capacity --seeds 0,1,2 --capacities 16,64
+    .venv/bin/python benchmarks/cppn_capacity.py --out runs/cppn-capacity --seeds 0,1,2 --capacities 16,64,grow
 """
 
 import argparse
@@ -56,7 +58,7 @@ def main():
     from keras_fool.experiments.imagenet import DEFAULT_CLASSES
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    capacities = [int(c) for c in args.capacities.split(",")]
+    capacities = [c if c == "grow" else int(c) for c in args.capacities.split(",")]
     out = Path(args.out)
     cells = {}
     for seed in seeds:
@@ -79,14 +81,17 @@ def main():
         at99 = [int((r["confidences"] >= 0.99).sum()) for r in runs]
         stuck = [int((r["confidences"] < 0.03).sum()) for r in runs]
         hidden = np.concatenate([r["hidden"] for r in runs])
-        full = np.mean(hidden >= capacity - FIXED_NODES)
+        full = np.mean(np.concatenate([r["hidden"] >= r["capacity"] - FIXED_NODES for r in runs]))
+        reached = "/".join(str(r["capacity"]) for r in runs)
+        slots = f"{capacity} ({capacity - FIXED_NODES})" if capacity != "grow" else f"grow (reached {reached})"
         speed = np.median([r["speed"] for r in runs])
-        print(f"| {capacity} ({capacity - FIXED_NODES}) | " + " | ".join(at)
+        print(f"| {slots} | " + " | ".join(at)
               + f" | {spread(at99, 1, 0)} | {spread(stuck, 1, 0)} | {np.median(hidden):.0f} ({hidden.max()}) "
               f"| {100 * full:.0f}% | {speed:.0f} |")
         report[capacity] = {"seeds": seeds, "median_at": {g: [float(r["median"][g]) for r in runs] for g in marks},
                             "classes_99": at99, "classes_below_3pct": stuck, "hidden_nodes": hidden.tolist(),
                             "evaluations_per_second": [r["speed"] for r in runs],
+                            "capacities": [int(r["capacity"]) for r in runs],
                             "final_confidences": [r["confidences"].tolist() for r in runs]}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -16,6 +16,7 @@ from keras_fool.cli.options import (
     POPULATION,
     SEED,
     FiniteFloatRange,
+    SlotsOrGrow,
     check_strategy_options,
     preprocess_option,
     strategy_option,
@@ -34,8 +35,10 @@ from keras_fool.cli.options import (
               "otherwise and with --paper]")
 @click.option("--encoding", type=click.Choice(["direct", "cppn"]), default=None,
               help="direct: one gene per pixel; cppn: a NEAT-style pattern-producing network. [default: direct]")
-@click.option("--capacity", type=click.IntRange(min=1), default=None,
-              help="CPPN node slots per genome, inputs and outputs included. [default: 16]")
+@click.option("--capacity", type=SlotsOrGrow(), default=None, metavar="SLOTS|grow",
+              help="CPPN node slots per genome, inputs and outputs included; or 'grow': start at 16 and add 8 "
+              "whenever half the elites use every slot, up to 64 (checked every 10 generations; summary.json "
+              "records the capacity reached). [default: 16]")
 @click.option("--generations", type=click.IntRange(min=0), default=None,
               help="Total generations (generation 0 is the random initial population). [default: 200; with --resume, "
               "the run's own]")

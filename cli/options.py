@@ -8,7 +8,7 @@ import click
 
 from keras_fool.distribute import STRATEGIES
 
-__all__ = ["CLASS_NAMES", "FiniteFloatRange", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "MAX_QUERIES", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "SURROGATE", "check_strategy_options", "out_option",
+__all__ = ["CLASS_NAMES", "FiniteFloatRange", "SlotsOrGrow", "CPU_REPLICAS", "INPUT_RANGE", "LOGDIR", "LOGITS", "MAX_QUERIES", "OVERWRITE", "PREPROCESS", "POPULATION", "SEED", "SURROGATE", "check_strategy_options", "out_option",
            "population_option", "preprocess_option", "seed_option", "strategy_option"]
 
 
@@ -46,6 +46,20 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class SlotsOrGrow(click.ParamType):
+    """A CPPN node capacity: a whole number of slots (at least 1; the encoding names its own minimum) or ``grow``."""
+
+    name = "SLOTS|grow"
+
+    def convert(self, value, param, ctx):
+        if value == "grow" or isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is neither a number of node slots nor 'grow'.", param, ctx)
 
 
 SEED = seed_option(None)

@@ -218,6 +218,37 @@ class CPPNEncoding(Encoding):
         }
 
     # ---- slots ------------------------------------------------------------------------------
+    def with_capacity(self, capacity):
+        """This encoding with ``capacity`` node slots (at least the current ones), every other setting the same."""
+        if not isinstance(capacity, (int, np.integer)) or capacity < self.capacity:
+            raise ValueError(f"A grown CPPN encoding needs at least {self.capacity} slots. Received: capacity={capacity}")
+        config = {k: v for k, v in self.get_config().items() if k != "name"}
+        return CPPNEncoding(**{**config, "capacity": int(capacity)})
+
+    def padded(self, genomes):
+        """``genomes`` of a smaller capacity in this encoding's slots: the same networks, the new slots dead.
+
+        The new slots are hidden slots after the old ones, unconnected, so every network renders
+        exactly as before.
+
+        Raises:
+            ValueError: the genomes have more slots than this encoding.
+        """
+        old = int(genomes["alive"].shape[1])
+        if old > self.capacity:
+            raise ValueError(f"CPPN genomes of {old} slots cannot go into fewer slots ({self.capacity}).")
+        extra = self.capacity - old
+
+        def pad(key, value):
+            axes = 1 if key in ("activation", "alive", "position") else 2
+            return tf.pad(value, [[0, 0]] + [[0, extra]] * axes + [[0, 0]] * (len(value.shape) - 1 - axes))
+
+        return {k: pad(k, tf.convert_to_tensor(genomes[k])) for k in GENOME_KEYS}
+
+    def full(self, genomes):
+        """(n,) bool: which networks use every hidden slot (an add-node mutation would be skipped)."""
+        return np.asarray(genomes["alive"]).all(axis=1)
+
     def _slot_kinds(self):
         """(N,) masks: is_input, is_output, is_hidden."""
         index = np.arange(self.capacity)

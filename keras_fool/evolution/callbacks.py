@@ -132,6 +132,7 @@ class TensorBoard(Callback):
             "classes/at_99": logs["classes_at_99"],
             "classes/at_9999": logs["classes_at_9999"],
             "speed/evaluations_per_second": None if math.isnan(eps) else eps,
+            "cppn/capacity": logs.get("capacity"),  # a growing CPPN's node slots (None: not logged)
         }, generation)
         archive = self.evolver.archive
         if len(archive.labels) <= self.max_class_curves or generation % self.image_every == 0:

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_fool.encodings.base import Encoding, flatten_genomes, unflatten_genomes, where_genomes
+from keras_fool.encodings.cppn import CPPNEncoding
 from keras_fool.errors import NonFiniteError, ResumeError
 from keras_fool.evolution.archive import EMPTY, ClassArchive, gather_rows, sample_filled, scatter_rows, select_elites
 from keras_fool.evolution.search import (
@@ -75,6 +76,17 @@ class MapElites(Search):
             all-gathered, and every replica applies the same update: the archive equals the
             one-device run's. ``population`` must divide evenly across the replicas; build the
             target's models inside ``strategy.scope()`` so their variables are mirrored.
+        grow_capacity: None (a fixed capacity), or ``(step, maximum)`` for a CPPN encoding: its node
+            capacity grows by ``step`` slots (up to ``maximum``) whenever at least half of the
+            elites use every hidden slot. This is checked before the generation after every
+            multiple of ``steps_per_call`` (whatever else ends a compiled call), so the growth
+            depends on the seed alone and a resumed run grows as an uninterrupted one. Growing pads
+            the elites with dead slots (their images do not change) and compiles the loop again;
+            every generation's logs say the ``capacity``, and :meth:`get_config` records the capacity
+            reached and ``grow_capacity`` as ``[step, maximum, steps_per_call]`` (a resumed run must
+            check at the same generations). A search decides this, not the encoding,
+            because a genome's shape is fixed inside a compiled call: a population still renders
+            in one call, and only the driver between calls can change the shape.
 
     Attributes:
         archive: the :class:`ClassArchive`.
@@ -87,7 +99,7 @@ class MapElites(Search):
 
     def __init__(self, target, encoding, population=200, classes=None, seed=0, crossover=0.0, selection="uniform",
                  selection_power=0.5, variation="mutation", iso_sigma=0.01, line_sigma=0.2, steps_per_call=10,
-                 eval_batch_size=4096, strategy=None):
+                 eval_batch_size=4096, strategy=None, grow_capacity=None):
         if not isinstance(target, BaseTarget):  # queries are all evolution needs
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, Encoding):
@@ -114,6 +126,7 @@ class MapElites(Search):
         if not isinstance(steps_per_call, int) or steps_per_call < 1:
             raise ValueError(f"steps_per_call must be a positive integer. Received: steps_per_call={steps_per_call!r}")
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
+        self.grow_capacity = self._checked_growth(grow_capacity, encoding)
         self.strategy = strategy
         if strategy is not None:
             if not isinstance(strategy, tf.distribute.Strategy):
@@ -155,10 +168,61 @@ class MapElites(Search):
             "crossover": self.crossover,
             "selection": self.selection,
             "selection_power": self.selection_power if self.selection == "weakest" else None,
-            # only when not the paper's mutation, so checkpoints written before the option existed still resume
+            # each only where not the default, so checkpoints written before the option existed still resume
             **({"variation": self.variation, "iso_sigma": self.iso_sigma, "line_sigma": self.line_sigma}
                if self.variation != "mutation" else {}),
+            **({} if self.grow_capacity is None else {"grow_capacity": [*self.grow_capacity, self.steps_per_call]}),
         }
+
+    @staticmethod
+    def _checked_growth(grow_capacity, encoding):
+        if grow_capacity is None:
+            return None
+        if not isinstance(encoding, CPPNEncoding):
+            raise ValueError(f"grow_capacity needs an encoding with a node capacity (the CPPN); this one is "
+                             f"{encoding.name}.")
+        try:
+            step, maximum = grow_capacity
+        except (TypeError, ValueError):
+            step = maximum = None
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (step, maximum)) or (
+                step < 1 or maximum < encoding.capacity):
+            raise ValueError(f"grow_capacity must be (step, maximum): whole numbers, step >= 1 and maximum at least "
+                             f"the encoding's capacity ({encoding.capacity}). Received: grow_capacity={grow_capacity!r}")
+        return int(step), int(maximum)
+
+    def _set_capacity(self, capacity):
+        """Move to a CPPN encoding of ``capacity`` slots: the elites padded, the compiled loop to be traced again."""
+        encoding = self.encoding.with_capacity(capacity)
+        archive = ClassArchive(self.archive.labels, self.archive.class_names, encoding.genome_spec())
+        archive.set_state(encoding.padded(self.archive.genomes), self.archive.fitness)
+        self.encoding, self.archive = encoding, archive
+        self._chunk = tf.function(self._chunk_impl, reduce_retracing=True)
+
+    def _grow_if_full(self):
+        """Grow the capacity by a step (and compile the loop again) if half of the filled elites are full."""
+        step, maximum = self.grow_capacity
+        full = self.encoding.full(self.archive.genomes)[self.archive.filled]
+        if self.encoding.capacity >= maximum or not len(full) or full.mean() < 0.5:
+            return
+        self._set_capacity(min(self.encoding.capacity + step, maximum))
+        traced = self.trace_seconds or 0.0
+        self.trace()
+        self.trace_seconds += traced
+
+    def load_checkpoint(self, path):
+        """As :meth:`Search.load_checkpoint`; a growing search first takes the capacity its checkpoint grew to."""
+        before = self.encoding, self.archive, self._chunk
+        if self.grow_capacity is not None:
+            saved = self.read_checkpoint_config(path).get("encoding")
+            capacity = saved.get("capacity") if isinstance(saved, dict) else None
+            if isinstance(capacity, int) and self.encoding.capacity < capacity <= self.grow_capacity[1]:
+                self._set_capacity(capacity)
+        try:
+            return super().load_checkpoint(path)
+        except ResumeError:
+            self.encoding, self.archive, self._chunk = before
+            raise
 
     def checkpoint_state(self):
         goal = {} if self.goal is None else {"run_generations": np.array(self.goal[0]),
@@ -456,6 +520,8 @@ class MapElites(Search):
     def _run_chunks(self, generations, callbacks, interrupt, stop_at):
         first_call = True
         while self.generation < generations and not self.stop_training and not interrupt.requested:
+            if self.grow_capacity is not None and self.generation >= 0 and self.generation % self.steps_per_call == 0:
+                self._grow_if_full()
             stop = self._boundary(self.generation, generations, callbacks)
             start_time = time.perf_counter()
             with target_failures(self.target):
@@ -480,6 +546,8 @@ class MapElites(Search):
                 self.evaluations += self.population
                 logs = self._record(self.generation, history[i], per_generation)
                 logs["synced"] = i == done - 1
+                if self.grow_capacity is not None:
+                    logs["capacity"] = self.encoding.capacity
                 for cb in callbacks:
                     cb.on_generation_end(self.generation, logs)
             if bool(bad):

@@ -32,7 +32,7 @@ from keras_fool.run_folder import CHECKPOINT, RunFolder
 from keras_fool.target import as_target
 from keras_fool.validation import check_int, check_seed, derive_seed
 
-__all__ = ["BEST_SETTINGS", "PAPER_SETTINGS", "SEARCHES", "EvolvedImages", "default_search", "evolve_fooling_images", "output_files", "run_evolution"]
+__all__ = ["BEST_SETTINGS", "CAPACITY_GROWTH", "PAPER_SETTINGS", "SEARCHES", "EvolvedImages", "default_search", "evolve_fooling_images", "output_files", "run_evolution"]
 
 
 # The settings `keras-fool evolve` uses unless told otherwise: the fastest measured (RESULTS.md,
@@ -41,6 +41,10 @@ BEST_SETTINGS = {"direct": {"eta": 3.0, "selection": "weakest", "variation": "mu
                  "cppn": {"eta": None, "selection": "uniform", "variation": "mutation"}}
 PAPER_SETTINGS = {"eta": None, "selection": "uniform", "variation": "mutation"}  # None: the encoding's own eta (15)
 SEARCHES = ("map-elites", "nes")
+# capacity="grow" (--capacity grow): CPPNs start at the default 16 slots, which RESULTS.md measured faster
+# than a fixed 64 and which bind only later in a run, and grow by 8 slots (at most 6 recompilations)
+# whenever half the elites use every slot, up to 64, the largest capacity measured.
+CAPACITY_GROWTH = {"start": 16, "step": 8, "maximum": 64}
 NES_BATCH = 256  # NES scores whole classes' candidates per call: at most this many images (bounds the activations)
 MAP_ELITES_ONLY = ("population", "crossover", "selection", "variation", "mutation_rate", "eta")
 RUN_OPTIONS = ("models", "search", "encoding", "population", "classes", "seed", "crossover", "mutation_rate", "eta",
@@ -78,16 +82,18 @@ def _options_from_checkpoint(path):
     if search is NES:
         saved = {"population": None, "crossover": None, "selection": None, "variation": None, **saved}
     rate_key = "weight_rate" if encoding["name"] == "cppn" else "rate"
+    grow = saved.get("grow_capacity")
     presets_only = all("preset" in source for source in target["models"])
     return {
         "models": models, "search": "nes" if search is NES else "map-elites", "encoding": encoding["name"],
         "population": saved["population"],
         "classes": saved["classes"], "seed": saved["seed"], "crossover": saved["crossover"],
-        "selection": saved["selection"], "variation": saved.get("variation", "mutation"), "mutation_rate": encoding.get(rate_key), "eta": encoding.get("eta"),
-        "capacity": encoding.get("capacity"), "logits": target.get("logits", False),
+        "selection": saved["selection"], "variation": saved.get("variation", "mutation"),
+        "mutation_rate": encoding.get(rate_key), "eta": encoding.get("eta"),
+        "capacity": "grow" if grow else encoding.get("capacity"), "logits": target.get("logits", False),
         "input_range": target.get("input_range"), "preprocess": target.get("preprocess", "none"),
         "crops": target.get("crops", 1), "class_names": None if presets_only else target.get("class_names"),
-        "_encoding": encoding,
+        "_encoding": encoding, "_grow_capacity": grow,
     }
 
 
@@ -107,10 +113,11 @@ def _settle_options(given, saved, paper):
 
 
 # The run option behind each entry of a MapElites configuration ("encoding.eta": the encoding's eta).
-_OPTION_OF = {"selection_power": "selection", "iso_sigma": "variation", "line_sigma": "variation", "encoding.name": "encoding", "encoding.eta": "eta",
+_OPTION_OF = {"selection_power": "selection", "iso_sigma": "variation", "line_sigma": "variation",
+              "encoding.name": "encoding", "encoding.eta": "eta",
               "encoding.rate": "mutation_rate", "encoding.weight_rate": "mutation_rate",
               "encoding.capacity": "capacity", "encoding.image_shape": "crops", "target.models": "models",
-              "target.image_size": "models"}
+              "target.image_size": "models", "grow_capacity": "capacity"}
 
 
 def _flat_config(config):
@@ -232,6 +239,21 @@ def _check_nes_options(evolver, given):
                          f"{'it' if one else 'them'}.")
 
 
+def _check_capacity(capacity):
+    if capacity is not None and capacity != "grow" and (
+            not isinstance(capacity, (int, np.integer)) or isinstance(capacity, bool)):
+        raise ValueError(f"capacity must be a number of CPPN node slots or 'grow'. Received: capacity={capacity!r}")
+
+
+def _growth(options):
+    """MapElites' ``grow_capacity`` for these options: the checkpoint's when resuming a growing run, else
+    :data:`CAPACITY_GROWTH`'s; None unless ``capacity`` is ``"grow"`` for a CPPN."""
+    if options["capacity"] != "grow" or options["encoding"] != "cppn":
+        return None
+    saved = options.get("_grow_capacity")
+    return tuple(saved[:2]) if saved else (CAPACITY_GROWTH["step"], CAPACITY_GROWTH["maximum"])
+
+
 def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None, max_queries=None):
     models = list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]]
     with strategy_scope(strategy):  # mirrored model variables
@@ -239,11 +261,15 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
         target = open_target(models, logits=options["logits"], class_names=options["class_names"],
                              input_range=options["input_range"], preprocess=options["preprocess"],
                              crops=None if options["crops"] == 1 else options["crops"], max_queries=max_queries)
+    grow = _growth(options)
+    capacity = options["capacity"]  # "grow" for the direct encoding: make_encoding refuses it
+    if grow is not None:  # a new run starts at CAPACITY_GROWTH's slots, a resumed one at what its checkpoint grew to
+        capacity = None if "_encoding" in options else CAPACITY_GROWTH["start"]
     if "_encoding" in options:  # resuming: the checkpoint's encoding, with any option given now applied
         config = dict(options["_encoding"])
         rate_key = "weight_rate" if config["name"] == "cppn" else "rate"
         for key, value in (("eta", options["eta"]), (rate_key, options["mutation_rate"]),
-                           ("capacity", options["capacity"])):
+                           ("capacity", capacity)):
             if value is not None and key in config:
                 config[key] = value
         if options["encoding"] != config["name"]:
@@ -251,24 +277,28 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
         genome_encoding = encoding_from_config(config)
     else:
         genome_encoding = make_encoding(options["encoding"], target.image_shape, mutation_rate=options["mutation_rate"],
-                                        eta=options["eta"], capacity=options["capacity"])
+                                        eta=options["eta"], capacity=capacity)
     if options["search"] is None:  # a new run: the strongest search measured for this kind of model
         options["search"] = default_search(options["encoding"], target.image_shape, options.get("paper", False))
     if options["search"] == "nes":
         if strategy is not None and strategy.num_replicas_in_sync > 1:
             raise ValueError("NES runs on one device; leave strategy at 'default' or use the MAP-Elites search.")
+        if grow is not None:
+            raise ValueError("capacity='grow' (--capacity grow) grows MAP-Elites' CPPNs, and this run uses NES; give "
+                             "a number of slots, or search='map-elites'.")
         batch = min(eval_batch_size, NES_BATCH)
         nes = NES(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
                   eval_batch_size=batch)
         _check_memory(target, genome_encoding, nes.images_per_call, batch,
                       ignore_memory_limit)
         return nes
-    _check_memory(target, genome_encoding, options["population"], eval_batch_size, ignore_memory_limit)
+    largest = genome_encoding if grow is None else genome_encoding.with_capacity(max(grow[1], genome_encoding.capacity))
+    _check_memory(target, largest, options["population"], eval_batch_size, ignore_memory_limit)
     return MapElites(target, genome_encoding, population=options["population"],
                      classes=target.class_indices(options["classes"]),
                      seed=options["seed"], crossover=options["crossover"], selection=options["selection"],
-                     variation=options["variation"],
-                     eval_batch_size=eval_batch_size, strategy=strategy)
+                     variation=options["variation"], eval_batch_size=eval_batch_size, strategy=strategy,
+                     grow_capacity=grow)
 
 
 def run_evolution(out, models=None, search=None, encoding=None, generations=None, population=None, classes=None, seed=None,
@@ -311,7 +341,10 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
         crossover: fraction of offspring made by crossover.
         mutation_rate: an encoding option (None: the encoding's or the best measured).
         eta: an encoding option (None: the encoding's or the best measured).
-        capacity: an encoding option (None: the encoding's or the best measured).
+        capacity: CPPN node slots per genome (None: the encoding's 16), or ``"grow"``: start at 16 and grow
+            while the run goes (:data:`CAPACITY_GROWTH`, MapElites' ``grow_capacity``); the summary's
+            ``config`` records the capacity reached and ``grow_capacity`` (step, maximum, generations between
+            checks).
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
         variation: ``"mutation"`` (the encoding's mutation, the paper's) or ``"iso-line"`` (Iso+LineDD,
             :class:`~keras_fool.evolution.MapElites`); None: :data:`BEST_SETTINGS`' for the encoding.
@@ -358,6 +391,7 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
     if generations is not None:
         generations = check_int("generations", generations, minimum=0)
     check_int("checkpoint_every", checkpoint_every)
+    _check_capacity(capacity)
     # A non-chief worker writes nothing, and must not refuse the folder its chief is filling.
     chief = is_chief(strategy if not isinstance(strategy, str) else None)
     if chief:  # refused before a model is read; created only once every input is accepted (below)
