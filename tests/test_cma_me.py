@@ -1,6 +1,7 @@
 """CMA-ME over low-resolution pixels: the sep-CMA-ES update, improvement ranking, restarts, resuming, the CLI."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -180,3 +181,25 @@ def test_cli_search_cma_me_writes_evolves_outputs_resumes_and_refuses_cppn(tmp_p
         assert refused.exit_code == 2, refused.output
         assert says in refused.stderr.strip().splitlines()[-1] and "Traceback" not in refused.output
         assert not (tmp_path / "refused").exists()
+
+
+def test_a_damaged_checkpoint_is_refused_naming_the_array(lenet, tmp_path):
+    from keras_fool.evolution import CMAME as exported
+    from keras_fool.io import load_npz, save_npz
+
+    assert exported is CMAME
+    search = CMAME(lenet, DirectEncoding((28, 28, 1)), classes=[2, 6], resolution=4, samples=4)
+    search.run(1)
+    search.save_checkpoint(tmp_path / "good.npz")
+    arrays = dict(load_npz(tmp_path / "good.npz"))
+    for says, change in {
+        "'emitter/sigma' and 'emitter/cov' must be positive": {"emitter/sigma": -arrays["emitter/sigma"]},
+        "'theta' must be float32 of shape (2, 4, 4, 1)": {"theta": arrays["theta"][:1]},
+        "'evaluations' (8) does not fit 1 generations of 2 emitters x 4": {"evaluations": np.array(8)},
+        "lacks the array 'emitter/p_c'": {"emitter/p_c": None},
+    }.items():
+        damaged = {k: v for k, v in {**arrays, **change}.items() if v is not None}
+        save_npz(tmp_path / "bad.npz", **damaged)
+        with pytest.raises(ResumeError, match=re.escape(says)):
+            CMAME(lenet, DirectEncoding((28, 28, 1)), classes=[2, 6], resolution=4, samples=4).load_checkpoint(
+                tmp_path / "bad.npz")
