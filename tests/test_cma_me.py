@@ -203,3 +203,11 @@ def test_a_damaged_checkpoint_is_refused_naming_the_array(lenet, tmp_path):
         with pytest.raises(ResumeError, match=re.escape(says)):
             CMAME(lenet, DirectEncoding((28, 28, 1)), classes=[2, 6], resolution=4, samples=4).load_checkpoint(
                 tmp_path / "bad.npz")
+
+
+def test_one_parent_whose_weight_rounds_above_one_keeps_the_step_size_finite():
+    # Compiled, the weights of a single parent may sum to a hair over 1, so mu_eff falls a hair below 1.
+    state = {"mean": tf.zeros((1, 3)), "sigma": tf.constant([0.5]), "cov": tf.ones((1, 3)), "p_sigma": tf.zeros((1, 3)),
+             "p_c": tf.zeros((1, 3)), "age": tf.zeros((1,), tf.int32)}
+    new = sep_cma_update(state, tf.ones((1, 2, 3)), tf.constant([[1.0000001, 0.0]]))
+    assert all(np.isfinite(v.numpy()).all() for v in new.values())

@@ -106,7 +106,8 @@ def sep_cma_update(state, z, weights):
     """
     n = float(z.shape[-1])
     w = weights[:, :, None]
-    mu_eff = (1.0 / tf.reduce_sum(tf.square(weights), axis=1))[:, None]  # (E, 1)
+    # At least 1 (one parent), also where rounding puts the weights' sum of squares a hair above 1.
+    mu_eff = tf.maximum(1.0, 1.0 / tf.reduce_sum(tf.square(weights), axis=1))[:, None]  # (E, 1)
     c_sigma = (mu_eff + 2.0) / (n + mu_eff + 5.0)
     d_sigma = 1.0 + 2.0 * tf.maximum(0.0, tf.sqrt((mu_eff - 1.0) / (n + 1.0)) - 1.0) + c_sigma
     c_c = (4.0 + mu_eff / n) / (n + 4.0 + 2.0 * mu_eff / n)
