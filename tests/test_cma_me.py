@@ -27,7 +27,8 @@ def _minimise(f, mean, sigma, generations, samples=10, seed=0):
     n = len(mean)
     mu = samples // 2
     state = {"mean": tf.constant([mean], tf.float32), "sigma": tf.constant([sigma], tf.float32),
-             "cov": tf.ones((1, n)), "p_sigma": tf.zeros((1, n)), "p_c": tf.zeros((1, n)), "age": tf.zeros((1,), tf.int32)}
+             "cov": tf.ones((1, n)), "p_sigma": tf.zeros((1, n)), "p_c": tf.zeros((1, n)),
+             "age": tf.zeros((1,), tf.int32)}
     sigmas = []
     weights = log_weights(tf.constant([mu]), mu)
     update = tf.function(sep_cma_update)
@@ -113,7 +114,8 @@ def test_cma_me_raises_every_class_and_keeps_each_elites_low_resolution_point(le
     start = search.archive.confidences.copy()
     search.run(6)
     assert search.emitters == 10 and search.evaluations == 1 + 6 * 10 * 10
-    assert generations_within(search, search.evaluations) == 6 and generations_within(search, search.evaluations - 1) == 5
+    assert generations_within(search, search.evaluations) == 6
+    assert generations_within(search, search.evaluations - 1) == 5
     assert np.median(search.archive.confidences) > np.median(start)
     scored = lenet.predict(search.images())[np.arange(10), search.archive.labels]
     np.testing.assert_allclose(scored, search.archive.confidences, atol=1e-5)

@@ -139,7 +139,8 @@ class CMAME(Search):
 
     Args:
         target: a :class:`~keras_fool.target.BaseTarget` (a Keras target or a query-only one).
-        encoding: a :class:`~keras_fool.encodings.DirectEncoding` of the target's image shape (the archive holds images).
+        encoding: a :class:`~keras_fool.encodings.DirectEncoding` of the target's image shape (the archive holds
+            images).
         classes: class indices that get a cell; all of the target's classes by default.
         seed: the run's seed.
         emitters: how many emitters; None: one per class, at most :data:`MAX_EMITTERS`.

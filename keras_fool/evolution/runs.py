@@ -260,8 +260,9 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
         options["search"] = default_search(options["encoding"], target.image_shape, options.get("paper", False))
     if options["search"] == "cma-me":
         if options["encoding"] != "direct":
-            raise ValueError(f"search='cma-me' searches pixels and takes the direct encoding only; leave encoding out "
-                             f"or use search='map-elites' or 'nes' for a CPPN. Received: encoding={options['encoding']!r}")
+            raise ValueError(f"search='cma-me' searches pixels and takes the direct encoding only; leave encoding "
+                             f"out or use search='map-elites' or 'nes' for a CPPN. "
+                             f"Received: encoding={options['encoding']!r}")
         if strategy is not None and strategy.num_replicas_in_sync > 1:
             raise ValueError("CMA-ME runs on one device; leave strategy at 'default' or use the MAP-Elites search.")
         batch = min(eval_batch_size, NES_BATCH)
