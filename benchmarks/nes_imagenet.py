@@ -5,7 +5,9 @@ Runs each search (``--searches``) once per seed on the ten default classes of ``
 ``summary.json`` exists is read, not run again. The searches:
 
 * ``map-elites-direct``, ``map-elites-cppn``: ``keras-fool evolve``'s MAP-Elites (population 16);
-* ``nes-pixels``, ``nes-cppn``: :class:`~keras_fool.evolution.NES` over low-resolution pixels or CPPN weights.
+* ``nes-pixels``, ``nes-cppn``: :class:`~keras_fool.evolution.NES` over low-resolution pixels or CPPN weights;
+* ``cma-me-pixels``: :class:`~keras_fool.evolution.cma_me.CMAME` (sep-CMA-ES emitters ranked by improvement) over
+  the same low-resolution pixels (``--cma-options`` for its keyword arguments).
 
 Prints the median over classes (median and range over seeds), the classes at >= 99% and the evaluations/s.
 
@@ -20,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 MODEL = "efficientnet_lite0_imagenet"
-SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn")
+SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "cma-me-pixels")
 
 
-def run_cell(folder, search, seed, budget, classes, options):
+def run_cell(folder, search, seed, budget, classes, options, cma_options=None):
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import run_evolution
+    from keras_fool.evolution import cma_me
     from keras_fool.evolution.nes import NES, generations_within
     from keras_fool.evolution.outputs import write_outputs
     from keras_fool.target import Target
@@ -38,12 +41,17 @@ def run_cell(folder, search, seed, budget, classes, options):
                              progress=False)
     target = Target(MODEL)
     labels = target.class_indices(classes)
-    encoding = make_encoding("direct" if search == "nes-pixels" else "cppn", target.image_shape)
-    nes = NES(target, encoding, classes=labels, seed=seed, **options)
+    encoding = make_encoding("cppn" if search == "nes-cppn" else "direct", target.image_shape)
+    if search == "cma-me-pixels":  # at most `budget` evaluations per class on average, as NES
+        evolver = cma_me.CMAME(target, encoding, classes=labels, seed=seed, **(cma_options or {}))
+        generations = cma_me.generations_within(evolver, budget * len(labels))
+    else:
+        evolver = NES(target, encoding, classes=labels, seed=seed, **options)
+        generations = generations_within(evolver, budget * len(labels))
     start = time.perf_counter()
-    nes.run(generations_within(nes, budget * len(labels)))
+    evolver.run(generations)
     folder.mkdir(parents=True, exist_ok=True)
-    return write_outputs(nes, folder, {"evolution_seconds": time.perf_counter() - start})
+    return write_outputs(evolver, folder, {"evolution_seconds": time.perf_counter() - start})
 
 
 def spread(values, scale=100.0, digits=2):
@@ -59,6 +67,7 @@ def main():
     parser.add_argument("--budget", type=int, default=2000, help="evaluations per class")
     parser.add_argument("--classes", default=None, help="default: experiment imagenet's ten")
     parser.add_argument("--options", default="{}", help="NES keyword arguments as JSON, e.g. '{\"momentum\": 0.9}'")
+    parser.add_argument("--cma-options", default="{}", help="CMAME keyword arguments as JSON, e.g. '{\"emitters\": 5}'")
     parser.add_argument("--json", default=None, help="Also write every number here.")
     args = parser.parse_args()
     from keras_fool.experiments.imagenet import DEFAULT_CLASSES
@@ -67,6 +76,7 @@ def main():
     seeds = [int(s) for s in args.seeds.split(",")]
     searches = args.searches.split(",")
     options = json.loads(args.options)
+    cma_options = json.loads(args.cma_options)
     out = Path(args.out)
     rows = {}
     for search in searches:
@@ -74,7 +84,7 @@ def main():
         for seed in seeds:
             folder = out / f"{search}_s{seed}"
             if not (folder / "summary.json").is_file():
-                run_cell(folder, search, seed, args.budget, classes, options)
+                run_cell(folder, search, seed, args.budget, classes, options, cma_options)
             summary = json.loads((folder / "summary.json").read_text())
             conf = np.array([c["confidence"] for c in summary["classes"]])
             cells.append({"seed": seed, "confidences": conf.tolist(), "median": float(np.median(conf)),
@@ -93,7 +103,7 @@ def main():
               f"{max(c['at_99'] for c in cells)}] | {np.median(per_class):.0f} | "
               f"{np.median([c['speed'] for c in cells]):.0f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"classes": classes, "budget": args.budget, "options": options,
+        Path(args.json).write_text(json.dumps({"classes": classes, "budget": args.budget, "options": options, "cma_options": cma_options,
                                                "rows": rows}, indent=1))
 
 

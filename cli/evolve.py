@@ -28,9 +28,11 @@ from keras_fool.cli.options import (
               help="Preset name or .keras file (repeat for an ensemble target: mean probabilities), or one deployed "
               "model scored by queries alone: a .tflite or .onnx file, or a SavedModel directory. "
               "[default: lenet_mnist]")
-@click.option("--search", type=click.Choice(["map-elites", "nes"]), default=None,
+@click.option("--search", type=click.Choice(["map-elites", "nes", "cma-me"]), default=None,
               help="map-elites: the paper's algorithm, one elite per class; nes: a gradient estimated from queries "
-              "(natural evolution strategies, per class, over low-resolution pixels or CPPN weights). [default: nes "
+              "(natural evolution strategies, per class, over low-resolution pixels or CPPN weights); cma-me: "
+              "separable CMA-ES emitters ranked by how much they improve the archive (Fontaine et al. 2020), over "
+              "low-resolution pixels (direct encoding only). [default: nes "
               "for a colour model's direct encoding (it measured far stronger on ImageNet, RESULTS.md), map-elites "
               "otherwise and with --paper]")
 @click.option("--encoding", type=click.Choice(["direct", "cppn"]), default=None,

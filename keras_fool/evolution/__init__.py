@@ -1,5 +1,5 @@
 """Searching for fooling images: one protocol (:mod:`~keras_fool.evolution.search`) for MAP-Elites,
-natural evolution strategies and gradient ascent, the one-elite-per-class archive, callbacks, checkpoints, and whole runs into a folder.
+natural evolution strategies, CMA-ME and gradient ascent, the one-elite-per-class archive, callbacks, checkpoints, and whole runs into a folder.
 
 The names load their submodule (and TensorFlow) on first use, so the command line can read
 :data:`~keras_fool.evolution.gradient.REGULARIZATIONS` and check options without TensorFlow.
@@ -16,6 +16,7 @@ _NAMES = {
     "EarlyStopping": "callbacks",
     "ProgressBar": "callbacks",
     "TensorBoard": "callbacks",
+    "CMAME": "cma_me",
     "GradientAscent": "gradient",
     "run_gradient_ascent": "gradient",
     "MapElites": "map_elites",

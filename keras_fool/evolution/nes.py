@@ -47,7 +47,7 @@ from keras_fool.evolution.search import THRESHOLDS, DeferredInterrupt, Search, s
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
-__all__ = ["NES", "SAMPLES", "SPACES", "generations_within", "images_per_call"]
+__all__ = ["NES", "SAMPLES", "SPACES", "generations_within", "images_per_call", "low_resolution_images"]
 
 SPACES = {"direct": "pixels", "cppn": "cppn-weights"}
 SAMPLES = 20  # candidates per class and generation, by default
@@ -147,8 +147,7 @@ class NES(Search):
     def _images_of(self, theta, topology):
         """Images (n, H, W, ch) in [0, 1] of search points ``theta`` (n, ...) (with their CPPN ``topology``)."""
         if self.space == "pixels":
-            height, width = self.target.image_shape[:2]
-            return tf.sigmoid(tf.image.resize(theta, (height, width), method="bilinear"))
+            return low_resolution_images(theta, self.target.image_shape)
         return self.encoding.decode({**topology, "weight": theta})
 
     def _genomes_of(self, theta, topology):
@@ -408,6 +407,12 @@ class NES(Search):
     def title(self):
         space = "low-resolution pixels" if self.space == "pixels" else "CPPN weights"
         return f"{self.model_names()}, NES over {space}, generation {self.generation}"
+
+
+def low_resolution_images(theta, image_shape):
+    """The pixel search space's images: low-resolution points ``theta`` (n, r, r, ch) before a sigmoid, upsampled
+    bilinearly to ``image_shape`` (H, W, ch); (n, H, W, ch) in [0, 1]."""
+    return tf.sigmoid(tf.image.resize(theta, tuple(image_shape[:2]), method="bilinear"))
 
 
 def _rms(values, mask, axes):

@@ -22,6 +22,7 @@ from keras_fool.backends import open_target
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.errors import ResumeError
+from keras_fool.evolution.cma_me import CMAME
 from keras_fool.evolution.map_elites import MapElites
 from keras_fool.evolution.nes import NES
 from keras_fool.evolution.memory import estimate_run_memory, format_bytes
@@ -40,7 +41,7 @@ __all__ = ["BEST_SETTINGS", "CAPACITY_GROWTH", "PAPER_SETTINGS", "SEARCHES", "Ev
 BEST_SETTINGS = {"direct": {"eta": 3.0, "selection": "weakest", "variation": "mutation"},
                  "cppn": {"eta": None, "selection": "uniform", "variation": "mutation"}}
 PAPER_SETTINGS = {"eta": None, "selection": "uniform", "variation": "mutation"}  # None: the encoding's own eta (15)
-SEARCHES = ("map-elites", "nes")
+SEARCHES = ("map-elites", "nes", "cma-me")
 # capacity="grow" (--capacity grow): CPPNs start at the default 16 slots, which RESULTS.md measured faster
 # than a fixed 64 and which bind only later in a run, and grow by 8 slots (at most 6 recompilations)
 # whenever half the elites use every slot, up to 64, the largest capacity measured.
@@ -55,14 +56,15 @@ _DEFAULTS = {"models": ("lenet_mnist",), "search": None, "encoding": "direct", "
 
 
 def _search_class(path):
-    """:class:`MapElites` or :class:`NES`: the search whose checkpoint ``path`` is (refused if neither)."""
+    """:class:`MapElites`, :class:`NES` or :class:`CMAME`: the search whose checkpoint ``path`` is (refused if none)."""
     try:
         return MapElites, MapElites.read_checkpoint_config(path)
     except ResumeError:
-        try:
-            return NES, NES.read_checkpoint_config(path)
-        except ResumeError:
-            pass
+        for search in (NES, CMAME):
+            try:
+                return search, search.read_checkpoint_config(path)
+            except ResumeError:
+                pass
         raise
 
 
@@ -79,13 +81,13 @@ def _options_from_checkpoint(path):
         else:
             raise ResumeError(f"Cannot resume: {path} was written for an in-memory model ({source.get('model')!r}); "
                               "resume it from Python with MapElites.load_checkpoint.")
-    if search is NES:
+    if search is not MapElites:
         saved = {"population": None, "crossover": None, "selection": None, "variation": None, **saved}
     rate_key = "weight_rate" if encoding["name"] == "cppn" else "rate"
     grow = saved.get("grow_capacity")
     presets_only = all("preset" in source for source in target["models"])
     return {
-        "models": models, "search": "nes" if search is NES else "map-elites", "encoding": encoding["name"],
+        "models": models, "search": search.method or "map-elites", "encoding": encoding["name"],
         "population": saved["population"],
         "classes": saved["classes"], "seed": saved["seed"], "crossover": saved["crossover"],
         "selection": saved["selection"], "variation": saved.get("variation", "mutation"),
@@ -225,17 +227,19 @@ def default_search(encoding, image_shape, paper=False):
 def _check_search(search, paper):
     if search is not None and search not in SEARCHES:
         raise ValueError(f"search must be one of {', '.join(SEARCHES)}. Received: search={search!r}")
-    if paper and search == "nes":
-        raise ValueError("paper=True (--paper) runs the paper's MAP-Elites; it cannot be combined with search='nes'.")
+    if paper and search in ("nes", "cma-me"):
+        raise ValueError(f"paper=True (--paper) runs the paper's MAP-Elites; it cannot be combined with "
+                         f"search={search!r}.")
 
 
 def _check_nes_options(evolver, given):
-    """Refuse, naming them, MAP-Elites options ``given`` for a run that uses NES."""
-    refused = [k for k in MAP_ELITES_ONLY if given.get(k) is not None] if isinstance(evolver, NES) else []
+    """Refuse, naming them, MAP-Elites options ``given`` for a run that uses NES or CMA-ME."""
+    refused = [k for k in MAP_ELITES_ONLY if given.get(k) is not None] if isinstance(evolver, (NES, CMAME)) else []
     if refused:
         one = len(refused) == 1
+        name = "NES" if isinstance(evolver, NES) else "CMA-ME"
         raise ValueError(f"{', '.join(refused)} {'is a' if one else 'are'} MAP-Elites option{'' if one else 's'}, and "
-                         f"this run uses NES; add search='map-elites' (--search map-elites) to use "
+                         f"this run uses {name}; add search='map-elites' (--search map-elites) to use "
                          f"{'it' if one else 'them'}.")
 
 
@@ -280,6 +284,18 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
                                         eta=options["eta"], capacity=capacity)
     if options["search"] is None:  # a new run: the strongest search measured for this kind of model
         options["search"] = default_search(options["encoding"], target.image_shape, options.get("paper", False))
+    if options["search"] == "cma-me":
+        if options["encoding"] != "direct":
+            raise ValueError(f"search='cma-me' searches pixels and takes the direct encoding only; leave encoding "
+                             f"out or use search='map-elites' or 'nes' for a CPPN. "
+                             f"Received: encoding={options['encoding']!r}")
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            raise ValueError("CMA-ME runs on one device; leave strategy at 'default' or use the MAP-Elites search.")
+        batch = min(eval_batch_size, NES_BATCH)
+        search = CMAME(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
+                       eval_batch_size=batch)
+        _check_memory(target, genome_encoding, search.images_per_call, batch, ignore_memory_limit)
+        return search
     if options["search"] == "nes":
         if strategy is not None and strategy.num_replicas_in_sync > 1:
             raise ValueError("NES runs on one device; leave strategy at 'default' or use the MAP-Elites search.")
@@ -330,7 +346,10 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
         search: ``"map-elites"`` or ``"nes"`` (:class:`~keras_fool.evolution.NES`: a gradient estimated from
             queries, per class); None: :func:`default_search` (NES for a colour model's direct encoding, unless
             ``paper``). With NES, the MAP-Elites options (population, crossover, selection, mutation_rate,
-            eta) are refused, and a generation scores 21 images for every class not yet at 99.99%.
+            eta) are refused, and a generation scores 21 images for every class not yet at 99.99%. ``"cma-me"``
+            (:class:`~keras_fool.evolution.cma_me.CMAME`: sep-CMA-ES emitters ranked by their improvement of the
+            archive, over low-resolution pixels; direct encoding only, the same options refused): a generation scores
+            20 images per emitter, one emitter per class up to 32.
         encoding: ``"direct"`` or ``"cppn"``.
         generations: the total generation count to reach (generation 0 is the random population); None:
             the run's own when resuming, else 200.

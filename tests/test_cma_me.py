@@ -1,0 +1,215 @@
+"""CMA-ME over low-resolution pixels: the sep-CMA-ES update, improvement ranking, restarts, resuming, the CLI."""
+
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_fool.encodings import CPPNEncoding, DirectEncoding
+from keras_fool.errors import ResumeError
+from keras_fool.evolution.archive import EMPTY
+from keras_fool.evolution.cma_me import CMAME, generations_within, improvement_values, log_weights, sep_cma_update
+from keras_fool.evolution.nes import low_resolution_images
+from keras_fool.target import Target
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return Target("lenet_mnist")
+
+
+def _minimise(f, mean, sigma, generations, samples=10, seed=0):
+    """sep-CMA-ES on ``f`` (rows of x -> values) with the module's update: the final state and sigma's history."""
+    rng = np.random.default_rng(seed)
+    n = len(mean)
+    mu = samples // 2
+    state = {"mean": tf.constant([mean], tf.float32), "sigma": tf.constant([sigma], tf.float32),
+             "cov": tf.ones((1, n)), "p_sigma": tf.zeros((1, n)), "p_c": tf.zeros((1, n)),
+             "age": tf.zeros((1,), tf.int32)}
+    sigmas = []
+    weights = log_weights(tf.constant([mu]), mu)
+    update = tf.function(sep_cma_update)
+    for _ in range(generations):
+        z = rng.standard_normal((samples, n)).astype(np.float32)
+        x = state["mean"].numpy() + state["sigma"].numpy()[:, None] * np.sqrt(state["cov"].numpy()) * z
+        order = np.argsort(f(x), kind="stable")[:mu]
+        state = update(state, tf.constant(z[order][None]), weights)
+        sigmas.append(float(state["sigma"][0]))
+    return state, sigmas
+
+
+def test_sep_cma_es_solves_an_ellipsoid_learning_its_axes_and_its_step_size():
+    scales = np.array([1.0, 10.0, 100.0, 1000.0], np.float32)
+    ellipsoid = lambda x: (scales * x**2).sum(axis=1)  # noqa: E731
+    state, sigmas = _minimise(ellipsoid, [1.0, 1.0, 1.0, 1.0], 0.5, 400)
+    assert ellipsoid(state["mean"].numpy())[0] < 1e-10
+    assert sigmas[-1] < 1e-3 * 0.5  # sigma shrank as the optimum neared
+    cov = state["cov"].numpy()[0]
+    assert cov[0] / cov[3] > 30  # the diagonal learned the axes' scales (ideal: 1000)
+    # On a slope, sigma grows (cumulative step-size adaptation).
+    _, sigmas = _minimise(lambda x: x[:, 0], [0.0] * 4, 0.01, 40)
+    assert sigmas[-1] > 10 * 0.01
+
+
+def test_log_weights_are_the_usual_ones_over_the_parents_there_are():
+    w = log_weights(tf.constant([3, 1, 0]), 3).numpy()
+    expected = np.log(3.5) - np.log([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(w[0], expected / expected.sum(), rtol=1e-6)
+    np.testing.assert_allclose(w[1], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(w[2], [0.0, 0.0, 0.0])
+
+
+def test_improvement_ranks_new_cells_first_then_by_log_improvement_and_leaves_out_the_rest():
+    elite = tf.constant([EMPTY, 0.1, 0.5, 1e-20, 0.2], tf.float32)
+    open_cells = tf.constant([True, True, True, True, False])
+    scores = tf.constant([
+        [0.01, 0.0, 0.0, 0.0, 0.0],  # a new cell at 1%
+        [0.2, 0.0, 0.0, 0.0, 0.0],  # a new cell at 20%: before the one at 1%
+        [-2.0, 0.3, 0.0, 0.0, 0.0],  # 10% -> 30%: log 3 (the -2 only keeps it off the empty cell)
+        [-2.0, 0.0, 0.6, 0.0, 0.0],  # 50% -> 60%: log 1.2
+        [-2.0, 0.0, 0.0, 1e-18, 0.0],  # 1e-20 -> 1e-18: log 100, however small
+        [-2.0, 0.05, 0.4, 0.0, 0.9],  # nothing: the only cell it beats is closed
+    ], tf.float32)
+    values, improving = improvement_values(scores, elite, open_cells)
+    assert improving.numpy().tolist() == [True, True, True, True, True, False]
+    order = np.argsort(-values.numpy(), kind="stable")
+    assert order.tolist()[:5] == [1, 0, 4, 2, 3]
+    np.testing.assert_allclose(values.numpy()[[2, 3, 4]], np.log([3.0, 1.2, 100.0]), rtol=1e-4)
+    assert values.numpy()[5] == -np.inf
+
+
+def _constant_model():
+    inputs = keras.Input((28, 28, 1))
+    logits = keras.layers.Dense(10, kernel_initializer="zeros")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Softmax()(logits))
+
+
+def test_an_emitter_restarts_from_an_elite_after_its_patience_or_when_sigma_collapses():
+    search = CMAME(Target(_constant_model()), DirectEncoding((28, 28, 1)), classes=[0, 1, 2], resolution=4, samples=4,
+                   patience=3)
+    search.run(0)  # generation 0: grey everywhere, and nothing can beat it on a constant model
+    cells = search.archive.cells
+    search.theta = tf.reshape(tf.repeat(tf.range(1.0, cells + 1), 16), (cells, 4, 4, 1))  # tell the elites apart
+    state = dict(search.emitter_state)
+    state["mean"] = tf.fill(state["mean"].shape, 7.0)
+    state["sigma"] = tf.constant([0.3, 0.3, 1e-9])
+    state["stall"] = tf.constant([2, 0, 0])
+    search.emitter_state = state
+    search.run(1)
+    after = {k: v.numpy() for k, v in search.emitter_state.items()}
+    assert after["stall"].tolist() == [0, 1, 0]  # patience 3 reached by emitter 0; emitter 2's sigma collapsed
+    for restarted in (0, 2):
+        assert np.unique(after["mean"][restarted]).size == 1 and after["mean"][restarted].flat[0] in (1.0, 2.0, 3.0)
+        assert after["sigma"][restarted] == 0.5 and np.all(after["cov"][restarted] == 1.0)
+        assert np.all(after["p_sigma"][restarted] == 0.0) and after["age"][restarted] == 0
+    assert np.all(after["mean"][1] == 7.0) and after["sigma"][1] == pytest.approx(0.3)  # no improver: unchanged
+
+
+def test_cma_me_raises_every_class_and_keeps_each_elites_low_resolution_point(lenet):
+    search = CMAME(lenet, DirectEncoding((28, 28, 1)), seed=0, resolution=7, samples=10, class_target=1.0)
+    search.run(0)
+    start = search.archive.confidences.copy()
+    search.run(6)
+    assert search.emitters == 10 and search.evaluations == 1 + 6 * 10 * 10
+    assert generations_within(search, search.evaluations) == 6
+    assert generations_within(search, search.evaluations - 1) == 5
+    assert np.median(search.archive.confidences) > np.median(start)
+    scored = lenet.predict(search.images())[np.arange(10), search.archive.labels]
+    np.testing.assert_allclose(scored, search.archive.confidences, atol=1e-5)
+    # Each cell's low-resolution point decodes to its elite.
+    np.testing.assert_allclose(low_resolution_images(search.theta, (28, 28, 1)).numpy(), search.images(), atol=1e-6)
+
+
+def test_a_resumed_search_equals_an_uninterrupted_one_and_grouping_changes_nothing(lenet, tmp_path):
+    options = dict(classes=[3, 5, 8], seed=4, resolution=7, samples=6)
+    straight = CMAME(lenet, DirectEncoding((28, 28, 1)), **options)
+    straight.run(6)
+    apart = CMAME(lenet, DirectEncoding((28, 28, 1)), eval_batch_size=6, **options)  # one emitter per call
+    assert apart.group_size == 1
+    first = CMAME(lenet, DirectEncoding((28, 28, 1)), **options)
+    first.run(3)
+    first.save_checkpoint(tmp_path / "checkpoint.npz")
+    resumed = CMAME(lenet, DirectEncoding((28, 28, 1)), **options).load_checkpoint(tmp_path / "checkpoint.npz")
+    assert resumed.generation == 3 and resumed.evaluations == first.evaluations == 1 + 3 * 3 * 6
+    resumed.run(6)
+    apart.run(6)
+    for other in (resumed, apart):
+        for key, value in straight.emitter_state.items():
+            np.testing.assert_allclose(other.emitter_state[key].numpy(), value.numpy(), atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(other.theta.numpy(), straight.theta.numpy(), atol=1e-5)
+        np.testing.assert_allclose(other.archive.fitness.numpy(), straight.archive.fitness.numpy(), atol=1e-6)
+    with pytest.raises(ResumeError, match="different samples"):
+        CMAME(lenet, DirectEncoding((28, 28, 1)), **{**options, "samples": 8}).load_checkpoint(
+            tmp_path / "checkpoint.npz")
+
+
+def test_bad_options_are_refused(lenet):
+    with pytest.raises(TypeError, match="CMA-ME searches pixels: the encoding must be a DirectEncoding"):
+        CMAME(lenet, CPPNEncoding((28, 28, 1)))
+    with pytest.raises(ValueError, match="samples"):
+        CMAME(lenet, DirectEncoding((28, 28, 1)), samples=1)
+    with pytest.raises(ValueError, match="resolution"):
+        CMAME(lenet, DirectEncoding((28, 28, 1)), resolution=29)
+
+
+@pytest.mark.slow
+def test_cli_search_cma_me_writes_evolves_outputs_resumes_and_refuses_cppn(tmp_path):
+    from click.testing import CliRunner
+
+    from keras_fool.cli import main
+
+    def run(*args):
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    out = tmp_path / "run"
+    result = run("evolve", "--search", "cma-me", "--classes", "0,1", "--generations", 2, "--out", out, "--quiet",
+                 "--checkpoint-every", 1)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["archive.npz", "checkpoint.npz", "montage.png", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["method"] == "cma-me" and summary["generations"] == 2
+    assert summary["evaluations"] == 1 + 2 * 2 * 20  # grey, then 2 emitters x 20 candidates a generation
+    result = run("evolve", "--out", out, "--resume", "--generations", 3, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["generations"] == 3
+
+    for args, says in [(("--encoding", "cppn"), "search='cma-me' searches pixels"),
+                       (("--population", 8), "population is a MAP-Elites option, and this run uses CMA-ME"),
+                       (("--paper",), "cannot be combined with search='cma-me'")]:
+        refused = run("evolve", "--search", "cma-me", *args, "--out", tmp_path / "refused")
+        assert refused.exit_code == 2, refused.output
+        assert says in refused.stderr.strip().splitlines()[-1] and "Traceback" not in refused.output
+        assert not (tmp_path / "refused").exists()
+
+
+def test_a_damaged_checkpoint_is_refused_naming_the_array(lenet, tmp_path):
+    from keras_fool.evolution import CMAME as exported
+    from keras_fool.io import load_npz, save_npz
+
+    assert exported is CMAME
+    search = CMAME(lenet, DirectEncoding((28, 28, 1)), classes=[2, 6], resolution=4, samples=4)
+    search.run(1)
+    search.save_checkpoint(tmp_path / "good.npz")
+    arrays = dict(load_npz(tmp_path / "good.npz"))
+    for says, change in {
+        "'emitter/sigma' and 'emitter/cov' must be positive": {"emitter/sigma": -arrays["emitter/sigma"]},
+        "'theta' must be float32 of shape (2, 4, 4, 1)": {"theta": arrays["theta"][:1]},
+        "'evaluations' (8) does not fit 1 generations of 2 emitters x 4": {"evaluations": np.array(8)},
+        "lacks the array 'emitter/p_c'": {"emitter/p_c": None},
+    }.items():
+        damaged = {k: v for k, v in {**arrays, **change}.items() if v is not None}
+        save_npz(tmp_path / "bad.npz", **damaged)
+        with pytest.raises(ResumeError, match=re.escape(says)):
+            CMAME(lenet, DirectEncoding((28, 28, 1)), classes=[2, 6], resolution=4, samples=4).load_checkpoint(
+                tmp_path / "bad.npz")
+
+
+def test_one_parent_whose_weight_rounds_above_one_keeps_the_step_size_finite():
+    # Compiled, the weights of a single parent may sum to a hair over 1, so mu_eff falls a hair below 1.
+    state = {"mean": tf.zeros((1, 3)), "sigma": tf.constant([0.5]), "cov": tf.ones((1, 3)), "p_sigma": tf.zeros((1, 3)),
+             "p_c": tf.zeros((1, 3)), "age": tf.zeros((1,), tf.int32)}
+    new = sep_cma_update(state, tf.ones((1, 2, 3)), tf.constant([[1.0000001, 0.0]]))
+    assert all(np.isfinite(v.numpy()).all() for v in new.values())
