@@ -46,7 +46,7 @@ from keras_fool.encodings.direct import DirectEncoding
 from keras_fool.errors import NonFiniteError
 from keras_fool.evolution.archive import EMPTY, ClassArchive, update_elites
 from keras_fool.evolution.nes import LOG_FLOOR, low_resolution_images
-from keras_fool.evolution.search import THRESHOLDS, DeferredInterrupt, Search, stop_confidence
+from keras_fool.evolution.search import StepwiseSearch
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
@@ -134,7 +134,7 @@ def sep_cma_update(state, z, weights):
     return {**state, "mean": mean, "sigma": sigma[:, 0], "cov": cov, "p_sigma": p_sigma, "p_c": p_c, "age": age}
 
 
-class CMAME(Search):
+class CMAME(StepwiseSearch):
     """CMA-ME: separable CMA-ES emitters ranked by their improvement of the archive, over low-resolution pixels.
 
     Args:
@@ -192,15 +192,7 @@ class CMAME(Search):
         self._point_shape = (self.resolution, self.resolution, int(target.image_shape[-1]))
         self.theta = None
         self.emitter_state = None
-        self.generation = -1
-        self.evaluations = 0
-        self.goal = None
-        self.first_reached = {k: np.full(self.archive.cells, -1, np.int64) for k in THRESHOLDS}
-        self.history = {"median": [], "min": [], "max": []}
-        self.stop_training = False
-        self.steady_seconds = 0.0
-        self.steady_evaluations = 0
-        self.trace_seconds = None
+        self._reset_progress()
         self._step = tf.function(self._step_impl, reduce_retracing=True)
 
     def get_config(self):
@@ -302,9 +294,10 @@ class CMAME(Search):
         state = {k: tf.gather(v, picked) for k, v in self.emitter_state.items()}
         return state, picked, tf.constant(generation, tf.int32)
 
-    def _one_generation(self, callbacks):
-        start, spent = time.perf_counter(), self.evaluations
-        generation = self.generation + 1
+    def _searching(self, stop_at):
+        return super()._searching(min(stop_at, self.class_target))
+
+    def _advance(self, generation):
         start_theta, start_fitness = self.theta, self.archive.fitness
         elites, theta, fitness = self.archive.genomes, self.theta, self.archive.fitness
         states = []
@@ -322,11 +315,6 @@ class CMAME(Search):
         self.theta = theta
         self.archive.set_state(elites, fitness)
         self.evaluations += self.emitters * self.samples
-        seconds = time.perf_counter() - start
-        self.generation = generation
-        self.steady_seconds += seconds
-        self.steady_evaluations += self.evaluations - spent
-        self._log_generation(self.archive.fitness.numpy(), (self.evaluations - spent) / seconds, callbacks)
 
     def trace(self):
         """Compile one generation without running it (after generation 0, which it needs); returns the seconds."""
@@ -339,68 +327,16 @@ class CMAME(Search):
         self.trace_seconds = time.perf_counter() - start
         return self.trace_seconds
 
-    def run(self, generations, callbacks=()):
-        """Search until ``generations`` generations are done (counted from 0, across resumes), or until every
-        class reaches ``class_target`` (or a callback's stop confidence).
-
-        Raises:
-            NonFiniteError: the target returned NaN/inf; the last good generation's state is kept.
-            KeyboardInterrupt: Ctrl-C, held until the running generation ends (a second one at once).
-        """
-        generations = check_int("generations", generations, minimum=0)
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            cb.set_evolver(self)
-        self.stop_training = False
-        stop_at = min(stop_confidence(callbacks), self.class_target)
-        self.goal = (generations, float(stop_confidence(callbacks)))
-        if self.trace_seconds is None:
-            self.trace()
-        for cb in callbacks:
-            cb.on_run_begin({"generation": self.generation, "generations": generations})
-        with DeferredInterrupt() as interrupt:
-            if self.generation == 0 and not self.history["median"]:
-                self._log_generation(self.archive.fitness.numpy(), float("nan"), callbacks)
-            while (self.generation < generations and not self.stop_training and not interrupt.requested
-                   and self.archive.fitness.numpy().min() < stop_at):
-                self._one_generation(callbacks)
-        for cb in callbacks:
-            cb.on_run_end({"generation": self.generation})
-        if interrupt.requested:
-            raise KeyboardInterrupt(f"interrupted after generation {self.generation}")
-        return self.archive
-
-    def _log_generation(self, fitness, speed, callbacks):
-        conf = np.asarray(fitness, np.float64)
-        self.history["median"].append(float(np.median(conf)))
-        self.history["min"].append(float(conf.min()))
-        self.history["max"].append(float(conf.max()))
-        logs = self.generation_logs(self.generation, conf, speed)
-        logs["synced"] = True
-        for cb in callbacks:
-            cb.on_generation_end(self.generation, logs)
-
-    @property
-    def evaluations_per_second(self):
-        return self.steady_evaluations / self.steady_seconds if self.steady_seconds else float("nan")
-
     # ---- checkpoints ---------------------------------------------------------------------------------
     def checkpoint_state(self):
         if self.generation < 0:
             self._start()
-        goal = {} if self.goal is None else {"run_generations": np.array(self.goal[0]),
-                                             "stop_at": np.array(self.goal[1], np.float64)}
-        return {**goal, "elites": self.archive.genomes.numpy(), "fitness": self.archive.fitness.numpy(),
-                "theta": self.theta.numpy(), **{f"emitter/{k}": v.numpy() for k, v in self.emitter_state.items()},
-                "generation": np.array(self.generation), "evaluations": np.array(self.evaluations),
-                "history": np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
-                **{f"first_{k}": v for k, v in self.first_reached.items()},
-                **({} if getattr(self.target, "queries", None) is None else {"queries": np.array(self.target.queries)})}
+        return {**self.progress_state(), "elites": self.archive.genomes.numpy(), "theta": self.theta.numpy(),
+                **{f"emitter/{k}": v.numpy() for k, v in self.emitter_state.items()}}
 
     def restore_state(self, arrays):
         self.evaluations, self.generation = 0, -1
         self._start()  # the shapes to check the arrays against
-        cells = self.archive.cells
         expect = {"elites": self.archive.genomes, "fitness": self.archive.fitness, "theta": self.theta,
                   **{f"emitter/{k}": v for k, v in self.emitter_state.items()}}
         for key, like in expect.items():
@@ -412,32 +348,17 @@ class CMAME(Search):
                 raise ValueError(f"{key!r} holds NaN or infinite values")
         if arrays["emitter/sigma"].min() <= 0.0 or arrays["emitter/cov"].min() <= 0.0:
             raise ValueError("'emitter/sigma' and 'emitter/cov' must be positive")
-        generation = int(arrays["generation"])
-        evaluations = int(arrays["evaluations"])
-        if generation < 0 or evaluations != 1 + generation * self.emitters * self.samples:
+        generation, evaluations, history, first = self.checked_progress(arrays)
+        if evaluations != 1 + generation * self.emitters * self.samples:
             raise ValueError(f"'evaluations' ({evaluations}) does not fit {generation} generations of {self.emitters} "
                              f"emitters x {self.samples}")
         fitness = arrays["fitness"]
         if fitness.min() < 0.0 or fitness.max() > 1.0:
             raise ValueError("'fitness' must hold probabilities in [0, 1]")
-        history = arrays["history"]
-        if history.shape != (3, generation + 1):
-            raise ValueError(f"'history' must be of shape (3, {generation + 1}); it is {history.shape}")
-        first = {}
-        for k in THRESHOLDS:
-            values = arrays[f"first_{k}"]
-            if values.shape != (cells,) or values.min(initial=-1) < -1 or values.max(initial=-1) > generation:
-                raise ValueError(f"'first_{k}' must be {cells} generations in -1..{generation}")
-            first[k] = values.astype(np.int64)
         self.theta = tf.constant(arrays["theta"])
         self.emitter_state = {k: tf.constant(arrays[f"emitter/{k}"]) for k in STATE_KEYS}
         self.archive.set_state(tf.constant(arrays["elites"]), fitness)
-        self.generation, self.evaluations, self.first_reached = generation, evaluations, first
-        self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
-        if getattr(self.target, "queries", None) is not None and "queries" in arrays:  # the resumed run's count
-            self.target.queries += int(arrays["queries"])
-        if "run_generations" in arrays:
-            self.goal = (int(arrays["run_generations"]), float(arrays["stop_at"]))
+        self.restore_progress(arrays, generation, evaluations, history, first)
 
     # ---- outputs -------------------------------------------------------------------------------------
     def title(self):

@@ -13,7 +13,6 @@ restored.
 from __future__ import annotations
 
 import time
-import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -34,9 +33,8 @@ from keras_fool.evolution.search import (
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number
 
-__all__ = ["MapElites", "CHECKPOINT_FORMAT", "GOAL_KEYS", "VARIATIONS"]
+__all__ = ["MapElites", "CHECKPOINT_FORMAT", "VARIATIONS"]
 
-GOAL_KEYS = ("run_generations", "stop_at")  # a checkpoint's arrays that say where its run was to end
 VARIATIONS = ("mutation", "iso-line")
 
 
@@ -225,61 +223,14 @@ class MapElites(Search):
             raise
 
     def checkpoint_state(self):
-        goal = {} if self.goal is None else {"run_generations": np.array(self.goal[0]),
-                                             "stop_at": np.array(self.goal[1], np.float64)}
-        return {
-            **goal,
-            "generation": np.array(self.generation),
-            "evaluations": np.array(self.evaluations),
-            "fitness": self.archive.fitness.numpy(),
-            "history": np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
-            **{f"first_{k}": v for k, v in self.first_reached.items()},
-            **flatten_genomes(tf.nest.map_structure(lambda t: t.numpy(), self.archive.genomes)),
-            **({} if self._queries() is None else {"queries": np.array(self._queries())}),
-        }
-
-    def _queries(self):
-        """The images a query-only target has scored (None for a target that does not count them)."""
-        return getattr(self.target, "queries", None)
+        return {**self.progress_state(),
+                **flatten_genomes(tf.nest.map_structure(lambda t: t.numpy(), self.archive.genomes))}
 
     def restore_state(self, arrays):
-        genomes, fitness, generation, evaluations, first, history = self._checked_state(arrays)
+        genomes, fitness, *progress = self._checked_state(arrays)
         self._check_fitness(genomes, fitness)
-        self.goal = self.checkpoint_goal(arrays)
         self.archive.set_state(genomes, fitness)
-        self.generation, self.evaluations = generation, evaluations
-        if self._queries() is not None and "queries" in arrays:  # the resumed run's queries count as spent
-            self.target.queries += int(arrays["queries"])
-        self.first_reached = first
-        self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
-
-    @classmethod
-    def read_checkpoint_goal(cls, path):
-        """:meth:`checkpoint_goal` of the checkpoint ``path``, reading only those arrays.
-
-        Raises:
-            ResumeError: the checkpoint cannot be read, or holds a bad goal.
-        """
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls.checkpoint_goal({k: data[k] for k in GOAL_KEYS if k in data.files})
-        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-            reason = f"it lacks the array {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
-            raise ResumeError(f"Cannot resume from {path}: {reason}.") from None
-
-    @staticmethod
-    def checkpoint_goal(arrays):
-        """``(generations, stop confidence)`` a checkpoint's run was asked to reach (:data:`NEVER`: no stop), or
-        None where it does not say (an older checkpoint); ValueError names a bad value, KeyError a missing one."""
-        if "run_generations" not in arrays and "stop_at" not in arrays:
-            return None
-        generations, stop_at = arrays["run_generations"], arrays["stop_at"]
-        if generations.shape != () or not np.issubdtype(generations.dtype, np.integer) or int(generations) < 0:
-            raise ValueError(f"'run_generations' must be a generation count; it is {generations.dtype} {generations!r}")
-        if stop_at.shape != () or not np.issubdtype(stop_at.dtype, np.floating) or not (
-                0.0 < float(stop_at) <= 1.0 or float(stop_at) == NEVER):
-            raise ValueError(f"'stop_at' must be a confidence in (0, 1] or {NEVER} (never); it is {stop_at!r}")
-        return int(generations), float(stop_at)
+        self.restore_progress(arrays, *progress)
 
     def _check_fitness(self, genomes, fitness):
         """Score the elites again: a checkpoint's fitness must be what the target gives its genomes.
@@ -307,15 +258,8 @@ class MapElites(Search):
     def _checked_state(self, arrays):
         """The state in a checkpoint's ``arrays``, each checked; KeyError or ValueError names the bad one."""
 
-        def scalar_int(key, minimum):
-            value = arrays[key]
-            if value.shape != () or not np.issubdtype(value.dtype, np.integer) or int(value) < minimum:
-                raise ValueError(f"{key!r} must be an integer of at least {minimum}; it is {value.dtype} {value!r}")
-            return int(value)
-
         cells = self.archive.cells
-        generation = scalar_int("generation", 0)
-        evaluations = scalar_int("evaluations", 0)
+        generation, evaluations, history, first = self.checked_progress(arrays)
         if evaluations != self.population * (generation + 1):
             raise ValueError(f"'evaluations' ({evaluations}) does not match {generation} generations of "
                              f"{self.population}")
@@ -326,17 +270,6 @@ class MapElites(Search):
         if not (np.isfinite(fitness).all() and fitness[filled].min(initial=0.0) >= 0.0
                 and fitness[filled].max(initial=0.0) <= 1.0):
             raise ValueError("'fitness' must hold probabilities in [0, 1] (or the empty-cell mark)")
-        history = arrays["history"]
-        if history.shape != (3, generation + 1) or not np.isfinite(history).all() or history.size and (
-                history.min() < EMPTY or history.max() > 1.0):
-            raise ValueError(f"'history' must be finite, of shape (3, {generation + 1}); it is {history.shape}")
-        first = {}
-        for k in THRESHOLDS:
-            values = arrays[f"first_{k}"]
-            if values.shape != (cells,) or not np.issubdtype(values.dtype, np.integer) or values.size and (
-                    values.min() < -1 or values.max() > generation):
-                raise ValueError(f"'first_{k}' must be {cells} generations in -1..{generation}")
-            first[k] = values.astype(np.int64)
         # The archive's spec, not its genomes: reading those would stack every row of a run that already started.
         genomes = unflatten_genomes(arrays, self.archive.spec)
         spec = tf.nest.map_structure(lambda t: (tuple(t.shape), t.dtype.name), self.archive.spec)
@@ -348,7 +281,7 @@ class MapElites(Search):
         except ValueError as e:
             names = ", ".join(repr(k) for k in sorted(arrays) if k == "genomes" or k.startswith("genomes/"))
             raise ValueError(f"{names}: {e}") from None
-        return genomes, fitness, generation, evaluations, first, history
+        return genomes, fitness, generation, evaluations, history, first
 
     # ---- the compiled loop ------------------------------------------------------------------
     def _key(self, generation, stream):
@@ -448,12 +381,8 @@ class MapElites(Search):
         return min([end] + [(generation // p + 1) * p for p in periods])
 
     def _record(self, generation, fitness_row, seconds_per_generation):
-        conf = np.asarray(fitness_row, np.float64)
-        self.history["median"].append(float(np.median(conf)))
-        self.history["min"].append(float(conf.min()))
-        self.history["max"].append(float(conf.max()))
         speed = self.population / seconds_per_generation if seconds_per_generation else float("nan")
-        return self.generation_logs(generation, conf, speed)
+        return self.record_generation(generation, fitness_row, speed)
 
     def trace(self):
         """Compile the loop without running a generation; returns the seconds it took."""
@@ -557,11 +486,6 @@ class MapElites(Search):
                 )
             if done == 0 or self.archive.fitness.numpy().min() >= stop_at:
                 break
-
-    @property
-    def evaluations_per_second(self):
-        """Steady-state evaluations per second (excludes the first, possibly warming-up, call)."""
-        return self.steady_evaluations / self.steady_seconds if self.steady_seconds else float("nan")
 
     def title(self):
         return f"{self.model_names()}, {self.encoding.name} encoding, generation {self.generation}"

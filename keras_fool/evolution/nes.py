@@ -43,7 +43,7 @@ from keras_fool.encodings.cppn import CPPNEncoding
 from keras_fool.encodings.direct import DirectEncoding
 from keras_fool.errors import NonFiniteError
 from keras_fool.evolution.archive import ClassArchive, update_elites
-from keras_fool.evolution.search import THRESHOLDS, DeferredInterrupt, Search, stop_confidence
+from keras_fool.evolution.search import StepwiseSearch
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
@@ -55,7 +55,7 @@ LOG_FLOOR = 1e-30  # log(p) of a probability that underflowed to 0
 GROW_RATES = {"add_node_rate": 0.5, "add_connection_rate": 0.5, "delete_node_rate": 0.0, "delete_connection_rate": 0.0}
 
 
-class NES(Search):
+class NES(StepwiseSearch):
     """Natural evolution strategies per class, over low-resolution pixels or CPPN weights.
 
     Args:
@@ -117,19 +117,10 @@ class NES(Search):
         labels = list(range(target.num_classes)) if classes is None else [int(c) for c in classes]
         self.archive = ClassArchive(labels, target.class_names, encoding.genome_spec())
         self._labels = tf.constant(self.archive.labels, tf.int32)
-        cells = self.archive.cells
         self.theta = None  # (C, *param_shape) float32: each class's search point
         self.velocity = None  # (C, *param_shape): the running direction (momentum)
         self.topology = None  # CPPN only: each class's genome (its weights replaced by theta when decoded)
-        self.generation = -1
-        self.evaluations = 0
-        self.goal = None
-        self.first_reached = {k: np.full(cells, -1, np.int64) for k in THRESHOLDS}
-        self.history = {"median": [], "min": [], "max": []}
-        self.stop_training = False
-        self.steady_seconds = 0.0
-        self.steady_evaluations = 0
-        self.trace_seconds = None
+        self._reset_progress()
         self._step = tf.function(self._step_impl, reduce_retracing=True)
 
     def get_config(self):
@@ -282,78 +273,24 @@ class NES(Search):
         self.trace_seconds = time.perf_counter() - start
         return self.trace_seconds
 
-    def run(self, generations, callbacks=()):
-        """Search until ``generations`` generations are done (counted from 0, across resumes), or until every
-        class reaches ``class_target`` (or a callback's stop confidence).
+    def _searching(self, stop_at):
+        return super()._searching(stop_at) and len(self._active()) > 0
 
-        Raises:
-            NonFiniteError: the target returned NaN/inf; the last good generation's state is kept.
-            KeyboardInterrupt: Ctrl-C, held until the running generation ends (a second one at once).
-        """
-        generations = check_int("generations", generations, minimum=0)
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            cb.set_evolver(self)
-        self.stop_training = False
-        stop_at = stop_confidence(callbacks)
-        self.goal = (generations, float(stop_at))
-        if self.trace_seconds is None:
-            self.trace()
-        for cb in callbacks:
-            cb.on_run_begin({"generation": self.generation, "generations": generations})
-        with DeferredInterrupt() as interrupt:
-            if self.generation == 0 and not self.history["median"]:
-                self._log_generation(self.archive.fitness.numpy(), float("nan"), callbacks)
-            while (self.generation < generations and not self.stop_training and not interrupt.requested
-                   and self.archive.fitness.numpy().min() < stop_at and len(self._active())):
-                self._one_generation(callbacks)
-        for cb in callbacks:
-            cb.on_run_end({"generation": self.generation})
-        if interrupt.requested:
-            raise KeyboardInterrupt(f"interrupted after generation {self.generation}")
-        return self.archive
-
-    def _one_generation(self, callbacks):
-        start, spent = time.perf_counter(), self.evaluations
+    def _advance(self, generation):
         active = self._active()
         for first in range(0, len(active), self.group_size):
-            self._run_group(active[first:first + self.group_size], self.generation + 1)
-        seconds = time.perf_counter() - start
-        self.generation += 1
-        self.steady_seconds += seconds
-        self.steady_evaluations += self.evaluations - spent
-        self._log_generation(self.archive.fitness.numpy(), (self.evaluations - spent) / seconds, callbacks)
-
-    def _log_generation(self, fitness, speed, callbacks):
-        conf = np.asarray(fitness, np.float64)
-        self.history["median"].append(float(np.median(conf)))
-        self.history["min"].append(float(conf.min()))
-        self.history["max"].append(float(conf.max()))
-        logs = self.generation_logs(self.generation, conf, speed)
-        logs["synced"] = True
-        for cb in callbacks:
-            cb.on_generation_end(self.generation, logs)
-
-    @property
-    def evaluations_per_second(self):
-        return self.steady_evaluations / self.steady_seconds if self.steady_seconds else float("nan")
+            self._run_group(active[first:first + self.group_size], generation)
 
     # ---- checkpoints ---------------------------------------------------------------------------------
     def checkpoint_state(self):
         if self.generation < 0:
             self._start()
-        goal = {} if self.goal is None else {"run_generations": np.array(self.goal[0]),
-                                             "stop_at": np.array(self.goal[1], np.float64)}
         topology = {} if self.topology is None else {f"topology/{k}": v.numpy() for k, v in self.topology.items()}
         elites = self.archive.genomes
         elites = {"elites": elites.numpy()} if self.space == "pixels" else {
             f"elites/{k}": v.numpy() for k, v in elites.items()}
-        return {**goal, **topology, **elites, "theta": self.theta.numpy(), "velocity": self.velocity.numpy(),
-                "generation": np.array(self.generation), "evaluations": np.array(self.evaluations),
-                "fitness": self.archive.fitness.numpy(),
-                "history": np.array([self.history["median"], self.history["min"], self.history["max"]], np.float64),
-                **{f"first_{k}": v for k, v in self.first_reached.items()},
-                **({} if getattr(self.target, "queries", None) is None else {"queries": np.array(self.target.queries)})}
+        return {**self.progress_state(), **topology, **elites, "theta": self.theta.numpy(),
+                "velocity": self.velocity.numpy()}
 
     def restore_state(self, arrays):
         self.evaluations, self.generation = 0, -1
@@ -371,37 +308,21 @@ class NES(Search):
                                  f"{value.dtype} {value.shape}")
             if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise ValueError(f"{key!r} holds NaN or infinite values")
-        generation = int(arrays["generation"])
-        evaluations = int(arrays["evaluations"])
+        generation, evaluations, history, first = self.checked_progress(arrays)
         most = self.evaluations + generation * cells * (self.samples + 1)
-        if generation < 0 or not self.evaluations <= evaluations <= most or (
-                evaluations - self.evaluations) % (self.samples + 1):
+        if not self.evaluations <= evaluations <= most or (evaluations - self.evaluations) % (self.samples + 1):
             raise ValueError(f"'evaluations' ({evaluations}) does not fit {generation} generations of at most {cells} "
                              f"classes x {self.samples + 1}")
         fitness = arrays["fitness"]
         if fitness.min() < 0.0 or fitness.max() > 1.0:
             raise ValueError("'fitness' must hold probabilities in [0, 1]")
-        history = arrays["history"]
-        if history.shape != (3, generation + 1):
-            raise ValueError(f"'history' must be of shape (3, {generation + 1}); it is {history.shape}")
-        first = {}
-        for k in THRESHOLDS:
-            values = arrays[f"first_{k}"]
-            if values.shape != (cells,) or values.min(initial=-1) < -1 or values.max(initial=-1) > generation:
-                raise ValueError(f"'first_{k}' must be {cells} generations in -1..{generation}")
-            first[k] = values.astype(np.int64)
         if self.topology is not None:
             self.topology = {k: tf.constant(arrays[f"topology/{k}"]) for k in self.topology}
         elites = tf.constant(arrays["elites"]) if self.space == "pixels" else {
             k: tf.constant(arrays[f"elites/{k}"]) for k in genomes}
         self.theta, self.velocity = tf.constant(arrays["theta"]), tf.constant(arrays["velocity"])
         self.archive.set_state(elites, fitness)
-        self.generation, self.evaluations, self.first_reached = generation, evaluations, first
-        self.history = {"median": history[0].tolist(), "min": history[1].tolist(), "max": history[2].tolist()}
-        if getattr(self.target, "queries", None) is not None and "queries" in arrays:  # the resumed run's count
-            self.target.queries += int(arrays["queries"])
-        if "run_generations" in arrays:
-            self.goal = (int(arrays["run_generations"]), float(arrays["stop_at"]))
+        self.restore_progress(arrays, generation, evaluations, history, first)
 
     # ---- outputs -------------------------------------------------------------------------------------
     def title(self):
