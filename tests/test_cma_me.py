@@ -146,7 +146,24 @@ def test_a_resumed_search_equals_an_uninterrupted_one_and_grouping_changes_nothi
             tmp_path / "checkpoint.npz")
 
 
+def test_class_ranking_moves_each_emitter_up_its_own_class_only(lenet):
+    search = CMAME(lenet, DirectEncoding((28, 28, 1)), classes=[2, 7], seed=1, resolution=7, samples=10,
+                   ranking="class", class_target=1.0)
+    search.run(0)
+    grey = search.archive.confidences.copy()
+    search.run(8)
+    assert search.get_config()["ranking"] == "class"
+    # Emitter e climbs class e's log-probability: its mean's image gains on its own class.
+    means = lenet.predict(low_resolution_images(search.emitter_state["mean"], (28, 28, 1)).numpy())
+    own = means[[0, 1], [2, 7]]
+    assert own[0] > grey[0] and own[1] > grey[1]
+    assert means[0, 2] > means[1, 2] and means[1, 7] > means[0, 7]
+    assert (search.emitter_state["stall"].numpy() == 0).all()  # every candidate counts: no emitter stalls
+
+
 def test_bad_options_are_refused(lenet):
+    with pytest.raises(ValueError, match="ranking must be one of 'improvement', 'class'. Received: ranking='own'"):
+        CMAME(lenet, DirectEncoding((28, 28, 1)), ranking="own")
     with pytest.raises(TypeError, match="CMA-ME searches pixels: the encoding must be a DirectEncoding"):
         CMAME(lenet, CPPNEncoding((28, 28, 1)))
     with pytest.raises(ValueError, match="samples"):

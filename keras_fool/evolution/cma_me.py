@@ -58,6 +58,7 @@ MAX_EMITTERS = 32  # one emitter per class by default, at most this many
 PATIENCE = 5  # generations without an improvement before an emitter restarts
 MIN_SIGMA = 1e-3  # a step size below this (pre-sigmoid units: pixels move by < 0.03%) has collapsed
 NEW_CELL = 1e4  # added to the log-probability of a candidate filling an empty cell: above any log-improvement
+RANKINGS = ("improvement", "class")
 STATE_KEYS = ("mean", "sigma", "cov", "p_sigma", "p_c", "age", "stall")
 
 
@@ -148,6 +149,10 @@ class CMAME(StepwiseSearch):
         sigma: each emitter's step size at a (re)start, in pre-sigmoid units.
         resolution: the side of the low-resolution image; None: 16, or the image's smaller side if that is less.
         patience: generations without an improvement before an emitter restarts.
+        ranking: ``"improvement"`` (CMA-ME's: candidates ranked by how much they improve any cell) or ``"class"``:
+            emitter ``e`` climbs the log-probability of cell ``e mod C``'s class alone (a separable CMA-ES per class,
+            as NES is a gradient estimate per class; its candidates still compete for every cell, and it restarts
+            only when its step size collapses).
         class_target: a cell whose elite reaches this confidence keeps its image (1.0: every cell stays open).
         eval_batch_size: images decoded and scored at once (bounds the target's activations).
 
@@ -164,7 +169,7 @@ class CMAME(StepwiseSearch):
     config_keys = ("target", "encoding", "classes", "seed", "emitters", "samples")
 
     def __init__(self, target, encoding, classes=None, seed=0, emitters=None, samples=SAMPLES, sigma=0.5,
-                 resolution=None, patience=PATIENCE, class_target=0.9999, eval_batch_size=256):
+                 resolution=None, patience=PATIENCE, ranking="improvement", class_target=0.9999, eval_batch_size=256):
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, DirectEncoding):
@@ -178,6 +183,9 @@ class CMAME(StepwiseSearch):
         side = min(target.image_shape[:2])
         self.resolution = min(16, side) if resolution is None else check_int("resolution", resolution, maximum=side)
         self.patience = check_int("patience", patience)
+        if ranking not in RANKINGS:
+            raise ValueError(f"ranking must be one of {', '.join(map(repr, RANKINGS))}. Received: ranking={ranking!r}")
+        self.ranking = ranking
         self.class_target = check_number("class_target", class_target, 0.0, strict=True, maximum=1.0)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
         self.seed = check_seed(seed)
@@ -199,7 +207,7 @@ class CMAME(StepwiseSearch):
         return {"method": self.method, "target": self.target.get_config(), "encoding": self.encoding.get_config(),
                 "classes": self.archive.labels.tolist(), "seed": self.seed, "emitters": self.emitters,
                 "samples": self.samples, "sigma": self.sigma, "resolution": self.resolution,
-                "patience": self.patience, "class_target": self.class_target}
+                "patience": self.patience, "ranking": self.ranking, "class_target": self.class_target}
 
     # ---- emitters --------------------------------------------------------------------------------
     def _fresh(self, mean):
@@ -246,8 +254,13 @@ class CMAME(StepwiseSearch):
         finite = tf.reduce_all(tf.math.is_finite(probabilities))
 
         open_cells = start_fitness < self.class_target
-        values, improving = improvement_values(tf.gather(probabilities, self._labels, axis=1), start_fitness,
-                                               open_cells)
+        if self.ranking == "class":
+            own = tf.repeat(tf.gather(self._labels, emitters % self.archive.cells), lam)
+            values = tf.math.log(tf.maximum(tf.gather(probabilities, own, axis=1, batch_dims=1), LOG_FLOOR))
+            improving = tf.ones_like(values, tf.bool)
+        else:
+            values, improving = improvement_values(tf.gather(probabilities, self._labels, axis=1), start_fitness,
+                                                   open_cells)
         values = tf.reshape(values, [group, lam])
         parents = tf.minimum(tf.reduce_sum(tf.cast(tf.reshape(improving, [group, lam]), tf.int32), axis=1), mu)
         order = tf.argsort(values, axis=1, direction="DESCENDING", stable=True)[:, :mu]
