@@ -6,6 +6,8 @@ Runs each search (``--searches``) once per seed on the ten default classes of ``
 
 * ``map-elites-direct``, ``map-elites-cppn``: ``keras-fool evolve``'s MAP-Elites (population 16);
 * ``nes-pixels``, ``nes-cppn``: :class:`~keras_fool.evolution.NES` over low-resolution pixels or CPPN weights;
+* ``map-elites-then-nes-cppn``: MAP-Elites' CPPN for half the budget, then NES over the weights of each class's
+  elite (an experiment: topologies grown by evolution, weights climbed by a gradient estimate);
 * ``cma-me-pixels``: :class:`~keras_fool.evolution.cma_me.CMAME` (sep-CMA-ES emitters ranked by improvement) over
   the same low-resolution pixels (``--cma-options`` for its keyword arguments).
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 MODEL = "efficientnet_lite0_imagenet"
-SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "cma-me-pixels")
+SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "map-elites-then-nes-cppn", "cma-me-pixels")
 
 
 def run_cell(folder, search, seed, budget, classes, options, cma_options=None):
@@ -41,8 +43,10 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None):
                              progress=False)
     target = Target(MODEL)
     labels = target.class_indices(classes)
-    encoding = make_encoding("cppn" if search == "nes-cppn" else "direct", target.image_shape)
-    if search == "cma-me-pixels":  # at most `budget` evaluations per class on average, as NES
+    encoding = make_encoding("cppn" if search.endswith("nes-cppn") else "direct", target.image_shape)
+    if search == "map-elites-then-nes-cppn":
+        evolver, generations = _warm_nes(target, encoding, labels, seed, budget, options)
+    elif search == "cma-me-pixels":  # at most `budget` evaluations per class on average, as NES
         evolver = cma_me.CMAME(target, encoding, classes=labels, seed=seed, **(cma_options or {}))
         generations = cma_me.generations_within(evolver, budget * len(labels))
     else:
@@ -52,6 +56,26 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None):
     evolver.run(generations)
     folder.mkdir(parents=True, exist_ok=True)
     return write_outputs(evolver, folder, {"evolution_seconds": time.perf_counter() - start})
+
+
+def _warm_nes(target, encoding, labels, seed, budget, options):
+    """An experiment, not a library search: MAP-Elites grows CPPN topologies for half the budget, then NES
+    climbs the weights of each class's elite (its topology fixed) with the other half."""
+    import tensorflow as tf
+
+    from keras_fool.evolution import MapElites
+    from keras_fool.evolution.nes import NES
+
+    population, total = 16, budget * len(labels)
+    elites = MapElites(target, encoding, population=population, classes=labels, seed=seed)
+    elites.run(total // 2 // population - 1)
+    nes = NES(target, encoding, classes=labels, seed=seed, **options)
+    genomes = elites.archive.genomes
+    nes.topology, nes.theta = dict(genomes), genomes["weight"]
+    nes.velocity = tf.zeros_like(nes.theta)
+    nes.archive.set_state(genomes, elites.archive.fitness)
+    nes.generation, nes.evaluations = 0, elites.evaluations
+    return nes, (total - elites.evaluations) // (len(labels) * (nes.samples + 1))
 
 
 def spread(values, scale=100.0, digits=2):
