@@ -159,7 +159,7 @@ def model_throughput(target, batch, backward=False, repeats=3):
 
 
 def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, population=16, generations=10,
-                  steps=20, repeats=5, warmup=100, crops=1, seed=0, log=None):
+                  steps=20, repeats=5, warmup=100, crops=1, seed=0, capacity=None, log=None):
     """Each method's speed against the raw model's at the same batch, measured alternately.
 
     The machine is shared, so its speed drifts; each repeat times the raw model (forward at batch
@@ -169,6 +169,7 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
     The evolvers first run ``warmup`` generations untimed (the CPPNs grow hidden nodes, which makes
     rendering dearer), the ascent is compiled and warmed once, and the first repeat's timings are
     dropped (TensorFlow's first calls). A timed ascent includes each batch's final forward pass.
+    ``capacity``: the CPPN's node slots (None: the encoding's default).
 
     Returns:
         A dict per method: ``ratios`` (one per timed repeat), ``median_ratio``,
@@ -188,7 +189,9 @@ def measure_speed(model="efficientnet_lite0_imagenet", classes=DEFAULT_CLASSES, 
     evolvers = {}
     for method in ("direct", "cppn"):
         settings = BEST_SETTINGS[method]
-        evolvers[method] = MapElites(target, make_encoding(method, target.image_shape, eta=settings["eta"]),
+        encoding = make_encoding(method, target.image_shape, eta=settings["eta"],
+                                 capacity=capacity if method == "cppn" else None)
+        evolvers[method] = MapElites(target, encoding,
                                      population=population, classes=labels, seed=seed, selection=settings["selection"])
         evolvers[method].run(warmup)
     evolvers["nes"] = NES(target, make_encoding("direct", target.image_shape), classes=labels, seed=seed,
