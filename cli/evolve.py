@@ -31,8 +31,8 @@ from keras_fool.cli.options import (
 @click.option("--search", type=click.Choice(["map-elites", "nes", "cma-me"]), default=None,
               help="map-elites: the paper's algorithm, one elite per class; nes: a gradient estimated from queries "
               "(natural evolution strategies, per class, over low-resolution pixels or CPPN weights); cma-me: "
-              "separable CMA-ES emitters ranked by how much they improve the archive (Fontaine et al. 2020), over "
-              "low-resolution pixels (direct encoding only). [default: nes "
+              "CMA-ME's separable CMA-ES emitters (Fontaine et al. 2020), each climbing its own class, over "
+              "low-resolution pixels (direct encoding only; below nes on ImageNet). [default: nes "
               "for a colour model's direct encoding (it measured far stronger on ImageNet, RESULTS.md), map-elites "
               "otherwise and with --paper]")
 @click.option("--encoding", type=click.Choice(["direct", "cppn"]), default=None,

@@ -189,9 +189,21 @@ def test_cli_search_cma_me_writes_evolves_outputs_resumes_and_refuses_cppn(tmp_p
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["method"] == "cma-me" and summary["generations"] == 2
     assert summary["evaluations"] == 1 + 2 * 2 * 20  # grey, then 2 emitters x 20 candidates a generation
+    assert summary["config"]["ranking"] == "class"  # the ranking measured stronger, not CMA-ME's own
     result = run("evolve", "--out", out, "--resume", "--generations", 3, "--quiet")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["generations"] == 3
+
+    # A run started with CMA-ME's own ranking resumes with it.
+    from keras_fool.target import Target
+    own = tmp_path / "own"
+    own.mkdir()
+    first = CMAME(Target("lenet_mnist"), DirectEncoding((28, 28, 1)), classes=[0, 1], ranking="improvement")
+    first.run(1)
+    first.save_checkpoint(own / "checkpoint.npz")
+    result = run("evolve", "--out", own, "--resume", "--generations", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((own / "summary.json").read_text())["config"]["ranking"] == "improvement"
 
     for args, says in [(("--encoding", "cppn"), "search='cma-me' searches pixels"),
                        (("--population", 8), "population is a MAP-Elites option, and this run uses CMA-ME"),

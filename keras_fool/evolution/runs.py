@@ -46,6 +46,9 @@ SEARCHES = ("map-elites", "nes", "cma-me")
 # than a fixed 64 and which bind only later in a run, and grow by 8 slots (at most 6 recompilations)
 # whenever half the elites use every slot, up to 64, the largest capacity measured.
 CAPACITY_GROWTH = {"start": 16, "step": 8, "maximum": 64}
+# CMA-ME's emitters climb their own class (CMAME's ranking="class"): on EfficientNet-Lite0 that reached a median of
+# 66.80% where CMA-ME's own improvement ranking reached 0.33% (RESULTS.md, "Quality-diversity operators").
+CMA_ME_RANKING = "class"
 NES_BATCH = 256  # NES scores whole classes' candidates per call: at most this many images (bounds the activations)
 MAP_ELITES_ONLY = ("population", "crossover", "selection", "variation", "mutation_rate", "eta")
 RUN_OPTIONS = ("models", "search", "encoding", "population", "classes", "seed", "crossover", "mutation_rate", "eta",
@@ -95,7 +98,7 @@ def _options_from_checkpoint(path):
         "capacity": "grow" if grow else encoding.get("capacity"), "logits": target.get("logits", False),
         "input_range": target.get("input_range"), "preprocess": target.get("preprocess", "none"),
         "crops": target.get("crops", 1), "class_names": None if presets_only else target.get("class_names"),
-        "_encoding": encoding, "_grow_capacity": grow,
+        "_encoding": encoding, "_grow_capacity": grow, "_ranking": saved.get("ranking"),
     }
 
 
@@ -293,7 +296,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
             raise ValueError("CMA-ME runs on one device; leave strategy at 'default' or use the MAP-Elites search.")
         batch = min(eval_batch_size, NES_BATCH)
         search = CMAME(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
-                       eval_batch_size=batch)
+                       ranking=options.get("_ranking") or CMA_ME_RANKING, eval_batch_size=batch)
         _check_memory(target, genome_encoding, search.images_per_call, batch, ignore_memory_limit)
         return search
     if options["search"] == "nes":
@@ -347,9 +350,9 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
             queries, per class); None: :func:`default_search` (NES for a colour model's direct encoding, unless
             ``paper``). With NES, the MAP-Elites options (population, crossover, selection, mutation_rate,
             eta) are refused, and a generation scores 21 images for every class not yet at 99.99%. ``"cma-me"``
-            (:class:`~keras_fool.evolution.cma_me.CMAME`: sep-CMA-ES emitters ranked by their improvement of the
-            archive, over low-resolution pixels; direct encoding only, the same options refused): a generation scores
-            20 images per emitter, one emitter per class up to 32.
+            (:class:`~keras_fool.evolution.cma_me.CMAME`: sep-CMA-ES emitters over low-resolution pixels, each climbing
+            its own class (:data:`CMA_ME_RANKING`; a resumed run keeps its checkpoint's ranking); direct encoding only,
+            the same options refused): a generation scores 20 images per emitter, one emitter per class up to 32.
         encoding: ``"direct"`` or ``"cppn"``.
         generations: the total generation count to reach (generation 0 is the random population); None:
             the run's own when resuming, else 200.
