@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_fool.encodings import CPPNEncoding, encoding_from_config
 from keras_fool.encodings.cppn import CPPN_RULES, NUM_INPUTS, check_genomes, rules_name
+from keras_fool.io import load_npz, save_npz
 
 # Only the structural step under test: every other mutation off.
 STILL = dict(weight_rate=0.0, activation_rate=0.0, add_connection_rate=0.0, delete_connection_rate=0.0,
@@ -133,3 +134,20 @@ def test_bad_rules_are_refused_with_one_clear_sentence():
         CPPNEncoding(add_connection="any")
     with pytest.raises(ValueError, match=r"^add_node must be 'unit-in' or 'old-weight'\. Received: add_node=1$"):
         CPPNEncoding(add_node=1)
+
+
+@pytest.mark.slow  # a tiny MNIST run, resumed
+def test_a_checkpoint_written_before_the_rules_existed_resumes_with_ours(tmp_path):
+    from keras_fool.evolution import run_evolution
+
+    out = tmp_path / "old"
+    run_evolution(out, encoding="cppn", generations=1, population=4, classes="1,2", progress=False)
+    arrays = load_npz(out / "checkpoint.npz")
+    config = json.loads(str(arrays["config"]))
+    for key in ("add_connection", "add_node"):
+        del config["encoding"][key]
+    save_npz(out / "checkpoint.npz", **{**arrays, "config": np.array(json.dumps(config, sort_keys=True))})
+    summary = run_evolution(out, generations=2, resume=True, progress=False)
+    assert summary["generations"] == 2
+    assert (summary["config"]["encoding"]["add_connection"], summary["config"]["encoding"]["add_node"]) == (
+        "ordered", "unit-in")
