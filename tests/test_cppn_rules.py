@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
 
 from keras_fool.encodings import CPPNEncoding, encoding_from_config
 from keras_fool.encodings.cppn import CPPN_RULES, NUM_INPUTS, check_genomes, rules_name
@@ -128,12 +129,55 @@ def test_the_rules_are_in_the_config_and_an_old_config_reads_as_the_default():
     assert rules_name({"add_connection": "acyclic"}) is None  # a mix of the two
 
 
-def test_bad_rules_are_refused_with_one_clear_sentence():
+def test_bad_rules_are_refused_with_one_clear_sentence(tmp_path):
+    from keras_fool.evolution import run_evolution
+
     with pytest.raises(ValueError, match=r"^add_connection must be 'ordered' or 'acyclic'\. "
                                          r"Received: add_connection='any'$"):
         CPPNEncoding(add_connection="any")
     with pytest.raises(ValueError, match=r"^add_node must be 'unit-in' or 'old-weight'\. Received: add_node=1$"):
         CPPNEncoding(add_node=1)
+    with pytest.raises(ValueError, match=r"cppn_rules must be one of 'ours', 'original'\. Received: cppn_rules='x'"):
+        run_evolution(tmp_path / "a", encoding="cppn", cppn_rules="x")
+    with pytest.raises(ValueError, match="this run uses the direct encoding; add encoding='cppn'"):
+        run_evolution(tmp_path / "b", cppn_rules="original")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_paper_takes_the_original_rules_for_a_cppn_unless_told():
+    from keras_fool.evolution.runs import _DEFAULTS, _settle_options
+
+    def rules(paper, encoding, given=None):
+        return _settle_options({**dict.fromkeys(_DEFAULTS), "encoding": encoding, "cppn_rules": given}, None,
+                               paper)["cppn_rules"]
+
+    assert (rules(False, "cppn"), rules(True, "cppn"), rules(True, "cppn", "ours")) == ("ours", "original", "ours")
+    assert rules(True, "direct") is None and rules(False, "direct") is None
+
+
+def _run(*args):
+    from keras_fool.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.slow  # two tiny MNIST runs through the CLI
+def test_the_cli_runs_the_original_rules_and_resume_keeps_them(tmp_path):
+    out = tmp_path / "original"
+    common = ("--population", 6, "--classes", "1,2", "--out", out, "--quiet", "--checkpoint-every", 1)
+    result = _run("evolve", "--encoding", "cppn", "--cppn-rules", "original", "--generations", 2, *common)
+    assert result.exit_code == 0, result.output
+    encoding = json.loads((out / "summary.json").read_text())["config"]["encoding"]
+    assert (encoding["add_connection"], encoding["add_node"]) == ("acyclic", "old-weight")
+    result = _run("evolve", "--out", out, "--generations", 3, "--resume", "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["generations"] == 3 and summary["config"]["encoding"]["add_node"] == "old-weight"
+    result = _run("evolve", "--out", out, "--generations", 4, "--resume", "--cppn-rules", "ours")
+    assert result.exit_code == 2 and "has cppn_rules original;" in result.stderr, result.output
+    assert "--cppn-rules" in _run("evolve", "--help").output
+    result = _run("evolve", "--cppn-rules", "original", "--out", tmp_path / "direct")
+    assert result.exit_code == 2 and "uses the direct encoding" in result.stderr.splitlines()[-1], result.output
 
 
 @pytest.mark.slow  # a tiny MNIST run, resumed
