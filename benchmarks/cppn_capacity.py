@@ -3,13 +3,17 @@ against growth on demand.)
 
 Evolves CPPN images against EfficientNet-Lite0 for the ten default classes of ``experiment imagenet``
 (population 16, ``--generations`` generations: 1249 gives the paper's 2,000 evaluations per class) once per
-capacity and seed, with ``keras-fool evolve``'s other defaults, into ``OUT/c{capacity}_s{seed}``; a cell whose
-``summary.json`` exists is read, not run again. Prints, per capacity, the median over classes at some
-generations (median and range over seeds), the classes at >= 99% and the hidden nodes the elites use (a
-capacity of C slots holds at most C - 7 hidden nodes: 4 inputs and 3 outputs are fixed). The capacity ``grow``
-is ``keras-fool evolve --capacity grow`` (16 slots growing by 8 up to 64); its row gives the capacities reached.
+capacity and seed, with ``keras-fool evolve``'s other defaults, into ``OUT/c{capacity}_s{seed}``
+(``OUT/c{capacity}_original_s{seed}`` with ``--cppn-rules original``: the original code's add-connection and
+add-node rules); a cell whose ``summary.json`` exists is read, not run again. Prints, per capacity, the median
+over classes at some generations (median and range over seeds), the classes at >= 99% and the hidden nodes the
+elites use (a capacity of C slots holds at most C - 7 hidden nodes: 4 inputs and 3 outputs are fixed). The
+capacity ``grow`` is ``keras-fool evolve --capacity grow`` (16 slots growing by 8 up to 64); its row gives the
+capacities reached.
 
     .venv/bin/python benchmarks/cppn_capacity.py --out runs/cppn-capacity --seeds 0,1,2 --capacities 16,64,grow
+    .venv/bin/python benchmarks/cppn_capacity.py --out runs/cppn-capacity --seeds 0,1,2 --capacities 16 \
+        --cppn-rules original
 """
 
 import argparse
@@ -22,11 +26,18 @@ FIXED_NODES = 7  # x, y, d, bias and the three colour outputs
 CHECKPOINTS = (125, 250, 500, 1000)
 
 
-def run_cell(folder, capacity, seed, generations, population, classes):
+def run_cell(folder, capacity, seed, generations, population, classes, cppn_rules):
     from keras_fool.evolution import run_evolution
 
     run_evolution(folder, models=["efficientnet_lite0_imagenet"], encoding="cppn", capacity=capacity, seed=seed,
-                  generations=generations, population=population, classes=classes, overwrite=True, progress=False)
+                  generations=generations, population=population, classes=classes, cppn_rules=cppn_rules,
+                  overwrite=True, progress=False)
+
+
+def cell_name(capacity, seed, cppn_rules):
+    """``c16_s0`` for our rules, ``c16_original_s0`` for the original code's."""
+    rules = "" if cppn_rules == "ours" else f"_{cppn_rules}"
+    return f"c{capacity}{rules}_s{seed}"
 
 
 def read_cell(folder):
@@ -53,6 +64,8 @@ def main():
     parser.add_argument("--capacities", default="16,64")
     parser.add_argument("--generations", type=int, default=1249)
     parser.add_argument("--population", type=int, default=16)
+    parser.add_argument("--cppn-rules", choices=("ours", "original"), default="ours",
+                        help="How the CPPNs add connections and nodes (keras-fool evolve --cppn-rules).")
     parser.add_argument("--json", default=None, help="Also write every number here.")
     args = parser.parse_args()
     from keras_fool.experiments.imagenet import DEFAULT_CLASSES
@@ -63,17 +76,18 @@ def main():
     cells = {}
     for seed in seeds:
         for capacity in capacities:
-            folder = out / f"c{capacity}_s{seed}"
+            folder = out / cell_name(capacity, seed, args.cppn_rules)
             if not (folder / "summary.json").is_file():
-                run_cell(folder, capacity, seed, args.generations, args.population, ",".join(DEFAULT_CLASSES))
+                run_cell(folder, capacity, seed, args.generations, args.population, ",".join(DEFAULT_CLASSES),
+                         args.cppn_rules)
             cells[capacity, seed] = read_cell(folder)
 
     marks = [g for g in CHECKPOINTS if g <= args.generations] + [args.generations]
-    print(f"EfficientNet-Lite0, CPPN, the 10 default classes, population {args.population}, "
-          f"{args.generations} generations; median [range] over seeds {args.seeds}.\n")
-    print("| capacity (max hidden nodes) | " + " | ".join(f"median conf. % at gen. {g}" for g in marks)
+    print(f"EfficientNet-Lite0, CPPN ({args.cppn_rules} rules), the 10 default classes, "
+          f"population {args.population}, {args.generations} generations; median [range] over seeds {args.seeds}.\n")
+    print("| capacity (max hidden nodes) | rules | " + " | ".join(f"median conf. % at gen. {g}" for g in marks)
           + " | classes >= 99% | classes < 3% | elites' hidden nodes, median (max) | elites at capacity | eval/s |")
-    print("|---" * (len(marks) + 6) + "|")
+    print("|---" * (len(marks) + 7) + "|")
     report = {}
     for capacity in capacities:
         runs = [cells[capacity, s] for s in seeds]
@@ -85,10 +99,11 @@ def main():
         reached = "/".join(str(r["capacity"]) for r in runs)
         slots = f"{capacity} ({capacity - FIXED_NODES})" if capacity != "grow" else f"grow (reached {reached})"
         speed = np.median([r["speed"] for r in runs])
-        print(f"| {slots} | " + " | ".join(at)
+        print(f"| {slots} | {args.cppn_rules} | " + " | ".join(at)
               + f" | {spread(at99, 1, 0)} | {spread(stuck, 1, 0)} | {np.median(hidden):.0f} ({hidden.max()}) "
               f"| {100 * full:.0f}% | {speed:.0f} |")
-        report[capacity] = {"seeds": seeds, "median_at": {g: [float(r["median"][g]) for r in runs] for g in marks},
+        report[capacity] = {"seeds": seeds, "cppn_rules": args.cppn_rules,
+                            "median_at": {g: [float(r["median"][g]) for r in runs] for g in marks},
                             "classes_99": at99, "classes_below_3pct": stuck, "hidden_nodes": hidden.tolist(),
                             "evaluations_per_second": [r["speed"] for r in runs],
                             "capacities": [int(r["capacity"]) for r in runs],

@@ -41,6 +41,12 @@ from keras_fool.cli.options import (
               help="CPPN node slots per genome, inputs and outputs included; or 'grow': start at 16 and add 8 "
               "whenever half the elites use every slot, up to 64 (checked every 10 generations; summary.json "
               "records the capacity reached). [default: 16]")
+@click.option("--cppn-rules", type=click.Choice(["ours", "original"]), default=None,
+              help="How CPPNs add connections and nodes. ours: a new connection only goes forward in the stored node "
+              "order, and a split connection a->b becomes a->new with weight +1 and new->b with the old weight; "
+              "original: the original code's (Nguyen et al. 2015), any new connection that keeps the network acyclic "
+              "(the nodes are ordered again), and both halves of a split keep the old weight. [default: ours; "
+              "original with --paper]")
 @click.option("--generations", type=click.IntRange(min=0), default=None,
               help="Total generations (generation 0 is the random initial population). [default: 200; with --resume, "
               "the run's own]")
@@ -64,8 +70,8 @@ from keras_fool.cli.options import (
               "plus a step along the line to a second elite (Vassiliades & Mouret 2018; for cppn, on the weights, "
               "with the structural mutations kept). [default: mutation]")
 @click.option("--paper", is_flag=True,
-              help="The paper's algorithm: eta 15, uniform parents and mutation instead of the measured best "
-              "settings.")
+              help="The paper's algorithm: eta 15, uniform parents and mutation (and for cppn the original code's "
+              "--cppn-rules) instead of the measured best settings.")
 @click.option("--stop-at", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
               help="Stop once every class's elite reaches this confidence (e.g. 0.9999). [default: never; with "
               "--resume, the run's own]")
@@ -92,9 +98,9 @@ from keras_fool.cli.options import (
 @strategy_option()
 @CPU_REPLICAS
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evolve(models, search, encoding, capacity, generations, population, classes, seed, crossover, mutation_rate, eta,
-           selection, variation, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every, logits, input_range,
-           preprocess, crops, class_names, max_queries, eval_batch_size,
+def evolve(models, search, encoding, capacity, cppn_rules, generations, population, classes, seed, crossover,
+           mutation_rate, eta, selection, variation, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every,
+           logits, input_range, preprocess, crops, class_names, max_queries, eval_batch_size,
            ignore_memory_limit, strategy, cpu_replicas, quiet):
     """Evolve images that MODEL labels with high confidence but no person would recognise.
 
@@ -126,7 +132,8 @@ def evolve(models, search, encoding, capacity, generations, population, classes,
             out, models=list(models) or None, search=search, encoding=encoding, generations=generations,
             population=population,
             classes=classes, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
-            selection=selection, variation=variation, capacity=capacity, logits=logits or None, input_range=input_range,
+            selection=selection, variation=variation, capacity=capacity, cppn_rules=cppn_rules,
+            logits=logits or None, input_range=input_range,
             preprocess=preprocess, crops=None if crops is None else int(crops), class_names=class_names,
             paper=paper, stop_at=stop_at,
             resume=resume, overwrite=overwrite, logdir=logdir, checkpoint_every=checkpoint_every,

@@ -27,8 +27,18 @@ Mutation of each child, in this order (all batched in TensorFlow, no per-genome 
 weight with p = 0.1 by polynomial mutation (eta = 15) on its gene; every node's activation
 resampled with p = 0.1; add a feed-forward connection with p = 0.5; delete a random connection
 with p = 0.3; add a node with p = 0.5 by splitting a random connection a -> b into a -> new
-(weight 1) and new -> b (the old weight); delete a random hidden node and its connections with
-p = 0.2. A mutation that would exceed the capacity (no free slot) is skipped.
+and new -> b; delete a random hidden node and its connections with p = 0.2. A mutation that
+would exceed the capacity (no free slot) is skipped.
+
+Two of these steps have two rules each (``CPPN_RULES`` names the two sets a run chooses from):
+
+* ``add_connection="ordered"`` (the default) adds j -> i only where j comes before i in the
+  stored node order; ``"acyclic"`` (the original code's, a DnnFF in sferes) adds any pair that
+  keeps the graph acyclic (no path i -> ... -> j), so a hidden node can gain a source that now
+  lies after it; the hidden nodes are then ordered again, by their longest path from a node
+  without sources (ties kept in the old order), so every connection goes forward again.
+* ``add_node="unit-in"`` (the default) gives a -> new the weight +1 and new -> b the old weight;
+  ``"old-weight"`` (the original's) gives both new connections the old weight.
 
 Rendering (``_render``): every node that matters (an output, or a live hidden node with a path to
 an output) of every genome is one row of a (rows, pixels) buffer; step s evaluates each genome's
@@ -52,12 +62,18 @@ from keras_fool.encodings.base import Encoding
 from keras_fool.encodings.direct import polynomial_delta
 from keras_fool.validation import check_number
 
-__all__ = ["ACTIVATIONS", "CPPNEncoding", "check_genomes"]
+__all__ = ["ACTIVATIONS", "CPPN_RULES", "CPPNEncoding", "check_genomes", "rules_name"]
 
 ACTIVATIONS = ("sine", "bipolar_sigmoid", "gaussian", "clipped_linear")
 NUM_INPUTS = 4  # x, y, d, bias
 WEIGHT_RANGE = 10.0
 GENOME_KEYS = ("activation", "alive", "position", "connected", "weight")
+ADD_CONNECTION = ("ordered", "acyclic")
+ADD_NODE = ("unit-in", "old-weight")
+# The structural rules a run names (run_evolution's cppn_rules, --cppn-rules): ours, and those of the
+# original code of Nguyen et al. (2015).
+CPPN_RULES = {"ours": {"add_connection": "ordered", "add_node": "unit-in"},
+              "original": {"add_connection": "acyclic", "add_node": "old-weight"}}
 
 
 # The node activations, indexed as in ACTIVATIONS: sin(p), 2 sigmoid(p) - 1 = tanh(p / 2),
@@ -76,6 +92,21 @@ _RENDER_FUNCTIONS = (
 # The buffer rows of one render (see CPPNEncoding._render_rows).
 _RenderRows = collections.namedtuple(
     "_RenderRows", "steps evaluate scale nodes key rows row_of counts step_rows step_first")
+
+
+def rules_name(config):
+    """The name in ``CPPN_RULES`` of a CPPN encoding config's structural rules (a missing key: the default),
+    or None for another mix."""
+    chosen = {"add_connection": config.get("add_connection", ADD_CONNECTION[0]),
+              "add_node": config.get("add_node", ADD_NODE[0])}
+    return next((name for name, rules in CPPN_RULES.items() if rules == chosen), None)
+
+
+def _check_choice(name, value, allowed):
+    """Refuse a ``value`` of the option ``name`` that is not one of ``allowed``, naming both."""
+    if value not in allowed:
+        listed = ", ".join(map(repr, allowed[:-1])) + f" or {allowed[-1]!r}"
+        raise ValueError(f"{name} must be {listed}. Received: {name}={value!r}")
 
 
 def _to_weight(gene, target_scale):
@@ -170,13 +201,18 @@ class CPPNEncoding(Encoding):
         add_node_rate: the probability of adding a node.
         delete_node_rate: the probability of deleting a node.
         eta: polynomial mutation distribution index for weights.
+        add_connection: ``"ordered"`` (default: only from an earlier to a later node of the stored
+            order) or ``"acyclic"`` (the original's: any pair that keeps the graph acyclic; see the
+            module docstring).
+        add_node: ``"unit-in"`` (default: the split's first connection gets weight +1) or
+            ``"old-weight"`` (the original's: both new connections get the split one's weight).
     """
 
     name = "cppn"
 
     def __init__(self, image_shape=(28, 28, 1), capacity=16, coordinates="normalized", color_space="hsv",
                  weight_rate=0.1, activation_rate=0.1, add_connection_rate=0.5, delete_connection_rate=0.3,
-                 add_node_rate=0.5, delete_node_rate=0.2, eta=15.0):
+                 add_node_rate=0.5, delete_node_rate=0.2, eta=15.0, add_connection="ordered", add_node="unit-in"):
         super().__init__(image_shape)
         self.channels = self.image_shape[-1]
         minimum = NUM_INPUTS + self.channels
@@ -185,10 +221,11 @@ class CPPNEncoding(Encoding):
                 f"capacity must hold the {NUM_INPUTS} inputs and {self.channels} output(s), so at least "
                 f"{minimum}. Received: capacity={capacity}"
             )
-        if coordinates not in ("normalized", "pixel"):
-            raise ValueError(f"coordinates must be 'normalized' or 'pixel'. Received: coordinates={coordinates!r}")
-        if color_space not in ("hsv", "hls"):
-            raise ValueError(f"color_space must be 'hsv' or 'hls'. Received: color_space={color_space!r}")
+        for name, value, allowed in (("coordinates", coordinates, ("normalized", "pixel")),
+                                     ("color_space", color_space, ("hsv", "hls")),
+                                     ("add_connection", add_connection, ADD_CONNECTION),
+                                     ("add_node", add_node, ADD_NODE)):
+            _check_choice(name, value, allowed)
         if self.channels == 1 and color_space != "hsv":
             raise ValueError(
                 f"color_space={color_space!r} needs a colour target (3 channels); this image shape is grayscale "
@@ -204,6 +241,7 @@ class CPPNEncoding(Encoding):
         self.color_space = color_space
         self.rates = {k: float(v) for k, v in rates.items()}
         self.eta = float(eta)
+        self.add_connection, self.add_node = add_connection, add_node
         self.outputs = list(range(NUM_INPUTS, NUM_INPUTS + self.channels))
 
     def get_config(self):
@@ -215,6 +253,8 @@ class CPPNEncoding(Encoding):
             "color_space": self.color_space,
             "eta": self.eta,
             **self.rates,
+            "add_connection": self.add_connection,
+            "add_node": self.add_node,
         }
 
     # ---- slots ------------------------------------------------------------------------------
@@ -273,13 +313,38 @@ class CPPNEncoding(Encoding):
 
     # ---- mutation -----------------------------------------------------------------------------
     def _renumber(self, alive, position):
-        """Spread live hidden positions evenly in (0, 1), keeping their order (precision stays)."""
+        """Spread live hidden positions evenly in (0, 1), keeping their order (precision stays).
+
+        The live hidden nodes' ``position`` may be any order key (see :meth:`_reorder`).
+        """
         _, _, is_hidden = self._slot_kinds()
         live_hidden = tf.logical_and(alive, is_hidden)
-        key = tf.where(live_hidden, position, 2.0)
+        key = tf.where(live_hidden, position, np.inf)
         rank = tf.cast(tf.argsort(tf.argsort(key, axis=1, stable=True), axis=1, stable=True), tf.float32)
         count = tf.reduce_sum(tf.cast(live_hidden, tf.float32), axis=1, keepdims=True)
         return tf.where(live_hidden, (rank + 1.0) / (count + 1.0), position)
+
+    def _reorder(self, alive, connected, position):
+        """Positions in which every connection goes forward: hidden nodes by their longest path from a node
+        without sources, ties in their old order, then spread evenly (:meth:`_renumber`).
+
+        The depths are relaxed until they settle, at most N times (a path has fewer than N edges). A
+        connection j -> i gives i a depth above j's, so sorting by depth is a topological order.
+        """
+        N = self.capacity
+        _, _, is_hidden = self._slot_kinds()
+        edges = tf.cast(connected, tf.float32)
+
+        def relax(depth, _):
+            return tf.reduce_max(edges * (depth[:, None, :] + 1.0), axis=2), depth
+
+        zeros = tf.zeros_like(position)
+        depth, _ = tf.while_loop(lambda d, before: tf.reduce_any(d != before), relax, (zeros, zeros - 1.0),
+                                 maximum_iterations=N)
+        old_rank = tf.argsort(tf.argsort(tf.where(alive & is_hidden, position, np.inf), axis=1, stable=True),
+                              axis=1, stable=True)
+        key = depth * N + tf.cast(old_rank, tf.float32)  # exact: at most N * N + N
+        return self._renumber(alive, tf.where(alive & is_hidden, key, position))
 
     def mutate(self, genomes, seed, generation=0):
         """Mutated copies of ``genomes``: the six steps of the module docstring, in order, batched.
@@ -320,7 +385,7 @@ class CPPNEncoding(Encoding):
         # Connection changes touch one entry per genome: they are written as scatters of (genome,
         # target, source) entries (n of them, or 3n for a split), not as whole (n, N, N) selects.
         rows = tf.range(n)
-        g["connected"], g["weight"] = self._add_connection(g, s, n, rows)
+        g["connected"], g["weight"], g["position"] = self._add_connection(g, s, n, rows)
         g["connected"], g["weight"] = self._delete_connection(g, s, n, rows)
         g.update(self._add_node(g, s, n, rows))
         g.update(self._delete_node(g, s, n))
@@ -351,17 +416,31 @@ class CPPNEncoding(Encoding):
         return tf.where(resample, fresh, g["activation"])
 
     def _add_connection(self, g, s, n, rows):
-        """Step 3: add a feed-forward connection j -> i; returns (``connected``, ``weight``)."""
+        """Step 3: add a connection j -> i that keeps the graph acyclic, by the ``add_connection`` rule.
+
+        "ordered": j before i in the node order; "acyclic": no path from i to j (i != j), after which
+        the genomes given a connection against their order are ordered again (:meth:`_reorder`).
+        Returns (``connected``, ``weight``, ``position``).
+        """
         N = self.capacity
         is_input, is_output, _ = self._slot_kinds()
-        pos_i, pos_j = g["position"][:, :, None], g["position"][:, None, :]
+        forward = g["position"][:, None, :] < g["position"][:, :, None]  # [i, j]: pos_j < pos_i
+        if self.add_connection == "acyclic":
+            allowed = tf.transpose(self._paths(g["connected"]), (0, 2, 1)) == 0.0  # [i, j]: no path i -> ... -> j
+        else:
+            allowed = forward
         can_receive = tf.logical_and(g["alive"], ~is_input)[:, :, None]
         can_send = tf.logical_and(g["alive"], ~is_output)[:, None, :]
-        candidates = can_receive & can_send & (pos_j < pos_i) & ~g["connected"]
+        candidates = can_receive & can_send & allowed & ~g["connected"]
         flat, exists = _choose(tf.reshape(candidates, (n, N * N)), _uniform(s, 4, (n,)))
         do = exists & (_uniform(s, 5, (n,)) < self.rates["add_connection_rate"])
         at = _entry(rows, flat, N)
-        return _put(g["connected"], at, do, tf.ones_like(do)), _put(g["weight"], at, do, _uniform(s, 6, (n,)))
+        connected = _put(g["connected"], at, do, tf.ones_like(do))
+        position = g["position"]
+        if self.add_connection == "acyclic":
+            backward = do & ~tf.gather_nd(forward, at)
+            position = tf.where(backward[:, None], self._reorder(g["alive"], connected, position), position)
+        return connected, _put(g["weight"], at, do, _uniform(s, 6, (n,))), position
 
     def _delete_connection(self, g, s, n, rows):
         """Step 4: delete a random connection; returns (``connected``, ``weight``)."""
@@ -374,6 +453,8 @@ class CPPNEncoding(Encoding):
     def _add_node(self, g, s, n, rows):
         """Step 5: add a node by splitting a random connection a -> b into a -> new -> b.
 
+        new -> b keeps the old weight; a -> new gets weight +1 ("unit-in") or the old weight too ("old-weight").
+
         Returns the five updated genome arrays as a dict.
         """
         N = self.capacity
@@ -385,11 +466,12 @@ class CPPNEncoding(Encoding):
         b, a = flat // N, flat % N
         old_gene = tf.gather_nd(g["weight"], tf.stack([rows, b, a], axis=1))
         unit_gene = (1.0 + WEIGHT_RANGE) / (2.0 * WEIGHT_RANGE)  # the gene of weight +1
+        in_gene = old_gene if self.add_node == "old-weight" else tf.fill((n,), unit_gene)
         # The three entries differ (the new slot is neither a nor b) wherever do holds.
         at = tf.concat([_entry(rows, flat, N), tf.stack([rows, slot, a], 1), tf.stack([rows, b, slot], 1)], axis=0)
         do3 = tf.tile(do, [3])
         connected = _put(g["connected"], at, do3, tf.concat([tf.zeros_like(do), tf.ones_like(do), tf.ones_like(do)], 0))
-        weight = _put(g["weight"], at, do3, tf.concat([tf.zeros((n,)), tf.fill((n,), unit_gene), old_gene], 0))
+        weight = _put(g["weight"], at, do3, tf.concat([tf.zeros((n,)), in_gene, old_gene], 0))
         new_node = _one_hot(slot, N) & do[:, None]
         mid = 0.5 * (tf.gather(g["position"], a, batch_dims=1) + tf.gather(g["position"], b, batch_dims=1))
         fresh = tf.random.stateless_uniform((n, N), s[12], 0, len(ACTIVATIONS), dtype=tf.int32)
@@ -447,18 +529,21 @@ class CPPNEncoding(Encoding):
             parts.append(self._render(part, inputs, height, width))
         return tf.concat(parts, axis=0)
 
-    def _feeds_outputs(self, connected):
-        """(n, N) bool: nodes from which a path of connections leads to an output.
+    def _paths(self, connected):
+        """(n, N, N) float32 in {0, 1}: [i, j] is 1 where a path j -> ... -> i exists (or i == j).
 
         Reachability by repeated squaring of I + adjacency: ceil(log2(N)) batched products cover
         every path (at most N - 1 edges), fewer ops than one mat-vec step per edge.
         """
-        N = self.capacity
-        _, is_output, _ = self._slot_kinds()
-        hop = tf.cast(connected, tf.float32) + tf.eye(N)  # hop[i, j] > 0: a path j -> ... -> i
-        for _ in range(max(1, math.ceil(math.log2(N)))):
+        hop = tf.cast(connected, tf.float32) + tf.eye(self.capacity)
+        for _ in range(max(1, math.ceil(math.log2(self.capacity)))):
             hop = tf.minimum(tf.matmul(hop, hop), 1.0)
-        return tf.linalg.matvec(hop, tf.cast(is_output, tf.float32), transpose_a=True) > 0.0
+        return hop
+
+    def _feeds_outputs(self, connected):
+        """(n, N) bool: nodes from which a path of connections leads to an output."""
+        _, is_output, _ = self._slot_kinds()
+        return tf.linalg.matvec(self._paths(connected), tf.cast(is_output, tf.float32), transpose_a=True) > 0.0
 
     def _scratch(self):
         # One resizable buffer per encoding and replica, created on first use outside any trace;

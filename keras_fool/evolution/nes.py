@@ -165,6 +165,7 @@ class NES(StepwiseSearch):
         else:
             grower = CPPNEncoding(self.encoding.image_shape, capacity=self.encoding.capacity,
                                   coordinates=self.encoding.coordinates, color_space=self.encoding.color_space,
+                                  add_connection=self.encoding.add_connection, add_node=self.encoding.add_node,
                                   **GROW_RATES)
             genomes = grower.random(self.pool, tf.constant([self.seed, 0], tf.int32))
             for round_ in range(self.grow):

@@ -21,6 +21,7 @@ from keras_fool import validation
 from keras_fool.backends import open_target
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.encodings import encoding_from_config, make_encoding
+from keras_fool.encodings.cppn import CPPN_RULES, rules_name
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.cma_me import CMAME
 from keras_fool.evolution.map_elites import MapElites
@@ -52,10 +53,11 @@ CMA_ME_RANKING = "class"
 NES_BATCH = 256  # NES scores whole classes' candidates per call: at most this many images (bounds the activations)
 MAP_ELITES_ONLY = ("population", "crossover", "selection", "variation", "mutation_rate", "eta")
 RUN_OPTIONS = ("models", "search", "encoding", "population", "classes", "seed", "crossover", "mutation_rate", "eta",
-               "selection", "variation", "capacity", "logits", "input_range", "preprocess", "crops", "class_names")
+               "selection", "variation", "capacity", "cppn_rules", "logits", "input_range", "preprocess", "crops",
+               "class_names")
 _DEFAULTS = {"models": ("lenet_mnist",), "search": None, "encoding": "direct", "population": 200, "classes": None, "seed": 0,
-             "crossover": 0.0, "variation": None, "mutation_rate": None, "capacity": None, "logits": False, "input_range": None,
-             "preprocess": "none", "crops": 1, "class_names": None}
+             "crossover": 0.0, "variation": None, "mutation_rate": None, "capacity": None, "cppn_rules": None,
+             "logits": False, "input_range": None, "preprocess": "none", "crops": 1, "class_names": None}
 
 
 def _search_class(path):
@@ -95,7 +97,9 @@ def _options_from_checkpoint(path):
         "classes": saved["classes"], "seed": saved["seed"], "crossover": saved["crossover"],
         "selection": saved["selection"], "variation": saved.get("variation", "mutation"),
         "mutation_rate": encoding.get(rate_key), "eta": encoding.get("eta"),
-        "capacity": "grow" if grow else encoding.get("capacity"), "logits": target.get("logits", False),
+        "capacity": "grow" if grow else encoding.get("capacity"),
+        "cppn_rules": rules_name(encoding) if encoding["name"] == "cppn" else None,
+        "logits": target.get("logits", False),
         "input_range": target.get("input_range"), "preprocess": target.get("preprocess", "none"),
         "crops": target.get("crops", 1), "class_names": None if presets_only else target.get("class_names"),
         "_encoding": encoding, "_grow_capacity": grow, "_ranking": saved.get("ranking"),
@@ -113,6 +117,8 @@ def _settle_options(given, saved, paper):
             options[key] = value
     options["selection"] = options["selection"] or "uniform"
     options["variation"] = options["variation"] or "mutation"
+    if options["encoding"] == "cppn" and options["cppn_rules"] is None:  # the paper's CPPNs mutate by its code's rules
+        options["cppn_rules"] = "original" if paper else "ours"
     options["paper"] = paper
     return options
 
@@ -121,7 +127,8 @@ def _settle_options(given, saved, paper):
 _OPTION_OF = {"selection_power": "selection", "iso_sigma": "variation", "line_sigma": "variation",
               "encoding.name": "encoding", "encoding.eta": "eta",
               "encoding.rate": "mutation_rate", "encoding.weight_rate": "mutation_rate",
-              "encoding.capacity": "capacity", "encoding.image_shape": "crops", "target.models": "models",
+              "encoding.capacity": "capacity", "encoding.add_connection": "cppn_rules",
+              "encoding.add_node": "cppn_rules", "encoding.image_shape": "crops", "target.models": "models",
               "target.image_size": "models", "grow_capacity": "capacity"}
 
 
@@ -261,6 +268,35 @@ def _growth(options):
     return tuple(saved[:2]) if saved else (CAPACITY_GROWTH["step"], CAPACITY_GROWTH["maximum"])
 
 
+def _check_cppn_rules(cppn_rules, encoding):
+    """Refuse ``cppn_rules`` that CPPN_RULES does not name, or given for another encoding than the CPPN."""
+    if cppn_rules is None:
+        return
+    if cppn_rules not in CPPN_RULES:
+        raise ValueError(f"cppn_rules must be one of {', '.join(map(repr, CPPN_RULES))}. "
+                         f"Received: cppn_rules={cppn_rules!r}")
+    if encoding != "cppn":
+        raise ValueError(f"cppn_rules (--cppn-rules) chooses how CPPNs mutate, and this run uses the {encoding} "
+                         f"encoding; add encoding='cppn' (--encoding cppn) or leave it out. "
+                         f"Received: cppn_rules={cppn_rules!r}")
+
+
+def _genome_encoding(options, target, capacity):
+    """The run's encoding: a resumed run's checkpointed one with the options given now applied, else a new one."""
+    rules = CPPN_RULES.get(options["cppn_rules"], {}) if options["encoding"] == "cppn" else {}
+    if "_encoding" not in options:
+        return make_encoding(options["encoding"], target.image_shape, mutation_rate=options["mutation_rate"],
+                             eta=options["eta"], capacity=capacity, **rules)
+    config = dict(options["_encoding"])
+    rate_key = "weight_rate" if config["name"] == "cppn" else "rate"
+    for key, value in (("eta", options["eta"]), (rate_key, options["mutation_rate"]), ("capacity", capacity)):
+        if value is not None and key in config:
+            config[key] = value
+    if options["encoding"] != config["name"]:
+        config = {"name": options["encoding"], "image_shape": config["image_shape"]}
+    return encoding_from_config({**config, **rules})
+
+
 def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None, max_queries=None):
     models = list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]]
     with strategy_scope(strategy):  # mirrored model variables
@@ -272,19 +308,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
     capacity = options["capacity"]  # "grow" for the direct encoding: make_encoding refuses it
     if grow is not None:  # a new run starts at CAPACITY_GROWTH's slots, a resumed one at what its checkpoint grew to
         capacity = None if "_encoding" in options else CAPACITY_GROWTH["start"]
-    if "_encoding" in options:  # resuming: the checkpoint's encoding, with any option given now applied
-        config = dict(options["_encoding"])
-        rate_key = "weight_rate" if config["name"] == "cppn" else "rate"
-        for key, value in (("eta", options["eta"]), (rate_key, options["mutation_rate"]),
-                           ("capacity", capacity)):
-            if value is not None and key in config:
-                config[key] = value
-        if options["encoding"] != config["name"]:
-            config = {"name": options["encoding"], "image_shape": config["image_shape"]}
-        genome_encoding = encoding_from_config(config)
-    else:
-        genome_encoding = make_encoding(options["encoding"], target.image_shape, mutation_rate=options["mutation_rate"],
-                                        eta=options["eta"], capacity=capacity)
+    genome_encoding = _genome_encoding(options, target, capacity)
     if options["search"] is None:  # a new run: the strongest search measured for this kind of model
         options["search"] = default_search(options["encoding"], target.image_shape, options.get("paper", False))
     if options["search"] == "cma-me":
@@ -322,7 +346,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
 
 def run_evolution(out, models=None, search=None, encoding=None, generations=None, population=None, classes=None, seed=None,
                   crossover=None, mutation_rate=None, eta=None, selection=None, variation=None, capacity=None,
-                  logits=None,
+                  cppn_rules=None, logits=None,
                   input_range=None, preprocess=None, crops=None, class_names=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
                   eval_batch_size=4096, ignore_memory_limit=False, strategy="default", cpu_replicas=None,
@@ -367,6 +391,11 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
             while the run goes (:data:`CAPACITY_GROWTH`, MapElites' ``grow_capacity``); the summary's
             ``config`` records the capacity reached and ``grow_capacity`` (step, maximum, generations between
             checks).
+        cppn_rules: how CPPNs add connections and nodes (:data:`~keras_fool.encodings.cppn.CPPN_RULES`):
+            ``"ours"`` (a connection only forward in the stored node order; a split's first connection gets
+            weight +1) or ``"original"`` (the original code's: any connection that keeps the network acyclic;
+            both of a split's connections keep the old weight). None: ``"ours"``, or ``"original"`` with
+            ``paper``; CPPN only.
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
         variation: ``"mutation"`` (the encoding's mutation, the paper's) or ``"iso-line"`` (Iso+LineDD,
             :class:`~keras_fool.evolution.MapElites`); None: :data:`BEST_SETTINGS`' for the encoding.
@@ -376,7 +405,8 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
         preprocess: ``"none"``/``"tf"``/``"torch"``/``"caffe"``.
         crops: 1 or 10 crops.
         class_names: a list or file of names.
-        paper: the paper's settings (eta 15, uniform parents) instead of the best measured ones.
+        paper: the paper's settings (eta 15, uniform parents and, for a CPPN, the original code's
+            ``cppn_rules``) instead of the best measured ones.
         stop_at: stop once every class reaches this confidence (None: the run's own when resuming, else never).
         resume: continue the run checkpointed in ``out``.
         overwrite: start afresh even if ``out`` holds a run.
@@ -425,10 +455,11 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
     _check_search(search, paper)
     given = {"models": models, "search": search, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
-             "variation": variation, "capacity": capacity, "logits": logits, "input_range": input_range, "preprocess": preprocess,
-             "crops": crops, "class_names": class_names}
+             "variation": variation, "capacity": capacity, "cppn_rules": cppn_rules, "logits": logits,
+             "input_range": input_range, "preprocess": preprocess, "crops": crops, "class_names": class_names}
     saved = _options_from_checkpoint(checkpoint) if resume else None
     options = _settle_options(given, saved, paper)
+    _check_cppn_rules(cppn_rules, options["encoding"])
     evolver = _make_evolver(options, eval_batch_size, ignore_memory_limit, strategy, max_queries)
     _check_nes_options(evolver, given)
     if resume:

@@ -89,6 +89,24 @@ def threshold_counts(confidences):
     return {f"classes_at_{k}": int(np.sum(conf >= threshold)) for k, threshold in THRESHOLDS.items()}
 
 
+
+def _with_encoding_defaults(config):
+    """A checkpoint's ``config`` with its encoding's options that it lacks at their defaults.
+
+    A checkpoint written before an encoding option existed (say, the CPPN's ``add_node``) then reads as
+    one written with that option's default, which is what its run used. A config that does not rebuild
+    its encoding is returned as it is (resuming then refuses it).
+    """
+    from keras_fool.encodings import encoding_from_config
+
+    saved = config.get("encoding")
+    try:
+        full = json.loads(json.dumps(encoding_from_config(saved).get_config()))
+    except (TypeError, ValueError):
+        return config
+    return {**config, "encoding": {**full, **saved}}
+
+
 class Search:
     """Base of the fooling-image searches (:class:`~keras_fool.evolution.MapElites`,
     :class:`~keras_fool.evolution.GradientAscent`).
@@ -164,7 +182,7 @@ class Search:
                               f"({config.get('method') or 'MAP-Elites'}).")
         if not isinstance(config, dict) or not set(cls.config_keys) <= set(config):
             raise ResumeError(f"Cannot resume: the configuration stored in {path} is damaged.")
-        return config
+        return _with_encoding_defaults(config)
 
     def load_checkpoint(self, path):
         """Restore the state saved by :meth:`save_checkpoint`, after checking every array in it.
