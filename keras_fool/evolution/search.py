@@ -89,7 +89,6 @@ def threshold_counts(confidences):
     return {f"classes_at_{k}": int(np.sum(conf >= threshold)) for k, threshold in THRESHOLDS.items()}
 
 
-
 def _with_encoding_defaults(config):
     """A checkpoint's ``config`` with its encoding's options that it lacks at their defaults.
 
