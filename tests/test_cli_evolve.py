@@ -249,7 +249,13 @@ def test_a_run_too_big_for_the_machine_is_refused_with_its_estimate_before_it_st
     monkeypatch.setattr(validation, "available_memory", lambda: 4 * 2**30)  # a 4 GiB machine
     message = _one_line_error(run("evolve", "--encoding", "cppn", "--capacity", 100000, "--out", tmp_path / "a"), 2)
     assert "needs about" in message and "but 4.0 GiB is available" in message and "--ignore-memory-limit" in message
+    assert "--eval-batch-size" not in message  # the genomes alone are too big: no batch helps
     assert not (tmp_path / "a" / "checkpoint.npz").exists()
+
+    # Where only the activations of one scoring call are too big, the message names a batch that fits.
+    monkeypatch.setattr(validation, "available_memory", lambda: 900 * 2**20)  # 5,000 LeNet images need ~1.1 GiB
+    message = _one_line_error(run("evolve", "--population", 5000, "--out", tmp_path / "b"), 2)
+    assert "set --eval-batch-size N (1024 fits; a setting of this call, not saved)" in message, message
 
 
 def test_large_populations_are_evaluated_in_batches_with_the_same_result(tmp_path):
