@@ -198,9 +198,9 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
         return need
     parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in need.items() if k != "total" and v)
     # The activations grow with the images scored at once: name the largest batch that fits, if one does.
-    smaller = (2 ** k for k in range(min(eval_batch_size, population).bit_length() - 1, -1, -1))
-    fits = next((b for b in smaller if b < min(eval_batch_size, population)
-                 and estimate_run_memory(target, encoding, population, b)["total"] <= have), None)
+    scored_at_once = min(eval_batch_size, population)
+    smaller = (2 ** k for k in range((scored_at_once - 1).bit_length() - 1, -1, -1))  # powers of 2 below it
+    fits = next((b for b in smaller if estimate_run_memory(target, encoding, population, b)["total"] <= have), None)
     batch = "" if fits is None else f"set eval_batch_size=N ({fits} fits; a setting of this call, not saved), "
     raise ValueError(
         f"This run needs about {format_bytes(need['total'])} of memory ({parts}) but {format_bytes(have)} is "
