@@ -8,6 +8,8 @@ Runs each search (``--searches``) once per seed on the ten default classes of ``
 * ``nes-pixels``, ``nes-cppn``: :class:`~keras_fool.evolution.NES` over low-resolution pixels or CPPN weights;
 * ``map-elites-then-nes-cppn``: MAP-Elites' CPPN for half the budget, then NES over the weights of each class's
   elite (an experiment: topologies grown by evolution, weights climbed by a gradient estimate);
+* ``nes-pixels`` with ``--surrogate MODEL``: each class starts from gradient ascent on ``MODEL`` (a transfer
+  prior; only the surrogate is differentiated, the target still only queried);
 * ``cma-me-pixels``: :class:`~keras_fool.evolution.cma_me.CMAME` (sep-CMA-ES emitters ranked by improvement) over
   the same low-resolution pixels (``--cma-options`` for its keyword arguments).
 
@@ -27,7 +29,7 @@ MODEL = "efficientnet_lite0_imagenet"
 SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "map-elites-then-nes-cppn", "cma-me-pixels")
 
 
-def run_cell(folder, search, seed, budget, classes, options, cma_options=None):
+def run_cell(folder, search, seed, budget, classes, options, cma_options=None, surrogate=None):
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import run_evolution
     from keras_fool.evolution import cma_me
@@ -50,12 +52,19 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None):
         evolver = cma_me.CMAME(target, encoding, classes=labels, seed=seed, **(cma_options or {}))
         generations = cma_me.generations_within(evolver, budget * len(labels))
     else:
+        if surrogate:  # one model, or several (an ensemble: mean probabilities)
+            models = surrogate.split(",")
+            size = {"image_size": target.image_shape[:2]} if len(models) > 1 else {}  # members of other sizes
+            options = {**options, "surrogate": Target(models, **size)}
         evolver = NES(target, encoding, classes=labels, seed=seed, **options)
         generations = generations_within(evolver, budget * len(labels))
     start = time.perf_counter()
+    evolver.trace()  # generation 0 (with a surrogate, its gradient ascent) and the compiled step
+    begun = time.perf_counter()
     evolver.run(generations)
     folder.mkdir(parents=True, exist_ok=True)
-    return write_outputs(evolver, folder, {"evolution_seconds": time.perf_counter() - start})
+    return write_outputs(evolver, folder, {"evolution_seconds": time.perf_counter() - begun,
+                                           "start_seconds": begun - start})
 
 
 def _warm_nes(target, encoding, labels, seed, budget, options):
@@ -92,6 +101,9 @@ def main():
     parser.add_argument("--classes", default=None, help="default: experiment imagenet's ten")
     parser.add_argument("--options", default="{}", help="NES keyword arguments as JSON, e.g. '{\"momentum\": 0.9}'")
     parser.add_argument("--cma-options", default="{}", help="CMAME keyword arguments as JSON, e.g. '{\"emitters\": 5}'")
+    parser.add_argument("--surrogate", default=None,
+                        help="nes-pixels starts from gradient ascent on this model (comma-separated: an ensemble), "
+                        "e.g. efficientnet_lite1_imagenet")
     parser.add_argument("--json", default=None, help="Also write every number here.")
     args = parser.parse_args()
     from keras_fool.experiments.imagenet import DEFAULT_CLASSES
@@ -108,10 +120,11 @@ def main():
         for seed in seeds:
             folder = out / f"{search}_s{seed}"
             if not (folder / "summary.json").is_file():
-                run_cell(folder, search, seed, args.budget, classes, options, cma_options)
+                run_cell(folder, search, seed, args.budget, classes, options, cma_options, args.surrogate)
             summary = json.loads((folder / "summary.json").read_text())
             conf = np.array([c["confidence"] for c in summary["classes"]])
             cells.append({"seed": seed, "confidences": conf.tolist(), "median": float(np.median(conf)),
+                          "start_seconds": summary.get("start_seconds"),
                           "at_99": int((conf >= 0.99).sum()), "evaluations": summary["evaluations"],
                           "speed": summary["evaluations_per_second"], "generations": summary["generations"]})
         rows[search] = cells
@@ -127,7 +140,8 @@ def main():
               f"{max(c['at_99'] for c in cells)}] | {np.median(per_class):.0f} | "
               f"{np.median([c['speed'] for c in cells]):.0f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"classes": classes, "budget": args.budget, "options": options, "cma_options": cma_options,
+        Path(args.json).write_text(json.dumps({"classes": classes, "budget": args.budget, "options": options,
+                                               "cma_options": cma_options, "surrogate": args.surrogate,
                                                "rows": rows}, indent=1))
 
 

@@ -47,6 +47,11 @@ from keras_fool.cli.options import (
               "original: the original code's (Nguyen et al. 2015), any new connection that keeps the network acyclic "
               "(the nodes are ordered again), and both halves of a split keep the old weight. [default: ours; "
               "original with --paper]")
+@click.option("--surrogate", default=None, metavar="MODEL",
+              help="A Keras model of the same classes (preset or .keras, read as --model is) whose gradient ascent "
+              "gives NES over pixels each class's start; --model is still only queried (a transfer prior: on "
+              "EfficientNet-Lite0 with Lite1 as the surrogate it measured far stronger, RESULTS.md). Implies --search "
+              "nes; direct encoding only.")
 @click.option("--generations", type=click.IntRange(min=0), default=None,
               help="Total generations (generation 0 is the random initial population). [default: 200; with --resume, "
               "the run's own]")
@@ -98,7 +103,7 @@ from keras_fool.cli.options import (
 @strategy_option()
 @CPU_REPLICAS
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evolve(models, search, encoding, capacity, cppn_rules, generations, population, classes, seed, crossover,
+def evolve(models, search, encoding, capacity, cppn_rules, surrogate, generations, population, classes, seed, crossover,
            mutation_rate, eta, selection, variation, paper, stop_at, out, resume, overwrite, logdir, checkpoint_every,
            logits, input_range, preprocess, crops, class_names, max_queries, eval_batch_size,
            ignore_memory_limit, strategy, cpu_replicas, quiet):
@@ -121,6 +126,8 @@ def evolve(models, search, encoding, capacity, cppn_rules, generations, populati
         check_output_dir(out, "checkpoint.npz", resume, overwrite)
     for model in models:
         check_source(model)
+    if surrogate is not None:
+        check_source(surrogate)
     if paper and (eta is not None or selection is not None or variation is not None):
         raise click.UsageError("--paper sets --eta, --selection and --variation; give either --paper or those "
                                "options.")
@@ -133,7 +140,7 @@ def evolve(models, search, encoding, capacity, cppn_rules, generations, populati
             population=population,
             classes=classes, seed=seed, crossover=crossover, mutation_rate=mutation_rate, eta=eta,
             selection=selection, variation=variation, capacity=capacity, cppn_rules=cppn_rules,
-            logits=logits or None, input_range=input_range,
+            surrogate=surrogate, logits=logits or None, input_range=input_range,
             preprocess=preprocess, crops=None if crops is None else int(crops), class_names=class_names,
             paper=paper, stop_at=stop_at,
             resume=resume, overwrite=overwrite, logdir=logdir, checkpoint_every=checkpoint_every,

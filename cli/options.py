@@ -110,8 +110,9 @@ CLASS_NAMES = click.option("--class-names", type=click.Path(dir_okay=False, exis
 SURROGATE = click.option("--surrogate", default=None, metavar="MODEL",
                          help="For a model that answers queries only: a Keras model of the same images and classes "
                          "(preset or .keras, read as MODEL is) whose gradients the gradient attacks follow; their "
-                         "images are then scored on MODEL (a transfer attack). Without it those attacks are reported "
-                         "as not run. Refused for a Keras model, which they attack directly.")
+                         "images are then scored on MODEL (a transfer attack), and on a colour model the direct "
+                         "encoding's NES starts each class from gradient ascent on it. Without it the gradient attacks "
+                         "are reported as not run. Refused for a Keras model, which they attack directly.")
 MAX_QUERIES = click.option("--max-queries", type=click.IntRange(min=1), default=None,
                            help="Query budget of a deployed model (.tflite, .onnx, SavedModel, URL): stop before "
                            "scoring more images than this, the probe and a resumed run's included. [default: no limit]")

@@ -371,3 +371,45 @@ def test_a_target_with_only_the_contract_is_audited_and_its_queries_said_not_cou
     assert not queries["counted"] and queries["total"] is None
     assert "does not count" in queries["reason"] and "Keras" not in queries["reason"]
     assert "It answers queries only: the images it was asked about were not counted" in report["verdict"]["text"]
+
+
+class _QueriedColour(QueryTarget):
+    """A small colour Keras model asked through NumPy (no gradients)."""
+
+    backend = "numpy"
+
+    def __init__(self, model):
+        self.model = model
+        self._setup(tuple(model.input_shape[1:]), batch_size=500)
+
+    def _raw_outputs(self, inputs):
+        return np.asarray(self.model(inputs, training=False))
+
+    def source(self):
+        return {"model": "queried_colour"}
+
+
+def test_a_colour_model_that_answers_queries_only_starts_its_nes_search_on_the_surrogate():
+    """The direct stage's NES starts each class from gradient ascent on the surrogate; without one, from grey."""
+    from types import SimpleNamespace
+
+    import keras
+
+    from keras_fool.audit.stages import _search
+    from keras_fool.target import Target
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs)))
+    target = _QueriedColour(model)
+    budget = TINY
+    runs = {}
+    for surrogate in (None, ("itself.keras", Target(model))):  # the surrogate is the model itself: a perfect prior
+        ctx = SimpleNamespace(progress=False, budget=budget, classes=[0, 1, 2, 3], surrogate=surrogate)
+        runs[surrogate is not None] = _search(ctx, target, "direct", budget.direct_generations, seed=0)
+    (grey, grey_extra), (started, extra) = runs[False], runs[True]
+    assert extra["search"] == grey_extra["search"] == "nes"
+    assert extra["surrogate"] == "itself.keras" and "surrogate" not in grey_extra
+    assert started.first_evaluations == 4 and grey.first_evaluations == 1
+    assert started.evaluations <= 10 * 6 * 4  # the query budget of MAP-Elites' 10 offspring x 6 generations
+    assert np.min(started.archive.confidences) > 0.99 > np.median(grey.archive.confidences)

@@ -296,6 +296,32 @@ def test_a_colour_model_is_searched_with_nes_by_default_and_resumes(tmp_path):
     assert not (tmp_path / "refused").exists()
 
 
+def test_a_surrogate_starts_nes_and_the_run_resumes_with_it(tmp_path):
+    out = tmp_path / "run"
+    result = run("evolve", "--model", "lenet_mnist", "--surrogate", "lenet_mnist_b", "--classes", "0,1",
+                 "--generations", 2, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["method"] == "nes"  # a surrogate implies NES, even on a grayscale model
+    assert summary["config"]["surrogate"]["models"] == [{"preset": "lenet_mnist_b"}]
+    assert summary["evaluations"] <= 2 + 2 * 2 * 21  # each class's start, then at most 21 images a generation
+    assert min(c["confidence"] for c in summary["classes"]) > 0.9  # the starts climbed on the other LeNet transfer
+    resumed = run("evolve", "--out", out, "--resume", "--generations", 3, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    conflict = run("evolve", "--out", out, "--resume", "--surrogate", "lenet_mnist_c", "--quiet")
+    assert "has surrogate lenet_mnist_b" in _one_line_error(conflict, 2)
+
+    for extra, says in ((["--search", "map-elites"], "search='map-elites' does not run NES"),
+                        (["--paper"], "--paper runs the paper's MAP-Elites"),
+                        (["--encoding", "cppn"], "this run uses the cppn encoding")):
+        refused = run("evolve", "--model", "lenet_mnist", "--surrogate", "lenet_mnist_b", *extra, "--out",
+                      tmp_path / "refused", "--quiet")
+        assert says in _one_line_error(refused, 2)
+        assert not (tmp_path / "refused").exists()
+    missing = run("evolve", "--model", "lenet_mnist", "--surrogate", "no_such_model", "--out", tmp_path / "m")
+    assert "no_such_model" in _one_line_error(missing, 2)
+
+
 def test_a_grayscale_model_keeps_map_elites_by_default(evolved):
     out, _ = evolved
     summary = json.loads((out / "summary.json").read_text())

@@ -9,7 +9,7 @@ from keras_fool.errors import ResumeError
 from keras_fool.evolution import NES
 from keras_fool.evolution.nes import generations_within
 from keras_fool.evolution.outputs import load_archive, write_outputs
-from keras_fool.target import Target
+from keras_fool.target import BaseTarget, Target
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,77 @@ def test_outputs_are_evolves_format(lenet, tmp_path):
     assert summary["config"]["method"] == "nes" and summary["evaluations"] == 1 + 2 * 3
     archive = load_archive(tmp_path / "archive.npz")
     np.testing.assert_allclose(archive["confidences"], nes.archive.confidences)
+
+
+class _Queried(BaseTarget):
+    """A query-only view of a target that counts the images it scores eagerly (generation 0 runs eagerly)."""
+
+    def __init__(self, inner):
+        self.inner, self.scored = inner, 0
+        self.image_shape, self.num_classes, self.class_names = inner.image_shape, inner.num_classes, inner.class_names
+
+    def __call__(self, images):
+        if tf.executing_eagerly():
+            self.scored += int(images.shape[0])
+        return self.inner(images)
+
+    def get_config(self):
+        return {"queried": self.inner.get_config()}
+
+
+def test_a_surrogate_gives_each_class_its_start_and_the_target_is_only_queried(lenet):
+    surrogate = Target("lenet_mnist_b")  # another LeNet trained on MNIST: same images and classes
+    options = dict(seed=0, resolution=7, samples=4, class_target=1.0)
+    grey = NES(lenet, DirectEncoding((28, 28, 1)), **options)
+    grey.trace()
+    queried = _Queried(lenet)
+    nes = NES(queried, DirectEncoding((28, 28, 1)), surrogate=surrogate, surrogate_steps=10, **options)
+    nes.trace()
+    # Generation 0 scores one start per class on the target; the 10 climbing steps only query the surrogate.
+    assert queried.scored == nes.evaluations == nes.first_evaluations == 10
+    assert generations_within(nes, 10 + 2 * 10 * 5) == 2
+    start = nes.archive.confidences
+    assert np.median(grey.archive.confidences) < 0.1 and np.median(start) > 0.9  # the starts transfer
+    np.testing.assert_allclose(nes.theta.numpy(), nes.surrogate_start().numpy(), atol=1e-5)  # each class its own climb
+    labels = nes.archive.labels
+    assert np.all(surrogate.predict(nes.images())[np.arange(10), labels] > 0.99)  # the surrogate was climbed
+    np.testing.assert_allclose(lenet.predict(nes.images())[np.arange(10), labels], start, atol=1e-5)
+    assert nes.get_config()["surrogate"]["models"] == [{"preset": "lenet_mnist_b"}]
+
+
+def test_a_resumed_search_with_a_surrogate_equals_an_uninterrupted_one_without_climbing_again(lenet, tmp_path):
+    options = dict(classes=[2, 6], seed=3, resolution=7, samples=4, class_target=1.0,
+                   surrogate=Target("lenet_mnist_b"), surrogate_steps=3)
+    straight = NES(lenet, DirectEncoding((28, 28, 1)), **options)
+    straight.run(4)
+    first = NES(lenet, DirectEncoding((28, 28, 1)), **options)
+    first.run(2)
+    first.save_checkpoint(tmp_path / "checkpoint.npz")
+    resumed = NES(lenet, DirectEncoding((28, 28, 1)), **options)
+    resumed.surrogate_start = lambda: pytest.fail("a restored search climbed the surrogate again")
+    resumed.load_checkpoint(tmp_path / "checkpoint.npz")
+    assert resumed.evaluations == first.evaluations == 2 + 2 * 2 * 5
+    resumed.run(4)
+    np.testing.assert_allclose(resumed.theta.numpy(), straight.theta.numpy(), atol=1e-5)
+    np.testing.assert_allclose(resumed.archive.fitness.numpy(), straight.archive.fitness.numpy(), atol=1e-6)
+    other = NES(lenet, DirectEncoding((28, 28, 1)), **{**options, "surrogate_steps": 4})
+    with pytest.raises(ResumeError, match="surrogate_steps"):
+        other.load_checkpoint(tmp_path / "checkpoint.npz")
+
+
+def test_a_surrogate_that_cannot_serve_is_refused(lenet):
+    import keras
+
+    with pytest.raises(ValueError, match="NES over CPPN weights takes none"):
+        NES(lenet, CPPNEncoding((28, 28, 1)), surrogate=Target("lenet_mnist_b"))
+    with pytest.raises(ValueError, match="answers queries only"):
+        NES(lenet, DirectEncoding((28, 28, 1)), surrogate=_Queried(Target("lenet_mnist_b")))
+    inputs = keras.Input((28, 28, 1))
+    five = keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(keras.layers.Flatten()(inputs)))
+    with pytest.raises(ValueError, match="5 classes and 1 channels, the target 10 and 1"):
+        NES(lenet, DirectEncoding((28, 28, 1)), surrogate=Target(five))
+    with pytest.raises(TypeError, match="surrogate must be a keras_fool target"):
+        NES(lenet, DirectEncoding((28, 28, 1)), surrogate="lenet_mnist_b")
 
 
 def test_bad_options_are_refused(lenet):

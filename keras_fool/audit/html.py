@@ -173,6 +173,8 @@ def _fooling(report, figures):
         unit = m["unit"]
         title = METHOD_TITLES[method] + (f" (transfer from {m['surrogate']})" if m.get("access") == "transfer" else "")
         title += " (NES)" if m.get("search") == "nes" else ""
+        if m.get("search") == "nes" and m.get("surrogate"):
+            title += f", started on {m['surrogate']}"
         summary_rows.append((
             _e(title), f"{m[unit + 's']:,} {unit}s",
             f"{m['evaluations']:,}" + (" (by the surrogate)" if m.get("access") == "transfer" else ""),

@@ -298,7 +298,8 @@ REPORT_SCHEMA = {
                 "access": {"enum": ["queries", "white-box", "transfer"],
                            "description": "queries: searched by the model's answers; white-box: its gradients; "
                                           "transfer: made on the surrogate, the confidences the model's own."},
-                "surrogate": {"type": "string"},
+                "surrogate": {"type": "string", "description": "transfer: the model the images were made on; "
+                              "queries (NES): the model whose gradient ascent gave each class its start."},
                 "surrogate_median_confidence": _FRACTION,
                 "unit": {"enum": ["generation", "step"]},
                 "generations": _COUNT,

@@ -246,11 +246,15 @@ def _search(ctx, target, method, generations, seed, start=None):
     from keras_fool.evolution.runs import BEST_SETTINGS, build_search
 
     callbacks = [ProgressBar()] if ctx.progress else []
-    search, budget = build_search(target, method, ctx.budget.population, generations, ctx.classes, seed)
+    # A model that answers queries only gets the surrogate's gradient ascent as NES's start (a transfer prior).
+    surrogate = ctx.surrogate[1] if ctx.surrogate is not None and method == "direct" else None
+    search, budget = build_search(target, method, ctx.budget.population, generations, ctx.classes, seed, surrogate)
     if not isinstance(search, MapElites):  # NES, on a colour model's pixels
         search.run(budget, callbacks)
-        settings = {k: v for k, v in search.get_config().items() if k not in ("method", "target", "encoding", "classes")}
-        return search, {"settings": settings, "access": "queries", "search": "nes"}
+        settings = {k: v for k, v in search.get_config().items()
+                    if k not in ("method", "target", "encoding", "classes", "surrogate")}
+        prior = {} if search.surrogate is None else {"surrogate": ctx.surrogate[0]}
+        return search, {"settings": settings, "access": "queries", "search": "nes", **prior}
     started = {}
     if start is not None and method == "direct" and len(start):
         search.start_from(np.asarray(start, np.float32), callbacks)

@@ -209,7 +209,7 @@ class QueryTarget(BaseTarget):
                              "on random images); logits=True would apply softmax twice, so leave it off.")
         if not self.logits and not probabilities:
             raise ValueError(f"The {self.backend} model does not output probabilities (row sums "
-                             f"{sums.min():.3g}..{sums.max():.3g}); if it returns logits, pass logits=True (--logits).")
+                             f"{sums.min():.3g}..{sums.max():.3g}); if it returns logits, pass logits=True.")
         return int(out.shape[1])
 
     def get_config(self):

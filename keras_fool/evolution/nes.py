@@ -24,6 +24,15 @@ Two search spaces, chosen by the encoding:
   CPPNs, each grown by ``grow`` rounds of the encoding's mutation (so they have hidden nodes);
   every class takes the one it likes best as its topology and starting point.
 
+A **surrogate** (a Keras model of the same images and classes, e.g. another network trained on
+ImageNet) gives the pixel search a better start than grey: before generation 0, each class's point
+climbs the surrogate's log-probability of the class for ``surrogate_steps`` steps of gradient ascent
+in the same low-resolution space (normalised steps of ``step_size * sigma``, as NES takes). Only the
+surrogate is differentiated; the target still answers queries alone, and generation 0 then scores
+each class's start (one evaluation per class instead of one grey image). Transfer-based priors of
+this kind are the standard way a query-only attacker uses a public model (e.g. Cheng et al. 2019);
+how much it helps depends on how alike the two networks are (RESULTS.md, issue 23).
+
 Every image scored may take any class's cell (the MAP-Elites rule: a higher probability of that
 class than the elite's), so one class's candidates are stepping stones for the others. A class
 whose elite reaches ``class_target`` (99.99%, the paper's bar) is searched no more. A generation
@@ -47,10 +56,13 @@ from keras_fool.evolution.search import StepwiseSearch
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
-__all__ = ["NES", "SAMPLES", "SPACES", "generations_within", "images_per_call", "low_resolution_images"]
+__all__ = ["NES", "SAMPLES", "SPACES", "SURROGATE_STEPS", "generations_within", "images_per_call",
+           "low_resolution_images"]
 
 SPACES = {"direct": "pixels", "cppn": "cppn-weights"}
 SAMPLES = 20  # candidates per class and generation, by default
+SURROGATE_STEPS = 50  # gradient-ascent steps on a surrogate before generation 0
+SURROGATE_BATCH = 32  # classes climbed at once on the surrogate (bounds its activations and their gradients)
 LOG_FLOOR = 1e-30  # log(p) of a probability that underflowed to 0
 GROW_RATES = {"add_node_rate": 0.5, "add_connection_rate": 0.5, "delete_node_rate": 0.0, "delete_connection_rate": 0.0}
 
@@ -76,6 +88,9 @@ class NES(StepwiseSearch):
         class_target: a class whose elite reaches this confidence is searched no more, so its queries go to
             the others (1.0: every class is searched to the end).
         eval_batch_size: images decoded and scored at once (bounds the target's activations).
+        surrogate: a :class:`~keras_fool.target.BaseTarget` with gradients and the target's classes whose
+            gradient ascent gives each class its start (pixels only); None: every class starts at grey.
+        surrogate_steps: gradient-ascent steps on the surrogate per class (with a surrogate).
 
     Attributes:
         archive: the :class:`~keras_fool.evolution.archive.ClassArchive` (best image per class, as genomes of
@@ -88,7 +103,8 @@ class NES(StepwiseSearch):
     config_keys = ("target", "encoding", "classes", "seed", "samples")
 
     def __init__(self, target, encoding, classes=None, seed=0, samples=SAMPLES, sigma=None, step_size=0.6, momentum=0.0,
-                 resolution=None, pool=160, grow=40, class_target=0.9999, eval_batch_size=256):
+                 resolution=None, pool=160, grow=40, class_target=0.9999, eval_batch_size=256, surrogate=None,
+                 surrogate_steps=SURROGATE_STEPS):
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, (DirectEncoding, CPPNEncoding)):
@@ -110,6 +126,8 @@ class NES(StepwiseSearch):
         self.class_target = check_number("class_target", class_target, 0.0, strict=True, maximum=1.0)
         self.grow = check_int("grow", grow, minimum=0)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
+        self.surrogate = _check_surrogate(surrogate, target, self.space)
+        self.surrogate_steps = check_int("surrogate_steps", surrogate_steps)
         self.seed = check_seed(seed)
         self.target = target
         self.encoding = encoding
@@ -130,6 +148,8 @@ class NES(StepwiseSearch):
                   "class_target": self.class_target}
         if self.space == "pixels":
             config["resolution"] = self.resolution
+            if self.surrogate is not None:
+                config.update(surrogate=self.surrogate.get_config(), surrogate_steps=self.surrogate_steps)
         else:
             config.update(pool=self.pool, grow=self.grow)
         return config
@@ -154,14 +174,55 @@ class NES(StepwiseSearch):
         return tf.cast(topology["connected"], tf.float32)
 
     # ---- generation 0 ----------------------------------------------------------------------------
-    def _start(self):
-        """Generation 0: grey images (pixels), or a pool of grown CPPNs each class picks its start from."""
+    @property
+    def first_evaluations(self):
+        """Images generation 0 scores: one grey image, one start per class (with a surrogate), or the CPPN pool."""
+        if self.space != "pixels":
+            return self.pool
+        return self.archive.cells if self.surrogate is not None else 1
+
+    def surrogate_start(self):
+        """Each class's start (C, r, r, channels): ``surrogate_steps`` normalised steps of gradient ascent on the
+        surrogate's log-probability of the class, from grey; :data:`SURROGATE_BATCH` classes at a time."""
+        channels = self.target.image_shape[-1]
+        shape = tuple(self.surrogate.image_shape)
+        step = tf.constant(self.step_size * self.sigma, tf.float32)
+
+        @tf.function(reduce_retracing=True)
+        def ascend(theta, labels):
+            for _ in tf.range(self.surrogate_steps):
+                with tf.GradientTape() as tape:
+                    tape.watch(theta)
+                    p = tf.gather(tf.cast(self.surrogate(low_resolution_images(theta, shape)), tf.float32),
+                                  labels, axis=1, batch_dims=1)
+                    total = tf.reduce_sum(tf.math.log(tf.maximum(p, LOG_FLOOR)))
+                gradient = tape.gradient(total, theta)
+                theta = theta + step * gradient / _rms(gradient, None, [1, 2, 3])
+            return theta
+
+        parts = []
+        group = min(self.eval_batch_size, SURROGATE_BATCH)
+        for first in range(0, self.archive.cells, group):
+            labels = self._labels[first:first + group]
+            theta = tf.zeros((int(labels.shape[0]), self.resolution, self.resolution, channels))
+            parts.append(ascend(theta, labels))
+        theta = tf.concat(parts, 0)
+        if not bool(tf.reduce_all(tf.math.is_finite(theta))):
+            raise NonFiniteError("The surrogate's gradients were NaN or infinite; no start could be computed.")
+        return theta
+
+    def _start(self, climb=True):
+        """Generation 0: grey images or each class's start on the surrogate (pixels), or a pool of grown CPPNs each
+        class picks its start from. ``climb=False`` (a checkpoint about to be restored) skips the surrogate."""
         cells = self.archive.cells
         if self.space == "pixels":
             channels = self.target.image_shape[-1]
-            theta = tf.zeros((1, self.resolution, self.resolution, channels))
-            probabilities = tf.cast(self.target(self._images_of(theta, None)), tf.float32)
-            pick = tf.zeros((cells,), tf.int32)
+            climbed = self.surrogate is not None and climb
+            theta = self.surrogate_start() if climbed else tf.zeros((1, self.resolution, self.resolution, channels))
+            parts = [tf.cast(self.target(self._images_of(theta[first:first + self.eval_batch_size], None)), tf.float32)
+                     for first in range(0, int(theta.shape[0]), self.eval_batch_size)]
+            probabilities = tf.concat(parts, 0)
+            pick = tf.range(cells, dtype=tf.int32) if climbed else tf.zeros((cells,), tf.int32)
         else:
             grower = CPPNEncoding(self.encoding.image_shape, capacity=self.encoding.capacity,
                                   coordinates=self.encoding.coordinates, color_space=self.encoding.color_space,
@@ -185,7 +246,7 @@ class NES(StepwiseSearch):
         scores = tf.gather(probabilities, self._labels, axis=1)  # (n, C)
         fitness = tf.gather(tf.transpose(scores), pick, batch_dims=1)
         self.archive.set_state(self._genomes_of(self.theta, self.topology), fitness)
-        self.evaluations += int(theta.shape[0])
+        self.evaluations += self.first_evaluations  # restoring without the surrogate's starts: what they cost
         self.generation = 0
         return fitness.numpy()
 
@@ -295,7 +356,7 @@ class NES(StepwiseSearch):
 
     def restore_state(self, arrays):
         self.evaluations, self.generation = 0, -1
-        self._start()  # the shapes (and, for CPPN, generation 0's pool) to check the arrays against
+        self._start(climb=False)  # the shapes (and, for CPPN, generation 0's pool) to check the arrays against
         cells = self.archive.cells
         expect = {"theta": self.theta, "velocity": self.velocity, "fitness": self.archive.fitness}
         if self.topology is not None:
@@ -337,6 +398,26 @@ def low_resolution_images(theta, image_shape):
     return tf.sigmoid(tf.image.resize(theta, tuple(image_shape[:2]), method="bilinear"))
 
 
+def _check_surrogate(surrogate, target, space):
+    """``surrogate`` if it can give the pixel search its starts on ``target``: with gradients, the same classes and
+    channels; None if None."""
+    if surrogate is None:
+        return None
+    if not isinstance(surrogate, BaseTarget):
+        raise TypeError(f"surrogate must be a keras_fool target. Received: {type(surrogate).__name__}")
+    if space != "pixels":
+        raise ValueError("A surrogate gives the pixel search (the direct encoding) its starts; NES over CPPN weights "
+                         "takes none.")
+    if not surrogate.has_gradients:
+        raise ValueError("The surrogate answers queries only, so it has no gradients to climb; give a Keras model "
+                         "(a preset, a .keras file or a keras.Model).")
+    if surrogate.num_classes != target.num_classes or surrogate.image_shape[-1] != target.image_shape[-1]:
+        raise ValueError(f"The surrogate has {surrogate.num_classes} classes and {surrogate.image_shape[-1]} "
+                         f"channels, the target {target.num_classes} and {target.image_shape[-1]}; a surrogate must "
+                         "know the same classes in the same order and take the same kind of images.")
+    return surrogate
+
+
 def _rms(values, mask, axes):
     """Root mean square per class over the searched coordinates (all, or where ``mask`` is 1), never 0."""
     if mask is None:
@@ -350,8 +431,7 @@ def _rms(values, mask, axes):
 def generations_within(nes, evaluations):
     """The most generations ``nes`` can run within ``evaluations`` images scored in all, generation 0 included
     (0 when the budget does not reach past it): what gives NES the same budget as another search."""
-    first = 1 if nes.space == "pixels" else nes.pool
-    return max(0, (int(evaluations) - first) // (nes.archive.cells * (nes.samples + 1)))
+    return max(0, (int(evaluations) - nes.first_evaluations) // (nes.archive.cells * (nes.samples + 1)))
 
 
 def images_per_call(classes, eval_batch_size, samples=SAMPLES):

@@ -19,19 +19,20 @@ import numpy as np
 
 from keras_fool import validation
 from keras_fool.backends import open_target
+from keras_fool.backends.files import source_kind
 from keras_fool.distribute import is_chief, replica_count, resolve_strategy, strategy_scope
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.encodings.cppn import CPPN_RULES, rules_name
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.cma_me import CMAME
 from keras_fool.evolution.map_elites import MapElites
-from keras_fool.evolution.nes import NES
+from keras_fool.evolution.nes import NES, SURROGATE_STEPS
 from keras_fool.evolution.memory import estimate_run_memory, format_bytes
 from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbacks
 from keras_fool.evolution.search import NEVER
 from keras_fool.io import check_output_dir
 from keras_fool.run_folder import CHECKPOINT, RunFolder
-from keras_fool.target import as_target
+from keras_fool.target import Target, as_target
 from keras_fool.validation import check_int, check_seed, derive_seed
 
 __all__ = ["BEST_SETTINGS", "CAPACITY_GROWTH", "PAPER_SETTINGS", "SEARCHES", "EvolvedImages", "default_search", "evolve_fooling_images", "output_files", "run_evolution"]
@@ -53,11 +54,11 @@ CMA_ME_RANKING = "class"
 NES_BATCH = 256  # NES scores whole classes' candidates per call: at most this many images (bounds the activations)
 MAP_ELITES_ONLY = ("population", "crossover", "selection", "variation", "mutation_rate", "eta")
 RUN_OPTIONS = ("models", "search", "encoding", "population", "classes", "seed", "crossover", "mutation_rate", "eta",
-               "selection", "variation", "capacity", "cppn_rules", "logits", "input_range", "preprocess", "crops",
-               "class_names")
+               "selection", "variation", "capacity", "cppn_rules", "surrogate", "logits", "input_range", "preprocess",
+               "crops", "class_names")
 _DEFAULTS = {"models": ("lenet_mnist",), "search": None, "encoding": "direct", "population": 200, "classes": None, "seed": 0,
              "crossover": 0.0, "variation": None, "mutation_rate": None, "capacity": None, "cppn_rules": None,
-             "logits": False, "input_range": None, "preprocess": "none", "crops": 1, "class_names": None}
+             "surrogate": None, "logits": False, "input_range": None, "preprocess": "none", "crops": 1, "class_names": None}
 
 
 def _search_class(path):
@@ -99,11 +100,24 @@ def _options_from_checkpoint(path):
         "mutation_rate": encoding.get(rate_key), "eta": encoding.get("eta"),
         "capacity": "grow" if grow else encoding.get("capacity"),
         "cppn_rules": rules_name(encoding) if encoding["name"] == "cppn" else None,
+        "surrogate": _surrogate_source(path, saved.get("surrogate")),
         "logits": target.get("logits", False),
         "input_range": target.get("input_range"), "preprocess": target.get("preprocess", "none"),
         "crops": target.get("crops", 1), "class_names": None if presets_only else target.get("class_names"),
         "_encoding": encoding, "_grow_capacity": grow, "_ranking": saved.get("ranking"),
+        "_surrogate_steps": saved.get("surrogate_steps"),
     }
+
+
+def _surrogate_source(path, config):
+    """The surrogate a checkpoint's NES climbed (a preset name or a .keras path), or None if it had none."""
+    if config is None:
+        return None
+    sources = config["models"]
+    if len(sources) != 1 or not ({"preset", "path"} & set(sources[0])):
+        raise ResumeError(f"Cannot resume: {path} was written with an in-memory surrogate; resume it from Python with "
+                          "NES.load_checkpoint.")
+    return sources[0].get("preset") or sources[0]["path"]
 
 
 def _settle_options(given, saved, paper):
@@ -208,19 +222,20 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
     )
 
 
-def build_search(target, encoding, population, generations, classes=None, seed=0):
+def build_search(target, encoding, population, generations, classes=None, seed=0, surrogate=None):
     """The search of ``encoding`` on ``target`` that :func:`default_search` names, built, not run:
     ``(search, budget)``.
 
     MAP-Elites with :data:`BEST_SETTINGS` and ``population`` offspring, whose budget is ``generations``;
     or NES, whose budget is the iterations that spend MAP-Elites' evaluations,
-    ``population * (generations + 1)`` per class.
+    ``population * (generations + 1)`` per class, and which starts each class from gradient ascent on
+    ``surrogate`` (a target with gradients and the same classes) if one is given.
     """
     from keras_fool.evolution.nes import generations_within
 
     if default_search(encoding, target.image_shape) == "nes":
         nes = NES(target, make_encoding(encoding, target.image_shape), classes=classes, seed=seed,
-                  eval_batch_size=NES_BATCH)
+                  eval_batch_size=NES_BATCH, surrogate=surrogate)
         return nes, generations_within(nes, population * (generations + 1))
     settings = BEST_SETTINGS[encoding]
     evolver = MapElites(target, make_encoding(encoding, target.image_shape, eta=settings["eta"]), population=population,
@@ -239,11 +254,14 @@ def default_search(encoding, image_shape, paper=False):
     return "nes"
 
 
-def _check_search(search, paper):
+def _check_search(search, paper, surrogate=None):
     if search is not None and search not in SEARCHES:
         raise ValueError(f"search must be one of {', '.join(SEARCHES)}. Received: search={search!r}")
+    if surrogate is not None and (paper or search not in (None, "nes")):
+        chosen = "paper=True runs the paper's MAP-Elites" if paper else f"search={search!r} does not run NES"
+        raise ValueError(f"A surrogate gives NES over pixels its starts, and {chosen}; leave one of them out.")
     if paper and search in ("nes", "cma-me"):
-        raise ValueError(f"paper=True (--paper) runs the paper's MAP-Elites; it cannot be combined with "
+        raise ValueError(f"paper=True runs the paper's MAP-Elites; it cannot be combined with "
                          f"search={search!r}.")
 
 
@@ -302,6 +320,28 @@ def _genome_encoding(options, target, capacity):
     return encoding_from_config({**config, **rules})
 
 
+def _open_surrogate(options, target):
+    """The run's surrogate as a :class:`~keras_fool.target.Target` (a .keras file read as the models are), or None."""
+    source = options["surrogate"]
+    if source is None:
+        return None
+    if options["encoding"] != "direct":
+        raise ValueError(f"A surrogate gives NES over pixels (the direct encoding) its starts, and this run uses the "
+                         f"{options['encoding']} encoding; leave surrogate out or use encoding='direct'.")
+    if isinstance(source, (str, Path)) and source_kind(source) is not None:
+        raise ValueError(f"The surrogate {source} is a deployed model that answers queries only, so it has no "
+                         "gradients to climb; give a Keras model (a preset, a .keras file or a keras.Model).")
+    if isinstance(source, str) and not source.endswith(".keras"):
+        surrogate = Target(source)  # a preset reads its own images
+    else:
+        surrogate = Target(source, logits=options["logits"], input_range=options["input_range"],
+                           preprocess=options["preprocess"])
+    if surrogate.num_classes != target.num_classes:
+        raise ValueError(f"The surrogate {_shown(source)} has {surrogate.num_classes} classes and the model "
+                         f"{target.num_classes}; a surrogate must know the same classes in the same order.")
+    return surrogate
+
+
 def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None, max_queries=None):
     models = list(options["models"]) if isinstance(options["models"], (list, tuple)) else [options["models"]]
     with strategy_scope(strategy):  # mirrored model variables
@@ -314,6 +354,8 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
     if grow is not None:  # a new run starts at CAPACITY_GROWTH's slots, a resumed one at what its checkpoint grew to
         capacity = None if "_encoding" in options else CAPACITY_GROWTH["start"]
     genome_encoding = _genome_encoding(options, target, capacity)
+    if options["search"] is None and options["surrogate"] is not None:  # the one search a surrogate serves
+        options["search"] = "nes"
     if options["search"] is None:  # a new run: the strongest search measured for this kind of model
         options["search"] = default_search(options["encoding"], target.image_shape, options.get("paper", False))
     if options["search"] == "cma-me":
@@ -335,8 +377,10 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
             raise ValueError("capacity='grow' (--capacity grow) grows MAP-Elites' CPPNs, and this run uses NES; give "
                              "a number of slots, or search='map-elites'.")
         batch = min(eval_batch_size, NES_BATCH)
+        surrogate = _open_surrogate(options, target)
+        steps = options.get("_surrogate_steps") or SURROGATE_STEPS
         nes = NES(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
-                  eval_batch_size=batch)
+                  eval_batch_size=batch, surrogate=surrogate, surrogate_steps=steps)
         _check_memory(target, genome_encoding, nes.images_per_call, batch,
                       ignore_memory_limit)
         return nes
@@ -351,7 +395,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
 
 def run_evolution(out, models=None, search=None, encoding=None, generations=None, population=None, classes=None, seed=None,
                   crossover=None, mutation_rate=None, eta=None, selection=None, variation=None, capacity=None,
-                  cppn_rules=None, logits=None,
+                  cppn_rules=None, surrogate=None, logits=None,
                   input_range=None, preprocess=None, crops=None, class_names=None,
                   paper=False, stop_at=None, resume=False, overwrite=False, logdir=None, checkpoint_every=50,
                   eval_batch_size=4096, ignore_memory_limit=False, strategy="default", cpu_replicas=None,
@@ -401,6 +445,10 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
             weight +1) or ``"original"`` (the original code's: any connection that keeps the network acyclic;
             both of a split's connections keep the old weight). None: ``"ours"``, or ``"original"`` with
             ``paper``; CPPN only.
+        surrogate: a Keras model of the same classes (a preset name, a ``.keras`` path read as ``models`` are,
+            or a ``keras.Model``) whose gradient ascent gives NES over pixels each class's start
+            (:class:`~keras_fool.evolution.NES`); the model itself is still only queried. Implies NES;
+            refused with another search, the CPPN or ``paper``.
         selection: ``"uniform"`` (the paper) or ``"weakest"``.
         variation: ``"mutation"`` (the encoding's mutation, the paper's) or ``"iso-line"`` (Iso+LineDD,
             :class:`~keras_fool.evolution.MapElites`); None: :data:`BEST_SETTINGS`' for the encoding.
@@ -457,10 +505,11 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
     if resume and not checkpoint.is_file():
         raise ResumeError(f"Cannot resume: there is no checkpoint in {out}.")
     strategy = resolve_strategy(strategy, cpu_replicas)
-    _check_search(search, paper)
+    _check_search(search, paper, surrogate)
     given = {"models": models, "search": search, "encoding": encoding, "population": population, "classes": classes, "seed": seed,
              "crossover": crossover, "mutation_rate": mutation_rate, "eta": eta, "selection": selection,
-             "variation": variation, "capacity": capacity, "cppn_rules": cppn_rules, "logits": logits,
+             "variation": variation, "capacity": capacity, "cppn_rules": cppn_rules, "surrogate": surrogate,
+             "logits": logits,
              "input_range": input_range, "preprocess": preprocess, "crops": crops, "class_names": class_names}
     saved = _options_from_checkpoint(checkpoint) if resume else None
     options = _settle_options(given, saved, paper)
