@@ -129,6 +129,23 @@ def test_a_resumed_search_with_a_surrogate_equals_an_uninterrupted_one_without_c
         other.load_checkpoint(tmp_path / "checkpoint.npz")
 
 
+def test_the_surrogates_jitter_shifts_its_images_by_the_seed_and_the_step(lenet):
+    surrogate = Target("lenet_mnist_b")
+
+    def start(seed, jitter):
+        nes = NES(lenet, DirectEncoding((28, 28, 1)), classes=[4, 9], seed=seed, resolution=7, surrogate=surrogate,
+                  surrogate_steps=3, surrogate_jitter=jitter)
+        return nes.surrogate_start().numpy()
+
+    still, jittered = start(0, 0), start(0, 3)
+    assert not np.allclose(still, jittered, atol=1e-4)  # the shifted images give other gradients
+    np.testing.assert_array_equal(jittered, start(0, 3))  # the same seed, the same shifts
+    assert not np.allclose(jittered, start(1, 3), atol=1e-4)
+    np.testing.assert_array_equal(still, start(1, 0))  # without jitter the start does not depend on the seed
+    with pytest.raises(ValueError, match="surrogate_jitter"):
+        NES(lenet, DirectEncoding((28, 28, 1)), surrogate=surrogate, surrogate_jitter=-1)
+
+
 def test_a_surrogate_that_cannot_serve_is_refused(lenet):
     import keras
 

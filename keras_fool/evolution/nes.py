@@ -56,12 +56,13 @@ from keras_fool.evolution.search import StepwiseSearch
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
-__all__ = ["NES", "SAMPLES", "SPACES", "SURROGATE_STEPS", "generations_within", "images_per_call",
+__all__ = ["NES", "SAMPLES", "SPACES", "SURROGATE_JITTER", "SURROGATE_STEPS", "generations_within", "images_per_call",
            "low_resolution_images"]
 
 SPACES = {"direct": "pixels", "cppn": "cppn-weights"}
 SAMPLES = 20  # candidates per class and generation, by default
 SURROGATE_STEPS = 50  # gradient-ascent steps on a surrogate before generation 0
+SURROGATE_JITTER = 0  # pixels the surrogate's images shift by at random, per step, at most
 SURROGATE_BATCH = 32  # classes climbed at once on the surrogate (bounds its activations and their gradients)
 LOG_FLOOR = 1e-30  # log(p) of a probability that underflowed to 0
 GROW_RATES = {"add_node_rate": 0.5, "add_connection_rate": 0.5, "delete_node_rate": 0.0, "delete_connection_rate": 0.0}
@@ -91,6 +92,10 @@ class NES(StepwiseSearch):
         surrogate: a :class:`~keras_fool.target.BaseTarget` with gradients and the target's classes whose
             gradient ascent gives each class its start (pixels only); None: every class starts at grey.
         surrogate_steps: gradient-ascent steps on the surrogate per class (with a surrogate).
+        surrogate_jitter: each step on the surrogate shifts the images by a random whole number of pixels up to
+            this many in height and width (wrapping around; keyed by the seed and the step), so the start does
+            not depend on where the surrogate saw each feature (input diversity: starts that transfer better);
+            0: none.
 
     Attributes:
         archive: the :class:`~keras_fool.evolution.archive.ClassArchive` (best image per class, as genomes of
@@ -104,7 +109,7 @@ class NES(StepwiseSearch):
 
     def __init__(self, target, encoding, classes=None, seed=0, samples=SAMPLES, sigma=None, step_size=0.6, momentum=0.0,
                  resolution=None, pool=160, grow=40, class_target=0.9999, eval_batch_size=256, surrogate=None,
-                 surrogate_steps=SURROGATE_STEPS):
+                 surrogate_steps=SURROGATE_STEPS, surrogate_jitter=SURROGATE_JITTER):
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, (DirectEncoding, CPPNEncoding)):
@@ -128,6 +133,7 @@ class NES(StepwiseSearch):
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
         self.surrogate = _check_surrogate(surrogate, target, self.space)
         self.surrogate_steps = check_int("surrogate_steps", surrogate_steps)
+        self.surrogate_jitter = check_int("surrogate_jitter", surrogate_jitter, minimum=0)
         self.seed = check_seed(seed)
         self.target = target
         self.encoding = encoding
@@ -149,7 +155,8 @@ class NES(StepwiseSearch):
         if self.space == "pixels":
             config["resolution"] = self.resolution
             if self.surrogate is not None:
-                config.update(surrogate=self.surrogate.get_config(), surrogate_steps=self.surrogate_steps)
+                config.update(surrogate=self.surrogate.get_config(), surrogate_steps=self.surrogate_steps,
+                              surrogate_jitter=self.surrogate_jitter)
         else:
             config.update(pool=self.pool, grow=self.grow)
         return config
@@ -187,14 +194,19 @@ class NES(StepwiseSearch):
         channels = self.target.image_shape[-1]
         shape = tuple(self.surrogate.image_shape)
         step = tf.constant(self.step_size * self.sigma, tf.float32)
+        jitter = self.surrogate_jitter
 
         @tf.function(reduce_retracing=True)
         def ascend(theta, labels):
-            for _ in tf.range(self.surrogate_steps):
+            for k in tf.range(self.surrogate_steps):
                 with tf.GradientTape() as tape:
                     tape.watch(theta)
-                    p = tf.gather(tf.cast(self.surrogate(low_resolution_images(theta, shape)), tf.float32),
-                                  labels, axis=1, batch_dims=1)
+                    images = low_resolution_images(theta, shape)
+                    if jitter:
+                        key = tf.stack([tf.constant(self.seed, tf.int32), k])
+                        shift = tf.random.stateless_uniform([2], key, -jitter, jitter + 1, tf.int32)
+                        images = tf.roll(images, shift, axis=[1, 2])
+                    p = tf.gather(tf.cast(self.surrogate(images), tf.float32), labels, axis=1, batch_dims=1)
                     total = tf.reduce_sum(tf.math.log(tf.maximum(p, LOG_FLOOR)))
                 gradient = tape.gradient(total, theta)
                 theta = theta + step * gradient / _rms(gradient, None, [1, 2, 3])
