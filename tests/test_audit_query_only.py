@@ -412,4 +412,4 @@ def test_a_colour_model_that_answers_queries_only_starts_its_nes_search_on_the_s
     assert extra["surrogate"] == "itself.keras" and "surrogate" not in grey_extra
     assert started.first_evaluations == 4 and grey.first_evaluations == 1
     assert started.evaluations <= 10 * 6 * 4  # the query budget of MAP-Elites' 10 offspring x 6 generations
-    assert np.min(started.archive.confidences) > 0.99 > np.median(grey.archive.confidences)
+    assert np.min(started.archive.confidences) > 0.9 > np.median(grey.archive.confidences)

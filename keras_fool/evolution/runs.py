@@ -26,7 +26,7 @@ from keras_fool.encodings.cppn import CPPN_RULES, rules_name
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.cma_me import CMAME
 from keras_fool.evolution.map_elites import MapElites
-from keras_fool.evolution.nes import NES, SURROGATE_JITTER, SURROGATE_STEPS
+from keras_fool.evolution.nes import NES, SURROGATE_STEPS
 from keras_fool.evolution.memory import estimate_run_memory, format_bytes
 from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbacks
 from keras_fool.evolution.search import NEVER
@@ -379,7 +379,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
         batch = min(eval_batch_size, NES_BATCH)
         surrogate = _open_surrogate(options, target)
         climb = {"surrogate_steps": options.get("_surrogate_steps") or SURROGATE_STEPS,
-                 "surrogate_jitter": options.get("_surrogate_jitter") or SURROGATE_JITTER}  # a resumed run's own
+                 "surrogate_jitter": options.get("_surrogate_jitter")}  # a resumed run's own, else the default
         nes = NES(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
                   eval_batch_size=batch, surrogate=surrogate, **climb)
         _check_memory(target, genome_encoding, nes.images_per_call, batch,
