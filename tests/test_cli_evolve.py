@@ -306,6 +306,7 @@ def test_a_surrogate_starts_nes_and_the_run_resumes_with_it(tmp_path):
     assert summary["config"]["surrogate"]["models"] == [{"preset": "lenet_mnist_b"}]
     assert summary["evaluations"] <= 2 + 2 * 2 * 21  # each class's start, then at most 21 images a generation
     assert min(c["confidence"] for c in summary["classes"]) > 0.9  # the starts climbed on the other LeNet transfer
+    assert "climbs the surrogate lenet_mnist_b for 100 steps first (2 classes" in result.stderr
     resumed = run("evolve", "--out", out, "--resume", "--generations", 3, "--quiet")
     assert resumed.exit_code == 0, resumed.output
     conflict = run("evolve", "--out", out, "--resume", "--surrogate", "lenet_mnist_c", "--quiet")

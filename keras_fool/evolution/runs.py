@@ -26,7 +26,7 @@ from keras_fool.encodings.cppn import CPPN_RULES, rules_name
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.cma_me import CMAME
 from keras_fool.evolution.map_elites import MapElites
-from keras_fool.evolution.nes import NES, SURROGATE_STEPS
+from keras_fool.evolution.nes import NES, SURROGATE_BATCH, SURROGATE_STEPS
 from keras_fool.evolution.memory import estimate_run_memory, format_bytes
 from keras_fool.evolution.runner import OUTPUT_FILES, run_search, search_callbacks
 from keras_fool.evolution.search import NEVER
@@ -520,6 +520,9 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
     if resume:
         _check_agrees(evolver, checkpoint, saved, given)
         generations, stop_at = _resumed_goal(checkpoint, generations, stop_at, log)
+    elif getattr(evolver, "surrogate", None) is not None:  # minutes of silence otherwise, before generation 0
+        log(f"each class's start climbs the surrogate {_shown(options['surrogate'])} for {evolver.surrogate_steps} "
+            f"steps first ({evolver.archive.cells} classes, {SURROGATE_BATCH} at a time).")
     generations = 200 if generations is None else generations
     folder = RunFolder(out, CHECKPOINT, resume, overwrite, logdir=logdir, chief=chief)
     callbacks = search_callbacks(folder, checkpoint_every, stop_at, progress)
