@@ -10,6 +10,8 @@ Runs each search (``--searches``) once per seed on the ten default classes of ``
   elite (an experiment: topologies grown by evolution, weights climbed by a gradient estimate);
 * ``nes-pixels`` with ``--surrogate MODEL``: each class starts from gradient ascent on ``MODEL`` (a transfer
   prior; only the surrogate is differentiated, the target still only queried);
+* with ``--spend-all``, NES goes on after its generations while the next one fits in the whole budget, so the
+  evaluations of classes that stopped at 99.99% go to the classes still searched;
 * ``cma-me-pixels``: :class:`~keras_fool.evolution.cma_me.CMAME` (sep-CMA-ES emitters ranked by improvement) over
   the same low-resolution pixels (``--cma-options`` for its keyword arguments).
 
@@ -29,7 +31,7 @@ MODEL = "efficientnet_lite0_imagenet"
 SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "map-elites-then-nes-cppn", "cma-me-pixels")
 
 
-def run_cell(folder, search, seed, budget, classes, options, cma_options=None, surrogate=None):
+def run_cell(folder, search, seed, budget, classes, options, cma_options=None, surrogate=None, spend_all=False):
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import run_evolution
     from keras_fool.evolution import cma_me
@@ -62,6 +64,10 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None, s
     evolver.trace()  # generation 0 (with a surrogate, its gradient ascent) and the compiled step
     begun = time.perf_counter()
     evolver.run(generations)
+    if spend_all and isinstance(evolver, NES):  # the queries of classes that stopped at 99.99% go to the others
+        while evolver.evaluations + len(evolver._active()) * (evolver.samples + 1) <= budget * len(labels) \
+                and len(evolver._active()):
+            evolver.run(evolver.generation + 1)
     folder.mkdir(parents=True, exist_ok=True)
     return write_outputs(evolver, folder, {"evolution_seconds": time.perf_counter() - begun,
                                            "start_seconds": begun - start})
@@ -104,6 +110,9 @@ def main():
     parser.add_argument("--surrogate", default=None,
                         help="nes-pixels starts from gradient ascent on this model (comma-separated: an ensemble), "
                         "e.g. efficientnet_lite1_imagenet")
+    parser.add_argument("--spend-all", action="store_true",
+                        help="NES: after its generations, go on while the next generation fits in the whole budget "
+                        "(the evaluations classes at 99.99%% did not spend go to the others)")
     parser.add_argument("--json", default=None, help="Also write every number here.")
     args = parser.parse_args()
     from keras_fool.experiments.imagenet import DEFAULT_CLASSES
@@ -120,7 +129,8 @@ def main():
         for seed in seeds:
             folder = out / f"{search}_s{seed}"
             if not (folder / "summary.json").is_file():
-                run_cell(folder, search, seed, args.budget, classes, options, cma_options, args.surrogate)
+                run_cell(folder, search, seed, args.budget, classes, options, cma_options, args.surrogate,
+                         args.spend_all)
             summary = json.loads((folder / "summary.json").read_text())
             conf = np.array([c["confidence"] for c in summary["classes"]])
             cells.append({"seed": seed, "confidences": conf.tolist(), "median": float(np.median(conf)),
