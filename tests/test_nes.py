@@ -47,18 +47,28 @@ def test_cppn_nes_searches_the_weights_of_grown_topologies_only(lenet):
     assert nes.evaluations == 12 + 3 * 3 * 7
 
 
-def test_a_resumed_search_equals_an_uninterrupted_one(lenet, tmp_path):
-    options = dict(classes=[3, 5], seed=4, resolution=7, samples=4)
+def _resumes_exactly(lenet, options, stop, end, folder, before_load=None):
+    """A search stopped at ``stop``, checkpointed and resumed to ``end`` equals one run straight to ``end``; a search
+    with other ``options`` refuses the checkpoint. Returns the first half's search."""
     straight = NES(lenet, DirectEncoding((28, 28, 1)), **options)
-    straight.run(6)
+    straight.run(end)
     first = NES(lenet, DirectEncoding((28, 28, 1)), **options)
-    first.run(3)
-    first.save_checkpoint(tmp_path / "checkpoint.npz")
-    resumed = NES(lenet, DirectEncoding((28, 28, 1)), **options).load_checkpoint(tmp_path / "checkpoint.npz")
-    assert resumed.generation == 3 and resumed.evaluations == first.evaluations
-    resumed.run(6)
+    first.run(stop)
+    first.save_checkpoint(folder / "checkpoint.npz")
+    resumed = NES(lenet, DirectEncoding((28, 28, 1)), **options)
+    if before_load is not None:
+        before_load(resumed)
+    resumed.load_checkpoint(folder / "checkpoint.npz")
+    assert resumed.generation == stop and resumed.evaluations == first.evaluations
+    resumed.run(end)
     np.testing.assert_allclose(resumed.theta.numpy(), straight.theta.numpy(), atol=1e-5)
     np.testing.assert_allclose(resumed.archive.fitness.numpy(), straight.archive.fitness.numpy(), atol=1e-6)
+    return first
+
+
+def test_a_resumed_search_equals_an_uninterrupted_one(lenet, tmp_path):
+    options = dict(classes=[3, 5], seed=4, resolution=7, samples=4)
+    _resumes_exactly(lenet, options, 3, 6, tmp_path)
     other = NES(lenet, DirectEncoding((28, 28, 1)), **{**options, "samples": 6})
     with pytest.raises(ResumeError, match="different samples"):
         other.load_checkpoint(tmp_path / "checkpoint.npz")
@@ -112,18 +122,12 @@ def test_a_surrogate_gives_each_class_its_start_and_the_target_is_only_queried(l
 def test_a_resumed_search_with_a_surrogate_equals_an_uninterrupted_one_without_climbing_again(lenet, tmp_path):
     options = dict(classes=[2, 6], seed=3, resolution=7, samples=4, class_target=1.0,
                    surrogate=Target("lenet_mnist_b"), surrogate_steps=3)
-    straight = NES(lenet, DirectEncoding((28, 28, 1)), **options)
-    straight.run(4)
-    first = NES(lenet, DirectEncoding((28, 28, 1)), **options)
-    first.run(2)
-    first.save_checkpoint(tmp_path / "checkpoint.npz")
-    resumed = NES(lenet, DirectEncoding((28, 28, 1)), **options)
-    resumed.surrogate_start = lambda: pytest.fail("a restored search climbed the surrogate again")
-    resumed.load_checkpoint(tmp_path / "checkpoint.npz")
-    assert resumed.evaluations == first.evaluations == 2 + 2 * 2 * 5
-    resumed.run(4)
-    np.testing.assert_allclose(resumed.theta.numpy(), straight.theta.numpy(), atol=1e-5)
-    np.testing.assert_allclose(resumed.archive.fitness.numpy(), straight.archive.fitness.numpy(), atol=1e-6)
+
+    def no_climb(resumed):
+        resumed.surrogate_start = lambda: pytest.fail("a restored search climbed the surrogate again")
+
+    first = _resumes_exactly(lenet, options, 2, 4, tmp_path, before_load=no_climb)
+    assert first.evaluations == 2 + 2 * 2 * 5  # each class's start, then 2 generations of 2 x (4 + 1)
     other = NES(lenet, DirectEncoding((28, 28, 1)), **{**options, "surrogate_steps": 4})
     with pytest.raises(ResumeError, match="surrogate_steps"):
         other.load_checkpoint(tmp_path / "checkpoint.npz")
