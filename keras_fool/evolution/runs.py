@@ -320,7 +320,7 @@ def _genome_encoding(options, target, capacity):
     return encoding_from_config({**config, **rules})
 
 
-def _open_surrogate(options, target):
+def _open_surrogate(options):
     """The run's surrogate as a :class:`~keras_fool.target.Target` (a .keras file read as the models are), or None."""
     source = options["surrogate"]
     if source is None:
@@ -336,10 +336,7 @@ def _open_surrogate(options, target):
     else:
         surrogate = Target(source, logits=options["logits"], input_range=options["input_range"],
                            preprocess=options["preprocess"])
-    if surrogate.num_classes != target.num_classes:
-        raise ValueError(f"The surrogate {_shown(source)} has {surrogate.num_classes} classes and the model "
-                         f"{target.num_classes}; a surrogate must know the same classes in the same order.")
-    return surrogate
+    return surrogate  # NES refuses one of other classes or channels
 
 
 def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strategy=None, max_queries=None):
@@ -377,7 +374,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
             raise ValueError("capacity='grow' (--capacity grow) grows MAP-Elites' CPPNs, and this run uses NES; give "
                              "a number of slots, or search='map-elites'.")
         batch = min(eval_batch_size, NES_BATCH)
-        surrogate = _open_surrogate(options, target)
+        surrogate = _open_surrogate(options)
         climb = {"surrogate_steps": options.get("_surrogate_steps") or SURROGATE_STEPS,
                  "surrogate_jitter": options.get("_surrogate_jitter")}  # a resumed run's own, else the default
         nes = NES(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
