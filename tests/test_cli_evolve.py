@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from keras_fool.cli import main
+from keras_fool.io import load_npz, save_npz
 
 
 def run(*args):
@@ -281,9 +282,16 @@ def test_a_colour_model_is_searched_with_nes_by_default_and_resumes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["method"] == "nes" and summary["generations"] == 3
     assert summary["evaluations"] <= 1 + 3 * 2 * 21  # grey, then at most 21 images per class and generation
+    assert summary["config"]["spend_all"] is True  # classes that stop leave their queries to the others
+    # A checkpoint written before spend_all existed resumes as the run it was (stopping at its generations).
+    arrays = load_npz(out / "checkpoint.npz")
+    config = json.loads(str(arrays["config"]))
+    del config["spend_all"]
+    save_npz(out / "checkpoint.npz", **{**arrays, "config": np.array(json.dumps(config, sort_keys=True))})
     result = run("evolve", "--out", out, "--resume", "--generations", 5, "--quiet")
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "summary.json").read_text())["generations"] == 5
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["generations"] == 5 and "spend_all" not in resumed["config"]
 
     paper = run("evolve", "--model", model, "--classes", "0,1", "--generations", 1, "--paper", "--out",
                 tmp_path / "paper", "--quiet")

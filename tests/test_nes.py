@@ -1,5 +1,7 @@
 """NES, the query-only gradient-estimate search: on the real LeNet, over pixels and over CPPN weights."""
 
+import io
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +9,7 @@ import tensorflow as tf
 from keras_fool.encodings import CPPNEncoding, DirectEncoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution import NES
+from keras_fool.evolution.callbacks import ProgressBar
 from keras_fool.evolution.nes import generations_within
 from keras_fool.evolution.outputs import load_archive, write_outputs
 from keras_fool.target import BaseTarget, Target
@@ -186,7 +189,25 @@ def test_scoring_classes_in_groups_changes_nothing_and_a_class_at_its_target_cos
     np.testing.assert_allclose(apart.theta.numpy(), together.theta.numpy(), atol=1e-5)
     np.testing.assert_allclose(apart.archive.fitness.numpy(), together.archive.fitness.numpy(), atol=1e-6)
 
-    stopping = NES(lenet, DirectEncoding((28, 28, 1)), **{**options, "class_target": 0.5})
+    stopping = NES(lenet, DirectEncoding((28, 28, 1)), spend_all=False, **{**options, "class_target": 0.5})
     stopping.run(4)
     reached = stopping.archive.fitness.numpy() >= 0.5
     assert reached.any() and stopping.evaluations < 1 + 4 * 3 * 5  # the classes at 50% were searched no more
+
+
+def test_spending_all_gives_the_queries_of_stopped_classes_to_the_others_within_the_same_budget(lenet):
+    options = dict(classes=[1, 2, 8], seed=2, resolution=7, samples=4, class_target=0.5)
+    stopping = NES(lenet, DirectEncoding((28, 28, 1)), spend_all=False, **options)
+    stopping.run(4)
+    spending = NES(lenet, DirectEncoding((28, 28, 1)), **options)  # spend_all is the default
+    assert spending.budget_of(4) == 1 + 4 * 3 * 5
+    shown = io.StringIO()
+    spending.run(4, callbacks=[ProgressBar(shown)])
+    assert "generation 4/4 " in shown.getvalue() and f"generation {spending.generation} (past 4) " in shown.getvalue()
+    active = int((spending.archive.fitness.numpy() < 0.5).sum())
+    assert spending.generation > 4 and spending.evaluations <= spending.budget_of(4)
+    assert active == 0 or spending.evaluations + active * 5 > spending.budget_of(4)  # no further generation fits
+    assert np.all(spending.archive.fitness.numpy() >= stopping.archive.fitness.numpy())  # it went on from there
+    assert spending.get_config()["spend_all"] is True and "spend_all" not in stopping.get_config()
+    with pytest.raises(TypeError, match="spend_all must be True or False"):
+        NES(lenet, DirectEncoding((28, 28, 1)), spend_all="yes")

@@ -173,8 +173,10 @@ class ProgressBar(Callback):
         bar = "#" * int(self.width * done) + "-" * (self.width - int(self.width * done))
         eps = logs.get("evaluations_per_second", float("nan"))
         eps_text = "" if math.isnan(eps) else f"  {eps:,.0f} eval/s"
+        # NES spending what stopped classes left goes past its generations (NES's spend_all)
+        count = f"{generation}/{self.total}" if generation <= self.total else f"{generation} (past {self.total})"
         text = (
-            f"generation {generation}/{self.total} [{bar}] median {100 * logs['median_confidence']:.4f}%"
+            f"generation {count} [{bar}] median {100 * logs['median_confidence']:.4f}%"
             f"  at 99.99%: {logs['classes_at_9999']}/{self.evolver.archive.cells}{eps_text}"
         )
         if self._interactive:
@@ -186,12 +188,12 @@ class ProgressBar(Callback):
 
     def on_generation_end(self, generation, logs=None):
         if not self._interactive:
-            if generation >= self._next_line or generation >= self.total:
+            if generation >= self._next_line or generation == self.total:
                 self._draw(generation, logs)
                 self._next_line = generation + max(1, self.total // 10)
             return
         now = time.perf_counter()
-        if now - self._last >= self.min_interval or generation >= self.total:
+        if now - self._last >= self.min_interval or generation == self.total:
             self._last = now
             self._draw(generation, logs)
 

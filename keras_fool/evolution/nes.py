@@ -35,7 +35,9 @@ how much it helps depends on how alike the two networks are (RESULTS.md, issue 2
 
 Every image scored may take any class's cell (the MAP-Elites rule: a higher probability of that
 class than the elite's), so one class's candidates are stepping stones for the others. A class
-whose elite reaches ``class_target`` (99.99%, the paper's bar) is searched no more. A generation
+whose elite reaches ``class_target`` (99.99%, the paper's bar) is searched no more, and with
+``spend_all`` (the default) the run goes on past its generations until the evaluations they would have
+cost are spent, so a stopped class's queries go to the others. A generation
 costs ``samples + 1`` evaluations (the candidates and the point itself) for each class still
 searched, scored ``eval_batch_size // (samples + 1)`` classes at a time. Randomness is stateless
 and keyed by (seed, generation), so a resumed run equals an uninterrupted one.
@@ -99,6 +101,11 @@ class NES(StepwiseSearch):
             this many in height and width (wrapping around; keyed by the seed and the step), so the start does
             not depend on where the surrogate saw each feature (input diversity: starts that transfer better);
             0: none; None: :data:`SURROGATE_JITTER` of the surrogate's smaller side (16 pixels at 240).
+        spend_all: a budget of evaluations rather than generations: when classes stop at ``class_target``,
+            :meth:`run` goes on past ``generations`` while the next generation still fits in what ``generations``
+            generations of every class cost (:meth:`budget_of`), so the queries the stopped classes did not spend
+            go to the classes still searched. The archive at ``generations`` is the one a run without it ends
+            with, and later generations only raise elites, so it never ends lower.
 
     Attributes:
         archive: the :class:`~keras_fool.evolution.archive.ClassArchive` (best image per class, as genomes of
@@ -112,7 +119,7 @@ class NES(StepwiseSearch):
 
     def __init__(self, target, encoding, classes=None, seed=0, samples=SAMPLES, sigma=None, step_size=0.6, momentum=0.0,
                  resolution=None, pool=160, grow=40, class_target=0.9999, eval_batch_size=256, surrogate=None,
-                 surrogate_steps=SURROGATE_STEPS, surrogate_jitter=None):
+                 surrogate_steps=SURROGATE_STEPS, surrogate_jitter=None, spend_all=True):
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, (DirectEncoding, CPPNEncoding)):
@@ -140,6 +147,9 @@ class NES(StepwiseSearch):
             side = min(self.surrogate.image_shape[:2]) if self.surrogate is not None else 0
             surrogate_jitter = int(side * SURROGATE_JITTER)
         self.surrogate_jitter = check_int("surrogate_jitter", surrogate_jitter, minimum=0)
+        if not isinstance(spend_all, bool):
+            raise TypeError(f"spend_all must be True or False. Received: {spend_all!r}")
+        self.spend_all = spend_all
         self.seed = check_seed(seed)
         self.target = target
         self.encoding = encoding
@@ -158,6 +168,8 @@ class NES(StepwiseSearch):
                   "classes": self.archive.labels.tolist(), "seed": self.seed, "samples": self.samples,
                   "sigma": self.sigma, "step_size": self.step_size, "momentum": self.momentum,
                   "class_target": self.class_target}
+        if self.spend_all:  # absent: a checkpoint written before the option, whose runs stopped at their generations
+            config["spend_all"] = True
         if self.space == "pixels":
             config["resolution"] = self.resolution
             if self.surrogate is not None:
@@ -355,6 +367,16 @@ class NES(StepwiseSearch):
 
     def _searching(self, stop_at):
         return super()._searching(stop_at) and len(self._active()) > 0
+
+    def budget_of(self, generations):
+        """The evaluations ``generations`` generations of every class cost, generation 0 included."""
+        return self.first_evaluations + generations * self.archive.cells * (self.samples + 1)
+
+    def _another_generation(self, generations):
+        if self.generation < generations:
+            return True
+        cost = len(self._active()) * (self.samples + 1)
+        return self.spend_all and self.evaluations + cost <= self.budget_of(generations)
 
     def _advance(self, generation):
         active = self._active()

@@ -106,6 +106,7 @@ def _options_from_checkpoint(path):
         "crops": target.get("crops", 1), "class_names": None if presets_only else target.get("class_names"),
         "_encoding": encoding, "_grow_capacity": grow, "_ranking": saved.get("ranking"),
         "_surrogate_steps": saved.get("surrogate_steps"), "_surrogate_jitter": saved.get("surrogate_jitter"),
+        "_spend_all": saved.get("spend_all", False),  # older NES checkpoints: runs that stopped at their generations
     }
 
 
@@ -378,7 +379,7 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
         climb = {"surrogate_steps": options.get("_surrogate_steps") or SURROGATE_STEPS,
                  "surrogate_jitter": options.get("_surrogate_jitter")}  # a resumed run's own, else the default
         nes = NES(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
-                  eval_batch_size=batch, surrogate=surrogate, **climb)
+                  eval_batch_size=batch, surrogate=surrogate, spend_all=options.get("_spend_all", True), **climb)
         _check_memory(target, genome_encoding, nes.images_per_call, batch,
                       ignore_memory_limit)
         return nes

@@ -377,6 +377,10 @@ class StepwiseSearch(Search):
         """Whether a class is left to search: an elite below ``stop_at``."""
         return self.archive.fitness.numpy().min() < stop_at
 
+    def _another_generation(self, generations):
+        """Whether the run's budget of ``generations`` generations has room for another one."""
+        return self.generation < generations
+
     def run(self, generations, callbacks=()):
         """Search until ``generations`` generations are done (counted from 0, across resumes), or until every
         class reaches ``class_target`` (or a callback's stop confidence).
@@ -399,7 +403,7 @@ class StepwiseSearch(Search):
         with DeferredInterrupt() as interrupt:
             if self.generation == 0 and not self.history["median"]:
                 self._log_generation(float("nan"), callbacks)
-            while (self.generation < generations and not self.stop_training and not interrupt.requested
+            while (self._another_generation(generations) and not self.stop_training and not interrupt.requested
                    and self._searching(stop_at)):
                 start, spent = time.perf_counter(), self.evaluations
                 self._advance(self.generation + 1)
