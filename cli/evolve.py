@@ -53,8 +53,9 @@ from keras_fool.cli.options import (
               "EfficientNet-Lite0 with Lite1 as the surrogate it measured far stronger, RESULTS.md). Implies --search "
               "nes; direct encoding only.")
 @click.option("--generations", type=click.IntRange(min=0), default=None,
-              help="Total generations (generation 0 is the random initial population). [default: 200; with --resume, "
-              "the run's own]")
+              help="Total generations (generation 0 is the random initial population); NES runs past them while "
+              "the evaluations they would have cost, left by classes that reached 99.99%, allow. [default: 200; with "
+              "--resume, the run's own]")
 @POPULATION
 @click.option("--classes", default=None,
               help="'all', class indices such as 0,3,7, or class names such as 'king penguin,starfish'. "
