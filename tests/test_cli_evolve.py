@@ -259,6 +259,29 @@ def test_a_run_too_big_for_the_machine_is_refused_with_its_estimate_before_it_st
     assert "set --eval-batch-size N (1024 fits; a setting of this call, not saved)" in message, message
 
 
+def test_a_surrogates_climb_counts_in_the_memory_estimate(tmp_path, monkeypatch):
+    from keras_fool import validation
+    from keras_fool.encodings import DirectEncoding
+    from keras_fool.evolution.memory import estimate_run_memory
+    from keras_fool.target import Target
+
+    target, surrogate, encoding = Target("lenet_mnist"), Target("lenet_mnist_b"), DirectEncoding((28, 28, 1))
+    plain = estimate_run_memory(target, encoding, 42, 256)  # NES on 2 classes scores 2 x 21 images at once
+    climbed = estimate_run_memory(target, encoding, 42, 256, surrogate=surrogate, surrogate_batch=2)
+    assert plain["surrogate"] == 0 and climbed["total"] - plain["total"] == climbed["surrogate"] > 0
+    one_at_a_time = estimate_run_memory(target, encoding, 42, 1, surrogate=surrogate, surrogate_batch=2)
+    assert one_at_a_time["surrogate"] * 2 == climbed["surrogate"]  # NES climbs at most eval_batch_size classes at once
+
+    monkeypatch.setattr(validation, "available_memory", lambda: (plain["total"] + climbed["total"]) // 2)
+    fits = run("evolve", "--model", "lenet_mnist", "--search", "nes", "--classes", "0,1", "--generations", 1,
+               "--out", tmp_path / "a", "--quiet")
+    assert fits.exit_code == 0, fits.output
+    message = _one_line_error(run("evolve", "--model", "lenet_mnist", "--surrogate", "lenet_mnist_b", "--classes",
+                                  "0,1", "--generations", 1, "--out", tmp_path / "b"), 2)
+    assert "needs about" in message and "surrogate " in message
+    assert not (tmp_path / "b").exists()
+
+
 def test_large_populations_are_evaluated_in_batches_with_the_same_result(tmp_path):
     from keras_fool.encodings import DirectEncoding
     from keras_fool.evolution import MapElites

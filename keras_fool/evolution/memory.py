@@ -52,7 +52,16 @@ def _genome_bytes(encoding):
     return sum(int(np.prod(t.shape[1:])) * t.dtype.size for t in tf.nest.flatten(spec))
 
 
-def estimate_run_memory(target, encoding, population, eval_batch_size):
+def _activation_bytes(target):
+    """Bytes of the activations ``target``'s Keras models output per image (0 for a query-only target)."""
+    per_image = 0
+    for model in getattr(target, "models", ()):  # a query-only target has no Keras model whose activations count
+        outputs = _layer_outputs(model)
+        per_image += (outputs if outputs is not None else 50 * int(np.prod(target.image_shape))) * 4
+    return per_image
+
+
+def estimate_run_memory(target, encoding, population, eval_batch_size, surrogate=None, surrogate_batch=0):
     """Bytes an evolution run of ``population`` offspring against ``target`` needs, about.
 
     Args:
@@ -60,17 +69,20 @@ def estimate_run_memory(target, encoding, population, eval_batch_size):
         encoding: its :class:`~keras_fool.encodings.Encoding`.
         population: offspring per generation.
         eval_batch_size: offspring decoded and scored at once.
+        surrogate: NES's surrogate (a target with gradients), climbed ``surrogate_batch`` classes at a time
+            before generation 0: its activations are kept for the gradient, and the gradient has their size.
 
     Returns:
         A dict: ``total`` (bytes), and the parts ``base``, ``genomes``, ``images``, ``activations``,
-        ``render``.
+        ``render``, ``surrogate``.
     """
     image = int(np.prod(target.image_shape)) * 4
     batch = min(population, eval_batch_size)
-    per_image = 0
-    for model in getattr(target, "models", ()):  # a query-only target has no Keras model whose activations count
-        outputs = _layer_outputs(model)
-        per_image += (outputs if outputs is not None else 50 * int(np.prod(target.image_shape))) * 4
+    per_image = _activation_bytes(target)
+    climb = 0
+    if surrogate is not None:
+        at_once = min(surrogate_batch, eval_batch_size)  # NES climbs at most eval_batch_size classes at once
+        climb = at_once * (2 * _activation_bytes(surrogate) + int(np.prod(surrogate.image_shape)) * 4)
     genome = _genome_bytes(encoding)
     render = 0
     if getattr(encoding, "name", "") == "cppn":  # one scratch row per node and pixel, a few live at once
@@ -82,6 +94,7 @@ def estimate_run_memory(target, encoding, population, eval_batch_size):
         "images": 2 * batch * image,
         "activations": batch * crops * per_image,
         "render": render,
+        "surrogate": climb,
     }
     parts["total"] = sum(parts.values())
     return parts

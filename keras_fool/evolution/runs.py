@@ -205,9 +205,10 @@ def _resumed_goal(path, generations, stop_at, log):
     return generations, stop_at
 
 
-def _check_memory(target, encoding, population, eval_batch_size, ignore):
-    """Refuse a run that would need more memory than the machine has now, with the estimate."""
-    need = estimate_run_memory(target, encoding, population, eval_batch_size)
+def _check_memory(target, encoding, population, eval_batch_size, ignore, **surrogate):
+    """Refuse a run that would need more memory than the machine has now, with the estimate (``surrogate`` and
+    ``surrogate_batch``: NES's climb, as :func:`~keras_fool.evolution.memory.estimate_run_memory` takes them)."""
+    need = estimate_run_memory(target, encoding, population, eval_batch_size, **surrogate)
     have = validation.available_memory()  # looked up here, so a test can stand in a smaller machine
     if ignore or have is None or need["total"] <= have:
         return need
@@ -215,7 +216,8 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore):
     # The activations grow with the images scored at once: name the largest batch that fits, if one does.
     scored_at_once = min(eval_batch_size, population)
     smaller = (2 ** k for k in range((scored_at_once - 1).bit_length() - 1, -1, -1))  # powers of 2 below it
-    fits = next((b for b in smaller if estimate_run_memory(target, encoding, population, b)["total"] <= have), None)
+    fits = next((b for b in smaller if estimate_run_memory(target, encoding, population, b, **surrogate)["total"] <= have),
+                None)
     batch = "" if fits is None else f"set eval_batch_size=N ({fits} fits; a setting of this call, not saved), "
     raise ValueError(
         f"This run needs about {format_bytes(need['total'])} of memory ({parts}) but {format_bytes(have)} is "
@@ -380,8 +382,9 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
                  "surrogate_jitter": options.get("_surrogate_jitter")}  # a resumed run's own, else the default
         nes = NES(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
                   eval_batch_size=batch, surrogate=surrogate, spend_all=options.get("_spend_all", True), **climb)
-        _check_memory(target, genome_encoding, nes.images_per_call, batch,
-                      ignore_memory_limit)
+        climbed = min(SURROGATE_BATCH, batch, nes.archive.cells)  # classes climbed at once (NES.surrogate_start)
+        _check_memory(target, genome_encoding, nes.images_per_call, batch, ignore_memory_limit, surrogate=surrogate,
+                      surrogate_batch=climbed)
         return nes
     largest = genome_encoding if grow is None else genome_encoding.with_capacity(max(grow[1], genome_encoding.capacity))
     _check_memory(target, largest, options["population"], eval_batch_size, ignore_memory_limit)
