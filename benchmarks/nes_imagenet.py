@@ -41,7 +41,7 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None, s
     from keras_fool.evolution.outputs import write_outputs
     from keras_fool.target import Target
 
-    if search.startswith("map-elites"):
+    if search in ("map-elites-direct", "map-elites-cppn"):
         population = 16
         generations = budget * len(classes.split(",")) // population - 1
         return run_evolution(folder, models=[MODEL], search="map-elites", encoding=search.split("-")[-1], seed=seed,
