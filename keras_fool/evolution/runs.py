@@ -230,9 +230,9 @@ def build_search(target, encoding, population, generations, classes=None, seed=0
     ``(search, budget)``.
 
     MAP-Elites with :data:`BEST_SETTINGS` and ``population`` offspring, whose budget is ``generations``;
-    or NES, whose budget is the iterations that spend MAP-Elites' evaluations,
-    ``population * (generations + 1)`` per class, and which starts each class from gradient ascent on
-    ``surrogate`` (a target with gradients and the same classes) if one is given.
+    or NES, whose budget is the generations that fit in MAP-Elites' evaluations, ``population * (generations + 1)``
+    in all (classes that stop at 99.99% leave theirs to the others: NES's ``spend_all``), and which starts each
+    class from gradient ascent on ``surrogate`` (a target with gradients and the same classes) if one is given.
     """
     from keras_fool.evolution.nes import generations_within
 
