@@ -216,8 +216,8 @@ def _check_memory(target, encoding, population, eval_batch_size, ignore, **surro
     # The activations grow with the images scored at once: name the largest batch that fits, if one does.
     scored_at_once = min(eval_batch_size, population)
     smaller = (2 ** k for k in range((scored_at_once - 1).bit_length() - 1, -1, -1))  # powers of 2 below it
-    fits = next((b for b in smaller if estimate_run_memory(target, encoding, population, b, **surrogate)["total"] <= have),
-                None)
+    fits = next((b for b in smaller
+                 if estimate_run_memory(target, encoding, population, b, **surrogate)["total"] <= have), None)
     batch = "" if fits is None else f"set eval_batch_size=N ({fits} fits; a setting of this call, not saved), "
     raise ValueError(
         f"This run needs about {format_bytes(need['total'])} of memory ({parts}) but {format_bytes(have)} is "
