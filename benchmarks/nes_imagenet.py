@@ -15,7 +15,9 @@ Runs each search (``--searches``) once per seed on the ten default classes of ``
   that stopped at 99.99% go to the classes still searched; without it the benchmark passes ``spend_all=False``,
   as its first rows were measured;
 * ``cma-me-pixels``: :class:`~keras_fool.evolution.cma_me.CMAME` (sep-CMA-ES emitters ranked by improvement) over
-  the same low-resolution pixels (``--cma-options`` for its keyword arguments).
+  the same low-resolution pixels (``--cma-options`` for its keyword arguments);
+* ``cma-me-cppn``: :class:`~keras_fool.evolution.cma_cppn.CPPNCMAME` (a sep-CMA-ES per class over its CPPN's
+  weights, NES's generation 0 and budget; ``--cma-options`` for its keyword arguments, ``--spend-all`` as NES).
 
 Prints the median over classes (median and range over seeds), the classes at >= 99% and the evaluations/s.
 
@@ -30,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 MODEL = "efficientnet_lite0_imagenet"
-SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "map-elites-then-nes-cppn", "cma-me-pixels")
+SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "map-elites-then-nes-cppn", "cma-me-pixels",
+            "cma-me-cppn")
 
 
 def run_cell(folder, search, seed, budget, classes, options, cma_options=None, surrogate=None, spend_all=False):
@@ -49,13 +52,19 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None, s
                              progress=False)
     target = Target(MODEL)
     labels = target.class_indices(classes)
-    encoding = make_encoding("cppn" if search.endswith("nes-cppn") else "direct", target.image_shape)
+    encoding = make_encoding("cppn" if search.endswith("-cppn") else "direct", target.image_shape)
     if search == "map-elites-then-nes-cppn":
         # NES's budget counts from its own generation 0, which this start replaces: no spend_all here
         evolver, generations = _warm_nes(target, encoding, labels, seed, budget, {**options, "spend_all": False})
     elif search == "cma-me-pixels":  # at most `budget` evaluations per class on average, as NES
         evolver = cma_me.CMAME(target, encoding, classes=labels, seed=seed, **(cma_options or {}))
         generations = cma_me.generations_within(evolver, budget * len(labels))
+    elif search == "cma-me-cppn":  # NES's generation 0 and generations, so NES's budget
+        from keras_fool.evolution.cma_cppn import CPPNCMAME
+
+        evolver = CPPNCMAME(target, encoding, classes=labels, seed=seed,
+                            **{"spend_all": spend_all, **(cma_options or {})})
+        generations = generations_within(evolver, budget * len(labels))
     else:
         if surrogate:  # one model, or several (an ensemble: mean probabilities)
             models = surrogate.split(",")

@@ -32,7 +32,7 @@ from keras_fool.cli.options import (
               help="map-elites: the paper's algorithm, one elite per class; nes: a gradient estimated from queries "
               "(natural evolution strategies, per class, over low-resolution pixels or CPPN weights); cma-me: "
               "CMA-ME's separable CMA-ES emitters (Fontaine et al. 2020), each climbing its own class, over "
-              "low-resolution pixels (direct encoding only; below nes on ImageNet). [default: nes "
+              "low-resolution pixels or CPPN weights (below nes on ImageNet). [default: nes "
               "for a colour model's direct encoding (it measured far stronger on ImageNet, RESULTS.md), map-elites "
               "otherwise and with --paper]")
 @click.option("--encoding", type=click.Choice(["direct", "cppn"]), default=None,

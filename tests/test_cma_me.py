@@ -173,7 +173,7 @@ def test_bad_options_are_refused(lenet):
 
 
 @pytest.mark.slow
-def test_cli_search_cma_me_writes_evolves_outputs_resumes_and_refuses_cppn(tmp_path):
+def test_cli_search_cma_me_writes_evolves_outputs_resumes_and_refuses_map_elites_options(tmp_path):
     from click.testing import CliRunner
 
     from keras_fool.cli import main
@@ -205,8 +205,7 @@ def test_cli_search_cma_me_writes_evolves_outputs_resumes_and_refuses_cppn(tmp_p
     assert result.exit_code == 0, result.output
     assert json.loads((own / "summary.json").read_text())["config"]["ranking"] == "improvement"
 
-    for args, says in [(("--encoding", "cppn"), "search='cma-me' searches pixels"),
-                       (("--population", 8), "population is a MAP-Elites option, and this run uses CMA-ME"),
+    for args, says in [(("--population", 8), "population is a MAP-Elites option, and this run uses CMA-ME"),
                        (("--paper",), "cannot be combined with search='cma-me'")]:
         refused = run("evolve", "--search", "cma-me", *args, "--out", tmp_path / "refused")
         assert refused.exit_code == 2, refused.output

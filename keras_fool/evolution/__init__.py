@@ -17,6 +17,7 @@ _NAMES = {
     "ProgressBar": "callbacks",
     "TensorBoard": "callbacks",
     "CMAME": "cma_me",
+    "CPPNCMAME": "cma_cppn",
     "GradientAscent": "gradient",
     "run_gradient_ascent": "gradient",
     "MapElites": "map_elites",

@@ -36,7 +36,6 @@ run equals an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -93,7 +92,7 @@ def log_weights(parents, mu):
     return tf.math.divide_no_nan(raw, tf.reduce_sum(raw, axis=1, keepdims=True))
 
 
-def sep_cma_update(state, z, weights):
+def sep_cma_update(state, z, weights, dims=None):
     """One sep-CMA-ES update of E emitters of dimension n.
 
     Args:
@@ -101,11 +100,16 @@ def sep_cma_update(state, z, weights):
             ``age`` (E,) int32 updates since the last (re)start; other keys are passed through.
         z: (E, mu, n) the standard normal draws of the parents, best first (``x = m + sigma sqrt(C) z``).
         weights: (E, mu) :func:`log_weights`.
+        dims: (E,) each emitter's own dimension, where only some of the n coordinates are searched (their ``z`` is 0
+            elsewhere, e.g. a CPPN's missing connections); None: n for every emitter.
 
     Returns:
         The new state.
     """
-    n = float(z.shape[-1])
+    if dims is None:
+        n = float(z.shape[-1])
+    else:
+        n = tf.maximum(tf.cast(dims, tf.float32), 1.0)[:, None]  # (E, 1)
     w = weights[:, :, None]
     # At least 1 (one parent), also where rounding puts the weights' sum of squares a hair above 1.
     mu_eff = tf.maximum(1.0, 1.0 / tf.reduce_sum(tf.square(weights), axis=1))[:, None]  # (E, 1)
@@ -114,7 +118,7 @@ def sep_cma_update(state, z, weights):
     c_c = (4.0 + mu_eff / n) / (n + 4.0 + 2.0 * mu_eff / n)
     c_1 = 2.0 / ((n + 1.3) ** 2 + mu_eff) * (n + 2.0) / 3.0
     c_mu = tf.minimum(1.0 - c_1, 2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((n + 2.0) ** 2 + mu_eff) * (n + 2.0) / 3.0)
-    chi_n = math.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n * n))  # E|N(0, I)|
+    chi_n = n ** 0.5 * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n * n))  # E|N(0, I)|
 
     root = tf.sqrt(state["cov"])
     sigma = state["sigma"][:, None]

@@ -106,6 +106,9 @@ class NES(StepwiseSearch):
             generations of every class cost (:meth:`budget_of`), so the queries the stopped classes did not spend
             go to the classes still searched. The archive at ``generations`` is the one a run without it ends
             with, and later generations only raise elites, so it never ends lower.
+        adopt: CPPN weights only: after each generation, a class whose elite came from another class's search (a
+            CPPN of another structure) moves its search point there, topology and weights, with a fresh direction
+            (stepping stones used by the search, not only by the archive).
 
     Attributes:
         archive: the :class:`~keras_fool.evolution.archive.ClassArchive` (best image per class, as genomes of
@@ -119,7 +122,7 @@ class NES(StepwiseSearch):
 
     def __init__(self, target, encoding, classes=None, seed=0, samples=SAMPLES, sigma=None, step_size=0.6, momentum=0.0,
                  resolution=None, pool=160, grow=40, class_target=0.9999, eval_batch_size=256, surrogate=None,
-                 surrogate_steps=SURROGATE_STEPS, surrogate_jitter=None, spend_all=True):
+                 surrogate_steps=SURROGATE_STEPS, surrogate_jitter=None, spend_all=True, adopt=False):
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, (DirectEncoding, CPPNEncoding)):
@@ -150,6 +153,12 @@ class NES(StepwiseSearch):
         if not isinstance(spend_all, bool):
             raise TypeError(f"spend_all must be True or False. Received: {spend_all!r}")
         self.spend_all = spend_all
+        if not isinstance(adopt, bool):
+            raise TypeError(f"adopt must be True or False. Received: {adopt!r}")
+        if adopt and self.space == "pixels":
+            raise ValueError("adopt=True moves a class's CPPN to an elite another class's search found; the pixel "
+                             "search keeps no search point for its elites, so it takes CPPN weights only.")
+        self.adopt = adopt
         self.seed = check_seed(seed)
         self.target = target
         self.encoding = encoding
@@ -170,6 +179,8 @@ class NES(StepwiseSearch):
                   "class_target": self.class_target}
         if self.spend_all:  # absent: a checkpoint written before the option, whose runs stopped at their generations
             config["spend_all"] = True
+        if self.adopt:  # absent when off, as checkpoints written before the option
+            config["adopt"] = True
         if self.space == "pixels":
             config["resolution"] = self.resolution
             if self.surrogate is not None:
@@ -382,6 +393,28 @@ class NES(StepwiseSearch):
         active = self._active()
         for first in range(0, len(active), self.group_size):
             self._run_group(active[first:first + self.group_size], generation)
+        if self.adopt:
+            self._adopt_elites()
+
+    def _adopt_elites(self):
+        """Each class whose elite another class's search found (a CPPN of another structure, so better than any
+        candidate of its own) moves its search there: the elite's topology and weights, a fresh direction."""
+        elites = self.archive.genomes
+        other = tf.zeros([self.archive.cells], tf.bool)
+        for key in ("activation", "alive", "position", "connected"):
+            differs = tf.not_equal(elites[key], self.topology[key])
+            other |= tf.reduce_any(tf.reshape(differs, [self.archive.cells, -1]), axis=1)
+        if not bool(tf.reduce_any(other)):
+            return
+        pick = lambda new, old: tf.where(tf.reshape(other, [-1] + [1] * (len(old.shape) - 1)), new, old)  # noqa: E731
+        self.topology = {k: pick(elites[k], v) for k, v in self.topology.items()}
+        self.theta = pick(elites["weight"], self.theta)
+        self._restart_points(other)
+
+    def _restart_points(self, moved):
+        """The search state of the classes ``moved`` (C,) bool, after their points moved: no running direction."""
+        self.velocity = tf.where(tf.reshape(moved, [-1] + [1] * (len(self.velocity.shape) - 1)),
+                                 tf.zeros_like(self.velocity), self.velocity)
 
     # ---- checkpoints ---------------------------------------------------------------------------------
     def checkpoint_state(self):
@@ -391,14 +424,22 @@ class NES(StepwiseSearch):
         elites = self.archive.genomes
         elites = {"elites": elites.numpy()} if self.space == "pixels" else {
             f"elites/{k}": v.numpy() for k, v in elites.items()}
-        return {**self.progress_state(), **topology, **elites, "theta": self.theta.numpy(),
-                "velocity": self.velocity.numpy()}
+        return {**self.progress_state(), **topology, **elites,
+                **{k: v.numpy() for k, v in self._point_state().items()}}
+
+    def _point_state(self):
+        """The search points' state a checkpoint holds, by key: each class's point and running direction."""
+        return {"theta": self.theta, "velocity": self.velocity}
+
+    def _set_point_state(self, arrays):
+        """Restore :meth:`_point_state` from checked ``arrays``."""
+        self.theta, self.velocity = tf.constant(arrays["theta"]), tf.constant(arrays["velocity"])
 
     def restore_state(self, arrays):
         self.evaluations, self.generation = 0, -1
         self._start(climb=False)  # the shapes (and, for CPPN, generation 0's pool) to check the arrays against
         cells = self.archive.cells
-        expect = {"theta": self.theta, "velocity": self.velocity, "fitness": self.archive.fitness}
+        expect = {**self._point_state(), "fitness": self.archive.fitness}
         if self.topology is not None:
             expect.update({f"topology/{k}": v for k, v in self.topology.items()})
         genomes = self.archive.genomes
@@ -422,7 +463,7 @@ class NES(StepwiseSearch):
             self.topology = {k: tf.constant(arrays[f"topology/{k}"]) for k in self.topology}
         elites = tf.constant(arrays["elites"]) if self.space == "pixels" else {
             k: tf.constant(arrays[f"elites/{k}"]) for k in genomes}
-        self.theta, self.velocity = tf.constant(arrays["theta"]), tf.constant(arrays["velocity"])
+        self._set_point_state(arrays)
         self.archive.set_state(elites, fitness)
         self.restore_progress(arrays, generation, evaluations, history, first)
 

@@ -24,6 +24,7 @@ from keras_fool.distribute import is_chief, replica_count, resolve_strategy, str
 from keras_fool.encodings import encoding_from_config, make_encoding
 from keras_fool.encodings.cppn import CPPN_RULES, rules_name
 from keras_fool.errors import ResumeError
+from keras_fool.evolution.cma_cppn import CPPNCMAME
 from keras_fool.evolution.cma_me import CMAME
 from keras_fool.evolution.map_elites import MapElites
 from keras_fool.evolution.nes import NES, SURROGATE_BATCH, SURROGATE_STEPS
@@ -359,13 +360,17 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
     if options["search"] is None:  # a new run: the strongest search measured for this kind of model
         options["search"] = default_search(options["encoding"], target.image_shape, options.get("paper", False))
     if options["search"] == "cma-me":
-        if options["encoding"] != "direct":
-            raise ValueError(f"search='cma-me' searches pixels and takes the direct encoding only; leave encoding "
-                             f"out or use search='map-elites' or 'nes' for a CPPN. "
-                             f"Received: encoding={options['encoding']!r}")
         if strategy is not None and strategy.num_replicas_in_sync > 1:
             raise ValueError("CMA-ME runs on one device; leave strategy at 'default' or use the MAP-Elites search.")
         batch = min(eval_batch_size, NES_BATCH)
+        if options["encoding"] == "cppn":
+            if grow is not None:
+                raise ValueError("capacity='grow' (--capacity grow) grows MAP-Elites' CPPNs, and this run uses CMA-ME; "
+                                 "give a number of slots, or search='map-elites'.")
+            search = CPPNCMAME(target, genome_encoding, classes=target.class_indices(options["classes"]),
+                               seed=options["seed"], eval_batch_size=batch, spend_all=options.get("_spend_all", True))
+            _check_memory(target, genome_encoding, search.images_per_call, batch, ignore_memory_limit)
+            return search
         search = CMAME(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
                        ranking=options.get("_ranking") or CMA_ME_RANKING, eval_batch_size=batch)
         _check_memory(target, genome_encoding, search.images_per_call, batch, ignore_memory_limit)
@@ -426,8 +431,10 @@ def run_evolution(out, models=None, search=None, encoding=None, generations=None
             ``paper``). With NES, the MAP-Elites options (population, crossover, selection, mutation_rate,
             eta) are refused, and a generation scores 21 images for every class not yet at 99.99%. ``"cma-me"``
             (:class:`~keras_fool.evolution.cma_me.CMAME`: sep-CMA-ES emitters over low-resolution pixels, each climbing
-            its own class (:data:`CMA_ME_RANKING`; a resumed run keeps its checkpoint's ranking); direct encoding only,
-            the same options refused): a generation scores 20 images per emitter, one emitter per class up to 32.
+            its own class (:data:`CMA_ME_RANKING`; a resumed run keeps its checkpoint's ranking); the same options
+            refused): a generation scores 20 images per emitter, one emitter per class up to 32; for a CPPN,
+            :class:`~keras_fool.evolution.cma_cppn.CPPNCMAME` (one such emitter per class over its CPPN's weights,
+            21 images per class still searched a generation, as NES).
         encoding: ``"direct"`` or ``"cppn"``.
         generations: the total generation count to reach (generation 0 is the random population); None:
             the run's own when resuming, else 200.
