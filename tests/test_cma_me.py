@@ -11,7 +11,8 @@ import tensorflow as tf
 from keras_fool.encodings import CPPNEncoding, DirectEncoding
 from keras_fool.errors import ResumeError
 from keras_fool.evolution.archive import EMPTY
-from keras_fool.evolution.cma_me import CMAME, generations_within, improvement_values, log_weights, sep_cma_update
+from keras_fool.evolution.cma_me import (CMAME, anneal_thresholds, generations_within, improvement_values, log_weights,
+                                         sep_cma_update, threshold_values)
 from keras_fool.evolution.nes import low_resolution_images
 from keras_fool.target import Target
 
@@ -162,7 +163,7 @@ def test_class_ranking_moves_each_emitter_up_its_own_class_only(lenet):
 
 
 def test_bad_options_are_refused(lenet):
-    with pytest.raises(ValueError, match="ranking must be one of 'improvement', 'class'. Received: ranking='own'"):
+    with pytest.raises(ValueError, match="ranking must be one of 'improvement', 'class', 'mae'. Received: ranking='own'"):
         CMAME(lenet, DirectEncoding((28, 28, 1)), ranking="own")
     with pytest.raises(TypeError, match="CMA-ME searches pixels: the encoding must be a DirectEncoding"):
         CMAME(lenet, CPPNEncoding((28, 28, 1)))
@@ -170,6 +171,48 @@ def test_bad_options_are_refused(lenet):
         CMAME(lenet, DirectEncoding((28, 28, 1)), samples=1)
     with pytest.raises(ValueError, match="resolution"):
         CMAME(lenet, DirectEncoding((28, 28, 1)), resolution=29)
+    with pytest.raises(ValueError, match="archive_learning_rate"):
+        CMAME(lenet, DirectEncoding((28, 28, 1)), ranking="mae", archive_learning_rate=0.0)
+
+
+def test_cma_mae_thresholds_rank_against_each_cell_and_follow_the_best_candidate_part_of_the_way():
+    scores = tf.constant([[0.5, 0.01], [0.05, 0.2], [0.001, 0.001]])
+    thresholds = tf.math.log(tf.constant([0.1, 0.1]))
+    values, improving = threshold_values(scores, thresholds, tf.constant([True, True]))
+    np.testing.assert_allclose(values.numpy(), [np.log(5.0), np.log(2.0), np.log(0.01)], rtol=1e-5)
+    assert improving.numpy().tolist() == [True, True, False]
+    values, _ = threshold_values(scores, thresholds, tf.constant([False, True]))  # a closed cell ranks nothing
+    np.testing.assert_allclose(values.numpy(), [np.log(0.1), np.log(2.0), np.log(0.01)], rtol=1e-5)
+    best = tf.math.log(tf.constant([0.5, 0.05]))
+    annealed = anneal_thresholds(thresholds, best, 0.25).numpy()
+    np.testing.assert_allclose(annealed, [0.75 * np.log(0.1) + 0.25 * np.log(0.5), np.log(0.1)], rtol=1e-5)
+
+
+def test_cma_mae_at_rate_one_is_cma_me_and_resumes_exactly(lenet, tmp_path):
+    options = dict(classes=[1, 6, 9], seed=2, resolution=7, samples=6)
+    cma_me = CMAME(lenet, DirectEncoding((28, 28, 1)), **options)
+    at_one = CMAME(lenet, DirectEncoding((28, 28, 1)), ranking="mae", archive_learning_rate=1.0, **options)
+    cma_me.run(4)
+    at_one.run(4)
+    np.testing.assert_allclose(at_one.archive.fitness.numpy(), cma_me.archive.fitness.numpy(), atol=1e-6)
+    np.testing.assert_allclose(at_one.emitter_state["mean"].numpy(), cma_me.emitter_state["mean"].numpy(), atol=1e-5)
+    # The thresholds are then the elites' log-probabilities.
+    np.testing.assert_allclose(at_one.thresholds.numpy(), np.log(at_one.archive.fitness.numpy()), atol=1e-5)
+
+    options = {**options, "ranking": "mae", "archive_learning_rate": 0.1}
+    straight = CMAME(lenet, DirectEncoding((28, 28, 1)), **options)
+    straight.run(5)
+    first = CMAME(lenet, DirectEncoding((28, 28, 1)), **options)
+    first.run(2)
+    first.save_checkpoint(tmp_path / "mae.npz")
+    resumed = CMAME(lenet, DirectEncoding((28, 28, 1)), **options).load_checkpoint(tmp_path / "mae.npz")
+    resumed.run(5)
+    np.testing.assert_allclose(resumed.thresholds.numpy(), straight.thresholds.numpy(), atol=1e-5)
+    np.testing.assert_allclose(resumed.archive.fitness.numpy(), straight.archive.fitness.numpy(), atol=1e-6)
+    # Below rate 1 the thresholds trail the elites.
+    assert np.all(straight.thresholds.numpy() <= np.log(straight.archive.fitness.numpy()) + 1e-6)
+    assert np.any(straight.thresholds.numpy() < np.log(straight.archive.fitness.numpy()) - 1e-3)
+    assert straight.get_config()["archive_learning_rate"] == 0.1 and "archive_learning_rate" not in cma_me.get_config()
 
 
 @pytest.mark.slow
@@ -204,6 +247,16 @@ def test_cli_search_cma_me_writes_evolves_outputs_resumes_and_refuses_map_elites
     result = run("evolve", "--out", own, "--resume", "--generations", 2, "--quiet")
     assert result.exit_code == 0, result.output
     assert json.loads((own / "summary.json").read_text())["config"]["ranking"] == "improvement"
+    mae = tmp_path / "mae"  # and one with CMA-MAE's ranking, its learning rate and thresholds
+    mae.mkdir()
+    first = CMAME(Target("lenet_mnist"), DirectEncoding((28, 28, 1)), classes=[0, 1], ranking="mae",
+                  archive_learning_rate=0.2)
+    first.run(1)
+    first.save_checkpoint(mae / "checkpoint.npz")
+    result = run("evolve", "--out", mae, "--resume", "--generations", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    config = json.loads((mae / "summary.json").read_text())["config"]
+    assert config["ranking"] == "mae" and config["archive_learning_rate"] == 0.2
 
     for args, says in [(("--population", 8), "population is a MAP-Elites option, and this run uses CMA-ME"),
                        (("--paper",), "cannot be combined with search='cma-me'")]:

@@ -20,6 +20,10 @@ above one from 10% to 30%); candidates that improve nothing are left out. The be
 of them (``mu = lambda / 2``) are the parents, weighted by the usual log weights over that many; an
 emitter none of whose candidates improved anything keeps its state.
 
+CMA-MAE (Fontaine & Nikolaidis 2023, ``ranking="mae"``) ranks instead by ``log p - t`` against a threshold ``t``
+per cell that follows the elites only ``archive_learning_rate`` of the way each generation, so the ranking
+changes slowly and an emitter can keep climbing one class where CMA-ME's switches (rate 1 is CMA-ME's).
+
 Restarts: an emitter whose candidates improved no cell for ``patience`` generations in a row (5: long
 enough for the step size to shrink by an order of magnitude towards a nearer improvement, short against
 a run's hundreds of generations), or whose ``sigma`` fell below ``MIN_SIGMA``, starts again from the
@@ -49,15 +53,16 @@ from keras_fool.evolution.search import StepwiseSearch
 from keras_fool.target import BaseTarget, target_failures
 from keras_fool.validation import check_int, check_number, check_seed
 
-__all__ = ["CMAME", "MAX_EMITTERS", "MIN_SIGMA", "generations_within", "improvement_values", "log_weights",
-           "sep_cma_update"]
+__all__ = ["ARCHIVE_LEARNING_RATE", "CMAME", "MAX_EMITTERS", "MIN_SIGMA", "anneal_thresholds", "generations_within",
+           "improvement_values", "log_weights", "sep_cma_update", "threshold_values"]
 
 SAMPLES = 20  # candidates per emitter and generation: about NES's 21 per class
 MAX_EMITTERS = 32  # one emitter per class by default, at most this many
 PATIENCE = 5  # generations without an improvement before an emitter restarts
 MIN_SIGMA = 1e-3  # a step size below this (pre-sigmoid units: pixels move by < 0.03%) has collapsed
 NEW_CELL = 1e4  # added to the log-probability of a candidate filling an empty cell: above any log-improvement
-RANKINGS = ("improvement", "class")
+RANKINGS = ("improvement", "class", "mae")
+ARCHIVE_LEARNING_RATE = 0.01  # CMA-MAE's alpha: Fontaine & Nikolaidis 2023 use 0.01 in most of their domains
 STATE_KEYS = ("mean", "sigma", "cov", "p_sigma", "p_c", "age", "stall")
 
 
@@ -81,6 +86,30 @@ def improvement_values(scores, elite_fitness, open_cells):
     filling = tf.reduce_max(tf.where(improved & empty, NEW_CELL + log_p, none), axis=1)
     gain = tf.reduce_max(tf.where(improved & ~empty, log_p - log_elite, none), axis=1)
     return tf.maximum(filling, gain), tf.reduce_any(improved, axis=1)
+
+
+def threshold_values(scores, thresholds, open_cells):
+    """CMA-MAE's ranking: each candidate's best ``log p - t`` over the open cells, and whether it exceeds any cell's
+    threshold.
+
+    Args:
+        scores: (n, C) each candidate's probability of each cell's class.
+        thresholds: (C,) each cell's acceptance threshold ``t``, a log-probability.
+        open_cells: (C,) bool, the cells a candidate may still take.
+
+    Returns:
+        (values, improving): (n,) float32 and (n,) bool.
+    """
+    log_p = tf.math.log(tf.maximum(scores, LOG_FLOOR))
+    gain = tf.where(open_cells, log_p - thresholds, -np.inf)
+    values = tf.reduce_max(gain, axis=1)
+    return values, values > 0.0
+
+
+def anneal_thresholds(thresholds, best, rate):
+    """CMA-MAE's threshold update, once per generation: a cell whose best candidate (``best``, (C,) log-probability)
+    passed its threshold moves the threshold ``rate`` of the way towards it; the others keep theirs."""
+    return tf.where(best > thresholds, (1.0 - rate) * thresholds + rate * best, thresholds)
 
 
 def log_weights(parents, mu):
@@ -156,7 +185,13 @@ class CMAME(StepwiseSearch):
         ranking: ``"improvement"`` (CMA-ME's: candidates ranked by how much they improve any cell) or ``"class"``:
             emitter ``e`` climbs the log-probability of cell ``e mod C``'s class alone (a separable CMA-ES per class,
             as NES is a gradient estimate per class; its candidates still compete for every cell, and it restarts
-            only when its step size collapses).
+            only when its step size collapses); or ``"mae"`` (CMA-MAE, Fontaine & Nikolaidis 2023): candidates
+            ranked by their best ``log p - t`` over the cells, where each cell's threshold ``t`` starts at generation
+            0's log-probability and moves ``archive_learning_rate`` of the way towards the best candidate above it
+            once a generation (rate 1 is CMA-ME's ranking; a small rate keeps the ranking steady while the elites
+            rise, so an emitter need not switch classes). The thresholds update once a generation from its best
+            candidate per cell (pyribs updates them candidate by candidate).
+        archive_learning_rate: CMA-MAE's alpha in (0, 1] (``ranking="mae"`` only).
         class_target: a cell whose elite reaches this confidence keeps its image (1.0: every cell stays open).
         eval_batch_size: images decoded and scored at once (bounds the target's activations).
 
@@ -173,7 +208,8 @@ class CMAME(StepwiseSearch):
     config_keys = ("target", "encoding", "classes", "seed", "emitters", "samples")
 
     def __init__(self, target, encoding, classes=None, seed=0, emitters=None, samples=SAMPLES, sigma=0.5,
-                 resolution=None, patience=PATIENCE, ranking="improvement", class_target=0.9999, eval_batch_size=256):
+                 resolution=None, patience=PATIENCE, ranking="improvement", class_target=0.9999, eval_batch_size=256,
+                 archive_learning_rate=ARCHIVE_LEARNING_RATE):
         if not isinstance(target, BaseTarget):
             raise TypeError(f"target must be a keras_fool target. Received: {type(target).__name__}")
         if not isinstance(encoding, DirectEncoding):
@@ -190,6 +226,8 @@ class CMAME(StepwiseSearch):
         if ranking not in RANKINGS:
             raise ValueError(f"ranking must be one of {', '.join(map(repr, RANKINGS))}. Received: ranking={ranking!r}")
         self.ranking = ranking
+        self.archive_learning_rate = check_number("archive_learning_rate", archive_learning_rate, 0.0, strict=True,
+                                                  maximum=1.0)
         self.class_target = check_number("class_target", class_target, 0.0, strict=True, maximum=1.0)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
         self.seed = check_seed(seed)
@@ -204,6 +242,7 @@ class CMAME(StepwiseSearch):
         self._point_shape = (self.resolution, self.resolution, int(target.image_shape[-1]))
         self.theta = None
         self.emitter_state = None
+        self.thresholds = None  # CMA-MAE's (C,) log-probability thresholds (ranking "mae")
         self._reset_progress()
         self._step = tf.function(self._step_impl, reduce_retracing=True)
 
@@ -211,7 +250,8 @@ class CMAME(StepwiseSearch):
         return {"method": self.method, "target": self.target.get_config(), "encoding": self.encoding.get_config(),
                 "classes": self.archive.labels.tolist(), "seed": self.seed, "emitters": self.emitters,
                 "samples": self.samples, "sigma": self.sigma, "resolution": self.resolution,
-                "patience": self.patience, "ranking": self.ranking, "class_target": self.class_target}
+                "patience": self.patience, "ranking": self.ranking, "class_target": self.class_target,
+                **({"archive_learning_rate": self.archive_learning_rate} if self.ranking == "mae" else {})}
 
     # ---- emitters --------------------------------------------------------------------------------
     def _fresh(self, mean):
@@ -231,18 +271,19 @@ class CMAME(StepwiseSearch):
         self.theta = tf.zeros((cells, *self._point_shape))
         self.emitter_state = self._fresh(tf.zeros((self.emitters, *self._point_shape)))
         fitness = tf.gather(probabilities[0], self._labels)
+        self.thresholds = tf.math.log(tf.maximum(fitness, LOG_FLOOR))
         self.archive.set_state(low_resolution_images(self.theta, self.target.image_shape), fitness)
         self.evaluations += 1
         self.generation = 0
 
     # ---- one generation of a group of emitters, compiled --------------------------------------------
-    def _step_impl(self, state, emitters, start_theta, start_fitness, elites, theta, fitness, generation):
+    def _step_impl(self, state, emitters, start_theta, start_fitness, thresholds, elites, theta, fitness, generation):
         """Sample, score, rank and update the emitters ``emitters`` (G,) whose state is ``state`` (G rows each).
 
         They rank (and restart) against the archive as it stood at the generation's start (``start_theta``,
-        ``start_fitness``), and offer their candidates to the archive as it is now (``elites``, ``theta``,
-        ``fitness``). Returns their new state, the archive's new elites, points and fitness, and whether
-        every probability was finite.
+        ``start_fitness``, ``thresholds``), and offer their candidates to the archive as it is now (``elites``,
+        ``theta``, ``fitness``). Returns their new state, the archive's new elites, points and fitness, the best
+        log-probability of each cell's class among the candidates, and whether every probability was finite.
         """
         group, lam, mu = tf.shape(emitters)[0], self.samples, self.samples // 2
         dims = int(np.prod(self._point_shape))
@@ -262,6 +303,8 @@ class CMAME(StepwiseSearch):
             own = tf.repeat(tf.gather(self._labels, emitters % self.archive.cells), lam)
             values = tf.math.log(tf.maximum(tf.gather(probabilities, own, axis=1, batch_dims=1), LOG_FLOOR))
             improving = tf.ones_like(values, tf.bool)
+        elif self.ranking == "mae":
+            values, improving = threshold_values(tf.gather(probabilities, self._labels, axis=1), thresholds, open_cells)
         else:
             values, improving = improvement_values(tf.gather(probabilities, self._labels, axis=1), start_fitness,
                                                    open_cells)
@@ -293,7 +336,8 @@ class CMAME(StepwiseSearch):
                                                     self._labels, finite & open_cells)
         # A non-finite generation changes no emitter.
         new = {k: tf.where(finite, v, state[k]) for k, v in new.items()}
-        return new, elites, theta, fitness, finite
+        best = tf.reduce_max(tf.math.log(tf.maximum(tf.gather(probabilities, self._labels, axis=1), LOG_FLOOR)), axis=0)
+        return new, elites, theta, fitness, best, finite
 
     # ---- the Python driver -----------------------------------------------------------------------
     @property
@@ -317,18 +361,22 @@ class CMAME(StepwiseSearch):
     def _advance(self, generation):
         start_theta, start_fitness = self.theta, self.archive.fitness
         elites, theta, fitness = self.archive.genomes, self.theta, self.archive.fitness
-        states = []
+        states, best = [], None
         for first in range(0, self.emitters, self.group_size):
             emitters = list(range(first, min(first + self.group_size, self.emitters)))
             state, picked, key = self._call_arguments(emitters, generation)
             with target_failures(self.target):
-                state, elites, theta, fitness, finite = self._step(state, picked, start_theta, start_fitness, elites,
-                                                                   theta, fitness, key)
+                state, elites, theta, fitness, group_best, finite = self._step(
+                    state, picked, start_theta, start_fitness, self.thresholds, elites, theta, fitness, key)
             if not bool(finite):
                 raise NonFiniteError(f"The target returned NaN or infinite probabilities at generation {generation}; "
                                      f"the search stopped after generation {generation - 1}.")
             states.append(state)
+            best = group_best if best is None else tf.maximum(best, group_best)
         self.emitter_state = {k: tf.concat([s[k] for s in states], 0) for k in STATE_KEYS}
+        if self.ranking == "mae":  # the thresholds of the cells still open
+            annealed = anneal_thresholds(self.thresholds, best, self.archive_learning_rate)
+            self.thresholds = tf.where(start_fitness < self.class_target, annealed, self.thresholds)
         self.theta = theta
         self.archive.set_state(elites, fitness)
         self.evaluations += self.emitters * self.samples
@@ -339,8 +387,8 @@ class CMAME(StepwiseSearch):
         if self.generation < 0:
             self._start()
         state, picked, key = self._call_arguments(list(range(min(self.group_size, self.emitters))), 0)
-        self._step.get_concrete_function(state, picked, self.theta, self.archive.fitness, self.archive.genomes,
-                                         self.theta, self.archive.fitness, key)
+        self._step.get_concrete_function(state, picked, self.theta, self.archive.fitness, self.thresholds,
+                                         self.archive.genomes, self.theta, self.archive.fitness, key)
         self.trace_seconds = time.perf_counter() - start
         return self.trace_seconds
 
@@ -349,13 +397,18 @@ class CMAME(StepwiseSearch):
         if self.generation < 0:
             self._start()
         return {**self.progress_state(), "elites": self.archive.genomes.numpy(), "theta": self.theta.numpy(),
-                **{f"emitter/{k}": v.numpy() for k, v in self.emitter_state.items()}}
+                **{f"emitter/{k}": v.numpy() for k, v in self.emitter_state.items()}, **self._threshold_state()}
+
+    def _threshold_state(self):
+        """CMA-MAE's thresholds as a checkpoint holds them (ranking "mae" only, so older checkpoints still fit)."""
+        return {"thresholds": self.thresholds.numpy()} if self.ranking == "mae" else {}
 
     def restore_state(self, arrays):
         self.evaluations, self.generation = 0, -1
         self._start()  # the shapes to check the arrays against
         expect = {"elites": self.archive.genomes, "fitness": self.archive.fitness, "theta": self.theta,
-                  **{f"emitter/{k}": v for k, v in self.emitter_state.items()}}
+                  **{f"emitter/{k}": v for k, v in self.emitter_state.items()},
+                  **({"thresholds": self.thresholds} if self.ranking == "mae" else {})}
         for key, like in expect.items():
             value = arrays[key]
             if value.shape != tuple(like.shape) or value.dtype != like.dtype.as_numpy_dtype:
@@ -374,12 +427,15 @@ class CMAME(StepwiseSearch):
             raise ValueError("'fitness' must hold probabilities in [0, 1]")
         self.theta = tf.constant(arrays["theta"])
         self.emitter_state = {k: tf.constant(arrays[f"emitter/{k}"]) for k in STATE_KEYS}
+        if self.ranking == "mae":
+            self.thresholds = tf.constant(arrays["thresholds"])
         self.archive.set_state(tf.constant(arrays["elites"]), fitness)
         self.restore_progress(arrays, generation, evaluations, history, first)
 
     # ---- outputs -------------------------------------------------------------------------------------
     def title(self):
-        return f"{self.model_names()}, CMA-ME over low-resolution pixels, generation {self.generation}"
+        name = "CMA-MAE" if self.ranking == "mae" else "CMA-ME"
+        return f"{self.model_names()}, {name} over low-resolution pixels, generation {self.generation}"
 
 
 def generations_within(search, evaluations):

@@ -106,6 +106,7 @@ def _options_from_checkpoint(path):
         "input_range": target.get("input_range"), "preprocess": target.get("preprocess", "none"),
         "crops": target.get("crops", 1), "class_names": None if presets_only else target.get("class_names"),
         "_encoding": encoding, "_grow_capacity": grow, "_ranking": saved.get("ranking"),
+        "_archive_learning_rate": saved.get("archive_learning_rate"),
         "_surrogate_steps": saved.get("surrogate_steps"), "_surrogate_jitter": saved.get("surrogate_jitter"),
         "_spend_all": saved.get("spend_all", False),  # older NES checkpoints: runs that stopped at their generations
     }
@@ -372,7 +373,9 @@ def _make_evolver(options, eval_batch_size=4096, ignore_memory_limit=True, strat
             _check_memory(target, genome_encoding, search.images_per_call, batch, ignore_memory_limit)
             return search
         search = CMAME(target, genome_encoding, classes=target.class_indices(options["classes"]), seed=options["seed"],
-                       ranking=options.get("_ranking") or CMA_ME_RANKING, eval_batch_size=batch)
+                       ranking=options.get("_ranking") or CMA_ME_RANKING, eval_batch_size=batch,
+                       **({"archive_learning_rate": options["_archive_learning_rate"]}
+                          if options.get("_archive_learning_rate") else {}))
         _check_memory(target, genome_encoding, search.images_per_call, batch, ignore_memory_limit)
         return search
     if options["search"] == "nes":
