@@ -79,7 +79,8 @@ from keras_fool.cli.options import (
               help="The paper's algorithm: eta 15, uniform parents and mutation (and for cppn the original code's "
               "--cppn-rules) instead of the measured best settings.")
 @click.option("--stop-at", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
-              help="Stop once every class's elite reaches this confidence (e.g. 0.9999). [default: never; with "
+              help="Stop once every class's elite reaches this confidence (e.g. 0.9999); NES also stops searching "
+              "each class there, and its queries go to the classes still below. [default: never; with "
               "--resume, the run's own]")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/evolve", show_default=True,
               help="Output folder.")

@@ -211,3 +211,18 @@ def test_spending_all_gives_the_queries_of_stopped_classes_to_the_others_within_
     assert spending.get_config()["spend_all"] is True and "spend_all" not in stopping.get_config()
     with pytest.raises(TypeError, match="spend_all must be True or False"):
         NES(lenet, DirectEncoding((28, 28, 1)), spend_all="yes")
+
+
+def test_a_runs_stop_confidence_stops_each_class_there_as_the_class_target_does(lenet):
+    from keras_fool.evolution.callbacks import EarlyStopping
+
+    options = dict(classes=[1, 2, 8], seed=2, resolution=7, samples=4, spend_all=False)
+    by_target = NES(lenet, DirectEncoding((28, 28, 1)), **options, class_target=0.5)
+    by_target.run(4)
+    by_stop = NES(lenet, DirectEncoding((28, 28, 1)), **options)  # class_target stays 99.99%
+    by_stop.run(4, callbacks=[EarlyStopping(0.5)])
+    assert by_stop.evaluations == by_target.evaluations < 1 + 4 * 3 * 5  # classes at 50% were searched no more
+    np.testing.assert_allclose(by_stop.archive.fitness.numpy(), by_target.archive.fitness.numpy(), atol=1e-6)
+    unstopped = NES(lenet, DirectEncoding((28, 28, 1)), **options)
+    unstopped.run(by_stop.generation)
+    assert unstopped.evaluations == 1 + by_stop.generation * 3 * 5  # without the stop every class goes on

@@ -35,7 +35,8 @@ how much it helps depends on how alike the two networks are (RESULTS.md, issue 2
 
 Every image scored may take any class's cell (the MAP-Elites rule: a higher probability of that
 class than the elite's), so one class's candidates are stepping stones for the others. A class
-whose elite reaches ``class_target`` (99.99%, the paper's bar) is searched no more, and with
+whose elite reaches ``class_target`` (99.99%, the paper's bar; or the run's stop confidence, if lower) is
+searched no more, and with
 ``spend_all`` (the default) the run goes on past its generations until the evaluations they would have
 cost are spent, so a stopped class's queries go to the others. A generation
 costs ``samples + 1`` evaluations (the candidates and the point itself) for each class still
@@ -346,8 +347,11 @@ class NES(StepwiseSearch):
         return images_per_call(self.archive.cells, self.eval_batch_size, self.samples)
 
     def _active(self):
-        """The cells still searched: those below ``class_target`` (every cell stops there)."""
-        return np.flatnonzero(self.archive.fitness.numpy() < self.class_target)
+        """The cells still searched: those below ``class_target``, or below the run's stop confidence where that
+        is lower (a run asked to stop at 99% stops each class there, and ``spend_all`` gives its queries to the
+        classes still below)."""
+        limit = self.class_target if self.goal is None else min(self.class_target, self.goal[1])
+        return np.flatnonzero(self.archive.fitness.numpy() < limit)
 
     def _run_group(self, cells, generation):
         picked = tf.constant(cells, tf.int32)
