@@ -145,7 +145,8 @@ def test_adopting_moves_each_class_to_an_elite_another_class_found(lenet, search
     start = {k: v.numpy() for k, v in adopting.topology.items()}
     adopting.run(4)
     assert not others(adopting)  # every class searches from its elite's network
-    moved = [c for c in range(10) if not np.array_equal(adopting.topology["connected"][c].numpy(), start["connected"][c])]
+    connected = adopting.topology["connected"].numpy()
+    moved = [c for c in range(10) if not np.array_equal(connected[c], start["connected"][c])]
     assert moved  # and some did move to another class's network
     assert adopting.get_config()["adopt"] is True and "adopt" not in plain.get_config()
     with pytest.raises(ValueError, match="takes CPPN weights only"):

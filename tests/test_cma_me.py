@@ -163,7 +163,8 @@ def test_class_ranking_moves_each_emitter_up_its_own_class_only(lenet):
 
 
 def test_bad_options_are_refused(lenet):
-    with pytest.raises(ValueError, match="ranking must be one of 'improvement', 'class', 'mae'. Received: ranking='own'"):
+    with pytest.raises(ValueError, match="ranking must be one of 'improvement', 'class', 'mae'. Received: "
+                                         "ranking='own'"):
         CMAME(lenet, DirectEncoding((28, 28, 1)), ranking="own")
     with pytest.raises(TypeError, match="CMA-ME searches pixels: the encoding must be a DirectEncoding"):
         CMAME(lenet, CPPNEncoding((28, 28, 1)))
