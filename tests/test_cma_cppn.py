@@ -118,9 +118,11 @@ def test_cli_search_cma_me_with_a_cppn_writes_evolves_outputs_and_resumes(tmp_pa
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["generations"] == 3 and summary["config"]["space"] == "cppn-weights"
-    refused = run("evolve", "--search", "cma-me", "--encoding", "cppn", "--capacity", "grow", "--out", tmp_path / "x")
-    assert refused.exit_code == 2 and "grows MAP-Elites' CPPNs, and this run uses CMA-ME" in refused.stderr
-    assert not (tmp_path / "x").exists()
+    for args, says in [(("--capacity", "grow"), "grows MAP-Elites' CPPNs, and this run uses CMA-ME"),
+                       (("--population", 8), "population is a MAP-Elites option, and this run uses CMA-ME")]:
+        refused = run("evolve", "--search", "cma-me", "--encoding", "cppn", *args, "--out", tmp_path / "x")
+        assert refused.exit_code == 2 and says in refused.stderr and "Traceback" not in refused.output
+        assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("search", [CPPNCMAME, "NES"])

@@ -275,7 +275,7 @@ def _check_nes_options(evolver, given):
     refused = [k for k in MAP_ELITES_ONLY if given.get(k) is not None] if isinstance(evolver, (NES, CMAME)) else []
     if refused:
         one = len(refused) == 1
-        name = "NES" if isinstance(evolver, NES) else "CMA-ME"
+        name = "CMA-ME" if isinstance(evolver, (CMAME, CPPNCMAME)) else "NES"
         raise ValueError(f"{', '.join(refused)} {'is a' if one else 'are'} MAP-Elites option{'' if one else 's'}, and "
                          f"this run uses {name}; add search='map-elites' (--search map-elites) to use "
                          f"{'it' if one else 'them'}.")
