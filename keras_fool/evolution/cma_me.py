@@ -397,18 +397,19 @@ class CMAME(StepwiseSearch):
         if self.generation < 0:
             self._start()
         return {**self.progress_state(), "elites": self.archive.genomes.numpy(), "theta": self.theta.numpy(),
-                **{f"emitter/{k}": v.numpy() for k, v in self.emitter_state.items()}, **self._threshold_state()}
+                **{f"emitter/{k}": v.numpy() for k, v in self.emitter_state.items()},
+                **{k: v.numpy() for k, v in self._threshold_state().items()}}
 
     def _threshold_state(self):
         """CMA-MAE's thresholds as a checkpoint holds them (ranking "mae" only, so older checkpoints still fit)."""
-        return {"thresholds": self.thresholds.numpy()} if self.ranking == "mae" else {}
+        return {"thresholds": self.thresholds} if self.ranking == "mae" else {}
 
     def restore_state(self, arrays):
         self.evaluations, self.generation = 0, -1
         self._start()  # the shapes to check the arrays against
         expect = {"elites": self.archive.genomes, "fitness": self.archive.fitness, "theta": self.theta,
                   **{f"emitter/{k}": v for k, v in self.emitter_state.items()},
-                  **({"thresholds": self.thresholds} if self.ranking == "mae" else {})}
+                  **self._threshold_state()}
         for key, like in expect.items():
             value = arrays[key]
             if value.shape != tuple(like.shape) or value.dtype != like.dtype.as_numpy_dtype:
