@@ -158,9 +158,13 @@ def evolve(models, search, encoding, capacity, cppn_rules, surrogate, generation
     speed = summary["evaluations_per_second"]  # None when no generation was timed
     speed = "" if speed is None else f" ({speed:,.0f}/s)"
     queries = f", {summary['queries']:,} queries" if "queries" in summary else ""  # a deployed model's
+    # A run told to stop lower (--stop-at 0.99) is also counted at its own level, which is what it aimed for.
+    at_stop = ("" if stop_at is None or stop_at >= 0.9999 else
+               f", {sum(c is not None and c >= stop_at for c in confidences)}/{len(confidences)} at >= "
+               f"{stop_at * 100:g}% (--stop-at)")
     click.echo(
         f"{summary['generations']} generations, {summary['evaluations']:,} evaluations{speed}{queries}; "
-        f"{at_target}/{len(confidences)} classes at >= 99.99%."
+        f"{at_target}/{len(confidences)} classes at >= 99.99%{at_stop}."
     )
     echo_written(summary["files"])
     if summary["files"]:

@@ -350,6 +350,11 @@ def test_a_surrogate_starts_nes_and_the_run_resumes_with_it(tmp_path):
                       tmp_path / "refused", "--quiet")
         assert says in _one_line_error(refused, 2)
         assert not (tmp_path / "refused").exists()
+    # --stop-at below 99.99%: the closing line also counts the classes at the level the run stopped at.
+    stopped = run("evolve", "--model", "lenet_mnist", "--surrogate", "lenet_mnist_b", "--classes", "0,1",
+                  "--generations", 2, "--stop-at", 0.9, "--out", tmp_path / "stop", "--quiet")
+    assert stopped.exit_code == 0, stopped.output
+    assert "2/2 at >= 90% (--stop-at)." in stopped.stdout
     missing = run("evolve", "--model", "lenet_mnist", "--surrogate", "no_such_model", "--out", tmp_path / "m")
     assert "no_such_model" in _one_line_error(missing, 2)
 
