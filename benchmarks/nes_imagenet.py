@@ -18,6 +18,10 @@ Runs each search (``--searches``) once per seed on the ten default classes of ``
   the same low-resolution pixels (``--cma-options`` for its keyword arguments);
 * ``cma-me-cppn``: :class:`~keras_fool.evolution.cma_cppn.CPPNCMAME` (a sep-CMA-ES per class over its CPPN's
   weights, NES's generation 0 and budget; ``--cma-options`` for its keyword arguments, ``--spend-all`` as NES).
+* ``map-elites-cppn`` with ``--surrogate MODEL`` (one model): MAP-Elites' CPPN first evolves against ``MODEL``
+  for the whole budget (queries the attacker makes of its own copy, not of the target), then the target's run
+  starts from those elites, offered after its generation 0 (one query each, counted; the target's run is a
+  generation shorter to make room): does a CPPN search carry over from a sibling network as NES's start does?
 
 Prints the median over classes (median and range over seeds), the classes at >= 99% and the evaluations/s.
 
@@ -35,6 +39,10 @@ MODEL = "efficientnet_lite0_imagenet"
 SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "map-elites-then-nes-cppn", "cma-me-pixels",
             "cma-me-cppn")
 
+# map-elites-cppn with --surrogate: each class's confidence on the surrogate, on the target at its generation 0,
+# and on the target once the surrogate's elites were offered
+TRANSFER_KEYS = ("surrogate_confidences", "generation_0_confidences", "after_transfer_confidences")
+
 
 def run_cell(folder, search, seed, budget, classes, options, cma_options=None, surrogate=None, spend_all=False):
     from keras_fool.encodings import make_encoding
@@ -44,6 +52,8 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None, s
     from keras_fool.evolution.outputs import write_outputs
     from keras_fool.target import Target
 
+    if search == "map-elites-cppn" and surrogate:
+        return _surrogate_map_elites(folder, seed, budget, classes, surrogate)
     if search in ("map-elites-direct", "map-elites-cppn"):
         population = 16
         generations = budget * len(classes.split(",")) // population - 1
@@ -82,6 +92,37 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None, s
                                            "start_seconds": begun - start})
 
 
+def _surrogate_map_elites(folder, seed, budget, classes, surrogate):
+    """An experiment, not a library search: MAP-Elites' CPPN on ``surrogate``, then on the target from its elites."""
+    from keras_fool.encodings import make_encoding
+    from keras_fool.evolution import MapElites
+    from keras_fool.evolution.outputs import write_outputs
+    from keras_fool.target import Target
+
+    target, helper_target = Target(MODEL), Target(surrogate)
+    labels = target.class_indices(classes)
+    population = 16
+    generations = budget * len(labels) // population - 1  # keras-fool evolve's MAP-Elites row: the same budget
+    start = time.perf_counter()
+    helper = MapElites(helper_target, make_encoding("cppn", helper_target.image_shape), population=population,
+                       classes=labels, seed=seed)
+    helper.run(generations)
+    begun = time.perf_counter()
+    evolver = MapElites(target, make_encoding("cppn", target.image_shape), population=population, classes=labels,
+                        seed=seed)
+    evolver.run(0)
+    own_start = evolver.archive.confidences.copy()
+    evolver.start_from(helper.archive.genomes)
+    transferred = evolver.archive.confidences.copy()
+    evolver.evaluations += len(labels)  # the offered elites are queries of the target too
+    evolver.run(generations - 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_outputs(evolver, folder, {
+        "evolution_seconds": time.perf_counter() - begun, "start_seconds": begun - start, "surrogate": surrogate,
+        "surrogate_confidences": helper.archive.confidences.tolist(),
+        "generation_0_confidences": own_start.tolist(), "after_transfer_confidences": transferred.tolist()})
+
+
 def _warm_nes(target, encoding, labels, seed, budget, options):
     """An experiment, not a library search: MAP-Elites grows CPPN topologies for half the budget, then NES
     climbs the weights of each class's elite (its topology fixed) with the other half."""
@@ -102,6 +143,11 @@ def _warm_nes(target, encoding, labels, seed, budget, options):
     return nes, (total - elites.evaluations) // (len(labels) * (nes.samples + 1))
 
 
+def _median_speed(cells):
+    speeds = [c["speed"] for c in cells if c["speed"] is not None]  # None: no generation was timed (tiny budgets)
+    return f"{np.median(speeds):.0f}" if speeds else "-"
+
+
 def spread(values, scale=100.0, digits=2):
     values = np.asarray(values, dtype=float) * scale
     return f"{np.median(values):.{digits}f} [{values.min():.{digits}f}-{values.max():.{digits}f}]"
@@ -118,7 +164,7 @@ def main():
     parser.add_argument("--cma-options", default="{}", help="CMAME keyword arguments as JSON, e.g. '{\"emitters\": 5}'")
     parser.add_argument("--surrogate", default=None,
                         help="nes-pixels starts from gradient ascent on this model (comma-separated: an ensemble), "
-                        "e.g. efficientnet_lite1_imagenet")
+                        "e.g. efficientnet_lite1_imagenet; map-elites-cppn starts from MAP-Elites' elites on it")
     parser.add_argument("--spend-all", action="store_true",
                         help="NES: after its generations, go on while the next generation fits in the whole budget "
                         "(the evaluations classes at 99.99%% did not spend go to the others)")
@@ -145,7 +191,8 @@ def main():
             cells.append({"seed": seed, "confidences": conf.tolist(), "median": float(np.median(conf)),
                           "start_seconds": summary.get("start_seconds"),
                           "at_99": int((conf >= 0.99).sum()), "evaluations": summary["evaluations"],
-                          "speed": summary["evaluations_per_second"], "generations": summary["generations"]})
+                          "speed": summary["evaluations_per_second"], "generations": summary["generations"],
+                          **{key: summary[key] for key in TRANSFER_KEYS if key in summary}})
         rows[search] = cells
     print(f"{MODEL}, {len(classes.split(','))} classes, at most {args.budget} evaluations per class; "
           f"median [range] over seeds {args.seeds}.\n")
@@ -157,7 +204,7 @@ def main():
               f"{spread([min(c['confidences']) for c in cells])} | "
               f"{np.median([c['at_99'] for c in cells]):g} [{min(c['at_99'] for c in cells)}-"
               f"{max(c['at_99'] for c in cells)}] | {np.median(per_class):.0f} | "
-              f"{np.median([c['speed'] for c in cells]):.0f} |")
+              f"{_median_speed(cells)} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"classes": classes, "budget": args.budget, "options": options,
                                                "cma_options": cma_options, "surrogate": args.surrogate,
