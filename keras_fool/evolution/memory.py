@@ -1,4 +1,5 @@
-"""How much memory an evolution run needs, estimated before it starts, and how much the machine has.
+"""How much memory an evolution run needs, estimated before it starts (the machine's side is
+:func:`keras_fool.validation.available_memory`).
 
 The estimate counts what grows with the run's size: every offspring's genome (a few copies: parents,
 children, mutated children), the decoded images, the archive, the target's activations for one
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-# Re-exported: what the machine has and how sizes are shown are validation's, shared by every size check.
-from keras_fool.validation import available_memory, format_bytes
+# Re-exported: how sizes are shown is validation's, shared by every size check.
+from keras_fool.validation import format_bytes
 
-__all__ = ["BASE_BYTES", "available_memory", "estimate_run_memory", "format_bytes"]
+__all__ = ["BASE_BYTES", "estimate_run_memory", "format_bytes"]
 
 BASE_BYTES = 700 * 2**20  # the process with TensorFlow and a small model loaded (RESULTS.md: 699 MB peak)
 _GENOME_COPIES = 4  # parents, crossed, mutated children, and the archive's gathered rows
