@@ -24,16 +24,12 @@ equals an uninterrupted one: randomness is keyed by seed and generation).
 
 from __future__ import annotations
 
-import time
-
 import tensorflow as tf
 
 from keras_fool.encodings.cppn import CPPNEncoding
-from keras_fool.errors import NonFiniteError
 from keras_fool.evolution.archive import update_elites
 from keras_fool.evolution.cma_me import MIN_SIGMA, log_weights, sep_cma_update
 from keras_fool.evolution.nes import LOG_FLOOR, NES, SAMPLES
-from keras_fool.target import target_failures
 
 __all__ = ["CPPNCMAME", "MAX_SIGMA"]
 
@@ -169,33 +165,12 @@ class CPPNCMAME(NES):
         new = {k: tf.where(finite, v, state[k]) for k, v in new.items()}
         return tf.where(finite, new_theta, theta), new, elites, fitness, finite
 
-    # ---- the Python driver -----------------------------------------------------------------------
-    def _run_group(self, cells, generation):
-        picked = tf.constant(cells, tf.int32)
-        part = lambda t: tf.nest.map_structure(lambda v: tf.gather(v, picked), t)  # noqa: E731
-        with target_failures(self.target):
-            theta, state, elites, fitness, finite = self._step(
-                part(self.theta), part(self.cma_state), part(self.topology), picked, self.archive.genomes,
-                self.archive.fitness, tf.constant(generation, tf.int32))
-        if not bool(finite):
-            raise NonFiniteError(f"The target returned NaN or infinite probabilities at generation {generation}; "
-                                 f"the search stopped after generation {generation - 1}.")
-        self.theta = tf.tensor_scatter_nd_update(self.theta, picked[:, None], theta)
-        self.cma_state = {k: tf.tensor_scatter_nd_update(v, picked[:, None], state[k])
-                          for k, v in self.cma_state.items()}
-        self.archive.set_state(elites, fitness)
-        self.evaluations += len(cells) * (self.samples + 1)
+    # ---- the Python driver (NES's, with the emitters' state in place of the running direction) --------------
+    def _step_state(self):
+        return self.cma_state
 
-    def trace(self):
-        start = time.perf_counter()
-        if self.generation < 0:
-            self._start()
-        cells = tf.range(self.images_per_call // (self.samples + 1))
-        part = lambda t: tf.nest.map_structure(lambda v: tf.gather(v, cells), t)  # noqa: E731
-        self._step.get_concrete_function(part(self.theta), part(self.cma_state), part(self.topology), cells,
-                                         self.archive.genomes, self.archive.fitness, tf.constant(0, tf.int32))
-        self.trace_seconds = time.perf_counter() - start
-        return self.trace_seconds
+    def _set_step_state(self, state):
+        self.cma_state = state
 
     def title(self):
         return f"{self.model_names()}, CMA-ME (class ranking) over CPPN weights, generation {self.generation}"

@@ -353,18 +353,26 @@ class NES(StepwiseSearch):
         limit = self.class_target if self.goal is None else min(self.class_target, self.goal[1])
         return np.flatnonzero(self.archive.fitness.numpy() < limit)
 
+    def _step_state(self):
+        """Each class's search state the compiled step takes and returns beside its point: the running direction."""
+        return self.velocity
+
+    def _set_step_state(self, state):
+        self.velocity = state
+
     def _run_group(self, cells, generation):
         picked = tf.constant(cells, tf.int32)
         part = lambda t: None if t is None else tf.nest.map_structure(lambda v: tf.gather(v, picked), t)  # noqa: E731
         with target_failures(self.target):
-            theta, velocity, elites, fitness, finite = self._step(
-                part(self.theta), part(self.velocity), part(self.topology), picked, self.archive.genomes,
+            theta, state, elites, fitness, finite = self._step(
+                part(self.theta), part(self._step_state()), part(self.topology), picked, self.archive.genomes,
                 self.archive.fitness, tf.constant(generation, tf.int32))
         if not bool(finite):
             raise NonFiniteError(f"The target returned NaN or infinite probabilities at generation {generation}; "
                                  f"the search stopped after generation {generation - 1}.")
-        self.theta = tf.tensor_scatter_nd_update(self.theta, picked[:, None], theta)
-        self.velocity = tf.tensor_scatter_nd_update(self.velocity, picked[:, None], velocity)
+        scatter = lambda full, rows: tf.tensor_scatter_nd_update(full, picked[:, None], rows)  # noqa: E731
+        self.theta = scatter(self.theta, theta)
+        self._set_step_state(tf.nest.map_structure(scatter, self._step_state(), state))
         self.archive.set_state(elites, fitness)
         self.evaluations += len(cells) * (self.samples + 1)
 
@@ -375,7 +383,7 @@ class NES(StepwiseSearch):
             self._start()
         cells = tf.range(self.images_per_call // (self.samples + 1))
         part = lambda t: None if t is None else tf.nest.map_structure(lambda v: tf.gather(v, cells), t)  # noqa: E731
-        self._step.get_concrete_function(part(self.theta), part(self.velocity), part(self.topology), cells,
+        self._step.get_concrete_function(part(self.theta), part(self._step_state()), part(self.topology), cells,
                                          self.archive.genomes, self.archive.fitness, tf.constant(0, tf.int32))
         self.trace_seconds = time.perf_counter() - start
         return self.trace_seconds
