@@ -2,7 +2,10 @@
 import runpy
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PIP_CHECK = ROOT / "scripts" / "pip-check"
@@ -51,3 +54,21 @@ def test_every_package_is_in_the_distribution():
     found = {name + "".join(f".{part}" for part in init.parent.relative_to(folder).parts)
              for name, folder in roots.items() for init in folder.rglob("__init__.py")}
     assert found - listed == set()
+
+
+@pytest.mark.slow
+def test_the_wheel_builds_without_warnings_and_ships_the_data(tmp_path):
+    """setuptools warns when a data folder is importable but not listed as a package (every install printed that
+    warning three times); the wheel must still carry the weights, the class names and the study's pages."""
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                             "--disable-pip-version-check", "-w", str(tmp_path), str(ROOT)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("keras_fool-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for data in ("keras_fool/zoo/imagenet_classes.txt", "keras_fool/zoo/weights/lenet_mnist.weights.npz",
+                 "keras_fool/zoo/weights/lenet_mnist_adversarial_committee.keras",
+                 "keras_fool/human_study/templates/study.html", "keras_fool/human_study/static/study.css",
+                 "keras_fool/human_study/static/study.js"):
+        assert data in names, data
