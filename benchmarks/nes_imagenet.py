@@ -22,6 +22,10 @@ Runs each search (``--searches``) once per seed on the ten default classes of ``
   for the whole budget (queries the attacker makes of its own copy, not of the target), then the target's run
   starts from those elites, offered after its generation 0 (one query each, counted; the target's run is a
   generation shorter to make room): does a CPPN search carry over from a sibling network as NES's start does?
+* ``map-elites-direct``, ``map-elites-cppn`` with ``--cells all``: the archive holds a cell for every one of the
+  target's 1,000 classes (parents are drawn from all of them), the budget and the numbers stay those of
+  ``--classes``: a query answers every class, so the extra cells cost nothing; do they lend the classes read
+  stepping stones, as a run over more classes does?
 
 Prints the median over classes (median and range over seeds), the classes at >= 99% and the evaluations/s.
 
@@ -44,7 +48,8 @@ SEARCHES = ("map-elites-direct", "map-elites-cppn", "nes-pixels", "nes-cppn", "m
 TRANSFER_KEYS = ("surrogate_confidences", "generation_0_confidences", "after_transfer_confidences")
 
 
-def run_cell(folder, search, seed, budget, classes, options, cma_options=None, surrogate=None, spend_all=False):
+def run_cell(folder, search, seed, budget, classes, options, cma_options=None, surrogate=None, spend_all=False,
+             cells=None):
     from keras_fool.encodings import make_encoding
     from keras_fool.evolution import run_evolution
     from keras_fool.evolution import cma_me
@@ -58,8 +63,8 @@ def run_cell(folder, search, seed, budget, classes, options, cma_options=None, s
         population = 16
         generations = budget * len(classes.split(",")) // population - 1
         return run_evolution(folder, models=[MODEL], search="map-elites", encoding=search.split("-")[-1], seed=seed,
-                             generations=generations, population=population, classes=classes, overwrite=True,
-                             progress=False)
+                             generations=generations, population=population, classes=cells or classes,
+                             overwrite=True, progress=False)
     target = Target(MODEL)
     labels = target.class_indices(classes)
     encoding = make_encoding("cppn" if search.endswith("-cppn") else "direct", target.image_shape)
@@ -168,6 +173,8 @@ def main():
     parser.add_argument("--spend-all", action="store_true",
                         help="NES: after its generations, go on while the next generation fits in the whole budget "
                         "(the evaluations classes at 99.99%% did not spend go to the others)")
+    parser.add_argument("--cells", default=None, choices=["all"],
+                        help="map-elites-*: a cell for every class of the target, read on --classes (the budget's)")
     parser.add_argument("--json", default=None, help="Also write every number here.")
     args = parser.parse_args()
     from keras_fool.experiments.imagenet import DEFAULT_CLASSES
@@ -178,6 +185,9 @@ def main():
     options = json.loads(args.options)
     cma_options = json.loads(args.cma_options)
     out = Path(args.out)
+    from keras_fool.target import Target
+
+    read = set(Target(MODEL).class_indices(classes))  # the classes the numbers are read on (all cells without --cells)
     rows = {}
     for search in searches:
         cells = []
@@ -185,9 +195,9 @@ def main():
             folder = out / f"{search}_s{seed}"
             if not (folder / "summary.json").is_file():
                 run_cell(folder, search, seed, args.budget, classes, options, cma_options, args.surrogate,
-                         args.spend_all)
+                         args.spend_all, args.cells)
             summary = json.loads((folder / "summary.json").read_text())
-            conf = np.array([c["confidence"] for c in summary["classes"]])
+            conf = np.array([c["confidence"] for c in summary["classes"] if c["label"] in read])
             cells.append({"seed": seed, "confidences": conf.tolist(), "median": float(np.median(conf)),
                           "start_seconds": summary.get("start_seconds"),
                           "at_99": int((conf >= 0.99).sum()), "evaluations": summary["evaluations"],
@@ -207,7 +217,7 @@ def main():
               f"{_median_speed(cells)} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"classes": classes, "budget": args.budget, "options": options,
-                                               "cma_options": cma_options, "surrogate": args.surrogate,
+                                               "cma_options": cma_options, "surrogate": args.surrogate, "cells": args.cells,
                                                "rows": rows}, indent=1))
 
 
