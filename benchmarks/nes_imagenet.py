@@ -177,6 +177,7 @@ def main():
                         help="map-elites-*: a cell for every class of the target, read on --classes (the budget's)")
     parser.add_argument("--json", default=None, help="Also write every number here.")
     args = parser.parse_args()
+    from keras_fool.class_names import resolve_classes
     from keras_fool.experiments.imagenet import DEFAULT_CLASSES
 
     classes = args.classes or ",".join(DEFAULT_CLASSES)
@@ -185,9 +186,6 @@ def main():
     options = json.loads(args.options)
     cma_options = json.loads(args.cma_options)
     out = Path(args.out)
-    from keras_fool.target import Target
-
-    read = set(Target(MODEL).class_indices(classes))  # the classes the numbers are read on (all cells without --cells)
     rows = {}
     for search in searches:
         cells = []
@@ -197,7 +195,11 @@ def main():
                 run_cell(folder, search, seed, args.budget, classes, options, cma_options, args.surrogate,
                          args.spend_all, args.cells)
             summary = json.loads((folder / "summary.json").read_text())
-            conf = np.array([c["confidence"] for c in summary["classes"] if c["label"] in read])
+            entries = summary["classes"]
+            if args.cells:  # a cell for every class, in class order: the numbers are read on --classes
+                read = set(resolve_classes(classes, [c["name"] for c in entries]))
+                entries = [c for c in entries if c["label"] in read]
+            conf = np.array([c["confidence"] for c in entries])
             cells.append({"seed": seed, "confidences": conf.tolist(), "median": float(np.median(conf)),
                           "start_seconds": summary.get("start_seconds"),
                           "at_99": int((conf >= 0.99).sum()), "evaluations": summary["evaluations"],
