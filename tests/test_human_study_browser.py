@@ -40,14 +40,26 @@ def _pixels(data_url):
 
 
 def _shown_position(driver):
-    """The position of the image on screen, once its page has loaded (None on the thank-you page)."""
-    from selenium.webdriver.common.by import By
+    """The position of the image on screen, once its page has loaded (None on the thank-you page).
+
+    The page is read in one script inside one document: after an answer the browser navigates, and
+    an element found before the navigation and read after it fails with stale-element or, in
+    Chromium, "Node with given id does not belong to the document" errors.
+    """
+    from selenium.common.exceptions import WebDriverException
+
+    script = """
+        if (document.readyState !== "complete") return null;
+        if (document.getElementById("thanks")) return "done";
+        const image = document.getElementById("digit");
+        return image ? image.dataset.position : null;
+    """
 
     def ready(d):
-        if d.find_elements(By.ID, "thanks"):
-            return "done"
-        images = d.find_elements(By.ID, "digit")
-        return images[0].get_attribute("data-position") if images else False
+        try:
+            return d.execute_script(script) or False
+        except WebDriverException:  # the document went away mid-read: read the next one
+            return False
 
     found = _wait(driver, ready)
     return None if found == "done" else int(found)
