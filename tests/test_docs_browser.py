@@ -48,10 +48,13 @@ def served(site):  # noqa: F811
         thread.join()
 
 
-def _wait_loaded(driver):
+def _wait_loaded(driver, url_ends=""):
+    """Until the page (whose address ends with ``url_ends``) has loaded: after a click the old page is still
+    complete until the browser navigates, so a wait on readyState alone can return before the new one."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState === 'complete'"))
+    WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith(url_ends)
+                                    and d.execute_script("return document.readyState === 'complete'"))
 
 
 def _visible_nav_links(driver):
@@ -78,8 +81,7 @@ def test_the_index_shows_the_guides_and_leads_to_the_api_page_of_map_elites(brow
     # the reader's way to MapElites: the navigation's API entry, then the class's entry on that page
     browser.find_element(By.XPATH, "//nav[contains(@class, 'md-nav--primary')]"
                                    "//a[normalize-space() = 'keras_fool.evolution']").click()
-    _wait_loaded(browser)
-    assert browser.current_url.endswith("api/evolution.html")
+    _wait_loaded(browser, "api/evolution.html")
     browser.get(served + "api/evolution.html#keras_fool.evolution.MapElites")
     _wait_loaded(browser)
     entry = browser.find_element(By.ID, "keras_fool.evolution.MapElites")
