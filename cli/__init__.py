@@ -44,21 +44,16 @@ def import_tensorflow_quietly():
     """Import TensorFlow with its native start-up chatter hidden (what a command calls once its options are checked).
 
     TF 2.21 prints absl INFO lines (oneDNN, CPU features) from C++ before its log level is read,
-    so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them; we point file descriptor 2 at /dev/null for
-    the import only. Python-level errors during the import still propagate normally.
+    so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them; file descriptor 2 points at /dev/null for the
+    import only (:func:`keras_fool.lazy.native_stderr_hidden`). Python-level errors during the import
+    still propagate normally.
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    from keras_fool.lazy import native_stderr_hidden
+
+    with native_stderr_hidden():
         import tensorflow
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
     return tensorflow
 
 

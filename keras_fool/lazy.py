@@ -1,9 +1,32 @@
-"""Lazy package namespaces: a name loads its submodule (and TensorFlow) only when first used."""
+"""Lazy package namespaces: a name loads its submodule (and TensorFlow) only when first used; and quiet native starts."""
 
+import contextlib
 import importlib
 import importlib.util
+import os
+import sys
 
-__all__ = ["lazy_namespace"]
+__all__ = ["lazy_namespace", "native_stderr_hidden"]
+
+
+@contextlib.contextmanager
+def native_stderr_hidden():
+    """File descriptor 2 points at /dev/null inside the block: for native libraries' start-up chatter.
+
+    TensorFlow's import prints absl INFO lines from C++ before its log level is read, and TFLite's first
+    allocation prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."; neither can be hidden from
+    Python's side. Python exceptions raised inside the block still propagate.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def lazy_namespace(package, names):

@@ -8,7 +8,8 @@ only how its kind of model is loaded and asked: :class:`~keras_fool.backends.tfl
 :class:`~keras_fool.backends.http.HTTPTarget` (a TensorFlow Serving REST URL).
 
 :func:`open_target` picks the one a model source names; :func:`check_source` refuses a source
-that could never open, without importing TensorFlow (what the command line calls first).
+that could never open, without importing TensorFlow (what the command line calls first);
+:func:`~keras_fool.backends.export.export_model` writes a Keras model's TFLite float or ONNX twin.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from keras_fool.backends.files import KINDS, model_file, source_kind
 from keras_fool.lazy import lazy_namespace
 
 __all__ = ["TOKEN_VARIABLE", "HTTPTarget", "OnnxTarget", "QueryTarget", "SavedModelTarget", "TFLiteTarget",
-           "check_source", "open_target"]
+           "check_source", "export_model", "open_target"]
 
 TOKEN_VARIABLE = "KERAS_FOOL_TOKEN"  # an HTTP endpoint's bearer token, when open_target is given none
 
 # the targets load their module (and TensorFlow, or ONNX Runtime) on first use
 _NAMES = {"QueryTarget": "query", "TFLiteTarget": "tflite", "OnnxTarget": "onnx", "SavedModelTarget": "savedmodel",
-          "HTTPTarget": "http"}
+          "HTTPTarget": "http", "export_model": "export"}
 __getattr__, _ = lazy_namespace(__name__, _NAMES)
 
 # kind -> "module:class" of its target

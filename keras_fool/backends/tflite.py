@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_fool.backends.files import file_source, image_layout, model_file, one_input_one_output
 from keras_fool.backends.query import SUM_TOLERANCE, QueryTarget
+from keras_fool.lazy import native_stderr_hidden
 from keras_fool.validation import check_int
 
 __all__ = ["TFLiteTarget", "interpreter_class"]
@@ -101,7 +102,11 @@ class TFLiteTarget(QueryTarget):
         if self._allocated != n:
             if self.fixed_batch is None:
                 self._interpreter.resize_tensor_input(self._input["index"], [n, *self.image_shape])
-            self._interpreter.allocate_tensors()
+            if self._allocated is None:  # the first allocation prints the XNNPACK delegate's INFO line
+                with native_stderr_hidden():
+                    self._interpreter.allocate_tensors()
+            else:
+                self._interpreter.allocate_tensors()
             self._allocated = n
 
     def _raw_outputs(self, inputs):
