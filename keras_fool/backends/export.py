@@ -28,11 +28,12 @@ PROBES = 16
 
 
 def _keras_model(model):
+    import keras
+
     from keras_fool import zoo
-    from keras_fool.target import _is_model
 
     net = zoo.load_model(model) if isinstance(model, (str, os.PathLike)) else model
-    if not _is_model(net):
+    if not isinstance(net, keras.Model):
         raise TypeError(f"export_model takes a preset name, a .keras path or a Keras model. Received: "
                         f"{type(model).__name__}")
     shape = net.input_shape
