@@ -97,17 +97,15 @@ def export_command(model, out, overwrite):
     from pathlib import Path
 
     from keras_fool import zoo as zoo_lib
+    from keras_fool.backends.export import FORMATS, export_model  # NumPy only: TensorFlow starts after the checks
     from keras_fool.cli import import_tensorflow_quietly
 
-    suffix = Path(out).suffix.lower()
-    if suffix not in (".tflite", ".onnx"):
+    if Path(out).suffix.lower() not in FORMATS:
         raise click.UsageError(f"{out} does not end in .tflite or .onnx, the files keras-fool zoo export writes.")
     if Path(out).exists() and not overwrite:
         raise click.UsageError(f"{out} exists; pass --overwrite to replace it.")
     zoo_lib.check_model_source(model)  # a missing or unknown model fails before TensorFlow starts
     import_tensorflow_quietly()
-    from keras_fool.backends.export import export_model
-
     done = export_model(model, out, overwrite=overwrite)
     click.echo(f"{done['path']}: {done['format']}, {done['bytes'] / 1e6:.1f} MB, converted in {done['seconds']:.1f} s; "
                f"probabilities within {done['max_abs_diff']:.1e} of the Keras model's on 16 random images")

@@ -63,15 +63,6 @@ def _convert(net, suffix):
         return proto.SerializeToString()
 
 
-def _is_probabilities(outputs):
-    return bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
-
-
-def _softmax(x):
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def write_class_names(model, path):
     """A preset's class names beside its twin ``path``, one per line, as ``<path without suffix>.classes.txt``;
     returns that file, or None (not a preset, or its names are "0", "1", ...)."""
@@ -113,6 +104,7 @@ def export_model(model, path, overwrite=False, probes=PROBES, seed=0):
         ImportError: ONNX without tf2onnx.
     """
     from keras_fool.backends import open_target
+    from keras_fool.backends.query import rows_are_probabilities, softmax
 
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
@@ -137,13 +129,13 @@ def export_model(model, path, overwrite=False, probes=PROBES, seed=0):
     with warnings.catch_warnings():  # a model built on a one-element list of inputs, called with one array
         warnings.filterwarnings("ignore", message="The structure of `inputs`")
         expected = np.asarray(net(images, training=False), np.float64)
-    logits = not _is_probabilities(expected)
+    logits = not rows_are_probabilities(expected)
     partial = path.with_name(f".{path.stem}.partial{suffix}")  # the suffix picks the backend that reads it back
     try:
         partial.write_bytes(data)
         twin = open_target(str(partial), logits=logits or None)
         got = np.asarray(twin(images), np.float64)
-        difference = float(np.abs(got - (_softmax(expected) if logits else expected)).max())
+        difference = float(np.abs(got - (softmax(expected) if logits else expected)).max())
         if not difference <= TOLERANCE:
             raise BackendError(f"The {FORMATS[suffix]} twin of {net.name} answers up to {difference:.3g} away from "
                                f"the Keras model on {probes} random images (at most {TOLERANCE} allowed); not written.")

@@ -45,6 +45,11 @@ def preprocess_numpy(pixels, mode):
     return (pixels[..., ::-1] - np.float32(CAFFE_MEAN_BGR)).astype(np.float32)
 
 
+def rows_are_probabilities(out, tolerance=SUM_TOLERANCE):
+    """Whether the (n, k) outputs are probabilities: non-negative (to 1e-6) rows summing to 1 within ``tolerance``."""
+    return bool(out.min() >= -1e-6 and np.abs(out.sum(axis=1) - 1.0).max() <= tolerance)
+
+
 def softmax(logits):
     """Row-wise softmax of a (n, k) array, in float64 for the sums, returned as float32."""
     z = np.asarray(logits, np.float64)
@@ -203,7 +208,7 @@ class QueryTarget(BaseTarget):
         if not np.all(np.isfinite(out)):
             raise NonFiniteError(f"The {self.backend} model returns NaN or infinite values on random images.")
         sums = out.sum(axis=1)
-        probabilities = out.min() >= -1e-6 and np.abs(sums - 1.0).max() <= self.sum_tolerance
+        probabilities = rows_are_probabilities(out, self.sum_tolerance)
         if self.logits and probabilities:
             raise ValueError(f"The {self.backend} model already outputs probabilities (non-negative rows summing to 1 "
                              "on random images); logits=True would apply softmax twice, so leave it off.")
