@@ -6,7 +6,8 @@ run (``keras-fool evolve``'s CPPN with its other defaults, ``--classes all --pop
 EfficientNet-Lite0 for several seeds in round-robin chunks: every seed reaches a generation before any seed
 goes past it, so a run cut short still leaves all seeds at a common point. After each chunk it keeps each
 class's confidence (``OUT/s{seed}/chunks/g{generation}.json``) and prints, per chunk, the median over the
-1,000 classes and over the 100 classes 0, 10, ..., 990 (the CPPN target's classes, chosen before the run).
+1,000 classes and over the 100 classes 0, 10, ..., 990 (the CPPN target's classes, chosen before the run), and
+draws both against the evaluations per class beside the paper's 88.11% (``OUT/curve.png`` and ``.svg``).
 
 ``--twin tflite`` (the default) scores through a TFLite float conversion of the preset (its own weights, read
 by TFLite's XNNPACK kernels: 1.5-2 times Keras' evaluations/s on 2 CPU cores; 1.9e-6 from Keras' probabilities at most in
@@ -71,6 +72,41 @@ def keras_difference(folder):
     return float(np.abs(keras - confidences).max())
 
 
+def plot_curve(report, path):
+    """The median over the 1,000 classes and over the 100 against the evaluations per class (a doubling a step),
+    each seed thin and the seeds' median bold, beside the paper's 88.11% at its 2,000 per class; PNG and SVG."""
+    from keras_fool.report.figures import new_figure, save_figure
+    from keras_fool.report.papers import PAPER_IMAGENET
+
+    per_class = [line["evaluations"] / 1000 for line in report]
+    figure = new_figure()
+    axes = figure.add_subplot(1, 1, 1)
+    for key, colour, name in (("median_all", "tab:blue", "over the 1,000 classes"),
+                              ("median_hundred", "tab:orange", "over the 100 (0, 10, ..., 990)")):
+        by_seed = np.array([line[key] for line in report]) * 100  # (chunks, seeds)
+        axes.plot(per_class, by_seed, color=colour, alpha=0.35, linewidth=1)
+        axes.plot(per_class, np.median(by_seed, axis=1), color=colour, marker="o", linewidth=2,
+                  label=f"median {name} ({by_seed.shape[1]} seeds; thin: each seed)")
+    paper = PAPER_IMAGENET["cppn"]["median_pct"]
+    axes.axhline(paper, color="black", linestyle="--", linewidth=1)
+    axes.plot([2000], [paper], marker="*", markersize=12, color="black", linestyle="none",
+              label=f"Nguyen et al. 2015: {paper}% after 2,000 per class (CaffeNet)")
+    axes.set_xscale("log", base=2)
+    ticks = sorted({round(x) for x in per_class} | {2000})
+    axes.set_xticks(ticks, [f"{t:,}" for t in ticks], fontsize=8)
+    axes.minorticks_off()
+    axes.set_xlim(min(per_class) / 1.3, 2600)
+    axes.set_ylim(0, 100)
+    axes.set_xlabel("evaluations per class (the run's evaluations / 1,000; log scale)")
+    axes.set_ylabel("median confidence of the class's elite (%)")
+    axes.set_title(f"The paper's CPPN run on EfficientNet-Lite0: 1,000 cells, {POPULATION} offspring a generation",
+                   fontsize=10)
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return save_figure(path, figure, also=("svg",))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/full-run-bench")
@@ -131,6 +167,8 @@ def main():
         for seed in seeds:  # every seed ran the last chunk read: its archive holds that chunk's elites
             print(f"seed {seed}: final elites, largest |Keras - TFLite| confidence "
                   f"{keras_difference(out / f's{seed}'):.2e}", flush=True)
+    if done:
+        print(f"curve: {plot_curve(report, out / 'curve.png')[0]}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"seeds": seeds, "twin": args.twin, "chunks": report}, indent=2))
 

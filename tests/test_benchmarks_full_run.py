@@ -1,0 +1,34 @@
+"""benchmarks/full_run.py: its curve of the paper's run is drawn from the chunks' numbers, beside the paper's."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("full_run", BENCHMARKS / "full_run.py")
+    module = importlib.util.module_from_spec(spec)
+    with pytest.MonkeyPatch.context() as mp:  # it imports cppn_capacity from beside it, as when run as a script
+        mp.syspath_prepend(str(BENCHMARKS))
+        spec.loader.exec_module(module)
+        yield module
+
+
+def test_the_curve_shows_each_seed_their_median_and_the_papers_point(bench, tmp_path):
+    from PIL import Image
+
+    report = [{"evaluations": 100_400, "median_all": [0.18, 0.17, 0.19], "median_hundred": [0.16, 0.22, 0.19]},
+              {"evaluations": 200_400, "median_all": [0.34, 0.32, 0.38], "median_hundred": [0.29, 0.34, 0.37]}]
+    written = bench.plot_curve(report, tmp_path / "curve.png")
+    assert written == [tmp_path / "curve.png", tmp_path / "curve.svg"]
+    with Image.open(written[0]) as image:
+        assert image.format == "PNG" and image.size == (700, 450)
+    svg = written[1].read_text()
+    assert "median over the 1,000 classes (3 seeds" in svg and "median over the 100" in svg
+    assert "88.11% after 2,000 per class" in svg
+    # a second drawing of the same numbers gives the same vector file
+    assert bench.plot_curve(report, tmp_path / "again.png")[1].read_text() == svg
