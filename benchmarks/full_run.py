@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from cppn_capacity import spread
+from keras_fool.report.papers import PAPER_IMAGENET
 
 PRESET = "efficientnet_lite0_imagenet"
 POPULATION = 400
@@ -76,7 +77,6 @@ def plot_curve(report, path):
     """The median over the 1,000 classes and over the 100 against the evaluations per class (a doubling a step),
     each seed thin and the seeds' median bold, beside the paper's 88.11% at its 2,000 per class; PNG and SVG."""
     from keras_fool.report.figures import new_figure, save_figure
-    from keras_fool.report.papers import PAPER_IMAGENET
 
     per_class = [line["evaluations"] / 1000 for line in report]
     figure = new_figure()
@@ -146,8 +146,11 @@ def main():
     print(f"\nEfficientNet-Lite0 ({'TFLite float twin' if args.twin == 'tflite' else 'Keras'}), CPPN, 1,000 cells, "
           f"{POPULATION} offspring a generation; median [range] over seeds {args.seeds}.\n")
     print("| generation | evaluations (per class) | median % over 1,000 classes | median % over the 100 "
-          "| of the 100 < 3% | of the 100 >= 99% | of 1,000 >= 99% |")
-    print("|---" * 7 + "|")
+          "| of the 100 < 3% | of the 100 >= 99% | of 1,000 >= 99% | of 1,000 >= the paper's median |")
+    print("|---" * 8 + "|")
+    # the median over the 1,000 reaches the paper's once 500 classes do: how many have is the other way to read
+    # how far the run is from it
+    paper = PAPER_IMAGENET["cppn"]["median_pct"] / 100
     report = []
     for i in range(done):
         rows = [np.array(points[s][i]["confidences"]) for s in seeds]
@@ -158,11 +161,13 @@ def main():
                 "hundred_below_3pct": [int((h < 0.03).sum()) for h in hundred],
                 "hundred_at_99": [int((h >= 0.99).sum()) for h in hundred],
                 "all_at_99": [int((r >= 0.99).sum()) for r in rows],
+                "all_at_paper": [int((r >= paper).sum()) for r in rows],
                 "evaluations_per_second": [points[s][i]["evaluations_per_second"] for s in seeds]}
         report.append(line)
         print(f"| {line['generation']} | {evaluations:,} ({evaluations / 1000:.0f}) | {spread(line['median_all'])} "
               f"| {spread(line['median_hundred'])} | {spread(line['hundred_below_3pct'], 1, 0)} "
-              f"| {spread(line['hundred_at_99'], 1, 0)} | {spread(line['all_at_99'], 1, 0)} |")
+              f"| {spread(line['hundred_at_99'], 1, 0)} | {spread(line['all_at_99'], 1, 0)} "
+              f"| {spread(line['all_at_paper'], 1, 0)} |")
     if args.twin == "tflite" and done:
         for seed in seeds:  # every seed ran the last chunk read: its archive holds that chunk's elites
             print(f"seed {seed}: final elites, largest |Keras - TFLite| confidence "
