@@ -30,6 +30,24 @@ from keras_fool.report.papers import PAPER_IMAGENET
 PRESET = "efficientnet_lite0_imagenet"
 POPULATION = 400
 TARGET_CLASSES = tuple(range(0, 1000, 10))
+PAPER_PER_CLASS = 2000  # the paper's 2,000,400 evaluations over its 1,000 classes
+LINE_POINTS = 3  # chunks the extrapolation's line goes through
+
+
+def logit_line(per_class, medians, at, points=LINE_POINTS):
+    """The median at ``at`` evaluations per class on a straight line in logit(median) against log2(evaluations per
+    class), least squares through the last ``points`` chunks: an extrapolation, which the logit keeps below 100%."""
+    x = np.log2(np.asarray(per_class[-points:], dtype=float))
+    m = np.clip(np.asarray(medians[-points:], dtype=float), 1e-6, 1 - 1e-6)
+    slope, intercept = np.polyfit(x, np.log(m / (1 - m)), 1)
+    return float(1 / (1 + np.exp(-(slope * np.log2(at) + intercept))))
+
+
+def backtest(per_class, medians, points=2):
+    """How well the line would have done before: each chunk's median as projected by the line through the ``points``
+    chunks before it, minus the median measured."""
+    return [logit_line(per_class[k - points:k], medians[k - points:k], per_class[k], points) - medians[k]
+            for k in range(points, len(medians))]
 
 
 def tflite_twin(out):
@@ -85,8 +103,13 @@ def plot_curve(report, path):
                               ("median_hundred", "tab:orange", "over the 100 (0, 10, ..., 990)")):
         by_seed = np.array([line[key] for line in report]) * 100  # (chunks, seeds)
         axes.plot(per_class, by_seed, color=colour, alpha=0.35, linewidth=1)
-        axes.plot(per_class, np.median(by_seed, axis=1), color=colour, marker="o", linewidth=2,
+        median = np.median(by_seed, axis=1)
+        axes.plot(per_class, median, color=colour, marker="o", linewidth=2,
                   label=f"median {name} ({by_seed.shape[1]} seeds; thin: each seed)")
+        if len(report) >= 2:  # dotted: the extrapolation main() prints, for the seeds' median
+            ahead = np.geomspace(per_class[-1], PAPER_PER_CLASS, 20)
+            axes.plot(ahead, [100 * logit_line(per_class, median / 100, at) for at in ahead], color=colour,
+                      linestyle=":", linewidth=1.5)
     paper = PAPER_IMAGENET["cppn"]["median_pct"]
     axes.axhline(paper, color="black", linestyle="--", linewidth=1)
     axes.plot([2000], [paper], marker="*", markersize=12, color="black", linestyle="none",
@@ -97,7 +120,7 @@ def plot_curve(report, path):
     axes.minorticks_off()
     axes.set_xlim(min(per_class) / 1.3, 2600)
     axes.set_ylim(0, 100)
-    axes.set_xlabel("evaluations per class (the run's evaluations / 1,000; log scale)")
+    axes.set_xlabel("evaluations per class (the run's / 1,000; log scale); dotted: extrapolated, not measured")
     axes.set_ylabel("median confidence of the class's elite (%)")
     axes.set_title(f"The paper's CPPN run on EfficientNet-Lite0: 1,000 cells, {POPULATION} offspring a generation",
                    fontsize=10)
@@ -105,6 +128,25 @@ def plot_curve(report, path):
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     return save_figure(path, figure, also=("svg",))
+
+
+def extrapolate(report, seeds):
+    """Print where each seed's median line would reach the paper's 2,000 evaluations per class, and how well the
+    same kind of line projected the chunks already measured."""
+    per_class = [line["evaluations"] / 1000 for line in report]
+    for key, name in (("median_all", "over the 1,000"), ("median_hundred", "over the 100")):
+        medians = [[line[key][i] for line in report] for i in range(len(seeds))]
+        ahead = [logit_line(per_class, m, PAPER_PER_CLASS) for m in medians]
+        errors = np.abs([e for m in medians for e in backtest(per_class, m)])
+        checked = (f"; the line through each two chunks projected the next within {100 * errors.max():.1f} points "
+                   f"({len(errors)} projections)") if len(errors) else ""
+        if len(report) > LINE_POINTS:  # the longest look ahead the chunks allow
+            far = [100 * (logit_line(per_class[:LINE_POINTS], m[:LINE_POINTS], per_class[-1]) - m[-1]) for m in medians]
+            checked += (f", and the line through the first {LINE_POINTS} projected the last ({per_class[-1]:.0f} per "
+                        f"class) {', '.join(f'{e:+.1f}' for e in far)} points off")
+        print(f"extrapolated (not measured), median {name} at {PAPER_PER_CLASS:,} evaluations per class: "
+              f"{spread(ahead)} over seeds {','.join(map(str, seeds))}, on a line in logit(median) against "
+              f"log(evaluations) through the last {min(LINE_POINTS, len(report))} chunks{checked}", flush=True)
 
 
 def main():
@@ -172,6 +214,8 @@ def main():
         for seed in seeds:  # every seed ran the last chunk read: its archive holds that chunk's elites
             print(f"seed {seed}: final elites, largest |Keras - TFLite| confidence "
                   f"{keras_difference(out / f's{seed}'):.2e}", flush=True)
+    if done >= 2:
+        extrapolate(report, seeds)
     if done:
         print(f"curve: {plot_curve(report, out / 'curve.png')[0]}", flush=True)
     if args.json:
