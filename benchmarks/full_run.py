@@ -34,19 +34,23 @@ PAPER_PER_CLASS = 2000  # the paper's 2,000,400 evaluations over its 1,000 class
 LINE_POINTS = 3  # chunks the extrapolation's line goes through
 
 
-def logit_line(per_class, medians, at, points=LINE_POINTS):
-    """The median at ``at`` evaluations per class on a straight line in logit(median) against log2(evaluations per
-    class), least squares through the last ``points`` chunks: an extrapolation, which the logit keeps below 100%."""
+def logit_line(per_class, medians, at, points=LINE_POINTS, logit=True):
+    """The median at ``at`` evaluations per class on a straight line in logit(median) (or, with ``logit=False``, in the
+    median itself) against log2(evaluations per class), least squares through the last ``points`` chunks: an
+    extrapolation. The logit bends the line below 100%; the plain line cannot bend and can pass 100%."""
     x = np.log2(np.asarray(per_class[-points:], dtype=float))
     m = np.clip(np.asarray(medians[-points:], dtype=float), 1e-6, 1 - 1e-6)
+    if not logit:
+        slope, intercept = np.polyfit(x, m, 1)
+        return float(slope * np.log2(at) + intercept)
     slope, intercept = np.polyfit(x, np.log(m / (1 - m)), 1)
     return float(1 / (1 + np.exp(-(slope * np.log2(at) + intercept))))
 
 
-def backtest(per_class, medians, points=2):
+def backtest(per_class, medians, points=2, logit=True):
     """How well the line would have done before: each chunk's median as projected by the line through the ``points``
     chunks before it, minus the median measured."""
-    return [logit_line(per_class[k - points:k], medians[k - points:k], per_class[k], points) - medians[k]
+    return [logit_line(per_class[k - points:k], medians[k - points:k], per_class[k], points, logit) - medians[k]
             for k in range(points, len(medians))]
 
 
@@ -131,22 +135,24 @@ def plot_curve(report, path):
 
 
 def extrapolate(report, seeds):
-    """Print where each seed's median line would reach the paper's 2,000 evaluations per class, and how well the
-    same kind of line projected the chunks already measured."""
+    """Print where each seed's median would reach at the paper's 2,000 evaluations per class on two lines (in
+    logit(median) and in the median), and how well each kind of line projected the chunks already measured."""
     per_class = [line["evaluations"] / 1000 for line in report]
     for key, name in (("median_all", "over the 1,000"), ("median_hundred", "over the 100")):
         medians = [[line[key][i] for line in report] for i in range(len(seeds))]
-        ahead = [logit_line(per_class, m, PAPER_PER_CLASS) for m in medians]
-        errors = np.abs([e for m in medians for e in backtest(per_class, m)])
-        checked = (f"; the line through each two chunks projected the next within {100 * errors.max():.1f} points "
-                   f"({len(errors)} projections)") if len(errors) else ""
-        if len(report) > LINE_POINTS:  # the longest look ahead the chunks allow
-            far = [100 * (logit_line(per_class[:LINE_POINTS], m[:LINE_POINTS], per_class[-1]) - m[-1]) for m in medians]
-            checked += (f", and the line through the first {LINE_POINTS} projected the last ({per_class[-1]:.0f} per "
-                        f"class) {', '.join(f'{e:+.1f}' for e in far)} points off")
-        print(f"extrapolated (not measured), median {name} at {PAPER_PER_CLASS:,} evaluations per class: "
-              f"{spread(ahead)} over seeds {','.join(map(str, seeds))}, on a line in logit(median) against "
-              f"log(evaluations) through the last {min(LINE_POINTS, len(report))} chunks{checked}", flush=True)
+        for logit, kind in ((True, "logit(median)"), (False, "the median")):
+            ahead = [logit_line(per_class, m, PAPER_PER_CLASS, logit=logit) for m in medians]
+            errors = np.abs([e for m in medians for e in backtest(per_class, m, logit=logit)])
+            checked = (f"; the line through each two chunks projected the next within {100 * errors.max():.1f} points "
+                       f"({len(errors)} projections)") if len(errors) else ""
+            if len(report) > LINE_POINTS:  # the longest look ahead the chunks allow
+                far = [100 * (logit_line(per_class[:LINE_POINTS], m[:LINE_POINTS], per_class[-1], logit=logit) - m[-1])
+                       for m in medians]
+                checked += (f", and the line through the first {LINE_POINTS} projected the last ({per_class[-1]:.0f} "
+                            f"per class) {', '.join(f'{e:+.1f}' for e in far)} points off")
+            print(f"extrapolated (not measured), median {name} at {PAPER_PER_CLASS:,} evaluations per class: "
+                  f"{spread(ahead)} over seeds {','.join(map(str, seeds))}, on a line in {kind} against "
+                  f"log(evaluations) through the last {min(LINE_POINTS, len(report))} chunks{checked}", flush=True)
 
 
 def main():
