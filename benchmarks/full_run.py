@@ -34,7 +34,7 @@ PAPER_PER_CLASS = 2000  # the paper's 2,000,400 evaluations over its 1,000 class
 LINE_POINTS = 3  # chunks the extrapolation's line goes through
 
 
-def logit_line(per_class, medians, at, points=LINE_POINTS, logit=True):
+def line_at(per_class, medians, at, points=LINE_POINTS, logit=True):
     """The median at ``at`` evaluations per class on a straight line in logit(median) (or, with ``logit=False``, in the
     median itself) against log2(evaluations per class), least squares through the last ``points`` chunks: an
     extrapolation. The logit bends the line below 100%; the plain line cannot bend and can pass 100%."""
@@ -50,7 +50,7 @@ def logit_line(per_class, medians, at, points=LINE_POINTS, logit=True):
 def backtest(per_class, medians, points=2, logit=True):
     """How well the line would have done before: each chunk's median as projected by the line through the ``points``
     chunks before it, minus the median measured."""
-    return [logit_line(per_class[k - points:k], medians[k - points:k], per_class[k], points, logit) - medians[k]
+    return [line_at(per_class[k - points:k], medians[k - points:k], per_class[k], points, logit) - medians[k]
             for k in range(points, len(medians))]
 
 
@@ -112,17 +112,17 @@ def plot_curve(report, path):
                   label=f"median {name} ({by_seed.shape[1]} seeds; thin: each seed)")
         if len(report) >= 2:  # dotted: the extrapolation main() prints, for the seeds' median
             ahead = np.geomspace(per_class[-1], PAPER_PER_CLASS, 20)
-            axes.plot(ahead, [100 * logit_line(per_class, median / 100, at) for at in ahead], color=colour,
+            axes.plot(ahead, [100 * line_at(per_class, median / 100, at) for at in ahead], color=colour,
                       linestyle=":", linewidth=1.5)
     paper = PAPER_IMAGENET["cppn"]["median_pct"]
     axes.axhline(paper, color="black", linestyle="--", linewidth=1)
-    axes.plot([2000], [paper], marker="*", markersize=12, color="black", linestyle="none",
-              label=f"Nguyen et al. 2015: {paper}% after 2,000 per class (CaffeNet)")
+    axes.plot([PAPER_PER_CLASS], [paper], marker="*", markersize=12, color="black", linestyle="none",
+              label=f"Nguyen et al. 2015: {paper}% after {PAPER_PER_CLASS:,} per class (CaffeNet)")
     axes.set_xscale("log", base=2)
-    ticks = sorted({round(x) for x in per_class} | {2000})
+    ticks = sorted({round(x) for x in per_class} | {PAPER_PER_CLASS})
     axes.set_xticks(ticks, [f"{t:,}" for t in ticks], fontsize=8)
     axes.minorticks_off()
-    axes.set_xlim(min(per_class) / 1.3, 2600)
+    axes.set_xlim(min(per_class) / 1.3, PAPER_PER_CLASS * 1.3)
     axes.set_ylim(0, 100)
     axes.set_xlabel("evaluations per class (the run's / 1,000; log scale); dotted: extrapolated, not measured")
     axes.set_ylabel("median confidence of the class's elite (%)")
@@ -141,12 +141,12 @@ def extrapolate(report, seeds):
     for key, name in (("median_all", "over the 1,000"), ("median_hundred", "over the 100")):
         medians = [[line[key][i] for line in report] for i in range(len(seeds))]
         for logit, kind in ((True, "logit(median)"), (False, "the median")):
-            ahead = [logit_line(per_class, m, PAPER_PER_CLASS, logit=logit) for m in medians]
+            ahead = [line_at(per_class, m, PAPER_PER_CLASS, logit=logit) for m in medians]
             errors = np.abs([e for m in medians for e in backtest(per_class, m, logit=logit)])
             checked = (f"; the line through each two chunks projected the next within {100 * errors.max():.1f} points "
                        f"({len(errors)} projections)") if len(errors) else ""
             if len(report) > LINE_POINTS:  # the longest look ahead the chunks allow
-                far = [100 * (logit_line(per_class[:LINE_POINTS], m[:LINE_POINTS], per_class[-1], logit=logit) - m[-1])
+                far = [100 * (line_at(per_class[:LINE_POINTS], m[:LINE_POINTS], per_class[-1], logit=logit) - m[-1])
                        for m in medians]
                 checked += (f", and the line through the first {LINE_POINTS} projected the last ({per_class[-1]:.0f} "
                             f"per class) {', '.join(f'{e:+.1f}' for e in far)} points off")

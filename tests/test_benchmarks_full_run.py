@@ -40,15 +40,15 @@ def test_the_extrapolation_follows_a_logit_line_and_is_checked_on_the_chunks_bef
     per_class = [100.4, 200.4, 300.4, 400.4]
     on_line = [float(1 / (1 + np.exp(-(0.8 * np.log2(x) - 7.0)))) for x in per_class]  # 0.8 logits a doubling
     expected = 1 / (1 + np.exp(-(0.8 * np.log2(2000) - 7.0)))
-    assert bench.logit_line(per_class, on_line, 2000) == pytest.approx(expected, abs=1e-9)
+    assert bench.line_at(per_class, on_line, 2000) == pytest.approx(expected, abs=1e-9)
     assert bench.backtest(per_class, on_line) == pytest.approx([0.0, 0.0], abs=1e-9)
     # a chunk off the line shows in the check of the chunk it is, and moves the projection
     bent = on_line[:3] + [on_line[3] - 0.05]
     assert bench.backtest(per_class, bent)[-1] == pytest.approx(0.05, abs=1e-9)
-    assert bench.logit_line(per_class, bent, 2000) < expected
+    assert bench.line_at(per_class, bent, 2000) < expected
     # however steep the line, a confidence stays below 1
-    assert bench.logit_line([100, 200, 400], [0.5, 0.9, 0.99], 10_000) < 1.0
+    assert bench.line_at([100, 200, 400], [0.5, 0.9, 0.99], 10_000) < 1.0
     # the plain line follows points on a straight line in the median, and can pass 100%
     straight = [0.2, 0.37, 0.54]
-    assert bench.logit_line([100, 200, 400], straight, 800, logit=False) == pytest.approx(0.71, abs=1e-9)
-    assert bench.logit_line([100, 200, 400], straight, 2 ** 15, logit=False) > 1.0
+    assert bench.line_at([100, 200, 400], straight, 800, logit=False) == pytest.approx(0.71, abs=1e-9)
+    assert bench.line_at([100, 200, 400], straight, 2 ** 15, logit=False) > 1.0
