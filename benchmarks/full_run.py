@@ -110,10 +110,11 @@ def plot_curve(report, path):
         median = np.median(by_seed, axis=1)
         axes.plot(per_class, median, color=colour, marker="o", linewidth=2,
                   label=f"median {name} ({by_seed.shape[1]} seeds; thin: each seed)")
-        if len(report) >= 2:  # dotted: the extrapolation main() prints, for the seeds' median
+        if len(report) >= 2:  # the two extrapolations main() prints, for the seeds' median
             ahead = np.geomspace(per_class[-1], PAPER_PER_CLASS, 20)
-            axes.plot(ahead, [100 * line_at(per_class, median / 100, at) for at in ahead], color=colour,
-                      linestyle=":", linewidth=1.5)
+            for logit, style in ((True, ":"), (False, "-.")):
+                axes.plot(ahead, [100 * line_at(per_class, median / 100, at, logit=logit) for at in ahead],
+                          color=colour, linestyle=style, linewidth=1.2)
     paper = PAPER_IMAGENET["cppn"]["median_pct"]
     axes.axhline(paper, color="black", linestyle="--", linewidth=1)
     axes.plot([PAPER_PER_CLASS], [paper], marker="*", markersize=12, color="black", linestyle="none",
@@ -124,7 +125,8 @@ def plot_curve(report, path):
     axes.minorticks_off()
     axes.set_xlim(min(per_class) / 1.3, PAPER_PER_CLASS * 1.3)
     axes.set_ylim(0, 100)
-    axes.set_xlabel("evaluations per class (the run's / 1,000; log scale); dotted: extrapolated, not measured")
+    axes.set_xlabel("evaluations per class (the run's / 1,000; log scale)\nextrapolated, not measured: "
+                    "dotted, a line in logit(median); dash-dot, a line in the median", fontsize=9)
     axes.set_ylabel("median confidence of the class's elite (%)")
     axes.set_title(f"The paper's CPPN run on EfficientNet-Lite0: 1,000 cells, {POPULATION} offspring a generation",
                    fontsize=10)

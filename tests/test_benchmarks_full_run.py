@@ -30,6 +30,9 @@ def test_the_curve_shows_each_seed_their_median_and_the_papers_point(bench, tmp_
     svg = written[1].read_text()
     assert "median over the 1,000 classes (3 seeds" in svg and "median over the 100" in svg
     assert "88.11% after 2,000 per class" in svg
+    # both extrapolations are drawn, and the axis says which line is which
+    assert "dotted, a line in logit(median); dash-dot, a line in the median" in svg
+    assert svg.count("stroke-dasharray") >= 5  # the paper's dashed level, two dotted and two dash-dot lines
     # a second drawing of the same numbers gives the same vector file
     assert bench.plot_curve(report, tmp_path / "again.png")[1].read_text() == svg
 
