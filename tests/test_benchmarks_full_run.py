@@ -51,7 +51,9 @@ def test_the_extrapolation_follows_a_logit_line_and_is_checked_on_the_chunks_bef
     assert bench.line_at(per_class, bent, 2000) < expected
     # however steep the line, a confidence stays below 1
     assert bench.line_at([100, 200, 400], [0.5, 0.9, 0.99], 10_000) < 1.0
-    # the plain line follows points on a straight line in the median, and can pass 100%
+    # the plain line follows points on a straight line in the median, and stops at 100% where it would pass it
     straight = [0.2, 0.37, 0.54]
     assert bench.line_at([100, 200, 400], straight, 800, logit=False) == pytest.approx(0.71, abs=1e-9)
-    assert bench.line_at([100, 200, 400], straight, 2 ** 15, logit=False) > 1.0
+    assert bench.line_at([100, 200, 400], straight, 1600, logit=False) == pytest.approx(0.88, abs=1e-9)
+    assert bench.line_at([100, 200, 400], straight, 2 ** 15, logit=False) == 1.0
+    assert bench.line_at([100, 200, 400], straight[::-1], 2 ** 15, logit=False) == 0.0
