@@ -121,7 +121,11 @@ def plot_curve(report, path):
     axes.plot([PAPER_PER_CLASS], [paper], marker="*", markersize=12, color="black", linestyle="none",
               label=f"Nguyen et al. 2015: {paper}% after {PAPER_PER_CLASS:,} per class (CaffeNet)")
     axes.set_xscale("log", base=2)
-    ticks = sorted({round(x) for x in per_class} | {PAPER_PER_CLASS})
+    ticks = [PAPER_PER_CLASS]  # then each chunk's, from the last, leaving out those too close to read apart
+    for x in sorted({round(x) for x in per_class}, reverse=True):
+        if x == round(per_class[-1]) or ticks[-1] / x >= 1.25:
+            ticks.append(x)
+    ticks.sort()
     axes.set_xticks(ticks, [f"{t:,}" for t in ticks], fontsize=8)
     axes.minorticks_off()
     axes.set_xlim(min(per_class) / 1.3, PAPER_PER_CLASS * 1.3)
