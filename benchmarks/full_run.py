@@ -38,7 +38,7 @@ def line_at(per_class, medians, at, points=LINE_POINTS, logit=True):
     """The median at ``at`` evaluations per class on a straight line in logit(median) (or, with ``logit=False``, in the
     median itself) against log2(evaluations per class), least squares through the last ``points`` chunks: an
     extrapolation. The logit bends the line below 100%; the plain line cannot bend, and where it would pass 100% (or
-    fall below 0%) it reads 100% (0%), the most a confidence can be."""
+    fall below 0%) it reads 100% (0%), as far as a confidence goes."""
     x = np.log2(np.asarray(per_class[-points:], dtype=float))
     m = np.clip(np.asarray(medians[-points:], dtype=float), 1e-6, 1 - 1e-6)
     if not logit:
